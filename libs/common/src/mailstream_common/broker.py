@@ -1,0 +1,339 @@
+"""RabbitMQ: a publisher that waits for the broker's confirm, and a consumer runner with an explicit ack policy.
+
+Ack policy of every consumer run here:
+- the handler returns: ack.
+- the handler raises `Reject`, or the body is not a valid contract of a known version: dead-letter at once
+  (it can never succeed; retrying would only delay the alarm).
+- the handler raises `Retry`, or anything else: republish to the delayed retry queue (the delay `Retry` asks for,
+  else exponential backoff) with the attempt count, then ack; after `max_attempts` dead-letter instead.
+- shutdown: stop taking work, let in-flight handlers finish for a grace period, then close the channel so that the
+  broker requeues whatever was not acked.
+
+Handlers must therefore be idempotent: a message may be delivered again after a crash between the work and the ack.
+"""
+
+import asyncio
+import logging
+import random
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from pydantic import ValidationError
+
+from . import logs, topology
+from .contracts import Event
+from .metrics import HANDLE_SECONDS, MESSAGES_CONSUMED, MESSAGES_PUBLISHED, PUBLISH_CONFIRM_SECONDS
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+HEADER_EVENT = "x-event"
+HEADER_SCHEMA_VERSION = "x-schema-version"
+HEADER_ATTEMPT = "x-attempt"
+HEADER_FIRST_SEEN = "x-first-seen"
+HEADER_ORIGIN_QUEUE = "x-origin-queue"
+HEADER_ERROR = "x-error"
+
+
+class PublishError(RuntimeError):
+    """The broker did not confirm the message (nack, unroutable, timeout or connection lost)."""
+
+
+class Retry(Exception):  # noqa: N818 - reads as a verb at the raise site
+    """Try this message again later; `delay` overrides the backoff (e.g. a server's stated retry delay)."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class Reject(Exception):  # noqa: N818
+    """This message can never succeed: dead-letter it now with the reason."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler may know about the delivery besides the contract itself."""
+
+    attempt: int
+    first_seen: float
+    redelivered: bool
+    queue: str
+
+
+Handler = Callable[[E, Delivery], Awaitable[None]]
+
+
+def backoff_seconds(attempt: int, base: float = 1.0, cap: float = 3600.0) -> float:
+    """Exponential backoff with full jitter: attempt 1 waits up to `base`, then doubling up to `cap`."""
+    return random.uniform(base / 2, min(cap, base * 2 ** (attempt - 1)))  # noqa: S311 - jitter, not crypto
+
+
+class Broker:
+    """One robust connection per process; one confirming channel for publishing, one channel per consumer."""
+
+    def __init__(self, url: str, *, service: str, confirm_timeout: float = 10.0) -> None:
+        self._url = url
+        self._service = service
+        self._confirm_timeout = confirm_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._consumers: list[_Consumer[Any]] = []
+
+    async def connect(self, *, timeout: float = 30.0) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self._url, timeout=timeout, client_properties={"connection_name": self._service}
+        )
+        self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await topology.declare_exchange(self._publish_channel)
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("Broker.connect() was not awaited")
+        return self._connection
+
+    async def declare(self, *specs: topology.QueueSpec) -> None:
+        """Declare queues this process publishes to directly or relies on existing (idempotent)."""
+        channel = await self.connection.channel()
+        try:
+            for spec in specs:
+                await topology.declare_queue(channel, spec)
+        finally:
+            await channel.close()
+
+    def is_ready(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._publish_channel is not None
+            and not self._publish_channel.is_closed
+        )
+
+    async def publish(self, event: Event, *, correlation_id: str | None = None, timeout: float | None = None) -> None:
+        """Publish persistently and return only once the broker confirmed it; raise `PublishError` otherwise."""
+        if self._exchange is None:
+            raise PublishError("not connected")
+        cid = correlation_id or event.correlation_id or logs.correlation_id.get() or logs.new_correlation_id()
+        if event.correlation_id != cid:
+            event = event.model_copy(update={"correlation_id": cid})
+        message = aio_pika.Message(
+            body=event.model_dump_json(by_alias=True).encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.event_id,
+            correlation_id=cid,
+            app_id=self._service,
+            headers={HEADER_EVENT: event.event_name, HEADER_SCHEMA_VERSION: event.schema_version},
+        )
+        started = time.perf_counter()
+        try:
+            confirmation = await asyncio.wait_for(
+                self._exchange.publish(message, routing_key=topology.routing_key(event), mandatory=True),
+                timeout or self._confirm_timeout,
+            )
+        except Exception as exc:  # aiormq raises several types for nack, return, closed channel and timeout
+            MESSAGES_PUBLISHED.labels(event.event_name, "failed").inc()
+            raise PublishError(f"{event.event_name} not confirmed: {exc!r}") from exc
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            MESSAGES_PUBLISHED.labels(event.event_name, "failed").inc()
+            raise PublishError(f"{event.event_name} not confirmed: {confirmation!r}")
+        PUBLISH_CONFIRM_SECONDS.labels(event.event_name).observe(time.perf_counter() - started)
+        MESSAGES_PUBLISHED.labels(event.event_name, "confirmed").inc()
+
+    def consume(
+        self,
+        spec: topology.QueueSpec,
+        handler: Handler[E],
+        models: type[E] | tuple[type[E], ...],
+        *,
+        prefetch: int = 32,
+    ) -> None:
+        """Register a consumer; it starts with `start()`. `models` maps the x-event header to a contract."""
+        if not isinstance(models, tuple):
+            models = (models,)
+        self._consumers.append(_Consumer(self, spec, handler, {m.event_name: m for m in models}, prefetch))
+
+    async def start(self) -> None:
+        for consumer in self._consumers:
+            await consumer.start()
+
+    async def close(self, grace: float = 20.0) -> None:
+        """Stop every consumer (finishing or requeueing in-flight work), then close the connection."""
+        await asyncio.gather(*(c.stop(grace) for c in self._consumers), return_exceptions=True)
+        if self._connection is not None and not self._connection.is_closed:
+            await self._connection.close()
+
+    async def _republish_raw(
+        self, channel: AbstractChannel, queue_name: str, message: AbstractIncomingMessage, headers: dict[str, Any]
+    ) -> None:
+        """Put a copy of `message` on a named queue (retry tier or dead-letter) and wait for the confirm."""
+        copy = aio_pika.Message(
+            body=message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            app_id=message.app_id,
+            headers={**(message.headers or {}), **headers},
+        )
+        confirmation = await asyncio.wait_for(
+            channel.default_exchange.publish(copy, routing_key=queue_name, mandatory=True), self._confirm_timeout
+        )
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise PublishError(f"republish to {queue_name} not confirmed: {confirmation!r}")
+
+
+class _Consumer(Generic[E]):
+    def __init__(
+        self,
+        broker: Broker,
+        spec: topology.QueueSpec,
+        handler: Handler[E],
+        models: dict[str, type[E]],
+        prefetch: int,
+    ) -> None:
+        self.broker = broker
+        self.spec = spec
+        self.handler = handler
+        self.models = models
+        self.prefetch = prefetch
+        self.channel: AbstractChannel | None = None
+        self.queue: AbstractQueue | None = None
+        self.tag: str | None = None
+        self.stopping = False
+        self.in_flight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.channel = await self.broker.connection.channel(publisher_confirms=True)
+        await self.channel.set_qos(prefetch_count=self.prefetch)
+        self.queue = await topology.declare_queue(self.channel, self.spec)
+        self.tag = await self.queue.consume(self._on_message)
+
+    async def stop(self, grace: float) -> None:
+        self.stopping = True
+        if self.queue is not None and self.tag is not None and self.channel and not self.channel.is_closed:
+            try:
+                await self.queue.cancel(self.tag)
+            except Exception:  # the channel may already be gone; the broker then requeues by itself
+                log.warning("consumer cancel failed", extra={"queue": self.spec.name})
+        if self.in_flight:
+            done, pending = await asyncio.wait(self.in_flight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("in-flight work requeued at shutdown", extra={"count": len(pending)})
+        if self.channel is not None and not self.channel.is_closed:
+            await self.channel.close()  # unacked deliveries go back to the queue
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self.stopping:
+            await message.nack(requeue=True)
+            MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
+            return
+        task = asyncio.create_task(self._handle(message))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        headers = message.headers or {}
+        attempt = int(headers.get(HEADER_ATTEMPT, 1))
+        first_seen = float(headers.get(HEADER_FIRST_SEEN, time.time()))
+        token = logs.correlation_id.set(message.correlation_id)
+        started = time.perf_counter()
+        try:
+            event = self._decode(message)
+            await self.handler(event, Delivery(attempt, first_seen, message.redelivered, self.spec.name))
+        except asyncio.CancelledError:
+            # Shutdown ran out of grace: leave it unacked so the broker requeues it on channel close.
+            MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
+            raise
+        except (Reject, ValidationError, _UnknownContract) as exc:
+            await self._dead_letter(message, exc)
+        except Exception as exc:
+            await self._retry_or_dead_letter(message, exc, attempt, first_seen)
+        else:
+            await message.ack()
+            MESSAGES_CONSUMED.labels(self.spec.name, "ack").inc()
+        finally:
+            HANDLE_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
+            logs.correlation_id.reset(token)
+
+    def _decode(self, message: AbstractIncomingMessage) -> E:
+        headers = message.headers or {}
+        name = str(headers.get(HEADER_EVENT, ""))
+        model = self.models.get(name)
+        if model is None:
+            raise _UnknownContract(f"queue {self.spec.name} does not handle event {name!r}")
+        version = int(headers.get(HEADER_SCHEMA_VERSION, 1))
+        if version != model.schema_version:
+            raise _UnknownContract(f"{name} schema version {version} (this consumer knows {model.schema_version})")
+        return model.model_validate_json(message.body)
+
+    async def _retry_or_dead_letter(
+        self, message: AbstractIncomingMessage, exc: Exception, attempt: int, first_seen: float
+    ) -> None:
+        if self.spec.replica_local or attempt >= self.spec.max_attempts:
+            await self._dead_letter(message, exc)
+            return
+        wanted = exc.delay if isinstance(exc, Retry) and exc.delay is not None else backoff_seconds(attempt)
+        tier = self.spec.retry_tier(wanted)
+        log.warning(
+            "message will be retried",
+            extra={"queue": self.spec.name, "attempt": attempt, "delay_s": tier, "error": _describe(exc)},
+        )
+        assert self.channel is not None
+        try:
+            await self.broker._republish_raw(
+                self.channel,
+                self.spec.retry_queue(tier),
+                message,
+                {HEADER_ATTEMPT: attempt + 1, HEADER_FIRST_SEEN: first_seen, HEADER_ERROR: _describe(exc)},
+            )
+        except Exception:
+            log.exception("could not schedule retry; requeueing", extra={"queue": self.spec.name})
+            await message.nack(requeue=True)
+            MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
+            return
+        await message.ack()
+        MESSAGES_CONSUMED.labels(self.spec.name, "retry").inc()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        log.error("message dead-lettered", extra={"queue": self.spec.name, "error": _describe(exc)})
+        if self.spec.replica_local:
+            await message.ack()  # a cache refresh that fails is dropped; the cache falls back to lookups
+            MESSAGES_CONSUMED.labels(self.spec.name, "dropped").inc()
+            return
+        assert self.channel is not None
+        try:
+            await self.broker._republish_raw(
+                self.channel,
+                self.spec.dead_letter_queue,
+                message,
+                {HEADER_ORIGIN_QUEUE: self.spec.name, HEADER_ERROR: _describe(exc)},
+            )
+        except Exception:
+            log.exception("could not dead-letter; requeueing", extra={"queue": self.spec.name})
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+        MESSAGES_CONSUMED.labels(self.spec.name, "dead").inc()
+
+
+class _UnknownContract(Exception):
+    pass
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for headers and logs: the type, the message, and where it was raised."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else ""
+    return f"{type(exc).__name__}: {exc}"[:500] + where

@@ -1,0 +1,49 @@
+"""Message contracts: one versioned model per event or command, one module per flow.
+
+`ALL_EVENTS` is the single list the topology and docs/messages.md are checked against.
+"""
+
+from .base import Address, Contract, Event, HeaderField, RawBytes, utcnow
+from .conversations import (
+    ConversationActionsRequested,
+    ConversationChanged,
+    MessageStored,
+    RuleAction,
+)
+from .domains import DomainChanged
+from .mail import MailAnalysed, MailReceived
+from .replies import DeliveryReported, EmailTemplate, ReplyRequested
+from .streams import StreamChanged
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    MailReceived,
+    MailAnalysed,
+    MessageStored,
+    ConversationChanged,
+    ConversationActionsRequested,
+    ReplyRequested,
+    DeliveryReported,
+    StreamChanged,
+    DomainChanged,
+)
+
+__all__ = [
+    "ALL_EVENTS",
+    "Address",
+    "Contract",
+    "ConversationActionsRequested",
+    "ConversationChanged",
+    "DeliveryReported",
+    "DomainChanged",
+    "EmailTemplate",
+    "Event",
+    "HeaderField",
+    "MailAnalysed",
+    "MailReceived",
+    "MessageStored",
+    "RawBytes",
+    "ReplyRequested",
+    "RuleAction",
+    "StreamChanged",
+    "utcnow",
+]

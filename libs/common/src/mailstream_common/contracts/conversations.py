@@ -1,0 +1,100 @@
+"""What inbox tells the rest once a message is stored or a conversation changes, and what it is asked to do."""
+
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from .base import Address, Contract, Event, HeaderField
+from .mail import AuthenticationResult
+
+ConversationStatus = Literal["open", "pending", "closed"]
+Priority = Literal["low", "normal", "high", "urgent"]
+
+
+class MessageStored(Event):
+    """A message was stored in a conversation for the first time (never for a redelivered duplicate)."""
+
+    event_name: ClassVar[str] = "message.stored"
+
+    account_id: str
+    topic_id: str
+    stream_id: str
+    conversation_id: str
+    message_id: str
+    direction: Literal["inbound", "outbound"]
+    is_first_message: bool
+    from_: Address | None = Field(default=None, alias="from")
+    to: list[Address] = Field(default_factory=list)
+    cc: list[Address] = Field(default_factory=list)
+    subject: str = ""
+    text: str = Field(default="", description="Plain-text body, possibly truncated for the broker")
+    headers: list[HeaderField] = Field(default_factory=list)
+    has_attachment: bool = False
+    authentication: AuthenticationResult = Field(default_factory=AuthenticationResult)
+    received_at: datetime
+
+
+class ConversationChanged(Event):
+    """A conversation's status, tags, assignee or priority changed (by an agent or by automation)."""
+
+    event_name: ClassVar[str] = "conversation.changed"
+
+    account_id: str
+    conversation_id: str
+    status: ConversationStatus
+    tags: list[str] = Field(default_factory=list)
+    assignee: str | None = None
+    priority: Priority = "normal"
+    changed_by: str = Field(description="'agent:<key id>', 'automation:<rule id>' or 'system'")
+
+
+class AutoReplyAction(Contract):
+    type: Literal["auto_reply"] = "auto_reply"
+    canned_response_id: str
+    apply_template: bool = True
+
+
+class AddTagsAction(Contract):
+    type: Literal["add_tags"] = "add_tags"
+    tags: list[str] = Field(min_length=1)
+
+
+class RemoveTagsAction(Contract):
+    type: Literal["remove_tags"] = "remove_tags"
+    tags: list[str] = Field(min_length=1)
+
+
+class AssignAction(Contract):
+    type: Literal["assign"] = "assign"
+    assignee: str | None
+
+
+class SetStatusAction(Contract):
+    type: Literal["set_status"] = "set_status"
+    status: ConversationStatus
+
+
+class SetPriorityAction(Contract):
+    type: Literal["set_priority"] = "set_priority"
+    priority: Priority
+
+
+RuleAction = Annotated[
+    AutoReplyAction | AddTagsAction | RemoveTagsAction | AssignAction | SetStatusAction | SetPriorityAction,
+    Field(discriminator="type"),
+]
+"""An automation action: both the rule API's schema and the command's payload."""
+
+
+class ConversationActionsRequested(Event):
+    """Automation asks inbox (the only writer of conversations) to apply a rule's actions."""
+
+    event_name: ClassVar[str] = "conversation.actions_requested"
+
+    account_id: str
+    conversation_id: str
+    trigger_message_id: str
+    rule_id: str
+    rule_name: str
+    actions: list[RuleAction]

@@ -1,0 +1,59 @@
+"""Outgoing mail: what inbox asks sender to send, and what sender reports back."""
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from .base import Address, Contract, Event, RawBytes
+
+
+class EmailTemplate(Contract):
+    """The account's (or the stream's) template; each part contains `{{ content }}`."""
+
+    html: str
+    text: str
+
+
+class ReplyRequested(Event):
+    """Send this mail. Inbox has already stored the outbound message as 'queued'."""
+
+    event_name: ClassVar[str] = "reply.requested"
+
+    kind: Literal["reply", "auto_reply", "forwarding_test"] = "reply"
+    account_id: str
+    stream_id: str
+    conversation_id: str | None = None
+    message_id: str = Field(description="Inbox's id of the outbound message; the idempotency key of the send")
+    message_id_header: str = Field(description="Message-ID to put on the mail, '<...>' form, chosen by inbox")
+    from_: Address = Field(alias="from")
+    to: list[Address]
+    cc: list[Address] = Field(default_factory=list)
+    subject: str
+    in_reply_to: str | None = None
+    references: list[str] = Field(default_factory=list)
+    text: str
+    html: str | None = None
+    template: EmailTemplate | None = Field(default=None, description="Applied around the content when present")
+    template_context: dict[str, str] = Field(default_factory=dict, description="Extra template variables")
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+    requested_by: str = Field(description="'agent:<key id>', 'automation:<rule id>' or 'system'")
+
+
+DeliveryStatus = Literal["sent", "deferred", "failed", "bounced"]
+
+
+class DeliveryReported(Event):
+    """The outcome of one delivery attempt, or a bounce that came back for a sent message."""
+
+    event_name: ClassVar[str] = "delivery.reported"
+
+    account_id: str
+    message_id: str
+    status: DeliveryStatus
+    detail: str = ""
+    permanent: bool = False
+    smtp_code: int | None = None
+    relay_queue_id: str | None = None
+    recipient: str | None = None
+    attempt: int = 1
+    raw: RawBytes | None = Field(default=None, description="The exact bytes sent (with DKIM signature), once built")

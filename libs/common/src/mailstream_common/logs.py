@@ -1,0 +1,45 @@
+"""Structured JSON logs with a correlation id that follows a mail from SMTP through every queue."""
+
+import contextvars
+import logging
+import sys
+import uuid
+
+from pythonjsonlogger.json import JsonFormatter
+
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        record.correlation_id = correlation_id.get()
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """One JSON object per line on stderr: what log shippers in Kubernetes expect."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ContextFilter(service))
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}{service}{correlation_id}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            timestamp=False,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Libraries that log every connection or request at INFO drown the mail's own lines.
+    for noisy in ("aiormq", "aio_pika", "pymongo", "uvicorn.access", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

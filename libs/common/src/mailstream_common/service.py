@@ -1,0 +1,26 @@
+"""The frame every service's `main` runs in: logging, signals, and a stop event for graceful shutdown."""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from .logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def run(name: str, main: Callable[[asyncio.Event], Awaitable[None]], *, log_level: str = "INFO") -> None:
+    """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop`, and `main` then drains and returns."""
+    configure_logging(name, log_level)
+
+    async def _runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("starting")
+        await main(stop)
+        log.info("stopped")
+
+    asyncio.run(_runner())

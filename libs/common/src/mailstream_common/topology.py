@@ -1,0 +1,128 @@
+"""Every exchange, queue and routing key, in one place, declared idempotently at start-up.
+
+One durable topic exchange carries every event; its routing key is the event's `event_name`. Each consumer
+owns a durable quorum queue bound to the events it needs, plus:
+
+- `<queue>.retry.<N>s`: classic queues with a message TTL that dead-letter back into `<queue>` (delayed retry);
+  a message goes to the smallest tier that is at least the wanted delay.
+- `<queue>.dead`: where a poison message ends after `max_attempts`, or at once when it can never succeed,
+  with headers naming its origin and the error.
+
+Replica-local queues (cache invalidation, live-update fan-out) are exclusive and auto-delete: they exist only while
+their process runs and carry nothing that must survive it.
+"""
+
+from dataclasses import dataclass, field
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange
+
+from .contracts import (
+    ConversationActionsRequested,
+    ConversationChanged,
+    DeliveryReported,
+    DomainChanged,
+    Event,
+    MailAnalysed,
+    MailReceived,
+    MessageStored,
+    ReplyRequested,
+    StreamChanged,
+)
+
+EVENTS_EXCHANGE = "mailstream.events"
+
+DEFAULT_RETRY_DELAYS: tuple[int, ...] = (1, 5, 30, 120, 600)
+
+
+def routing_key(event: type[Event] | Event) -> str:
+    return event.event_name
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A consumer's queue: what it is bound to and how failures are retried."""
+
+    name: str
+    events: tuple[type[Event], ...]
+    retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
+    max_attempts: int = 8
+    replica_local: bool = False
+    arguments: dict = field(default_factory=dict)
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.name}.dead"
+
+    def retry_queue(self, delay_seconds: int) -> str:
+        return f"{self.name}.retry.{delay_seconds}s"
+
+    def retry_tier(self, wanted_seconds: float) -> int:
+        """The smallest declared delay that is at least `wanted_seconds` (the largest if none is)."""
+        for delay in self.retry_delays:
+            if delay >= wanted_seconds:
+                return delay
+        return self.retry_delays[-1]
+
+
+# The durable work queues, by owner. Replica-local ones are built with `replica_queue()` by their service.
+INGEST_ANALYSE = QueueSpec("ingest.analyse", (MailReceived,))
+INBOX_STORE = QueueSpec("inbox.store", (MailAnalysed,))
+INBOX_DELIVERY = QueueSpec("inbox.delivery", (DeliveryReported,))
+INBOX_ACTIONS = QueueSpec("inbox.actions", (ConversationActionsRequested,))
+AUTOMATION_EVALUATE = QueueSpec("automation.evaluate", (MessageStored,))
+SENDER_REPLIES = QueueSpec(
+    "sender.replies", (ReplyRequested,), retry_delays=(5, 30, 120, 600, 1800, 3600), max_attempts=30
+)
+SENDER_BOUNCES = QueueSpec("sender.bounces", (DeliveryReported,))
+
+WORK_QUEUES: tuple[QueueSpec, ...] = (
+    INGEST_ANALYSE,
+    INBOX_STORE,
+    INBOX_DELIVERY,
+    INBOX_ACTIONS,
+    AUTOMATION_EVALUATE,
+    SENDER_REPLIES,
+    SENDER_BOUNCES,
+)
+
+
+def replica_queue(service: str, replica_id: str, events: tuple[type[Event], ...]) -> QueueSpec:
+    """A queue that only this process reads and that vanishes with it (caches, live updates)."""
+    return QueueSpec(
+        f"{service}.replica.{replica_id}", events, retry_delays=(1,), max_attempts=1, replica_local=True
+    )
+
+
+INGEST_STREAM_EVENTS = (StreamChanged,)
+SENDER_DOMAIN_EVENTS = (DomainChanged,)
+GATEWAY_LIVE_EVENTS = (MessageStored, ConversationChanged, DeliveryReported)
+
+
+async def declare_exchange(channel: AbstractChannel) -> AbstractExchange:
+    return await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> aio_pika.abc.AbstractQueue:
+    """Declare a consumer's queue with its retry tiers and dead-letter queue, and bind it. Idempotent."""
+    exchange = await declare_exchange(channel)
+    if spec.replica_local:
+        queue = await channel.declare_queue(spec.name, exclusive=True, auto_delete=True, arguments=spec.arguments)
+    else:
+        queue = await channel.declare_queue(
+            spec.name, durable=True, arguments={"x-queue-type": "quorum", **spec.arguments}
+        )
+        await channel.declare_queue(spec.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
+        for delay in spec.retry_delays:
+            await channel.declare_queue(
+                spec.retry_queue(delay),
+                durable=True,
+                arguments={
+                    "x-message-ttl": delay * 1000,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": spec.name,
+                },
+            )
+    for event in spec.events:
+        await queue.bind(exchange, routing_key=routing_key(event))
+    return queue

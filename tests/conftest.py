@@ -1,0 +1,54 @@
+"""Fixtures every test may use: the real back-ends, a fresh database, a connected broker, a condition waiter.
+
+Service-specific fixtures (running processes, SMTP sinks, DNS servers) live next to the tests that need them.
+"""
+
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common.broker import Broker
+from tests.support import backends as backends_module
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def backends() -> Iterator[backends_module.Backends]:
+    with backends_module.provide(os.environ.get("AMQP_URL"), os.environ.get("MONGODB_URI")) as found:
+        print(f"\nback-ends: {found.description}")
+        yield found
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"back-ends: AMQP_URL={'set' if os.environ.get('AMQP_URL') else 'unset'}, "
+        f"MONGODB_URI={os.environ.get('MONGODB_URI', 'unset (testcontainers)')}"
+    )
+
+
+@pytest.fixture(scope="session")
+async def mongo_client(backends: backends_module.Backends) -> AsyncIterator[AsyncMongoClient]:
+    client = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def mongo_db(mongo_client: AsyncMongoClient, backends: backends_module.Backends) -> AsyncIterator[AsyncDatabase]:
+    """A database of its own for one test, dropped afterwards."""
+    name = f"{backends.database}_{next(_db_counter)}"
+    yield mongo_client[name]
+    await mongo_client.drop_database(name)
+
+
+@pytest.fixture
+async def broker(backends: backends_module.Backends) -> AsyncIterator[Broker]:
+    b = Broker(backends.amqp_url, service="tests")
+    await b.connect()
+    yield b
+    await b.close(grace=5)
