@@ -25,6 +25,7 @@ from .contracts import (
     Event,
     MailAnalysed,
     MailReceived,
+    MessageDeliveryChanged,
     MessageStored,
     ReplyRequested,
     StreamChanged,
@@ -96,7 +97,7 @@ def replica_queue(service: str, replica_id: str, events: tuple[type[Event], ...]
 
 INGEST_STREAM_EVENTS = (StreamChanged,)
 SENDER_DOMAIN_EVENTS = (DomainChanged,)
-GATEWAY_LIVE_EVENTS = (MessageStored, ConversationChanged, DeliveryReported)
+GATEWAY_LIVE_EVENTS = (MessageStored, ConversationChanged, MessageDeliveryChanged)
 
 
 async def declare_exchange(channel: AbstractChannel) -> AbstractExchange:

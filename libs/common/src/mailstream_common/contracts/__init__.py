@@ -7,6 +7,7 @@ from .base import Address, Contract, Event, HeaderField, RawBytes, utcnow
 from .conversations import (
     ConversationActionsRequested,
     ConversationChanged,
+    MessageDeliveryChanged,
     MessageStored,
     RuleAction,
 )
@@ -19,6 +20,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     MailReceived,
     MailAnalysed,
     MessageStored,
+    MessageDeliveryChanged,
     ConversationChanged,
     ConversationActionsRequested,
     ReplyRequested,
@@ -40,6 +42,7 @@ __all__ = [
     "HeaderField",
     "MailAnalysed",
     "MailReceived",
+    "MessageDeliveryChanged",
     "MessageStored",
     "RawBytes",
     "ReplyRequested",

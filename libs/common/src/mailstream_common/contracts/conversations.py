@@ -49,6 +49,18 @@ class ConversationChanged(Event):
     changed_by: str = Field(description="'agent:<key id>', 'automation:<rule id>' or 'system'")
 
 
+class MessageDeliveryChanged(Event):
+    """An outbound message's delivery status changed (inbox applied a delivery report); drives live updates."""
+
+    event_name: ClassVar[str] = "message.delivery_changed"
+
+    account_id: str
+    conversation_id: str | None
+    message_id: str
+    status: Literal["queued", "sent", "failed"]
+    detail: str = ""
+
+
 class AutoReplyAction(Contract):
     type: Literal["auto_reply"] = "auto_reply"
     canned_response_id: str

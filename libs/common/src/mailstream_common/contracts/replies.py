@@ -47,7 +47,7 @@ class DeliveryReported(Event):
 
     event_name: ClassVar[str] = "delivery.reported"
 
-    account_id: str
+    account_id: str | None = Field(default=None, description="None for a bounce, which names only the message")
     message_id: str
     status: DeliveryStatus
     detail: str = ""

@@ -1,0 +1,170 @@
+"""The broker helpers against a real RabbitMQ: confirms, ack, retry with delay, dead-lettering, shutdown."""
+
+import asyncio
+import uuid
+
+import aio_pika
+import pytest
+
+from mailstream_common import topology
+from mailstream_common.broker import Broker, Delivery, PublishError, Reject, Retry
+from mailstream_common.contracts import StreamChanged
+from tests.support.waiting import wait_for
+
+
+def _stream_event(**overrides) -> StreamChanged:
+    fields = dict(
+        change="created",
+        account_id="a1",
+        topic_id="t1",
+        stream_id=uuid.uuid4().hex,
+        address="support@acme.test",
+        forwarding_address="x@in.mailstream.test",
+        allow_agent_send=True,
+    )
+    return StreamChanged(**(fields | overrides))
+
+
+def _spec() -> topology.QueueSpec:
+    return topology.QueueSpec(f"test.{uuid.uuid4().hex[:8]}", (StreamChanged,), retry_delays=(1,), max_attempts=3)
+
+
+async def _queue_depth(broker: Broker, name: str) -> int:
+    channel = await broker.connection.channel()
+    try:
+        queue = await channel.declare_queue(name, passive=True)
+        return queue.declaration_result.message_count
+    finally:
+        await channel.close()
+
+
+async def test_published_event_reaches_consumer_with_correlation_id(backends):
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+    received: list[tuple[StreamChanged, Delivery]] = []
+
+    async def handle(event: StreamChanged, delivery: Delivery) -> None:
+        received.append((event, delivery))
+
+    spec = _spec()
+    broker.consume(spec, handle, StreamChanged)
+    await broker.start()
+    sent = _stream_event()
+    await broker.publish(sent, correlation_id="corr-1")
+    await wait_for(lambda: asyncio.sleep(0, received), what="delivery")
+    event, delivery = received[0]
+    assert event.stream_id == sent.stream_id
+    assert event.correlation_id == "corr-1"
+    assert delivery.attempt == 1
+    await broker.close()
+
+
+async def test_failing_handler_is_retried_after_delay_then_succeeds(backends):
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+    attempts: list[int] = []
+
+    async def handle(event: StreamChanged, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if delivery.attempt < 2:
+            raise Retry("not yet", delay=1)
+
+    spec = _spec()
+    broker.consume(spec, handle, StreamChanged)
+    await broker.start()
+    await broker.publish(_stream_event())
+    await wait_for(lambda: asyncio.sleep(0, len(attempts) >= 2), timeout=10, what="second attempt")
+    assert attempts == [1, 2]
+    await broker.close()
+
+
+async def test_poison_message_is_dead_lettered_after_max_attempts(backends):
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+    attempts: list[int] = []
+
+    async def handle(event: StreamChanged, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        raise ValueError("boom")
+
+    spec = _spec()
+    broker.consume(spec, handle, StreamChanged)
+    await broker.start()
+    await broker.publish(_stream_event())
+    await wait_for(lambda: _queue_depth(broker, spec.dead_letter_queue), timeout=15, what="dead letter")
+    assert attempts == [1, 2, 3]
+    await broker.close()
+
+
+async def test_reject_dead_letters_at_once_with_origin(backends):
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+
+    async def handle(event: StreamChanged, delivery: Delivery) -> None:
+        raise Reject("never")
+
+    spec = _spec()
+    broker.consume(spec, handle, StreamChanged)
+    await broker.start()
+    await broker.publish(_stream_event())
+    await wait_for(lambda: _queue_depth(broker, spec.dead_letter_queue), timeout=10, what="dead letter")
+    channel = await broker.connection.channel()
+    message = await (await channel.declare_queue(spec.dead_letter_queue, passive=True)).get()
+    assert message.headers["x-origin-queue"] == spec.name
+    assert "Reject: never" in message.headers["x-error"]
+    await message.ack()
+    await channel.close()
+    await broker.close()
+
+
+async def test_malformed_body_is_dead_lettered_not_crashing(backends):
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+    handled: list[StreamChanged] = []
+
+    async def handle(event: StreamChanged, delivery: Delivery) -> None:
+        handled.append(event)
+
+    spec = _spec()
+    broker.consume(spec, handle, StreamChanged)
+    await broker.start()
+    channel = await broker.connection.channel()
+    exchange = await topology.declare_exchange(channel)
+    await exchange.publish(
+        aio_pika.Message(b"{not json", headers={"x-event": "stream.changed"}), routing_key="stream.changed"
+    )
+    await broker.publish(_stream_event())
+    await wait_for(lambda: _queue_depth(broker, spec.dead_letter_queue), timeout=10, what="dead letter")
+    await wait_for(lambda: asyncio.sleep(0, handled), what="the good message after the bad one")
+    await channel.close()
+    await broker.close()
+
+
+async def test_shutdown_requeues_work_that_does_not_finish_in_grace(backends):
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+    started = asyncio.Event()
+
+    async def handle(event: StreamChanged, delivery: Delivery) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    spec = _spec()
+    broker.consume(spec, handle, StreamChanged)
+    await broker.start()
+    await broker.publish(_stream_event())
+    await asyncio.wait_for(started.wait(), 10)
+    await broker.close(grace=0.2)
+
+    checker = Broker(backends.amqp_url, service="test-check")
+    await checker.connect()
+    assert await wait_for(lambda: _queue_depth(checker, spec.name), what="requeued message") == 1
+    await checker.close()
+
+
+async def test_publish_to_closed_connection_raises(backends):
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+    await broker.connection.close()
+    with pytest.raises(PublishError):
+        await broker.publish(_stream_event(), timeout=2)
