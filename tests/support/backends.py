@@ -29,7 +29,7 @@ class Backends:
 
 def _docker_available() -> bool:
     with contextlib.suppress(Exception):
-        import docker  # noqa: PLC0415 - only where testcontainers is used
+        import docker
 
         docker.from_env().ping()
         return True
@@ -71,14 +71,12 @@ def provide(amqp_url: str | None, mongodb_uri: str | None) -> Iterator[Backends]
                 raise RuntimeError(
                     "No broker/database: set AMQP_URL and MONGODB_URI (scripts/test.sh does) or run a Docker engine"
                 )
-            from testcontainers.mongodb import MongoDbContainer  # noqa: PLC0415
-            from testcontainers.rabbitmq import RabbitMqContainer  # noqa: PLC0415
+            from testcontainers.mongodb import MongoDbContainer
+            from testcontainers.rabbitmq import RabbitMqContainer
 
             if not amqp_url:
                 rabbit = stack.enter_context(RabbitMqContainer("rabbitmq:3.13"))
-                amqp_url = (
-                    f"amqp://guest:guest@{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(5672)}/"
-                )
+                amqp_url = f"amqp://guest:guest@{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(5672)}/"
             if not mongodb_uri:
                 mongo = stack.enter_context(MongoDbContainer("mongo:7"))
                 mongodb_uri = mongo.get_connection_url()

@@ -31,7 +31,7 @@ class ServiceProcess:
 
     def start(self, timeout: float = 60.0) -> "ServiceProcess":
         log_file = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
             env={**os.environ, **self.env},
             stdout=log_file,

@@ -46,7 +46,7 @@ class PublishError(RuntimeError):
     """The broker did not confirm the message (nack, unroutable, timeout or connection lost)."""
 
 
-class Retry(Exception):  # noqa: N818 - reads as a verb at the raise site
+class Retry(Exception):
     """Try this message again later; `delay` overrides the backoff (e.g. a server's stated retry delay)."""
 
     def __init__(self, reason: str, delay: float | None = None) -> None:
@@ -54,7 +54,7 @@ class Retry(Exception):  # noqa: N818 - reads as a verb at the raise site
         self.delay = delay
 
 
-class Reject(Exception):  # noqa: N818
+class Reject(Exception):
     """This message can never succeed: dead-letter it now with the reason."""
 
 

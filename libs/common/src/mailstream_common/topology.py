@@ -90,9 +90,7 @@ WORK_QUEUES: tuple[QueueSpec, ...] = (
 
 def replica_queue(service: str, replica_id: str, events: tuple[type[Event], ...]) -> QueueSpec:
     """A queue that only this process reads and that vanishes with it (caches, live updates)."""
-    return QueueSpec(
-        f"{service}.replica.{replica_id}", events, retry_delays=(1,), max_attempts=1, replica_local=True
-    )
+    return QueueSpec(f"{service}.replica.{replica_id}", events, retry_delays=(1,), max_attempts=1, replica_local=True)
 
 
 INGEST_STREAM_EVENTS = (StreamChanged,)
