@@ -1,8 +1,8 @@
 """MIME part numbering shared by ingest (which lists attachments) and inbox (which extracts their bytes).
 
 Parts are numbered as IMAP's BODYSTRUCTURE does (RFC 3501 section 6.4.5): the children of a multipart are
-"1", "2", ...; nested multiparts add ".N"; a message/rfc822 part's own body continues the numbering inside it;
-a message that is not multipart has the single part "1".
+"1", "2", ...; nested multiparts add ".N"; a message that is not multipart has the single part "1". An attached
+message (message/rfc822) is one leaf: it is served whole as an .eml, and whoever needs its inside parses it.
 """
 
 from collections.abc import Iterator
@@ -18,15 +18,10 @@ def parse_bytes(raw: bytes) -> EmailMessage:
 
 def iter_leaf_parts(message: Message, prefix: str = "") -> Iterator[tuple[str, Message]]:
     """Every non-multipart part with its part id, depth first, in order."""
-    if not message.is_multipart():
+    if not message.is_multipart() or message.get_content_type() == "message/rfc822":
         yield (prefix or "1"), message
         return
-    payload = message.get_payload()
-    if message.get_content_type() == "message/rfc822" and payload:
-        # The encapsulated message: its parts continue this part's numbering.
-        yield from iter_leaf_parts(payload[0], prefix)
-        return
-    for index, child in enumerate(payload, start=1):
+    for index, child in enumerate(message.get_payload(), start=1):
         part_id = f"{prefix}.{index}" if prefix else str(index)
         yield from iter_leaf_parts(child, part_id)
 
@@ -43,8 +38,9 @@ def extract_part(raw: bytes, part_id: str) -> tuple[bytes, str] | None:
     part = find_part(parse_bytes(raw), part_id)
     if part is None:
         return None
+    if part.get_content_type() == "message/rfc822":
+        inner = part.get_payload()
+        body = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+        return body, "message/rfc822"
     payload = part.get_payload(decode=True)
-    if payload is None:  # a message/rfc822 kept whole, or an undecodable part: serve its body as it is
-        body = part.as_bytes() if part.get_content_type() == "message/rfc822" else b""
-        return body, part.get_content_type()
-    return payload, part.get_content_type()
+    return (payload or b""), part.get_content_type()
