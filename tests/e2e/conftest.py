@@ -1,0 +1,137 @@
+"""The whole system as real processes: five services, the local RabbitMQ and FerretDB, and Postfix's smtp-sink
+as the outbound relay. Module-scoped: starting it costs a few seconds."""
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.backends import Backends
+from tests.support.processes import ServiceProcess, free_port
+from tests.support.waiting import wait_for_sync
+
+SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+
+
+@dataclass
+class RelaySink:
+    """Postfix's smtp-sink writing each mail it accepts to a file."""
+
+    port: int
+    directory: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "RelaySink":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o777)  # smtp-sink drops to 'nobody' before writing
+        self.proc = subprocess.Popen(  # noqa: S603
+            [SMTP_SINK, "-u", "nobody", "-d", f"{self.directory}/%H%M%S.", f"127.0.0.1:{self.port}", "64"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def messages(self) -> list[EmailMessage]:
+        """The mails received so far; smtp-sink's dump starts with its own envelope lines, then the message."""
+        found = []
+        for path in sorted(self.directory.iterdir()):
+            data = path.read_bytes()
+            # The dump is "X-Client-Addr: ...\nX-Helo: ...\nX-Mail-From: ...\nX-Rcpt-To: ...\n" + the message.
+            found.append(message_from_bytes(data, policy=policy.default))
+        return found
+
+
+@dataclass
+class System:
+    gateway: str
+    smtp_port: int
+    relay: RelaySink
+    env: dict[str, str]
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def cli(self, *args: str) -> dict:
+        out = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "mailstream_inbox.cli", *args],
+            env={**self.env, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        return json.loads(out.stdout)
+
+    def client(self, api_key: str) -> httpx.Client:
+        return httpx.Client(base_url=self.gateway, headers={"Authorization": f"Bearer {api_key}"}, timeout=10)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{p.logs(40)}" for name, p in self.processes.items())
+
+
+@pytest.fixture(scope="module")
+def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    log_dir = tmp_path_factory.mktemp("logs")
+    relay = RelaySink(free_port(), tmp_path_factory.mktemp("relay")).start()
+    ports = {name: free_port() for name in ("smtp", "ingest", "inbox", "domains", "automation", "sender")}
+    env = {
+        "AMQP_URL": backends.amqp_url,
+        "MONGODB_URI": backends.mongodb_uri,
+        "MONGODB_DATABASE": f"{backends.database}_e2e",
+        "MAILSTREAM_INTERNAL_TOKEN": "e2e-internal-token",
+        "DOMAINS_KEY_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "MAILSTREAM_INBOUND_DOMAIN": "in.mailstream.test",
+        "INGEST_SMTP_PORT": str(ports["smtp"]),
+        "INGEST_OPS_PORT": str(ports["ingest"]),
+        "INBOX_HTTP_PORT": str(ports["inbox"]),
+        "DOMAINS_HTTP_PORT": str(ports["domains"]),
+        "AUTOMATION_HTTP_PORT": str(ports["automation"]),
+        "SENDER_HTTP_PORT": str(ports["sender"]),
+        "DOMAINS_URL": f"http://127.0.0.1:{ports['domains']}",
+        "AUTOMATION_URL": f"http://127.0.0.1:{ports['automation']}",
+        "SENDER_URL": f"http://127.0.0.1:{ports['sender']}",
+        "SENDER_SMTP_HOST": "127.0.0.1",
+        "SENDER_SMTP_PORT": str(relay.port),
+        "DNS_NAMESERVERS": "127.0.0.1:1",  # nothing answers: lookups time out fast, as "temperror"
+        "SHUTDOWN_GRACE_SECONDS": "5",
+    }
+    ops = {
+        "domains": f"http://127.0.0.1:{ports['domains']}",
+        "automation": f"http://127.0.0.1:{ports['automation']}",
+        "inbox": f"http://127.0.0.1:{ports['inbox']}",
+        "sender": f"http://127.0.0.1:{ports['sender']}",
+        "ingest": f"http://127.0.0.1:{ports['ingest']}",
+    }
+    system = System(ops["inbox"], ports["smtp"], relay, env)
+    try:
+        for name, url in ops.items():
+            system.processes[name] = ServiceProcess(name, f"mailstream_{name}", env, url, log_dir).start()
+        yield system
+    finally:
+        for process in reversed(system.processes.values()):
+            with contextlib.suppress(Exception):
+                process.stop()
+        relay.stop()
+
+
+def wait_for_json(client: httpx.Client, path: str, predicate, *, timeout: float = 20.0, what: str = ""):
+    """GET `path` until `predicate(json)` is truthy; return the JSON."""
+
+    def probe():
+        response = client.get(path)
+        if response.status_code == 200 and predicate(body := response.json()):
+            return body
+        return None
+
+    return wait_for_sync(probe, timeout=timeout, what=what or path)
