@@ -3,6 +3,7 @@ as the outbound relay. Module-scoped: starting it costs a few seconds."""
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ class RelaySink:
     def start(self) -> "RelaySink":
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o777)  # smtp-sink drops to 'nobody' before writing
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [SMTP_SINK, "-u", "nobody", "-d", f"{self.directory}/%H%M%S.", f"127.0.0.1:{self.port}", "64"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -46,13 +47,13 @@ class RelaySink:
             self.proc.wait(10)
 
     def messages(self) -> list[EmailMessage]:
-        """The mails received so far; smtp-sink's dump starts with its own envelope lines, then the message."""
-        found = []
-        for path in sorted(self.directory.iterdir()):
-            data = path.read_bytes()
-            # The dump is "X-Client-Addr: ...\nX-Helo: ...\nX-Mail-From: ...\nX-Rcpt-To: ...\n" + the message.
-            found.append(message_from_bytes(data, policy=policy.default))
-        return found
+        """The mails received so far (complete once the sender saw the relay's 250 for them).
+
+        smtp-sink's dump starts with its own X-Client-Addr/X-Helo-Args/X-Mail-Args/X-Rcpt-Args lines and a Received
+        line, then the message as sent."""
+        return [
+            message_from_bytes(path.read_bytes(), policy=policy.default) for path in sorted(self.directory.iterdir())
+        ]
 
 
 @dataclass
@@ -64,9 +65,9 @@ class System:
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def cli(self, *args: str) -> dict:
-        out = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "mailstream_inbox.cli", *args],
-            env={**self.env, "PATH": "/usr/bin:/bin"},
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "mailstream"), *args],
+            env={**os.environ, **self.env},
             capture_output=True,
             check=True,
             timeout=60,
