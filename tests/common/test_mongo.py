@@ -11,7 +11,7 @@ async def test_insert_once_keeps_the_first_and_reports_duplicates(mongo_db):
     await ensure_indexes(
         mongo_db, {"things": [IndexModel([("stream_id", ASCENDING), ("key", ASCENDING)], unique=True)]}
     )
-    first, created = await insert_once(
+    _, created = await insert_once(
         mongo_db.things, {"_id": "one", "stream_id": "s", "key": "k", "v": 1}, {"stream_id": "s", "key": "k"}
     )
     again, created_again = await insert_once(

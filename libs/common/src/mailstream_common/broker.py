@@ -226,7 +226,7 @@ class _Consumer(Generic[E]):
             except Exception:  # the channel may already be gone; the broker then requeues by itself
                 log.warning("consumer cancel failed", extra={"queue": self.spec.name})
         if self.in_flight:
-            done, pending = await asyncio.wait(self.in_flight, timeout=grace)
+            _, pending = await asyncio.wait(self.in_flight, timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
