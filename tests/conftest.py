@@ -18,9 +18,12 @@ _db_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def backends() -> Iterator[backends_module.Backends]:
+def backends(request: pytest.FixtureRequest) -> Iterator[backends_module.Backends]:
     with backends_module.provide(os.environ.get("AMQP_URL"), os.environ.get("MONGODB_URI")) as found:
-        print(f"\nback-ends: {found.description}")
+        # Said on the terminal, not captured: a reader of the CI log must see what the tests ran against.
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"\nback-ends: {found.description}")
         yield found
 
 
