@@ -1,0 +1,80 @@
+"""Shared route dependencies: the caller (from the bearer key), its role, and the process-wide clients.
+
+Contract for every route: a missing or invalid key is 401; an agent calling an admin route is 403; an id that
+belongs to another account is 404, exactly like a missing one (scope every query with `principal.account_id`).
+"""
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common.broker import Broker
+
+from ..security import KeyCache, Principal, authenticate
+from ..settings import InboxSettings
+
+__all__ = [
+    "AdminPrincipal",
+    "BrokerDep",
+    "CurrentPrincipal",
+    "Db",
+    "Principal",
+    "SettingsDep",
+    "get_broker",
+    "get_db",
+    "get_principal",
+    "get_settings",
+    "require_admin",
+]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ms_...`")
+
+
+def get_db(request: Request) -> AsyncDatabase:
+    return request.app.state.db
+
+
+def get_broker(request: Request) -> Broker:
+    return request.app.state.broker
+
+
+def get_settings(request: Request) -> InboxSettings:
+    return request.app.state.settings
+
+
+Db = Annotated[AsyncDatabase, Depends(get_db)]
+BrokerDep = Annotated[Broker, Depends(get_broker)]
+SettingsDep = Annotated[InboxSettings, Depends(get_settings)]
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def get_principal(
+    request: Request,
+    db: Db,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise _unauthorized("missing API key: send 'Authorization: Bearer <api_key>'")
+    cache: KeyCache | None = getattr(request.app.state, "key_cache", None)
+    principal = await authenticate(db, credentials.credentials, cache)
+    if principal is None:
+        raise _unauthorized("invalid or revoked API key")
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def require_admin(principal: CurrentPrincipal) -> Principal:
+    if principal.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this operation needs an admin key")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,190 @@
+"""Domains, automation and suppressions, routed verbatim to the services that own them.
+
+The gateway authenticates the API key, applies the role rule (agents may read, only admins may write), and
+forwards method, path, query, body and status unchanged, adding the internal headers the services trust:
+`X-Internal-Token`, `X-Account-Id`, `X-Role`, `X-Key-Id` (and `X-Correlation-Id`). Those services serve the public
+paths themselves; their `/openapi.json` documents are merged into the gateway's (see `merged_openapi`).
+"""
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from mailstream_common import logs
+
+from ..deps import CurrentPrincipal, SettingsDep
+from ..errors import forbidden
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    prefix: str
+    settings_field: str
+
+
+UPSTREAMS = (
+    Upstream("domains", "/v1/domains", "domains_url"),
+    Upstream("automation", "/v1/automation", "automation_url"),
+    Upstream("sender", "/v1/suppressions", "sender_url"),
+)
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "accept-language", "if-none-match", "if-match")
+FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "cache-control", "etag", "retry-after", "link")
+INTERNAL_HEADERS = frozenset({"x-internal-token", "x-account-id", "x-role", "x-key-id", "x-correlation-id"})
+OPENAPI_RETRY_SECONDS = 30.0
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+router = APIRouter(tags=["proxied"])
+
+
+def upstream_headers(request: Request, principal, internal_token: str) -> dict[str, str]:
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    headers.update(
+        {
+            "X-Internal-Token": internal_token,
+            "X-Account-Id": principal.account_id,
+            "X-Role": principal.role,
+            "X-Key-Id": principal.key_id,
+            "X-Correlation-Id": logs.correlation_id.get() or logs.new_correlation_id(),
+        }
+    )
+    return headers
+
+
+async def forward(request: Request, upstream: Upstream, principal, settings) -> Response:
+    if request.method not in READ_METHODS and principal.role != "admin":
+        raise forbidden(f"only admin keys may change {upstream.prefix.removeprefix('/v1/')}")
+    base = getattr(settings, upstream.settings_field).rstrip("/")
+    client: httpx.AsyncClient = request.app.state.http
+    try:
+        upstream_response = await client.request(
+            request.method,
+            base + request.url.path,
+            params=list(request.query_params.multi_items()),
+            content=await request.body(),
+            headers=upstream_headers(request, principal, settings.internal_token.get_secret_value()),
+        )
+    except httpx.TimeoutException:
+        log.warning("upstream timed out", extra={"upstream": upstream.name, "path": request.url.path})
+        return JSONResponse({"detail": f"the {upstream.name} service did not answer in time"}, status_code=504)
+    except httpx.TransportError as exc:
+        log.warning("upstream unreachable", extra={"upstream": upstream.name, "error": type(exc).__name__})
+        return JSONResponse({"detail": f"the {upstream.name} service is unavailable"}, status_code=502)
+    headers = {
+        name: upstream_response.headers[name]
+        for name in FORWARDED_RESPONSE_HEADERS
+        if name in upstream_response.headers
+    }
+    return Response(upstream_response.content, status_code=upstream_response.status_code, headers=headers)
+
+
+def _add_routes(upstream: Upstream) -> None:
+    async def proxied(request: Request, principal: CurrentPrincipal, settings: SettingsDep) -> Response:
+        return await forward(request, upstream, principal, settings)
+
+    proxied.__name__ = f"proxy_{upstream.name}"
+    router.add_api_route(upstream.prefix, proxied, methods=METHODS, include_in_schema=False)
+    router.add_api_route(upstream.prefix + "/{path:path}", proxied, methods=METHODS, include_in_schema=False)
+
+
+for _upstream in UPSTREAMS:
+    _add_routes(_upstream)
+
+
+# --- OpenAPI: the gateway's schema plus the public paths of the proxied services ---
+
+
+def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/components/schemas/"):
+                name = value.removeprefix("#/components/schemas/")
+                out[key] = "#/components/schemas/" + renames.get(name, name)
+            else:
+                out[key] = _rewrite_refs(value, renames)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(item, renames) for item in node]
+    return node
+
+
+def merge_openapi(base: dict[str, Any], upstream: Upstream, remote: dict[str, Any]) -> dict[str, Any]:
+    """Add `remote`'s public paths (under the upstream's prefix) and their schemas to `base` (returns a new dict).
+
+    Schema names already used by the gateway with a different definition are renamed `<Service><Name>`; internal
+    headers are dropped from the operations and their security becomes the gateway's bearer key.
+    """
+    merged = copy.deepcopy(base)
+    schemas = merged.setdefault("components", {}).setdefault("schemas", {})
+    remote_schemas = remote.get("components", {}).get("schemas", {})
+    renames = {
+        name: f"{upstream.name.capitalize()}{name}"
+        for name, schema in remote_schemas.items()
+        if name in schemas and schemas[name] != schema
+    }
+    for name, schema in remote_schemas.items():
+        schemas[renames.get(name, name)] = _rewrite_refs(schema, renames)
+    security = [{scheme: []} for scheme in merged.get("components", {}).get("securitySchemes", {})] or None
+    for path, item in remote.get("paths", {}).items():
+        if not (path == upstream.prefix or path.startswith(upstream.prefix + "/")):
+            continue
+        item = _rewrite_refs(item, renames)
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            operation["parameters"] = [
+                p
+                for p in operation.get("parameters", [])
+                if not (p.get("in") == "header" and p.get("name", "").lower() in INTERNAL_HEADERS)
+            ]
+            if not operation["parameters"]:
+                del operation["parameters"]
+            if security:
+                operation["security"] = security
+        merged.setdefault("paths", {})[path] = item
+    return merged
+
+
+async def _fetch_openapi(app: FastAPI, upstream: Upstream) -> dict[str, Any] | None:
+    settings = app.state.settings
+    url = getattr(settings, upstream.settings_field).rstrip("/") + "/openapi.json"
+    try:
+        response = await app.state.http.get(
+            url, headers={"X-Internal-Token": settings.internal_token.get_secret_value()}, timeout=3.0
+        )
+        if response.status_code == 200:
+            return response.json()
+        log.warning("upstream openapi unavailable", extra={"upstream": upstream.name, "status": response.status_code})
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("upstream openapi unavailable", extra={"upstream": upstream.name, "error": type(exc).__name__})
+    return None
+
+
+async def merged_openapi(app: FastAPI) -> dict[str, Any]:
+    """The whole public API; remote documents are cached once fetched and re-asked every 30 s while missing."""
+    cache: dict[str, dict[str, Any]] = app.state.__dict__.setdefault("_openapi_remote", {})
+    failures: dict[str, float] = app.state.__dict__.setdefault("_openapi_failures", {})
+    for upstream in UPSTREAMS:
+        if upstream.name in cache or time.monotonic() - failures.get(upstream.name, -1e9) < OPENAPI_RETRY_SECONDS:
+            continue
+        remote = await _fetch_openapi(app, upstream)
+        if remote is None:
+            failures[upstream.name] = time.monotonic()
+        else:
+            cache[upstream.name] = remote
+    document = app.openapi()
+    for upstream in UPSTREAMS:
+        if upstream.name in cache:
+            document = merge_openapi(document, upstream, cache[upstream.name])
+    return document

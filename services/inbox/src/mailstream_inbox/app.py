@@ -1,0 +1,215 @@
+"""The gateway's FastAPI application: every router, the ops routes, and the process-wide clients in its lifespan.
+
+`create_app(settings)` is all a test or `main.py` needs. The lifespan opens MongoDB (and creates indexes), connects
+the broker, declares the queues the inbox publishes to (so no publish is unroutable), registers the store/actions/
+delivery consumers (`INBOX_ROLE` all|worker) and the replica-local live-update queue (all|api), then starts them.
+"""
+
+import importlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import ModuleType
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import Histogram
+
+from mailstream_common import logs, mongo, topology
+from mailstream_common.broker import Broker
+
+from .api.errors import install_error_handlers
+from .api.routes import proxy
+from .indexes import collect_indexes
+from .live import LiveHub
+from .security import KeyCache
+from .settings import InboxSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "inbox"
+
+# Route modules in inclusion order; the proxy's catch-all paths come last. A module of the conversations half that
+# does not exist yet is skipped (see `_import_route_module`).
+ROUTE_MODULES = (
+    "api_keys",
+    "topics",
+    "streams",
+    "conversations",
+    "messages",
+    "canned_responses",
+    "email_template",
+    "events",
+)
+
+# Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):
+# with no such process running they would be unroutable, and the broker would refuse the publish. This bounded
+# journal queue keeps them routable and holds the latest few for inspection; nobody consumes it.
+BROADCAST_JOURNAL_QUEUE = "inbox.broadcast.journal"
+BROADCAST_JOURNAL_EVENTS = ("stream.changed", "conversation.changed", "message.delivery_changed")
+
+HTTP_SECONDS = Histogram(
+    "mailstream_inbox_http_request_seconds",
+    "Gateway request duration by route template",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+OPENAPI_DESCRIPTION = """Mailstream: email as a stream for customer-service inboxes.
+
+Authenticate with `Authorization: Bearer <api_key>` (create the first admin key with `mailstream accounts create`).
+Another account's ids answer 404 exactly like missing ones; an agent key calling an admin operation gets 403.
+Lists are `{"items": [...], "next_cursor": ...}` with `?limit=` (default 50, max 200) and `?cursor=`.
+Validation errors are 422 and name the field in `detail[].loc`.
+"""
+
+
+def _import_route_module(name: str) -> ModuleType | None:
+    full = f"{__package__}.api.routes.{name}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if exc.name != full:
+            raise
+        log.warning("route module missing; its endpoints are not served", extra={"route_module": full})
+        return None
+
+
+def _register_consumers(broker: Broker, app: FastAPI, settings: InboxSettings) -> None:
+    try:
+        consumers = importlib.import_module(f"{__package__}.consumers")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.consumers":
+            raise
+        log.warning("inbox consumers module missing; running without store/actions/delivery consumers")
+        return
+    consumers.register(broker, app.state.db, settings)
+
+
+async def _declare_published_queues(broker: Broker) -> None:
+    await broker.declare(
+        topology.SENDER_REPLIES,  # reply.requested
+        topology.AUTOMATION_EVALUATE,  # message.stored
+        topology.INBOX_ACTIONS,
+        topology.INBOX_STORE,
+        topology.INBOX_DELIVERY,
+    )
+    channel = await broker.connection.channel()
+    try:
+        exchange = await topology.declare_exchange(channel)
+        journal = await channel.declare_queue(
+            BROADCAST_JOURNAL_QUEUE,
+            durable=True,
+            arguments={"x-max-length": 1000, "x-overflow": "drop-head", "x-message-ttl": 24 * 3600 * 1000},
+        )
+        for key in BROADCAST_JOURNAL_EVENTS:
+            await journal.bind(exchange, routing_key=key)
+    finally:
+        await channel.close()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: InboxSettings = app.state.settings
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-inbox")
+    app.state.mongo_client = client
+    app.state.db = client[settings.mongodb_database]
+    broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
+    app.state.broker = broker
+    app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.proxy_timeout_seconds, connect=5.0))
+    try:
+        await mongo.ensure_indexes(app.state.db, collect_indexes())
+        await broker.connect()
+        await _declare_published_queues(broker)
+        if settings.runs_consumers:
+            _register_consumers(broker, app, settings)
+        if settings.serves_http:
+            live_queue = topology.replica_queue("inbox", uuid.uuid4().hex, topology.GATEWAY_LIVE_EVENTS)
+            broker.consume(live_queue, app.state.live.handle, topology.GATEWAY_LIVE_EVENTS, prefetch=256)
+        await broker.start()
+        app.state.started = True
+        log.info("inbox ready", extra={"role": settings.role})
+        yield
+    finally:
+        app.state.started = False
+        app.state.live.close()
+        await broker.close(settings.shutdown_grace_seconds)
+        await app.state.http.aclose()
+        await client.close()
+
+
+def _install_ops(app: FastAPI) -> None:
+    from mailstream_common.ops import ops_routes
+
+    async def database_ready() -> bool:
+        client = getattr(app.state, "mongo_client", None)
+        return client is not None and await mongo.ping(client)
+
+    def broker_ready() -> bool:
+        broker = getattr(app.state, "broker", None)
+        return bool(getattr(app.state, "started", False)) and broker is not None and broker.is_ready()
+
+    app.router.routes.extend(ops_routes({"database": database_ready, "broker": broker_ready}))
+
+
+def _install_middleware(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def correlation_and_metrics(request: Request, call_next) -> Response:
+        cid = request.headers.get("x-correlation-id") or logs.new_correlation_id()
+        token = logs.correlation_id.set(cid[:64])
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Correlation-Id"] = cid[:64]
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            HTTP_SECONDS.labels(request.method, template, str(status)).observe(time.perf_counter() - started)
+            logs.correlation_id.reset(token)
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """`/openapi.json` is the gateway's own schema merged with those of the services it proxies (see proxy.py)."""
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document(request: Request) -> JSONResponse:
+        return JSONResponse(await proxy.merged_openapi(request.app))
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Mailstream API")
+
+
+def create_app(settings: InboxSettings | None = None) -> FastAPI:
+    settings = settings or InboxSettings()
+    app = FastAPI(
+        title="Mailstream API",
+        version="1.0.0",
+        description=OPENAPI_DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.live = LiveHub(settings.sse_client_queue_size)
+    app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+    app.state.started = False
+    install_error_handlers(app)
+    _install_middleware(app)
+    _install_ops(app)
+    if settings.serves_http:
+        for name in ROUTE_MODULES:
+            module = _import_route_module(name)
+            if module is not None:
+                app.include_router(module.router)
+        app.include_router(proxy.router)
+        _install_openapi(app)
+    return app

@@ -1,0 +1,46 @@
+"""The inbox gateway's configuration, from the environment (defaults are the public contract's)."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from mailstream_common.settings import CommonSettings
+
+
+class InboxSettings(CommonSettings):
+    http_host: str = Field(default="127.0.0.1", alias="INBOX_HTTP_HOST")
+    http_port: int = Field(default=8000, alias="INBOX_HTTP_PORT", ge=0, le=65535)
+    role: Literal["all", "api", "worker"] = Field(
+        default="all",
+        alias="INBOX_ROLE",
+        description="'api' serves HTTP only, 'worker' runs the consumers only (plus ops routes), 'all' does both",
+    )
+    domains_url: str = Field(default="http://127.0.0.1:8102", alias="DOMAINS_URL")
+    automation_url: str = Field(default="http://127.0.0.1:8103", alias="AUTOMATION_URL")
+    sender_url: str = Field(default="http://127.0.0.1:8104", alias="SENDER_URL")
+    bounce_domain: str | None = Field(
+        default=None, alias="MAILSTREAM_BOUNCE_DOMAIN", description="Defaults to the inbound domain"
+    )
+    proxy_timeout_seconds: float = Field(default=30.0, alias="INBOX_PROXY_TIMEOUT_SECONDS", gt=0)
+    sse_keepalive_seconds: float = Field(default=15.0, alias="INBOX_SSE_KEEPALIVE_SECONDS", gt=0)
+    sse_client_queue_size: int = Field(
+        default=1000, alias="INBOX_SSE_CLIENT_QUEUE_SIZE", ge=1, description="Events buffered per slow SSE client"
+    )
+    api_key_cache_seconds: float = Field(
+        default=10.0,
+        alias="INBOX_API_KEY_CACHE_SECONDS",
+        ge=0,
+        description="How long a replica trusts a verified key before looking it up again (revocation delay elsewhere)",
+    )
+
+    @property
+    def effective_bounce_domain(self) -> str:
+        return self.bounce_domain or self.inbound_domain
+
+    @property
+    def serves_http(self) -> bool:
+        return self.role in ("all", "api")
+
+    @property
+    def runs_consumers(self) -> bool:
+        return self.role in ("all", "worker")
