@@ -1,0 +1,109 @@
+"""`automation.evaluate`: run an account's rules on every stored inbound message and ask inbox to act.
+
+Idempotent under redelivery: each (rule, message) has one run (unique key); a run's actions are published only
+while the run is not marked `published`, which happens after the broker's confirm. A crash between the two
+re-publishes on redelivery, and inbox de-duplicates per (rule, trigger message).
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from mailstream_common.broker import Broker, Delivery
+from mailstream_common.contracts import ConversationActionsRequested, MessageStored, RuleAction
+
+from .evaluation import evaluate_rules
+from .facts import facts_from_message
+from .loop_protection import automatic_mail_reason, split_auto_reply
+from .metrics import AUTO_REPLIES_HELD_BACK, RULES_EVALUATED
+from .repository import RulesRepository, RunsRepository
+from .runs import build_run, needs_publishing
+from .settings import AutomationSettings
+
+log = logging.getLogger(__name__)
+
+_ACTIONS = TypeAdapter(list[RuleAction])
+
+
+class RuleRunner:
+    def __init__(
+        self, rules: RulesRepository, runs: RunsRepository, broker: Broker, settings: AutomationSettings
+    ) -> None:
+        self.rules = rules
+        self.runs = runs
+        self.broker = broker
+        self.settings = settings
+
+    async def handle(self, event: MessageStored, delivery: Delivery) -> None:
+        if event.direction != "inbound":
+            return  # our own replies and agents' mail never trigger rules
+        # Finish what an earlier delivery of this message recorded but could not publish.
+        for run in await self.runs.for_message(event.account_id, event.message_id):
+            if needs_publishing(run):
+                await self._publish(run)
+        rules = await self.rules.all_for_account(event.account_id)
+        if not rules:
+            return
+        facts = facts_from_message(event)
+        automatic = automatic_mail_reason(facts)
+        outcomes = evaluate_rules(
+            rules,
+            facts,
+            topic_id=event.topic_id,
+            stream_id=event.stream_id,
+            regex_timeout=self.settings.regex_timeout_seconds,
+        )
+        for rule, outcome in outcomes:
+            RULES_EVALUATED.labels("fired" if outcome.fired else "not_fired").inc()
+            if not outcome.fired and not self.settings.record_unfired_runs:
+                continue
+            if await self.runs.find(rule.id, event.message_id) is not None:
+                continue  # decided on an earlier delivery (and published above if it still had to be)
+            now = datetime.now(UTC)
+            actions, skipped = list(rule.actions), []
+            if outcome.fired and rule.has_auto_reply():
+                reason = automatic or await self._rate_limit_reason(rule.id, facts.from_address, event.message_id, now)
+                actions, skipped = split_auto_reply(rule.actions, reason)
+                for item in skipped:
+                    AUTO_REPLIES_HELD_BACK.labels(item["reason"].split(":", 1)[0]).inc()
+            run = build_run(
+                event=event,
+                rule=rule,
+                outcome=outcome,
+                actions=actions,
+                skipped_actions=skipped,
+                customer=facts.from_address,
+                at=now,
+            )
+            stored, _ = await self.runs.insert_once(run)
+            if needs_publishing(stored):
+                await self._publish(stored)
+            log.info(
+                "rule evaluated",
+                extra={"rule_id": rule.id, "message_id": event.message_id, "fired": outcome.fired, "skipped": skipped},
+            )
+
+    async def _rate_limit_reason(self, rule_id: str, customer: str, message_id: str, now: datetime) -> str | None:
+        hours = self.settings.auto_reply_interval_hours
+        if hours <= 0:
+            return None
+        claimed, last_at = await self.runs.claim_auto_reply(rule_id, customer, message_id, now, timedelta(hours=hours))
+        if claimed:
+            return None
+        when = last_at.isoformat() if last_at else "recently"
+        return f"rate_limited: this rule auto-replied to {customer} at {when} (at most one per {hours:g} h)"
+
+    async def _publish(self, run: dict[str, Any]) -> None:
+        command = ConversationActionsRequested(
+            account_id=run["account_id"],
+            conversation_id=run["conversation_id"],
+            trigger_message_id=run["message_id"],
+            rule_id=run["rule_id"],
+            rule_name=run.get("rule_name", ""),
+            actions=_ACTIONS.validate_python(run["actions"]),
+            correlation_id=run.get("correlation_id"),
+        )
+        await self.broker.publish(command)
+        await self.runs.mark_published(run["_id"], datetime.now(UTC))

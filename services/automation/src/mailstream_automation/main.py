@@ -1,0 +1,63 @@
+"""Wiring only: settings, logging, MongoDB, the broker and its consumer, and the HTTP API in one event loop."""
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+
+from mailstream_common import mongo, service, topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import MessageStored
+
+from .api.app import create_app
+from .consumer import RuleRunner
+from .repository import RulesRepository, RunsRepository, ensure_indexes
+from .settings import AutomationSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "automation"
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = AutomationSettings()
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name=SERVICE)
+    db = client[settings.mongodb_database]
+    broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
+    server: uvicorn.Server | None = None
+    serving: asyncio.Task[None] | None = None
+    try:
+        await ensure_indexes(db)
+        await broker.connect()
+        await broker.declare(topology.INBOX_ACTIONS)  # so our commands are routable before inbox first starts
+        runner = RuleRunner(RulesRepository(db), RunsRepository(db), broker, settings)
+        broker.consume(topology.AUTOMATION_EVALUATE, runner.handle, MessageStored, prefetch=settings.consumer_prefetch)
+        await broker.start()
+
+        app = create_app(settings, db, {"broker": broker.is_ready, "database": lambda: mongo.ping(client)})
+        config = uvicorn.Config(
+            app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # the service frame owns signals
+        serving = asyncio.create_task(server.serve())
+        log.info("automation ready", extra={"port": settings.http_port})
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if serving.done():
+            serving.result()  # the HTTP server died (e.g. the port is taken): fail loudly
+        stopped.cancel()
+    finally:
+        log.info("shutting down")
+        if server is not None:
+            server.should_exit = True
+        if serving is not None:
+            with contextlib.suppress(Exception):
+                await serving
+        await broker.close(grace=settings.shutdown_grace_seconds)
+        await client.close()
+
+
+def cli() -> None:
+    service.run(SERVICE, main, log_level=AutomationSettings().log_level)

@@ -1,0 +1,178 @@
+"""MongoDB queries of automation: rules (ordered per account), runs (one per rule and message), auto-reply claims.
+
+Rule order is the `position` field, renumbered 0..n-1 whenever a rule is placed or removed; ties (two concurrent
+creates) fall back to creation time and id, so the order is always total and stable.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from mailstream_common import mongo
+
+from .rules import RuleDefinition, StoredRule
+
+RULES = "automation_rules"
+RUNS = "automation_runs"
+REPLY_CLAIMS = "automation_reply_claims"
+
+INDEXES = {
+    RULES: [
+        IndexModel([("account_id", ASCENDING), ("position", ASCENDING), ("_id", ASCENDING)], name="rules_by_position"),
+    ],
+    RUNS: [
+        IndexModel([("rule_id", ASCENDING), ("message_id", ASCENDING)], unique=True, name="run_per_rule_message"),
+        IndexModel(
+            [("account_id", ASCENDING), ("rule_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)],
+            name="runs_by_rule",
+        ),
+        IndexModel([("account_id", ASCENDING), ("message_id", ASCENDING)], name="runs_by_message"),
+    ],
+    REPLY_CLAIMS: [],  # keyed by _id = "<rule id>:<customer address>"
+}
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    await mongo.ensure_indexes(db, INDEXES)
+
+
+_ORDER = [("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
+
+
+class RulesRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[RULES]
+
+    async def get(self, account_id: str, rule_id: str) -> StoredRule | None:
+        doc = await self.collection.find_one({"_id": rule_id, "account_id": account_id})
+        return None if doc is None else StoredRule.from_document(doc)
+
+    async def all_for_account(self, account_id: str) -> list[StoredRule]:
+        cursor = self.collection.find({"account_id": account_id}).sort(_ORDER)
+        return [StoredRule.from_document(doc) async for doc in cursor]
+
+    async def count(self, account_id: str) -> int:
+        return await self.collection.count_documents({"account_id": account_id})
+
+    async def page(
+        self, account_id: str, *, limit: int, after: dict[str, Any] | None, filters: dict[str, Any]
+    ) -> list[StoredRule]:
+        query: dict[str, Any] = {"account_id": account_id, **filters}
+        if after is not None:
+            query["$or"] = [
+                {"position": {"$gt": after["position"]}},
+                {"position": after["position"], "_id": {"$gt": after["id"]}},
+            ]
+        cursor = self.collection.find(query).sort([("position", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        return [StoredRule.from_document(doc) async for doc in cursor]
+
+    async def create(
+        self, account_id: str, definition: RuleDefinition, *, position: int | None, now: datetime
+    ) -> StoredRule:
+        ordered = await self.all_for_account(account_id)
+        doc = {
+            "_id": uuid4().hex,
+            "account_id": account_id,
+            **definition.to_document(),
+            "position": (ordered[-1].position + 1) if ordered else 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await self.collection.insert_one(doc)
+        if position is not None:
+            await self._place(account_id, doc["_id"], position)
+        return await self.get(account_id, doc["_id"])  # type: ignore[return-value]
+
+    async def update(
+        self, account_id: str, rule_id: str, definition: RuleDefinition, *, position: int | None, now: datetime
+    ) -> StoredRule | None:
+        result = await self.collection.update_one(
+            {"_id": rule_id, "account_id": account_id}, {"$set": {**definition.to_document(), "updated_at": now}}
+        )
+        if result.matched_count == 0:
+            return None
+        if position is not None:
+            await self._place(account_id, rule_id, position)
+        return await self.get(account_id, rule_id)
+
+    async def delete(self, account_id: str, rule_id: str) -> bool:
+        result = await self.collection.delete_one({"_id": rule_id, "account_id": account_id})
+        if result.deleted_count:
+            await self._renumber(account_id, [r.id for r in await self.all_for_account(account_id)])
+        return bool(result.deleted_count)
+
+    async def _place(self, account_id: str, rule_id: str, position: int) -> None:
+        ids = [r.id for r in await self.all_for_account(account_id) if r.id != rule_id]
+        ids.insert(min(position, len(ids)), rule_id)
+        await self._renumber(account_id, ids)
+
+    async def _renumber(self, account_id: str, ids: list[str]) -> None:
+        current = {doc["_id"]: doc.get("position") async for doc in self.collection.find({"account_id": account_id})}
+        for index, rule_id in enumerate(ids):
+            if current.get(rule_id) != index:
+                await self.collection.update_one(
+                    {"_id": rule_id, "account_id": account_id}, {"$set": {"position": index}}
+                )
+
+
+class RunsRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db[RUNS]
+        self.claims = db[REPLY_CLAIMS]
+
+    async def find(self, rule_id: str, message_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"rule_id": rule_id, "message_id": message_id})
+
+    async def for_message(self, account_id: str, message_id: str) -> list[dict[str, Any]]:
+        return [doc async for doc in self.collection.find({"account_id": account_id, "message_id": message_id})]
+
+    async def insert_once(self, run: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        return await mongo.insert_once(
+            self.collection, run, {"rule_id": run["rule_id"], "message_id": run["message_id"]}
+        )
+
+    async def mark_published(self, run_id: str, at: datetime) -> None:
+        await self.collection.update_one({"_id": run_id}, {"$set": {"published": True, "published_at": at}})
+
+    async def page(
+        self,
+        account_id: str,
+        rule_id: str,
+        *,
+        limit: int,
+        before: dict[str, Any] | None,
+        fired: bool | None,
+    ) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"account_id": account_id, "rule_id": rule_id}
+        if fired is not None:
+            query["fired"] = fired
+        if before is not None:
+            query["$or"] = [{"at": {"$lt": before["at"]}}, {"at": before["at"], "_id": {"$lt": before["id"]}}]
+        cursor = self.collection.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def claim_auto_reply(
+        self, rule_id: str, customer: str, message_id: str, now: datetime, interval: timedelta
+    ) -> tuple[bool, datetime | None]:
+        """Atomically take the (rule, customer) auto-reply slot unless another message took it within `interval`.
+
+        One upsert guarded by `last_at < cutoff`: when a recent claim exists the filter misses, the upsert collides
+        on `_id` and we lose. A redelivered message finds its own claim and keeps it. Returns (claimed, last_at).
+        """
+        key = f"{rule_id}:{customer}"
+        try:
+            await self.claims.update_one(
+                {"_id": key, "last_at": {"$lt": now - interval}},
+                {"$set": {"last_at": now, "message_id": message_id, "rule_id": rule_id}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            existing = await self.claims.find_one({"_id": key})
+            if existing is None:  # the slot was released between the two calls: try once more
+                return await self.claim_auto_reply(rule_id, customer, message_id, now, interval)
+            return existing.get("message_id") == message_id, existing.get("last_at")
+        return True, None

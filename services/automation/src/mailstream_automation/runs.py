@@ -1,0 +1,48 @@
+"""The record of one rule evaluated on one message: what it decided, why, and what it asked inbox to do."""
+
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+from mailstream_common.contracts import MessageStored
+
+from .evaluation import RuleOutcome
+from .rules import StoredRule
+
+
+def build_run(
+    *,
+    event: MessageStored,
+    rule: StoredRule,
+    outcome: RuleOutcome,
+    actions: list[Any],
+    skipped_actions: list[dict[str, str]],
+    customer: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """A run document; `(rule_id, message_id)` is its unique key, `published` turns true after the broker confirm."""
+    return {
+        "_id": uuid4().hex,
+        "rule_id": rule.id,
+        "rule_name": rule.name,
+        "account_id": event.account_id,
+        "message_id": event.message_id,
+        "conversation_id": event.conversation_id,
+        "stream_id": event.stream_id,
+        "topic_id": event.topic_id,
+        "customer": customer,
+        "fired": outcome.fired,
+        "match": rule.match,
+        "matched_conditions": outcome.matched_conditions(),
+        "actions": [a.model_dump(mode="json") for a in actions] if outcome.fired else [],
+        "skipped_actions": skipped_actions if outcome.fired else [],
+        "published": False,
+        "published_at": None,
+        "received_at": event.received_at,
+        "at": at,
+        "correlation_id": event.correlation_id,
+    }
+
+
+def needs_publishing(run: dict[str, Any]) -> bool:
+    return bool(run.get("fired") and run.get("actions") and not run.get("published"))

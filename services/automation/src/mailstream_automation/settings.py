@@ -1,0 +1,29 @@
+"""Automation's settings: where its HTTP API listens and how cautious auto-replies are."""
+
+from pydantic import Field
+
+from mailstream_common.settings import CommonSettings
+
+
+class AutomationSettings(CommonSettings):
+    http_host: str = Field(default="127.0.0.1", alias="AUTOMATION_HTTP_HOST")
+    http_port: int = Field(default=8103, alias="AUTOMATION_HTTP_PORT", ge=0, le=65535)
+    auto_reply_interval_hours: float = Field(
+        default=24.0,
+        alias="AUTOMATION_AUTO_REPLY_INTERVAL_HOURS",
+        ge=0,
+        description="At most one auto-reply per rule and customer address in this many hours (0: no limit)",
+    )
+    regex_timeout_seconds: float = Field(
+        default=0.05,
+        alias="AUTOMATION_REGEX_TIMEOUT_SECONDS",
+        gt=0,
+        le=5,
+        description="Wall-clock budget of one `matches` condition on one message; past it the condition is false",
+    )
+    record_unfired_runs: bool = Field(
+        default=True,
+        alias="AUTOMATION_RECORD_UNFIRED_RUNS",
+        description="Also record runs of rules that were evaluated but did not fire (answers 'why not?')",
+    )
+    max_rules_per_account: int = Field(default=500, alias="AUTOMATION_MAX_RULES_PER_ACCOUNT", ge=1)
