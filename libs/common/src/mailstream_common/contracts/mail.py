@@ -24,6 +24,9 @@ class StreamTarget(Contract):
     forwarding_address: str
     stream_id: str
     account_id: str
+    stream_address: str | None = Field(
+        default=None, description="The stream's customer-facing address (support@acme.com), when ingest knew it"
+    )
 
 
 class MailReceived(Event):

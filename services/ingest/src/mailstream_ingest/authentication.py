@@ -1,0 +1,273 @@
+"""Inbound SPF, DKIM and DMARC, time-boxed, summarised as an RFC 8601 Authentication-Results value.
+
+pyspf and dkimpy are synchronous, so each check runs in a worker thread with its own DNS lifetime, and the whole
+set is bounded by a time box: a slow or dead resolver makes the result `temperror`, never a stuck consumer.
+DNS goes through one dnspython resolver pointed at `DNS_NAMESERVERS`.
+"""
+
+import asyncio
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import dkim
+import dns.exception
+import dns.name
+import dns.resolver
+import spf
+
+from mailstream_common.contracts.mail import AuthenticationResult
+
+log = logging.getLogger(__name__)
+
+# Second-level labels under which registrable domains sit one label deeper (acme.co.jp, acme.co.uk). Without a
+# full public suffix list this errs towards "not aligned" only for exotic suffixes.
+_SECOND_LEVEL = {"co", "ne", "or", "ac", "go", "ad", "ed", "gr", "lg", "com", "net", "org", "gov", "edu"}
+
+
+class DnsTemporaryError(Exception):
+    """A lookup timed out or no server answered: 'temperror', not 'none'."""
+
+
+def make_resolver(nameservers: str, timeout: float) -> dns.resolver.Resolver:
+    """A resolver for `ip[:port],...`; the system configuration when empty."""
+    entries = [e.strip() for e in nameservers.split(",") if e.strip()]
+    resolver = dns.resolver.Resolver(configure=not entries)
+    if entries:
+        servers, ports = [], set()
+        for entry in entries:
+            host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+            servers.append(host)
+            ports.add(int(port) if port else 53)
+        resolver.nameservers = servers
+        resolver.port = ports.pop() if len(ports) == 1 else 53
+    resolver.timeout = timeout
+    resolver.lifetime = timeout
+    resolver.cache = dns.resolver.LRUCache(10_000)
+    return resolver
+
+
+class DnsTxt:
+    """TXT lookups for the checkers: empty list when there is no record, DnsTemporaryError when unknown."""
+
+    def __init__(self, resolver: dns.resolver.Resolver) -> None:
+        self.resolver = resolver
+
+    def query(self, name: str, qtype: str) -> list:
+        try:
+            return list(self.resolver.resolve(name, qtype, search=False))
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout) as exc:
+            raise DnsTemporaryError(f"{name} {qtype}: {type(exc).__name__}") from exc
+
+    def txt(self, name: str) -> list[bytes]:
+        return [b"".join(r.strings) for r in self.query(name, "TXT")]
+
+    def dkim_txt(self, name: bytes | str, timeout: float = 5) -> bytes | None:
+        """dkimpy's dnsfunc: the joined TXT strings of a selector record."""
+        if isinstance(name, bytes):
+            name = name.decode("ascii", "replace")
+        records = self.txt(name.rstrip("."))
+        return records[0] if records else None
+
+    def spf_lookup(self, name: str, qtype: str, strict: bool = True, timeout: float = 5) -> list:
+        """pyspf's DNSLookup, answering as pyspf's own dnspython adapter does."""
+        try:
+            answers = self.query(name, qtype)
+        except DnsTemporaryError as exc:
+            raise spf.TempError(f"DNS {exc}") from exc
+        result = []
+        for rdata in answers:
+            if qtype in ("A", "AAAA"):
+                result.append(((name, qtype), rdata.address))
+            elif qtype == "MX":
+                result.append(((name, qtype), (rdata.preference, rdata.exchange)))
+            elif qtype == "PTR":
+                result.append(((name, qtype), rdata.target.to_text(True)))
+            elif qtype in ("TXT", "SPF"):
+                result.append(((name, qtype), rdata.strings))
+        return result
+
+
+def organizational_domain(domain: str) -> str:
+    labels = domain.lower().rstrip(".").split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def aligned(a: str, b: str, mode: str) -> bool:
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    return a == b if mode == "s" else organizational_domain(a) == organizational_domain(b)
+
+
+def parse_dmarc_record(record: str) -> dict[str, str] | None:
+    tags = {}
+    for part in record.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key:
+            tags[key.strip().lower()] = value.strip()
+    return tags if tags.get("v", "").upper() == "DMARC1" else None
+
+
+@dataclass
+class DkimOutcome:
+    result: str
+    domain: str | None = None
+    selector: str | None = None
+
+
+@dataclass
+class Checks:
+    spf: str = "none"
+    spf_domain: str | None = None
+    dkim: list[DkimOutcome] = field(default_factory=list)
+    dmarc: str = "none"
+    dmarc_policy: str | None = None
+
+
+def check_spf(
+    dns_txt: DnsTxt, client_ip: str | None, mail_from: str, helo: str | None, timeout: float
+) -> tuple[str, str | None]:
+    if not client_ip:
+        return "none", None
+    sender = mail_from or f"postmaster@{helo or 'unknown'}"
+    domain = sender.rpartition("@")[2].lower() or None
+    query = spf.query(i=client_ip, s=sender, h=helo or "unknown", timeout=timeout, querytime=timeout)
+    result, _code, _explanation = query.check()
+    return str(result).lower(), domain
+
+
+def check_dkim(dns_txt: DnsTxt, raw: bytes, timeout: float, max_signatures: int = 5) -> list[DkimOutcome]:
+    count = len(re.findall(rb"(?im)^dkim-signature\s*:", raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]))
+    outcomes = []
+    for index in range(min(count, max_signatures)):
+        verifier = dkim.DKIM(raw, timeout=timeout, minkey=1024)
+        domain = selector = None
+        try:
+            ok = verifier.verify(idx=index, dnsfunc=dns_txt.dkim_txt)
+            domain = verifier.domain.decode() if verifier.domain else None
+            selector = verifier.selector.decode() if verifier.selector else None
+            outcomes.append(DkimOutcome("pass" if ok else "fail", domain, selector))
+        except DnsTemporaryError:
+            outcomes.append(DkimOutcome("temperror", domain, selector))
+        except dkim.ValidationError:
+            outcomes.append(DkimOutcome("permerror", domain, selector))
+        except Exception as exc:  # dkimpy raises assorted errors on malformed signatures or keys
+            log.info("dkim verify error", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+            outcomes.append(DkimOutcome("permerror", domain, selector))
+    return outcomes
+
+
+def check_dmarc(dns_txt: DnsTxt, from_domain: str | None, checks: Checks) -> tuple[str, str | None]:
+    if not from_domain:
+        return "none", None
+    record = None
+    try:
+        for candidate in dict.fromkeys([from_domain, organizational_domain(from_domain)]):
+            for txt in dns_txt.txt(f"_dmarc.{candidate}"):
+                record = parse_dmarc_record(txt.decode("utf-8", "replace"))
+                if record:
+                    break
+            if record:
+                break
+    except DnsTemporaryError:
+        return "temperror", None
+    if record is None:
+        return "none", None
+    policy = record.get("p", "none").lower()
+    spf_ok = (
+        checks.spf == "pass" and checks.spf_domain and aligned(checks.spf_domain, from_domain, record.get("aspf", "r"))
+    )
+    dkim_ok = any(
+        d.result == "pass" and d.domain and aligned(d.domain, from_domain, record.get("adkim", "r"))
+        for d in checks.dkim
+    )
+    if spf_ok or dkim_ok:
+        return "pass", policy
+    if checks.spf == "temperror" or any(d.result == "temperror" for d in checks.dkim):
+        return "temperror", policy
+    return "fail", policy
+
+
+def format_header(authserv_id: str, checks: Checks, mail_from: str, from_domain: str | None) -> str:
+    parts = [authserv_id]
+    spf_part = f"spf={checks.spf}"
+    if mail_from:
+        spf_part += f" smtp.mailfrom={mail_from}"
+    parts.append(spf_part)
+    if checks.dkim:
+        for outcome in checks.dkim:
+            dkim_part = f"dkim={outcome.result}"
+            if outcome.domain:
+                dkim_part += f" header.d={outcome.domain}"
+            if outcome.selector:
+                dkim_part += f" header.s={outcome.selector}"
+            parts.append(dkim_part)
+    else:
+        parts.append("dkim=none")
+    dmarc_part = f"dmarc={checks.dmarc}"
+    if checks.dmarc_policy:
+        dmarc_part += f" (p={checks.dmarc_policy})"
+    if from_domain:
+        dmarc_part += f" header.from={from_domain}"
+    parts.append(dmarc_part)
+    return "; ".join(parts)
+
+
+def summarise(checks: Checks, header: str) -> AuthenticationResult:
+    dkim_result = "none"
+    if checks.dkim:
+        order = ("pass", "fail", "temperror", "permerror", "neutral", "none")
+        dkim_result = min((d.result for d in checks.dkim), key=lambda r: order.index(r) if r in order else len(order))
+    return AuthenticationResult(spf=checks.spf, dkim=dkim_result, dmarc=checks.dmarc, header=header)
+
+
+class Authenticator:
+    """Runs the three checks of one mail in worker threads, within one time box."""
+
+    def __init__(
+        self,
+        resolver: dns.resolver.Resolver,
+        *,
+        authserv_id: str,
+        dns_timeout: float,
+        time_box: float,
+        threads: int = 16,
+    ) -> None:
+        self.dns_txt = DnsTxt(resolver)
+        # pyspf resolves through a module-level function; one process has one resolver, so install it once.
+        spf.DNSLookup = self.dns_txt.spf_lookup
+        self.authserv_id = authserv_id
+        self.dns_timeout = dns_timeout
+        self.time_box = time_box
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="auth")
+
+    def _run_all(
+        self, raw: bytes, client_ip: str | None, mail_from: str, helo: str | None, from_domain: str | None
+    ) -> Checks:
+        checks = Checks()
+        try:
+            checks.spf, checks.spf_domain = check_spf(self.dns_txt, client_ip, mail_from, helo, self.dns_timeout)
+        except Exception as exc:
+            log.info("spf check error", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+            checks.spf = "temperror"
+        checks.dkim = check_dkim(self.dns_txt, raw, self.dns_timeout)
+        checks.dmarc, checks.dmarc_policy = check_dmarc(self.dns_txt, from_domain, checks)
+        return checks
+
+    async def authenticate(
+        self, raw: bytes, *, client_ip: str | None, mail_from: str, helo: str | None, from_domain: str | None
+    ) -> AuthenticationResult:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._run_all, raw, client_ip, mail_from, helo, from_domain)
+        try:
+            checks = await asyncio.wait_for(future, self.time_box)
+        except TimeoutError:
+            checks = Checks(spf="temperror", dkim=[DkimOutcome("temperror")], dmarc="temperror")
+        return summarise(checks, format_header(self.authserv_id, checks, mail_from, from_domain))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,106 @@
+"""Wiring only: settings, logging, Mongo, broker, SMTP front door, analysis worker, ops server, shutdown."""
+
+import asyncio
+import logging
+import uuid
+
+from mailstream_common import mongo, service, topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import MailReceived, StreamChanged
+from mailstream_common.ops import OpsServer
+
+from .authentication import Authenticator, make_resolver
+from .recipients import RecipientDirectory, StreamCache, database_lookup
+from .settings import IngestSettings
+from .smtp import IngestHandler, SmtpFrontDoor, tls_context
+from .worker import AnalysisWorker
+
+log = logging.getLogger(__name__)
+
+PUBLISHED_QUEUES = (topology.INGEST_ANALYSE, topology.INBOX_STORE, topology.INBOX_DELIVERY, topology.SENDER_BOUNCES)
+
+
+async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> None:
+    settings = settings or IngestSettings()
+    broker = Broker(
+        settings.amqp_url.get_secret_value(), service="ingest", confirm_timeout=settings.confirm_timeout_seconds
+    )
+    await broker.connect()
+    await broker.declare(*PUBLISHED_QUEUES)  # nothing ingest publishes may be unroutable
+
+    mongo_client = None
+    front_door: SmtpFrontDoor | None = None
+    authenticator: Authenticator | None = None
+    checks: dict = {"broker": broker.is_ready}
+
+    if settings.role in ("all", "smtp"):
+        mongo_client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-ingest")
+        db = mongo_client[settings.mongodb_database]
+        cache = StreamCache(
+            database_lookup(db),
+            positive_ttl=settings.positive_cache_seconds,
+            negative_ttl=settings.negative_cache_seconds,
+        )
+        broker.consume(
+            topology.replica_queue("ingest", uuid.uuid4().hex, topology.INGEST_STREAM_EVENTS),
+            cache.on_stream_changed,
+            StreamChanged,
+        )
+        directory = RecipientDirectory(
+            cache,
+            internal_token=settings.internal_token.get_secret_value().encode(),
+            bounce_domain=settings.effective_bounce_domain,
+        )
+
+        async def publish(event: MailReceived) -> None:
+            if not broker.is_ready():
+                raise ConnectionError("broker connection is down")
+            await broker.publish(event, correlation_id=event.mail_id, timeout=settings.confirm_timeout_seconds)
+
+        front_door = SmtpFrontDoor(
+            IngestHandler(directory, publish, max_recipients=settings.max_recipients),
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            hostname=settings.effective_hostname,
+            max_message_bytes=settings.max_message_bytes,
+            max_line_length=settings.max_line_length,
+            max_sessions=settings.max_sessions,
+            timeout=settings.smtp_timeout_seconds,
+            tls_context=tls_context(settings.tls_cert_file, settings.tls_key_file),
+            reuse_port=settings.smtp_reuse_port,
+        )
+        checks["smtp_listener"] = front_door.is_listening
+
+    if settings.role in ("all", "analyse"):
+        if settings.auth_enabled:
+            authenticator = Authenticator(
+                make_resolver(settings.dns_nameservers, settings.dns_timeout_seconds),
+                authserv_id=settings.effective_hostname,
+                dns_timeout=settings.dns_timeout_seconds,
+                time_box=settings.auth_time_box_seconds,
+            )
+        worker = AnalysisWorker(broker, authenticator)
+        broker.consume(topology.INGEST_ANALYSE, worker.handle, MailReceived, prefetch=settings.consumer_prefetch)
+
+    await broker.start()
+    if front_door is not None:
+        await front_door.start()
+    ops = OpsServer(settings.ops_host, settings.ops_port, checks)
+    await ops.start()
+    log.info("ingest ready", extra={"role": settings.role, "smtp_port": front_door.port if front_door else None})
+
+    await stop.wait()
+    log.info("shutting down")
+    if front_door is not None:
+        await front_door.stop(settings.shutdown_grace_seconds)
+    await broker.close(settings.shutdown_grace_seconds)
+    if authenticator is not None:
+        authenticator.close()
+    if mongo_client is not None:
+        await mongo_client.close()
+    await ops.stop()
+
+
+def cli() -> None:
+    settings = IngestSettings()
+    service.run("ingest", lambda stop: main(stop, settings), log_level=settings.log_level)

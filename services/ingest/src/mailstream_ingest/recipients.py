@@ -1,0 +1,153 @@
+"""Which RCPT TO addresses ingest accepts: forwarding addresses of live streams, and VERP bounce addresses.
+
+The stream lookup is a cache in front of the `streams` collection. It is fed by `stream.changed` events through a
+replica-local queue, so a new stream is acceptable and a deleted one refused as soon as its event arrives; misses
+fall back to one database read. A miss is remembered briefly (so a spammer's dictionary attack does not become a
+database load test), and a hit is re-read after a while so that an event lost during a broker reconnect cannot
+keep a deleted stream alive forever.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common import verp
+from mailstream_common.broker import Delivery
+from mailstream_common.contracts import StreamChanged
+from mailstream_common.contracts.mail import StreamTarget
+from mailstream_common.streams import find_live_stream_by_forwarding_address
+
+StreamLookup = Callable[[str], Awaitable[StreamTarget | None]]
+
+
+@dataclass(frozen=True)
+class Stream:
+    target: StreamTarget
+
+
+@dataclass(frozen=True)
+class Bounce:
+    token: str
+    """The message id named by the VERP address."""
+
+
+@dataclass(frozen=True)
+class Unknown:
+    pass
+
+
+Resolution = Stream | Bounce | Unknown
+
+
+class LookupUnavailable(RuntimeError):
+    """The database could not be asked: the RCPT gets a temporary failure, not a 550."""
+
+
+class StreamCache:
+    """forwarding address -> live stream, with expiring positive and negative entries."""
+
+    def __init__(
+        self,
+        lookup: StreamLookup,
+        *,
+        positive_ttl: float,
+        negative_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._positive_ttl = positive_ttl
+        self._negative_ttl = negative_ttl
+        self._clock = clock
+        self._live: dict[str, tuple[StreamTarget, float]] = {}
+        self._absent: dict[str, float] = {}
+
+    async def find(self, address: str) -> StreamTarget | None:
+        address = address.lower()
+        now = self._clock()
+        hit = self._live.get(address)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        absent_until = self._absent.get(address)
+        if absent_until is not None and absent_until > now:
+            return None
+        try:
+            target = await self._lookup(address)
+        except Exception as exc:
+            raise LookupUnavailable(str(exc)) from exc
+        self._remember(address, target)
+        return target
+
+    def _remember(self, address: str, target: StreamTarget | None) -> None:
+        now = self._clock()
+        if target is None:
+            self._live.pop(address, None)
+            if self._negative_ttl > 0:
+                if len(self._absent) > 100_000:  # bounded: a flood of random names must not grow memory forever
+                    self._absent.clear()
+                self._absent[address] = now + self._negative_ttl
+        else:
+            self._absent.pop(address, None)
+            self._live[address] = (target, now + self._positive_ttl)
+
+    def apply(self, event: StreamChanged) -> None:
+        """Make the cache agree with a stream event at once."""
+        address = event.forwarding_address.lower()
+        for known, (target, _) in list(self._live.items()):
+            if target.stream_id == event.stream_id and known != address:
+                del self._live[known]
+        if event.change == "deleted":
+            self._remember(address, None)
+        else:
+            self._remember(
+                address,
+                StreamTarget(
+                    forwarding_address=address,
+                    stream_id=event.stream_id,
+                    account_id=event.account_id,
+                    stream_address=event.address.lower(),
+                ),
+            )
+
+    async def on_stream_changed(self, event: StreamChanged, _: Delivery) -> None:
+        """Consumer of the replica queue: applying the same event twice changes nothing."""
+        self.apply(event)
+
+
+def database_lookup(db: AsyncDatabase) -> StreamLookup:
+    """The cache's fallback: one read of the `streams` collection (owned by inbox)."""
+
+    async def lookup(address: str) -> StreamTarget | None:
+        record = await find_live_stream_by_forwarding_address(db, address)
+        if record is None:
+            return None
+        return StreamTarget(
+            forwarding_address=record.forwarding_address,
+            stream_id=record.id,
+            account_id=record.account_id,
+            stream_address=record.address.lower(),
+        )
+
+    return lookup
+
+
+class RecipientDirectory:
+    """Resolves one RCPT TO address; the SMTP handler turns the resolution into a reply."""
+
+    def __init__(self, streams: StreamCache, *, internal_token: bytes, bounce_domain: str) -> None:
+        self.streams = streams
+        self._internal_token = internal_token
+        self._bounce_domain = bounce_domain.lower()
+
+    async def resolve(self, address: str) -> Resolution:
+        address = address.strip().lower()
+        if "@" not in address:
+            return Unknown()
+        local, _, domain = address.rpartition("@")
+        if domain == self._bounce_domain and local.startswith(verp.PREFIX):
+            token = verp.decode_bounce_address(address, self._internal_token, self._bounce_domain)
+            if token:
+                return Bounce(token)
+        target = await self.streams.find(address)
+        return Stream(target) if target is not None else Unknown()

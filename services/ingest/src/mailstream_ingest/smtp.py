@@ -1,0 +1,272 @@
+"""The SMTP front door: aiosmtpd in the service's own event loop, translating SMTP into the pure core.
+
+Nothing here decides what a mail means. RCPT asks `RecipientDirectory`; DATA builds a `MailReceived` and answers
+250 only once RabbitMQ has confirmed it persistent (451 otherwise, so the sending server keeps the mail and
+retries). Mail is never relayed: a recipient that is not ours is refused.
+"""
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailstream_common import logs
+from mailstream_common.contracts import MailReceived
+
+from . import metrics
+from .reception import build_mail_received, new_mail_id
+from .recipients import Bounce, LookupUnavailable, RecipientDirectory, Stream
+
+log = logging.getLogger(__name__)
+
+# Replies, by name (RFC 5321 codes with RFC 3463 enhanced status codes).
+OK = "250 2.1.0 OK"
+RCPT_OK = "250 2.1.5 OK"
+NO_SUCH_USER = "550 5.1.1 No such recipient here"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+LOOKUP_UNAVAILABLE = "451 4.3.0 Recipient lookup unavailable, try again later"
+NOT_DURABLE = "451 4.3.0 Mail not stored, try again later"
+TOO_MANY_SESSIONS = "421 4.3.2 Too many connections, try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
+INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
+
+
+def accepted(mail_id: str) -> str:
+    return f"250 2.0.0 OK queued as {mail_id}"
+
+
+Publish = Callable[[MailReceived], Awaitable[None]]
+
+
+class IngestHandler:
+    """aiosmtpd hooks. Per-transaction state (the resolved targets) lives on the aiosmtpd Envelope."""
+
+    def __init__(self, directory: RecipientDirectory, publish: Publish, *, max_recipients: int) -> None:
+        self.directory = directory
+        self.publish = publish
+        self.max_recipients = max_recipients
+        self.draining = False
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]):
+        if self.draining:
+            metrics.REFUSED.labels("shutting_down").inc()
+            return SHUTTING_DOWN
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        envelope.targets = []  # type: ignore[attr-defined]
+        envelope.bounce_tokens = []  # type: ignore[attr-defined]
+        return OK
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]):
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            metrics.REFUSED.labels("too_many_recipients").inc()
+            return TOO_MANY_RECIPIENTS
+        try:
+            resolution = await self.directory.resolve(address)
+        except LookupUnavailable:
+            log.warning("recipient lookup failed", exc_info=True)
+            metrics.REFUSED.labels("lookup_unavailable").inc()
+            return LOOKUP_UNAVAILABLE
+        if isinstance(resolution, Stream):
+            envelope.targets.append(resolution.target)  # type: ignore[attr-defined]
+        elif isinstance(resolution, Bounce):
+            envelope.bounce_tokens.append(resolution.token)  # type: ignore[attr-defined]
+        else:
+            metrics.REFUSED.labels("unknown_recipient").inc()
+            return NO_SUCH_USER
+        if address.lower() not in (r.lower() for r in envelope.rcpt_tos):
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(options)
+        return RCPT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        mail_id = new_mail_id()
+        token = logs.correlation_id.set(mail_id)
+        try:
+            raw = envelope.original_content or b""
+            event = build_mail_received(
+                mail_id=mail_id,
+                received_at=datetime.now(UTC),
+                raw=raw,
+                mail_from=envelope.mail_from or "",
+                rcpt_to=envelope.rcpt_tos,
+                targets=getattr(envelope, "targets", []),
+                bounce_tokens=getattr(envelope, "bounce_tokens", []),
+                client_ip=_peer_ip(session),
+                helo=session.host_name,
+                tls=session.ssl is not None,
+            )
+            started = time.perf_counter()
+            try:
+                await self.publish(event)
+            except Exception as exc:
+                metrics.REFUSED.labels("broker_unavailable").inc()
+                log.warning(
+                    "mail refused: not durable",
+                    extra={"mail_id": mail_id, "size": len(raw), "error": str(exc)[:300]},
+                )
+                return NOT_DURABLE
+            elapsed = time.perf_counter() - started
+            metrics.DURABLE_CONFIRM_SECONDS.observe(elapsed)
+            metrics.MAILS_ACCEPTED.inc()
+            metrics.MAIL_BYTES.inc(len(raw))
+            log.info(
+                "mail accepted",
+                extra={
+                    "mail_id": mail_id,
+                    "size": len(raw),
+                    "targets": [t.stream_id for t in event.targets],
+                    "bounces": len(event.bounce_tokens),
+                    "client_ip": event.envelope.client_ip,
+                    "confirm_ms": round(elapsed * 1000, 2),
+                },
+            )
+            return accepted(mail_id)
+        finally:
+            logs.correlation_id.reset(token)
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session error", exc_info=error)
+        metrics.REFUSED.labels("internal_error").inc()
+        return INTERNAL_ERROR
+
+
+def _peer_ip(session: Session) -> str | None:
+    peer: Any = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return None
+
+
+class _IngestSMTP(SMTP):
+    """aiosmtpd's protocol plus a session limit, a configurable line limit and refusal metrics."""
+
+    def __init__(self, front_door: "SmtpFrontDoor", handler: IngestHandler, **kwargs: Any) -> None:
+        self.line_length_limit = front_door.max_line_length  # read by SMTP.__init__ for the stream limit
+        super().__init__(handler, **kwargs)
+        self._front_door = front_door
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if first:
+            self._counted = True
+            self._front_door.sessions.add(self)
+            metrics.SMTP_SESSIONS.inc()
+            metrics.SMTP_SESSIONS_ACTIVE.inc()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            self._front_door.sessions.discard(self)
+            metrics.SMTP_SESSIONS_ACTIVE.dec()
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if len(self._front_door.sessions) > self._front_door.max_sessions:
+            metrics.REFUSED.labels("too_many_sessions").inc()
+            await self.push(TOO_MANY_SESSIONS)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+    async def push(self, status: str | bytes) -> None:
+        text = status if isinstance(status, str) else status.decode("ascii", "replace")
+        if text.startswith("552"):
+            metrics.REFUSED.labels("too_large").inc()
+        elif text.startswith("500 Line too long"):
+            metrics.REFUSED.labels("line_too_long").inc()
+        await super().push(status)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.envelope is not None and self.envelope.mail_from is not None
+
+
+class SmtpFrontDoor:
+    """The listening socket and its sessions; `stop()` drains them."""
+
+    def __init__(
+        self,
+        handler: IngestHandler,
+        *,
+        host: str,
+        port: int,
+        hostname: str,
+        max_message_bytes: int,
+        max_line_length: int,
+        max_sessions: int,
+        timeout: float,
+        tls_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.hostname = hostname
+        self.max_message_bytes = max_message_bytes
+        self.max_line_length = max_line_length
+        self.max_sessions = max_sessions
+        self.timeout = timeout
+        self.tls_context = tls_context
+        self.reuse_port = reuse_port
+        self.sessions: set[_IngestSMTP] = set()
+        self._server: asyncio.Server | None = None
+
+    def _protocol(self) -> _IngestSMTP:
+        return _IngestSMTP(
+            self,
+            self.handler,
+            data_size_limit=self.max_message_bytes,
+            enable_SMTPUTF8=True,
+            hostname=self.hostname,
+            ident="Mailstream ingest",
+            tls_context=self.tls_context,
+            timeout=self.timeout,
+            loop=asyncio.get_running_loop(),
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._protocol, host=self.host, port=self.port, reuse_port=self.reuse_port or None, backlog=512
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("SMTP listening", extra={"host": self.host, "port": self.port, "reuse_port": self.reuse_port})
+
+    def is_listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting; let open transactions finish for `grace` seconds; then close what is left."""
+        if self._server is None:
+            return
+        self._server.close()
+        self.handler.draining = True
+        deadline = time.monotonic() + grace
+        while self.sessions and time.monotonic() < deadline:
+            for session in list(self.sessions):
+                if not session.in_transaction and session.transport is not None:
+                    session.transport.write(SHUTTING_DOWN.encode() + b"\r\n")
+                    session.transport.close()
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        self._server = None
+
+
+def tls_context(cert_file: str | None, key_file: str | None) -> ssl.SSLContext | None:
+    """STARTTLS is offered only when both a certificate and its key are configured."""
+    if not (cert_file and key_file):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context

@@ -1,0 +1,61 @@
+"""The analysis consumer (`ingest.analyse`): parse, authenticate, publish. It holds no logic of its own.
+
+Idempotent under redelivery: analysing the same `MailReceived` again produces the same `mail_id`-keyed
+`MailAnalysed` (and deterministic `DeliveryReported` ids), and inbox stores each mail once per target by
+`mail_id`, so publishing again after a crash between publish and ack duplicates nothing downstream.
+"""
+
+import logging
+import time
+
+from mailstream_common.broker import Broker, Delivery
+from mailstream_common.contracts import MailReceived
+from mailstream_common.contracts.mail import AuthenticationResult
+
+from . import metrics
+from .analysis import analyse, from_domain, parse
+from .authentication import Authenticator
+
+log = logging.getLogger(__name__)
+
+
+class AnalysisWorker:
+    def __init__(self, broker: Broker, authenticator: Authenticator | None) -> None:
+        self.broker = broker
+        self.authenticator = authenticator
+
+    async def handle(self, received: MailReceived, delivery: Delivery) -> None:
+        started = time.perf_counter()
+        parsed = parse(received)
+        authentication = AuthenticationResult()
+        if received.targets and self.authenticator is not None:
+            authentication = await self.authenticator.authenticate(
+                received.raw,
+                client_ip=received.envelope.client_ip,
+                mail_from=received.envelope.mail_from,
+                helo=received.envelope.helo,
+                from_domain=from_domain(parsed),
+            )
+            for method in ("spf", "dkim", "dmarc"):
+                metrics.AUTH_RESULTS.labels(method, getattr(authentication, method)).inc()
+        outcome = analyse(received, parsed, authentication)
+        if outcome.analysed is not None:
+            await self.broker.publish(outcome.analysed, correlation_id=received.mail_id)
+        for report in outcome.delivery_reports:
+            await self.broker.publish(report, correlation_id=received.mail_id)
+        metrics.ANALYSED.labels("warnings" if parsed.warnings else "clean").inc()
+        log.info(
+            "mail analysed",
+            extra={
+                "mail_id": received.mail_id,
+                "attempt": delivery.attempt,
+                "targets": len(received.targets),
+                "forwarded_by": outcome.analysed.forwarded.detected_by
+                if outcome.analysed and outcome.analysed.forwarded
+                else None,
+                "bounces": len(outcome.delivery_reports),
+                "warnings": len(parsed.warnings),
+                "auth": authentication.header,
+                "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
