@@ -14,6 +14,15 @@ class EmailTemplate(Contract):
     text: str
 
 
+class OutgoingAttachment(Contract):
+    """A file to attach to an outgoing mail (added for sender; optional everywhere)."""
+
+    filename: str
+    content_type: str = "application/octet-stream"
+    content: RawBytes
+    content_id: str | None = Field(default=None, description="Set for an inline part referenced from the HTML")
+
+
 class ReplyRequested(Event):
     """Send this mail. Inbox has already stored the outbound message as 'queued'."""
 
@@ -36,6 +45,7 @@ class ReplyRequested(Event):
     template: EmailTemplate | None = Field(default=None, description="Applied around the content when present")
     template_context: dict[str, str] = Field(default_factory=dict, description="Extra template variables")
     extra_headers: dict[str, str] = Field(default_factory=dict)
+    attachments: list[OutgoingAttachment] = Field(default_factory=list, description="Files to attach")
     requested_by: str = Field(description="'agent:<key id>', 'automation:<rule id>' or 'system'")
 
 

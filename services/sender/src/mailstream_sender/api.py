@@ -1,0 +1,107 @@
+"""The sender's HTTP app: the suppression list (public paths, proxied by the gateway, trusting only the internal
+token) and /healthz, /readyz, /metrics."""
+
+import hmac
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response
+from pydantic import BaseModel, Field, field_validator
+
+from mailstream_common.ops import ReadinessCheck, ops_routes
+
+from .repository import Suppression, Suppressions
+
+_ADDRESS = re.compile(r"^[^\s<>@\"(),;:\\]+@[^\s<>@\"(),;:\\]+\.[^\s<>@\"(),;:\\]+$")
+
+
+class SuppressionCreate(BaseModel):
+    address: str = Field(examples=["customer@example.net"])
+    reason: str = Field(default="added by an admin", max_length=500)
+
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _ADDRESS.match(value) or len(value) > 254:
+            raise ValueError("not an email address")
+        return value
+
+
+class SuppressionPublic(BaseModel):
+    address: str
+    reason: str
+    source: Literal["bounces", "api"] = Field(description="Suppressed by repeated hard bounces or by an admin")
+    hard_bounces: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, s: Suppression) -> "SuppressionPublic":
+        return cls(
+            address=s.address, reason=s.reason, source=s.source, hard_bounces=s.hard_bounces, created_at=s.created_at
+        )
+
+
+class SuppressionList(BaseModel):
+    items: list[SuppressionPublic]
+    next_cursor: str | None
+
+
+class Caller(BaseModel):
+    account_id: str
+    role: Literal["admin", "agent"]
+
+
+def create_app(suppressions: Suppressions, internal_token: str, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
+    def caller(
+        x_internal_token: Annotated[str | None, Header()] = None,
+        x_account_id: Annotated[str | None, Header()] = None,
+        x_role: Annotated[str | None, Header()] = None,
+    ) -> Caller:
+        if not x_internal_token or not hmac.compare_digest(x_internal_token.encode(), internal_token.encode()):
+            raise HTTPException(401, "missing or invalid internal token")
+        if not x_account_id or x_role not in ("admin", "agent"):
+            raise HTTPException(401, "missing account or role")
+        return Caller(account_id=x_account_id, role=x_role)  # type: ignore[arg-type]
+
+    def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
+        if who.role != "admin":
+            raise HTTPException(403, "admin role required")
+        return who
+
+    router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])
+
+    @router.get("", response_model=SuppressionList, summary="Addresses replies are not sent to")
+    async def list_suppressions(
+        who: Annotated[Caller, Depends(caller)],
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: str | None = None,
+    ) -> SuppressionList:
+        found = await suppressions.list(who.account_id, limit=limit + 1, after=cursor)
+        page = found[:limit]
+        next_cursor = page[-1].address if len(found) > limit else None
+        return SuppressionList(items=[SuppressionPublic.of(s) for s in page], next_cursor=next_cursor)
+
+    @router.post("", status_code=201, response_model=SuppressionPublic, summary="Suppress an address")
+    async def add_suppression(body: SuppressionCreate, who: Annotated[Caller, Depends(admin)]) -> SuppressionPublic:
+        return SuppressionPublic.of(await suppressions.suppress(who.account_id, body.address, body.reason))
+
+    @router.get("/{address}", response_model=SuppressionPublic)
+    async def get_suppression(address: str, who: Annotated[Caller, Depends(caller)]) -> SuppressionPublic:
+        found = await suppressions.get(who.account_id, address)
+        if found is None:
+            raise HTTPException(404, "not suppressed")
+        return SuppressionPublic.of(found)
+
+    @router.delete("/{address}", status_code=204, summary="Lift a suppression (the bounce count restarts)")
+    async def remove_suppression(address: str, who: Annotated[Caller, Depends(admin)]) -> Response:
+        if not await suppressions.remove(who.account_id, address):
+            raise HTTPException(404, "not suppressed")
+        return Response(status_code=204)
+
+    app = FastAPI(title="Mailstream sender", version="1")
+    app.include_router(router)
+    app.router.routes.extend(ops_routes(checks))
+    return app

@@ -1,0 +1,45 @@
+"""Hard bounces feed the per-account suppression list; domain events keep the signing-key cache current."""
+
+import logging
+
+from mailstream_common.broker import Delivery
+from mailstream_common.contracts import DeliveryReported, DomainChanged
+
+from .repository import Deliveries, Suppressions
+from .signing import SigningKeyCache
+
+log = logging.getLogger(__name__)
+
+
+class BounceRecorder:
+    """Consumer of `sender.bounces`: every `delivery.reported` arrives here; only permanent bounces count."""
+
+    def __init__(self, deliveries: Deliveries, suppressions: Suppressions, threshold: int) -> None:
+        self.deliveries = deliveries
+        self.suppressions = suppressions
+        self.threshold = threshold
+
+    async def handle(self, report: DeliveryReported, delivery: Delivery) -> None:
+        if report.status != "bounced" or not report.permanent:
+            return
+        record = await self.deliveries.get(report.message_id)
+        if record is None or record.account_id is None:
+            log.warning("bounce for a message sender never sent", extra={"message_id": report.message_id})
+            return
+        recipients = [report.recipient.lower()] if report.recipient else record.recipients
+        for address in recipients:
+            suppression = await self.suppressions.record_hard_bounce(
+                record.account_id, address, report.message_id, report.detail, self.threshold
+            )
+            if suppression is not None:
+                log.info("address suppressed after hard bounces", extra={"hard_bounces": suppression.hard_bounces})
+
+
+class DomainEvents:
+    """Consumer of this replica's own queue of `domain.changed`: drop the cached key of that domain."""
+
+    def __init__(self, keys: SigningKeyCache) -> None:
+        self.keys = keys
+
+    async def handle(self, event: DomainChanged, delivery: Delivery) -> None:
+        self.keys.invalidate(event.name)

@@ -1,0 +1,101 @@
+"""Wiring only: settings, logging, Mongo, broker, the consumers, the HTTP app, and shutdown."""
+
+import asyncio
+import logging
+import uuid
+
+import httpx
+import uvicorn
+
+from mailstream_common import mongo, service, topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import DeliveryReported, DomainChanged, ReplyRequested
+
+from .api import create_app
+from .bounces import BounceRecorder, DomainEvents
+from .delivery import RelayConfig, SmtpRelay
+from .replies import ReplySender, SenderPolicy
+from .repository import INDEXES, Deliveries, Suppressions
+from .settings import SenderSettings
+from .signing import SigningKeyCache
+
+log = logging.getLogger(__name__)
+
+
+def relay_config(settings: SenderSettings) -> RelayConfig:
+    return RelayConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        tls=settings.smtp_tls,
+        verify_certificates=settings.smtp_tls_verify,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        timeout=settings.smtp_timeout_seconds,
+        pool_size=settings.smtp_pool_size,
+        per_destination_concurrency=settings.per_destination_concurrency,
+        helo_name=settings.helo_name,
+    )
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = SenderSettings()
+    token = settings.internal_token.get_secret_value()
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-sender")
+    db = client[settings.mongodb_database]
+    await mongo.ensure_indexes(db, INDEXES)
+
+    broker = Broker(settings.amqp_url.get_secret_value(), service="sender")
+    await broker.connect()
+    await broker.declare(topology.INBOX_DELIVERY)  # our reports must be routable even before inbox starts
+
+    http = httpx.AsyncClient(timeout=10.0)
+    keys = SigningKeyCache(http, settings.domains_url, token, settings.signing_key_cache_seconds)
+    relay = SmtpRelay(relay_config(settings))
+    spec = topology.SENDER_REPLIES
+    replies = ReplySender(
+        db,
+        broker.publish,
+        relay,
+        keys,
+        SenderPolicy(
+            bounce_domain=settings.effective_bounce_domain,
+            bounce_secret=token.encode(),
+            max_age_seconds=settings.max_age_seconds,
+            max_attempts=spec.max_attempts,
+            retry_base_seconds=settings.retry_base_seconds,
+        ),
+    )
+    deliveries, suppressions = Deliveries(db), Suppressions(db)
+    bounces = BounceRecorder(deliveries, suppressions, settings.suppress_after_hard_bounces)
+    broker.consume(spec, replies.handle, ReplyRequested, prefetch=settings.consumer_prefetch)
+    broker.consume(topology.SENDER_BOUNCES, bounces.handle, DeliveryReported, prefetch=settings.consumer_prefetch)
+    domain_queue = topology.replica_queue("sender", uuid.uuid4().hex, topology.SENDER_DOMAIN_EVENTS)
+    broker.consume(domain_queue, DomainEvents(keys).handle, DomainChanged)
+    await broker.start()
+
+    async def database_ready() -> bool:
+        return await mongo.ping(client)
+
+    app = create_app(suppressions, token, {"broker": broker.is_ready, "database": database_ready})
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+    )
+    server.install_signal_handlers = lambda: None  # the service frame owns signals
+    serving = asyncio.create_task(server.serve())
+    log.info("sender ready", extra={"relay": f"{settings.smtp_host}:{settings.smtp_port}", "http": settings.http_port})
+    try:
+        stop_waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+        stop_waiter.cancel()
+    finally:
+        await broker.close(settings.shutdown_grace_seconds)  # finish or requeue in-flight commands
+        server.should_exit = True
+        await serving
+        await relay.close()
+        await http.aclose()
+        await client.close()
+
+
+def cli() -> None:
+    settings = SenderSettings()
+    service.run("sender", main, log_level=settings.log_level)
