@@ -1,0 +1,221 @@
+{{/*
+Names, labels and the per-service facts every template shares.
+*/}}
+
+{{- define "mailstream.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mailstream.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The name of one service's objects: (list $ "ingest") -> "<fullname>-ingest". */}}
+{{- define "mailstream.componentName" -}}
+{{- $root := index . 0 }}
+{{- printf "%s-%s" (include "mailstream.fullname" $root | trunc 50 | trimSuffix "-") (index . 1) }}
+{{- end }}
+
+{{- define "mailstream.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mailstream.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "mailstream.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{- define "mailstream.labels" -}}
+{{- $root := index . 0 -}}
+helm.sh/chart: {{ include "mailstream.chart" $root }}
+{{ include "mailstream.selectorLabels" . }}
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+app.kubernetes.io/part-of: mailstream
+{{- end }}
+
+{{/* Labels of chart-wide objects (ConfigMap, Secret, ServiceAccount). */}}
+{{- define "mailstream.commonLabels" -}}
+helm.sh/chart: {{ include "mailstream.chart" . }}
+app.kubernetes.io/name: {{ include "mailstream.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mailstream
+{{- end }}
+
+{{- define "mailstream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mailstream.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "mailstream.secretName" -}}
+{{- default (printf "%s-secrets" (include "mailstream.fullname" .)) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "mailstream.configMapName" -}}
+{{- printf "%s-config" (include "mailstream.fullname" .) }}
+{{- end }}
+
+{{/* The services, in start-up order of their dependencies (domains first: sender and the gateway call it). */}}
+{{- define "mailstream.serviceNames" -}}
+domains automation sender inbox ingest
+{{- end }}
+
+{{/*
+Facts about each service's code that values do not change: its HTTP port (ops routes /healthz, /readyz, /metrics
+live there too) and the variables naming that port and its listen host. Ports are the services' defaults.
+*/}}
+{{- define "mailstream.components" -}}
+ingest:
+  httpPort: 8101
+  httpPortEnv: INGEST_OPS_PORT
+  httpHostEnv: OPS_HOST
+inbox:
+  httpPort: 8000
+  httpPortEnv: INBOX_HTTP_PORT
+  httpHostEnv: INBOX_HTTP_HOST
+automation:
+  httpPort: 8103
+  httpPortEnv: AUTOMATION_HTTP_PORT
+  httpHostEnv: AUTOMATION_HTTP_HOST
+domains:
+  httpPort: 8102
+  httpPortEnv: DOMAINS_HTTP_PORT
+  httpHostEnv: DOMAINS_HTTP_HOST
+sender:
+  httpPort: 8104
+  httpPortEnv: SENDER_HTTP_PORT
+  httpHostEnv: SENDER_HTTP_HOST
+{{- end }}
+
+{{- define "mailstream.image" -}}
+{{- $root := index . 0 }}
+{{- $values := index . 1 }}
+{{- $repository := $values.image.repository }}
+{{- if $root.Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" $root.Values.image.registry) $repository }}
+{{- end }}
+{{- printf "%s:%s" $repository (default (default $root.Chart.AppVersion $root.Values.image.tag) $values.image.tag) }}
+{{- end }}
+
+{{- define "mailstream.internalUrl" -}}
+{{- $root := index . 0 }}
+{{- $name := index . 1 }}
+{{- $components := include "mailstream.components" $root | fromYaml }}
+{{- printf "http://%s:%v" (include "mailstream.componentName" (list $root $name)) (get $components $name).httpPort }}
+{{- end }}
+
+{{- define "mailstream.secretEnv" -}}
+{{- $root := index . 0 }}
+{{- $name := index . 1 }}
+{{- $key := index . 2 }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "mailstream.secretName" $root }}
+      key: {{ $key }}
+{{- end }}
+
+{{- define "mailstream.dnsNameserversEnv" -}}
+{{- if .Values.dnsNameservers }}
+- name: DNS_NAMESERVERS
+  value: {{ join "," .Values.dnsNameservers | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "mailstream.bounceDomainEnv" -}}
+{{- if .Values.bounceDomain }}
+- name: MAILSTREAM_BOUNCE_DOMAIN
+  value: {{ .Values.bounceDomain | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Per-service environment beyond the shared ConfigMap and the back-end Secrets. Every name here must be a setting
+of that service (tests/deploy/test_deploy_files.py checks them against the services' settings classes).
+*/}}
+{{- define "mailstream.env.ingest" -}}
+- name: INGEST_ROLE
+  value: {{ .Values.ingest.role | quote }}
+- name: INGEST_SMTP_HOST
+  value: "0.0.0.0"
+- name: INGEST_SMTP_PORT
+  value: "2525"
+- name: INGEST_MAX_MESSAGE_BYTES
+  value: {{ .Values.ingest.maxMessageBytes | int64 | quote }}
+{{- if .Values.ingest.smtpHostname }}
+- name: INGEST_SMTP_HOSTNAME
+  value: {{ .Values.ingest.smtpHostname | quote }}
+{{- end }}
+{{- include "mailstream.bounceDomainEnv" . }}
+{{- include "mailstream.dnsNameserversEnv" . }}
+{{- end }}
+
+{{- define "mailstream.env.inbox" -}}
+- name: INBOX_ROLE
+  value: {{ .Values.inbox.role | quote }}
+- name: DOMAINS_URL
+  value: {{ include "mailstream.internalUrl" (list . "domains") | quote }}
+- name: AUTOMATION_URL
+  value: {{ include "mailstream.internalUrl" (list . "automation") | quote }}
+- name: SENDER_URL
+  value: {{ include "mailstream.internalUrl" (list . "sender") | quote }}
+{{- include "mailstream.bounceDomainEnv" . }}
+{{- end }}
+
+{{- define "mailstream.env.automation" -}}
+{{- end }}
+
+{{- define "mailstream.env.domains" -}}
+{{- include "mailstream.secretEnv" (list . "DOMAINS_KEY_ENCRYPTION_KEY" .Values.secrets.keyEncryptionKeyKey) }}
+{{- include "mailstream.dnsNameserversEnv" . }}
+{{- end }}
+
+{{- define "mailstream.env.sender" -}}
+- name: SENDER_SMTP_HOST
+  value: {{ required "smarthost.host is required" .Values.smarthost.host | quote }}
+- name: SENDER_SMTP_PORT
+  value: {{ .Values.smarthost.port | int | quote }}
+- name: SENDER_SMTP_TLS
+  value: {{ .Values.smarthost.tls | quote }}
+- name: SENDER_SMTP_TLS_VERIFY
+  value: {{ .Values.smarthost.tlsVerify | quote }}
+- name: SENDER_SMTP_POOL_SIZE
+  value: {{ .Values.sender.smtpPoolSize | int | quote }}
+{{- if .Values.smarthost.heloName }}
+- name: SENDER_HELO_NAME
+  value: {{ .Values.smarthost.heloName | quote }}
+{{- end }}
+{{- with .Values.smarthost.authSecret }}
+{{- if .name }}
+- name: SENDER_SMTP_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .usernameKey }}
+- name: SENDER_SMTP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .passwordKey }}
+{{- end }}
+{{- end }}
+- name: DOMAINS_URL
+  value: {{ include "mailstream.internalUrl" (list . "domains") | quote }}
+{{- include "mailstream.bounceDomainEnv" . }}
+{{- end }}
