@@ -158,6 +158,12 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
   value: "2525"
 - name: INGEST_MAX_MESSAGE_BYTES
   value: {{ .Values.ingest.maxMessageBytes | int64 | quote }}
+{{- if .Values.ingest.tlsSecret }}
+- name: INGEST_TLS_CERT_FILE
+  value: /var/run/mailstream/smtp-tls/tls.crt
+- name: INGEST_TLS_KEY_FILE
+  value: /var/run/mailstream/smtp-tls/tls.key
+{{- end }}
 {{- if .Values.ingest.smtpHostname }}
 - name: INGEST_SMTP_HOSTNAME
   value: {{ .Values.ingest.smtpHostname | quote }}
@@ -182,7 +188,21 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 {{- end }}
 
 {{- define "mailstream.env.domains" -}}
-{{- include "mailstream.secretEnv" (list . "DOMAINS_KEY_ENCRYPTION_KEY" .Values.secrets.keyEncryptionKeyKey) }}
+# The key is read from a mounted file, so it never shows in the pod's environment.
+- name: DOMAINS_KEY_ENCRYPTION_KEY_FILE
+  value: /var/run/mailstream/secrets/dkim-key-encryption-key
+# Always set: when unset the service falls back to a development placeholder.
+- name: DOMAINS_SPF_INCLUDE
+  value: {{ .Values.spf.include | quote }}
+- name: DOMAINS_SPF_IPS
+  value: {{ join "," .Values.spf.ips | quote }}
+- name: DOMAINS_ED25519
+  value: {{ .Values.domains.ed25519 | quote }}
+{{- if .Values.dmarcReportAddress }}
+- name: DOMAINS_DMARC_RUA
+  value: {{ .Values.dmarcReportAddress | quote }}
+{{- end }}
+{{- include "mailstream.bounceDomainEnv" . }}
 {{- include "mailstream.dnsNameserversEnv" . }}
 {{- end }}
 
