@@ -1,0 +1,127 @@
+"""Real SMTP relays for tests of outgoing mail.
+
+- `RecordingSink`: an aiosmtpd server (in its own thread) that records every accepted transaction and can be told
+  to answer the next DATA commands with a 4xx/5xx reply, or be stopped and started again on the same port.
+- `PostfixSink`: Postfix's `smtp-sink`, which writes each accepted mail to a file (`-d`): the relay of the
+  benchmark and of the end-to-end tests.
+"""
+
+import shutil
+import subprocess
+import threading
+import uuid
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for_sync
+
+SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+
+
+@dataclass(frozen=True)
+class Received:
+    """One accepted transaction: the envelope and the exact bytes of DATA."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    queue_id: str
+
+    def message(self) -> EmailMessage:
+        return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class _Faults:
+    replies: list[str] = field(default_factory=list)
+
+
+class _Handler:
+    def __init__(self, sink: "RecordingSink") -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.sink.lock:
+            self.sink.attempts += 1
+            if self.sink.faults.replies:
+                return self.sink.faults.replies.pop(0)
+            queue_id = uuid.uuid4().hex[:12].upper()
+            self.sink.received.append(
+                Received(envelope.mail_from or "", list(envelope.rcpt_tos), bytes(envelope.original_content), queue_id)
+            )
+        return f"250 2.0.0 Ok: queued as {queue_id}"
+
+
+class RecordingSink:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.lock = threading.Lock()
+        self.received: list[Received] = []
+        self.attempts = 0
+        self.faults = _Faults()
+        self._controller: Controller | None = None
+
+    def start(self) -> "RecordingSink":
+        # decode_data=False keeps `original_content` as the exact bytes on the wire.
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, decode_data=False)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def answer_next(self, *replies: str) -> None:
+        """The next DATA commands get these replies (e.g. '451 4.3.0 Try again later') instead of 250."""
+        with self.lock:
+            self.faults.replies.extend(replies)
+
+    def messages(self) -> list[Received]:
+        with self.lock:
+            return list(self.received)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        return wait_for_sync(
+            lambda: (found if len(found := self.messages()) >= count else None),
+            timeout=timeout,
+            what=f"{count} mail(s) at the relay",
+        )
+
+
+
+
+class PostfixSink:
+    """Postfix's smtp-sink writing each mail it accepts to a file in `directory`."""
+
+    def __init__(self, directory: Path, port: int | None = None, backlog: int = 256) -> None:
+        self.port = port or free_port()
+        self.directory = directory
+        self.backlog = backlog
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, dump: bool = True) -> "PostfixSink":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o777)  # smtp-sink drops to 'nobody' before writing
+        args = [SMTP_SINK, "-u", "nobody"]
+        if dump:
+            args += ["-d", f"{self.directory}/%H%M%S."]
+        self.proc = subprocess.Popen(  # noqa: S603
+            [*args, f"127.0.0.1:{self.port}", str(self.backlog)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def dumps(self) -> list[bytes]:
+        """Each mail as smtp-sink wrote it: its own X-* envelope lines and Received header, then the message."""
+        return [p.read_bytes() for p in sorted(self.directory.iterdir())]
