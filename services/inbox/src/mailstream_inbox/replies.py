@@ -188,7 +188,7 @@ def build_reply(
         "references": references,
         "authentication": None,
         "forwarded": None,
-        "delivery": {"status": "queued", "detail": "", "updated_at": now, "attempt": 0},
+        "delivery": {"status": "queued", "detail": "", "updated_at": now, "attempt": 0, "version": 0},
         "raw_blob_id": None,
         "dedup_key": dedup_key or message_id_header,
         "requested_by": requested_by,
@@ -198,3 +198,31 @@ def build_reply(
         "published": False,
     }
     return OutboundReply(message=message, event=event)
+
+
+AUTO_REPLY_HEADERS = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All"}
+_BULK_PRECEDENCE = {"bulk", "junk", "list"}
+
+
+def auto_reply_refusal(headers: Sequence[dict[str, str]], customer_address: str) -> str | None:
+    """Why an automatic reply must not be sent to this mail (RFC 3834 section 2), or None.
+
+    Answering another robot's mail (auto-replies, bounces, mailing lists, bulk mail) is how mail loops start.
+    """
+    if not customer_address:
+        return "no customer address to reply to"
+    local = customer_address.split("@", 1)[0].lower()
+    if local in {"mailer-daemon", "postmaster"} or local.startswith(("no-reply", "noreply", "do-not-reply")):
+        return f"{customer_address} does not take replies"
+    for header in headers:
+        name = header.get("name", "").lower()
+        value = header.get("value", "").strip().lower()
+        if name == "auto-submitted" and value and value != "no":
+            return f"the mail is automatic (Auto-Submitted: {value})"
+        if name == "precedence" and value in _BULK_PRECEDENCE:
+            return f"the mail is bulk (Precedence: {value})"
+        if name in {"list-id", "list-unsubscribe"}:
+            return "the mail came from a mailing list"
+        if name == "x-auto-response-suppress" and ("all" in value or "autoreply" in value or "oof" in value):
+            return "the sender asked for no automatic replies"
+    return None

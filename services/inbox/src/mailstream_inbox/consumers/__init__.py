@@ -1,0 +1,23 @@
+"""The inbox's queue consumers: store analysed mail, apply delivery reports, apply automation's actions."""
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common import topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import ConversationActionsRequested, DeliveryReported, MailAnalysed
+
+from ..settings import InboxSettings
+from . import actions, delivery, store
+
+
+def register(broker: Broker, db: AsyncDatabase, settings: InboxSettings) -> None:
+    """Register the consumers on `broker` (they start with `broker.start()`)."""
+    prefetch = settings.consumer_prefetch
+    broker.consume(topology.INBOX_STORE, store.make_handler(db, broker, settings), MailAnalysed, prefetch=prefetch)
+    broker.consume(topology.INBOX_DELIVERY, delivery.make_handler(db, broker), DeliveryReported, prefetch=prefetch)
+    broker.consume(
+        topology.INBOX_ACTIONS,
+        actions.make_handler(db, broker, settings),
+        ConversationActionsRequested,
+        prefetch=prefetch,
+    )

@@ -1,0 +1,163 @@
+"""`inbox.actions`: apply an automation rule's actions to a conversation (inbox is the only writer of them).
+
+Exactly once per (rule, trigger message), even under redelivery: the trigger message records the rule in
+`applied_rules` after everything ran; a redelivery that finds it there only completes an auto-reply whose publish
+was interrupted (the outbound message is unique per `auto_reply:<rule>:<trigger>` and carries its own request).
+A crash before that mark re-runs the field changes, which are idempotent (sets, tag additions/removals).
+"""
+
+import logging
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common.broker import Broker, Delivery
+from mailstream_common.contracts import ConversationActionsRequested, ConversationChanged, utcnow
+from mailstream_common.contracts.conversations import AutoReplyAction, RuleAction
+
+from .. import outbound
+from ..replies import AUTO_REPLY_HEADERS, ReplyContent, auto_reply_refusal, build_reply
+from ..repositories import canned_responses as canned_repo
+from ..repositories import conversations as conversations_repo
+from ..repositories import messages as messages_repo
+from ..repositories import streams as streams_repo
+from ..settings import InboxSettings
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("status", "tags", "assignee", "priority")
+
+
+def plan_changes(conversation: dict[str, Any], actions: list[RuleAction]) -> dict[str, Any]:
+    """The conversation fields after the actions, in order (pure); only fields that differ are returned."""
+    before = {
+        "status": conversation.get("status", "open"),
+        "tags": list(conversation.get("tags", [])),
+        "assignee": conversation.get("assignee"),
+        "priority": conversation.get("priority", "normal"),
+    }
+    state = {**before, "tags": list(before["tags"])}
+    for action in actions:
+        if action.type == "add_tags":
+            state["tags"] += [t for t in action.tags if t not in state["tags"]]
+        elif action.type == "remove_tags":
+            state["tags"] = [t for t in state["tags"] if t not in action.tags]
+        elif action.type == "assign":
+            state["assignee"] = action.assignee
+        elif action.type == "set_status":
+            state["status"] = action.status
+        elif action.type == "set_priority":
+            state["priority"] = action.priority
+    return {k: v for k, v in state.items() if v != before[k]}
+
+
+def auto_reply_key(rule_id: str, trigger_message_id: str) -> str:
+    return f"auto_reply:{rule_id}:{trigger_message_id}"
+
+
+def conversation_changed(conversation: dict[str, Any], changed_by: str, correlation_id: str | None):
+    return ConversationChanged(
+        account_id=conversation["account_id"],
+        conversation_id=conversation["_id"],
+        status=conversation.get("status", "open"),
+        tags=conversation.get("tags", []),
+        assignee=conversation.get("assignee"),
+        priority=conversation.get("priority", "normal"),
+        changed_by=changed_by,
+        correlation_id=correlation_id,
+    )
+
+
+async def auto_reply(
+    db: AsyncDatabase,
+    broker: Broker,
+    settings: InboxSettings,
+    command: ConversationActionsRequested,
+    action: AutoReplyAction,
+    conversation: dict[str, Any],
+    trigger: dict[str, Any] | None,
+    *,
+    already_applied: bool,
+) -> None:
+    stream = await streams_repo.get_stream(db, conversation["account_id"], conversation["stream_id"])
+    key = auto_reply_key(command.rule_id, command.trigger_message_id)
+    if stream is None:
+        log.warning("auto_reply skipped: the stream is gone", extra={"rule_id": command.rule_id})
+        return
+    existing = await messages_repo.find_by_dedup_key(db, stream["_id"], key)
+    if existing is not None:  # redelivery: finish what the first run started, never build a second reply
+        await outbound.fold_into_conversation(db, existing)
+        if await outbound.publish_pending(db, broker, existing):
+            await outbound.announce(broker, existing, stream["topic_id"])
+        return
+    if already_applied:  # the first run decided not to reply; a redelivery must not decide otherwise
+        return
+    refusal = None if stream.get("allow_agent_send") else "the stream does not allow sending (monitoring only)"
+    refusal = refusal or auto_reply_refusal(
+        (trigger or {}).get("headers", []), (conversation.get("customer") or {}).get("address", "")
+    )
+    canned = await canned_repo.get(db, conversation["account_id"], action.canned_response_id)
+    if canned is None:
+        refusal = refusal or f"canned response {action.canned_response_id} does not exist"
+    if refusal:
+        log.warning("auto_reply skipped", extra={"rule_id": command.rule_id, "reason": refusal})
+        return
+    assert canned is not None
+    context = await outbound.reply_context(db, conversation, stream, agent_name=stream.get("display_name", ""))
+    template = await outbound.effective_template(db, conversation["account_id"], stream)
+    reply = build_reply(
+        context,
+        ReplyContent(canned_text=canned["text"], canned_html=canned.get("html")),
+        template=template if action.apply_template else None,
+        signature=stream.get("signature"),
+        inbound_domain=settings.inbound_domain,
+        requested_by=f"automation:{command.rule_id}",
+        kind="auto_reply",
+        now=utcnow(),
+        dedup_key=key,
+        extra_headers=AUTO_REPLY_HEADERS,
+    )
+    stored, _ = await outbound.store_outbound(db, reply)
+    if await outbound.publish_pending(db, broker, stored):
+        await outbound.announce(broker, stored, stream["topic_id"])
+
+
+async def apply(
+    db: AsyncDatabase,
+    broker: Broker,
+    settings: InboxSettings,
+    command: ConversationActionsRequested,
+    delivery: Delivery | None = None,
+) -> None:
+    conversation = await conversations_repo.get_internal(db, command.conversation_id)
+    if conversation is None or conversation["account_id"] != command.account_id:
+        log.warning("actions for an unknown conversation ignored", extra={"conversation_id": command.conversation_id})
+        return
+    trigger = await messages_repo.get_internal(db, command.trigger_message_id)
+    already_applied = trigger is not None and command.rule_id in trigger.get("applied_rules", [])
+    field_actions = [a for a in command.actions if a.type != "auto_reply"]
+    changed_by = f"automation:{command.rule_id}"
+
+    if not already_applied and field_actions:
+        changes = plan_changes(conversation, field_actions)
+        if changes:
+            conversation = await conversations_repo.update_fields(db, command.account_id, conversation["_id"], changes)
+        retried = delivery is not None and (delivery.attempt > 1 or delivery.redelivered)
+        if conversation is not None and (changes or retried):
+            await broker.publish(conversation_changed(conversation, changed_by, command.correlation_id))
+    if conversation is None:
+        return
+    for action in command.actions:
+        if isinstance(action, AutoReplyAction):
+            await auto_reply(
+                db, broker, settings, command, action, conversation, trigger, already_applied=already_applied
+            )
+    if trigger is not None and not already_applied:
+        await messages_repo.mark_rule_applied(db, trigger["_id"], command.rule_id)
+
+
+def make_handler(db: AsyncDatabase, broker: Broker, settings: InboxSettings):
+    async def handle(command: ConversationActionsRequested, delivery: Delivery) -> None:
+        await apply(db, broker, settings, command, delivery)
+
+    return handle

@@ -1,0 +1,294 @@
+"""`inbox.store`: store an analysed mail in a conversation of each stream it was sent to.
+
+Per target stream, in this order, each step safe to repeat (the broker may redeliver after a crash anywhere):
+1. Mailstream's own forwarding-check mail: mark the stream verified; a provider's "confirm forwarding" mail:
+   record it on the stream. Neither ever becomes a customer conversation.
+2. Raw bytes and attachments into `blobs` (content-addressed, stored once).
+3. Already stored (same stream and Message-ID, or same raw digest without one)? Use that message. Otherwise thread
+   it (`threading`), open the conversation if new (unique per first message), insert the message (unique key).
+4. Fold it into the conversation (re-count, thread key, search snippet: idempotent), mark the stream receiving.
+5. Publish `MessageStored` unless the message is flagged `published` (set only after the broker's confirm), so a
+   crash between storing and publishing still publishes on redelivery, and a duplicate never publishes twice.
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common.broker import Broker, Delivery
+from mailstream_common.contracts import Address, MailAnalysed, MessageStored
+from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
+from mailstream_common.mime_parts import extract_part
+
+from .. import threading as threads
+from ..repositories import blobs as blobs_repo
+from ..repositories import conversations as conversations_repo
+from ..repositories import messages as messages_repo
+from ..repositories import streams as streams_repo
+from ..sanitize import html_to_text, sanitize_html
+from ..settings import InboxSettings
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 1_000_000
+MAX_HTML_CHARS = 2_000_000
+EVENT_TEXT_CHARS = 16_000
+
+
+def attachment_url(attachment_id: str) -> str:
+    return f"/v1/attachments/{attachment_id}"
+
+
+def dedup_key(event: MailAnalysed) -> str:
+    """The idempotency key of an inbound mail within a stream: its Message-ID, else its raw digest."""
+    return threads.normalize_message_id(event.message_id_header) or f"sha256:{event.raw_sha256}"
+
+
+def customer_of(event: MailAnalysed) -> tuple[Address, list[str]]:
+    """Whom the conversation belongs to (ingest's recovered customer, else From, else the envelope sender)."""
+    if event.customer is not None and event.customer.address:
+        return event.customer, []
+    if event.from_ is not None and event.from_.address:
+        return event.from_, []
+    if event.envelope.mail_from:
+        return Address(address=event.envelope.mail_from), ["customer taken from the envelope sender"]
+    return Address(address=""), ["no sender address: replies cannot be addressed"]
+
+
+def attachment_records(infos: list[AttachmentInfo]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": uuid.uuid4().hex,
+            "filename": info.filename or f"part-{info.part_id}",
+            "content_type": info.content_type,
+            "size": info.size,
+            "sha256": info.sha256,
+            "part_id": info.part_id,
+            "content_id": info.content_id,
+            "inline": info.inline,
+        }
+        for info in infos
+    ]
+
+
+def build_inbound_message(
+    event: MailAnalysed,
+    *,
+    message_id: str,
+    account_id: str,
+    stream_id: str,
+    conversation_id: str,
+    customer: Address,
+    attachments: list[dict[str, Any]],
+    raw_blob_id: str,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The message document for one target stream (pure)."""
+    warnings = [*event.parse_warnings, *warnings]
+    inline = {a["content_id"].strip("<>"): attachment_url(a["id"]) for a in attachments if a.get("content_id")}
+    html = None
+    remote_blocked = 0
+    if event.html is not None:
+        source = event.html
+        if len(source) > MAX_HTML_CHARS:
+            source = source[:MAX_HTML_CHARS]
+            warnings.append(f"html truncated to {MAX_HTML_CHARS} characters for display")
+        sanitized = sanitize_html(source, inline_images=inline)
+        html, remote_blocked = sanitized.html, sanitized.remote_images_blocked
+    text = event.text or (html_to_text(html) if html else "")
+    if len(text) > MAX_TEXT_CHARS:
+        text = text[:MAX_TEXT_CHARS]
+        warnings.append(f"text truncated to {MAX_TEXT_CHARS} characters for display")
+    return {
+        "_id": message_id,
+        "account_id": account_id,
+        "conversation_id": conversation_id,
+        "stream_id": stream_id,
+        "direction": "inbound",
+        "mail_id": event.mail_id,
+        "from": (event.from_ or customer).model_dump(),
+        "customer": customer.model_dump(),
+        "to": [a.model_dump() for a in event.to],
+        "cc": [a.model_dump() for a in event.cc],
+        "reply_to": [a.model_dump() for a in event.reply_to],
+        "subject": event.subject,
+        "date": event.date,
+        "text": text,
+        "html": html,
+        "remote_images_blocked": remote_blocked,
+        "headers": [h.model_dump() for h in event.headers],
+        "attachments": attachments,
+        "message_id_header": threads.normalize_message_id(event.message_id_header),
+        "in_reply_to": [i for i in (threads.normalize_message_id(v) for v in event.in_reply_to) if i],
+        "references": [r for r in (threads.normalize_message_id(v) for v in event.references) if r],
+        "authentication": event.authentication.model_dump(),
+        "forwarded": event.forwarded.model_dump(mode="python") if event.forwarded else None,
+        "delivery": None,
+        "raw_blob_id": raw_blob_id,
+        "raw_size": len(event.raw),
+        "envelope": event.envelope.model_dump(),
+        "dedup_key": dedup_key(event),
+        "created_at": event.received_at,
+        "parse_warnings": warnings,
+        "published": False,
+    }
+
+
+async def _store_blobs(db: AsyncDatabase, event: MailAnalysed) -> tuple[str, list[dict[str, Any]], list[str]]:
+    raw_blob_id = await blobs_repo.put(db, event.raw)
+    attachments = attachment_records(event.attachments)
+    warnings: list[str] = []
+    kept = []
+    for record in attachments:
+        extracted = extract_part(event.raw, record["part_id"])
+        if extracted is None:
+            warnings.append(f"attachment part {record['part_id']} not found in the raw message")
+            continue
+        data, _ = extracted
+        record["sha256"] = await blobs_repo.put(db, data)
+        record["size"] = len(data)
+        kept.append(record)
+    return raw_blob_id, kept, warnings
+
+
+async def _choose_conversation(
+    db: AsyncDatabase, event: MailAnalysed, stream: dict[str, Any], customer: Address, key: str, window_days: float
+) -> tuple[dict[str, Any], bool]:
+    """(conversation, is_first_message) for a mail not stored yet."""
+    mail = threads.InboundMail(
+        stream_id=stream["_id"],
+        customer_address=customer.address,
+        subject=event.subject,
+        in_reply_to=tuple(event.in_reply_to),
+        references=tuple(event.references),
+        received_at=event.received_at,
+    )
+    referenced = await conversations_repo.find_by_thread_keys(
+        db, stream["_id"], threads.reference_ids(mail.in_reply_to, mail.references)
+    )
+    same_subject = await conversations_repo.find_by_subject(
+        db, stream["_id"], threads.normalize_subject(event.subject), customer.address
+    )
+    decision = threads.choose_conversation(mail, referenced, same_subject, window=timedelta(days=window_days))
+    if decision.conversation_id is not None:
+        found = await conversations_repo.get_internal(db, decision.conversation_id)
+        if found is not None:
+            log.info("threaded", extra={"conversation_id": found["_id"], "reason": decision.reason})
+            return found, False
+    subject, _ = threads.strip_reply_prefixes(event.subject)
+    conversation, _ = await conversations_repo.create_once(
+        db,
+        account_id=stream["account_id"],
+        topic_id=stream["topic_id"],
+        stream_id=stream["_id"],
+        subject=subject,
+        normalized_subject=threads.normalize_subject(event.subject),
+        customer=customer.model_dump(),
+        origin_key=key,
+        started_at=event.received_at,
+    )
+    return conversation, True
+
+
+async def store_for_stream(
+    db: AsyncDatabase, broker: Broker, settings: InboxSettings, event: MailAnalysed, target: StreamTarget
+) -> dict[str, Any] | None:
+    """Steps 1-5 of the module docstring for one target; the stored message (None when nothing is stored)."""
+    stream = await streams_repo.get_stream(db, target.account_id, target.stream_id)
+    if stream is None:
+        log.warning("mail for a missing or deleted stream dropped", extra={"stream_id": target.stream_id})
+        return None
+    if event.forwarding_test_token:
+        method = event.forwarded.method if event.forwarded else "direct"
+        verified = await streams_repo.mark_forwarding_verified(db, stream["_id"], event.forwarding_test_token, method)
+        log.info("forwarding check mail arrived", extra={"stream_id": stream["_id"], "verified": verified})
+        return None
+    if event.provider_confirmation is not None:
+        await streams_repo.record_provider_confirmation(
+            db, stream["_id"], event.provider_confirmation.model_dump(mode="python")
+        )
+        log.info("provider confirmation recorded", extra={"stream_id": stream["_id"]})
+        return None
+
+    key = dedup_key(event)
+    stored = await messages_repo.find_by_dedup_key(db, stream["_id"], key)
+    if stored is None:
+        raw_blob_id, attachments, warnings = await _store_blobs(db, event)
+        customer, customer_warnings = customer_of(event)
+        existing = await conversations_repo.find_by_origin(db, stream["_id"], key)
+        if existing is not None:  # a crash after opening the conversation, before storing the message
+            conversation, is_first = existing, True
+        else:
+            conversation, is_first = await _choose_conversation(
+                db, event, stream, customer, key, settings_window_days(settings)
+            )
+        document = build_inbound_message(
+            event,
+            message_id=uuid.uuid4().hex,
+            account_id=stream["account_id"],
+            stream_id=stream["_id"],
+            conversation_id=conversation["_id"],
+            customer=customer,
+            attachments=attachments,
+            raw_blob_id=raw_blob_id,
+            warnings=[*warnings, *customer_warnings],
+        )
+        document["is_first_message"] = is_first
+        stored, created = await messages_repo.insert(db, document)
+        if not created:
+            log.info("duplicate mail ignored", extra={"message_id": stored["_id"]})
+
+    count = await messages_repo.count_in_conversation(db, stored["conversation_id"])
+    await conversations_repo.record_message(
+        db,
+        stored["conversation_id"],
+        message_count=count,
+        message_at=stored["created_at"],
+        thread_key=stored.get("message_id_header"),
+        snippet=conversations_repo.search_snippet(stored.get("subject"), stored.get("text")),
+        inbound=True,
+    )
+    await streams_repo.mark_receiving(db, stream["_id"])
+    if not stored.get("published"):
+        await broker.publish(message_stored_event(stored, stream, event.correlation_id))
+        await messages_repo.mark_published(db, stored["_id"])
+    return stored
+
+
+def settings_window_days(settings: InboxSettings) -> float:
+    """`INBOX_THREADING_WINDOW_DAYS` when the settings have it (the platform half owns settings), else 14."""
+    return float(getattr(settings, "threading_window_days", threads.DEFAULT_SUBJECT_WINDOW.days))
+
+
+def message_stored_event(stored: dict[str, Any], stream: dict[str, Any], correlation_id: str | None) -> MessageStored:
+    customer = stored.get("customer") or stored.get("from")
+    return MessageStored(
+        account_id=stored["account_id"],
+        topic_id=stream["topic_id"],
+        stream_id=stored["stream_id"],
+        conversation_id=stored["conversation_id"],
+        message_id=stored["_id"],
+        direction=stored["direction"],
+        is_first_message=bool(stored.get("is_first_message")),
+        from_=Address.model_validate(customer) if customer and customer.get("address") else None,
+        to=[Address.model_validate(a) for a in stored.get("to", [])],
+        cc=[Address.model_validate(a) for a in stored.get("cc", [])],
+        subject=stored.get("subject", ""),
+        text=(stored.get("text") or "")[:EVENT_TEXT_CHARS],
+        headers=stored.get("headers", []),
+        has_attachment=bool(stored.get("attachments")),
+        authentication=stored.get("authentication") or {},
+        received_at=stored["created_at"],
+        correlation_id=correlation_id,
+    )
+
+
+def make_handler(db: AsyncDatabase, broker: Broker, settings: InboxSettings):
+    async def handle(event: MailAnalysed, delivery: Delivery) -> None:
+        for target in event.targets:
+            await store_for_stream(db, broker, settings, event, target)
+
+    return handle
