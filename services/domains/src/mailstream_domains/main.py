@@ -1,0 +1,85 @@
+"""Wiring of the domains service: settings, Mongo, broker, HTTP app, background verifier, graceful shutdown."""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import uvicorn
+
+from mailstream_common import mongo, service
+from mailstream_common.broker import Broker
+
+from .api import create_app
+from .dns_lookup import DnsLookup
+from .keys import KeyVault
+from .manager import DomainManager
+from .plan import RecordPolicy
+from .repository import INDEXES, DomainRepository
+from .settings import DomainsSettings
+from .verifier import BackgroundVerifier
+
+log = logging.getLogger(__name__)
+
+NAME = "domains"
+
+
+def build_manager(settings: DomainsSettings, repo: DomainRepository, broker: Broker) -> DomainManager:
+    vault = KeyVault(
+        settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None,
+        settings.key_encryption_key_file,
+    )
+    policy = RecordPolicy(
+        spf_include=settings.spf_include,
+        spf_ips=tuple(settings.spf_ips),
+        dmarc_rua=settings.effective_dmarc_rua,
+        bounce_domain=settings.effective_bounce_domain,
+        rotation_grace=timedelta(hours=settings.rotation_grace_hours),
+    )
+    return DomainManager(
+        repo,
+        vault,
+        DnsLookup(settings.dns_nameservers, timeout=settings.dns_timeout_seconds),
+        broker.publish,
+        policy,
+        ed25519=settings.ed25519,
+        recheck_min_seconds=settings.recheck_min_seconds,
+        recheck_max_seconds=settings.recheck_max_seconds,
+        recheck_verified_seconds=settings.recheck_verified_seconds,
+    )
+
+
+async def main(stop: asyncio.Event, settings: DomainsSettings | None = None) -> None:
+    settings = settings or DomainsSettings()
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name=NAME)
+    db = client[settings.mongodb_database]
+    await mongo.ensure_indexes(db, INDEXES)
+    broker = Broker(settings.amqp_url.get_secret_value(), service=NAME)
+    await broker.connect()
+    manager = build_manager(settings, DomainRepository(db), broker)
+    app = create_app(
+        manager,
+        settings.internal_token.get_secret_value(),
+        {"broker": broker.is_ready, "database": lambda: mongo.ping(client)},
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # service.run owns signals
+    verifier = BackgroundVerifier(manager, poll_seconds=settings.verifier_poll_seconds)
+    serving = asyncio.create_task(server.serve())
+    verifier.start()
+    log.info("listening", extra={"host": settings.http_host, "port": settings.http_port})
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("shutting down")
+    server.should_exit = True
+    await verifier.stop(settings.shutdown_grace_seconds)
+    await serving  # uvicorn finishes in-flight requests first
+    await broker.close(settings.shutdown_grace_seconds)
+    await client.close()
+    stopped.cancel()
+
+
+def cli() -> None:
+    settings = DomainsSettings()
+    service.run(NAME, lambda stop: main(stop, settings), log_level=settings.log_level)
