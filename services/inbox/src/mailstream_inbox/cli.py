@@ -1,0 +1,206 @@
+"""`mailstream`: what an operator needs from a shell, straight against the database (no gateway required).
+
+Every command prints JSON on stdout (one object, or one object per line for lists) so it can be piped into jq;
+diagnostics go to stderr. Configuration is the services' own: MONGODB_URI, MONGODB_DATABASE,
+MAILSTREAM_INBOUND_DOMAIN.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common import mongo
+
+from .indexes import collect_indexes
+from .repositories import accounts as accounts_repo
+from .repositories import api_keys as api_keys_repo
+from .repositories import streams as streams_repo
+from .repositories import topics as topics_repo
+from .settings import InboxSettings
+
+Command = Callable[[AsyncDatabase, argparse.Namespace, InboxSettings], Awaitable[int]]
+
+
+class CliError(Exception):
+    """A user error: printed to stderr, exit status 1."""
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=_json_default, ensure_ascii=False) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+async def _require_account(db: AsyncDatabase, account_id: str) -> dict:
+    account = await accounts_repo.get_account(db, account_id)
+    if account is None:
+        raise CliError(f"no account {account_id!r}")
+    return account
+
+
+async def _all_pages(fetch) -> list[dict]:
+    items: list[dict] = []
+    after = None
+    while True:
+        page, after = await fetch(after)
+        items.extend(page)
+        if after is None:
+            return items
+
+
+async def accounts_create(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    name = args.name.strip()
+    if not name or any(c in name for c in "\r\n\x00"):
+        raise CliError("--name must be a non-empty single line")
+    account = await accounts_repo.create_account(db, name)
+    _key_doc, key = await api_keys_repo.create_api_key(
+        db, account["_id"], "admin", "initial admin key", created_by="cli"
+    )
+    _emit({"account_id": account["_id"], "api_key": key})
+    return 0
+
+
+async def accounts_list(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    for account in await _all_pages(lambda after: accounts_repo.list_accounts(db, limit=200, after=after)):
+        _emit({"account_id": account["_id"], "name": account["name"], "created_at": account["created_at"]})
+    return 0
+
+
+def _key_summary(doc: dict) -> dict:
+    return {
+        "id": doc["_id"],
+        "account_id": doc["account_id"],
+        "name": doc["name"],
+        "role": doc["role"],
+        "prefix": doc["prefix"],
+        "created_at": doc["created_at"],
+        "revoked": doc.get("revoked", False),
+    }
+
+
+async def api_keys_create(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    await _require_account(db, args.account)
+    doc, key = await api_keys_repo.create_api_key(db, args.account, args.role, args.name, created_by="cli")
+    _emit({**_key_summary(doc), "api_key": key})
+    return 0
+
+
+async def api_keys_list(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    await _require_account(db, args.account)
+    for doc in await _all_pages(lambda after: api_keys_repo.list_api_keys(db, args.account, limit=200, after=after)):
+        _emit(_key_summary(doc))
+    return 0
+
+
+async def api_keys_revoke(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    doc = await api_keys_repo.revoke_api_key(db, args.account, args.key)
+    if doc is None:
+        raise CliError(f"account {args.account!r} has no key {args.key!r}")
+    _emit(_key_summary(doc))
+    return 0
+
+
+async def topics_list(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    await _require_account(db, args.account)
+    for doc in await _all_pages(lambda after: topics_repo.list_topics(db, args.account, limit=200, after=after)):
+        _emit({"id": doc["_id"], "name": doc["name"], "created_at": doc["created_at"]})
+    return 0
+
+
+async def streams_list(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    await _require_account(db, args.account)
+    docs = await _all_pages(lambda after: streams_repo.list_streams(db, args.account, limit=200, after=after))
+    for doc in docs:
+        _emit(
+            {
+                "id": doc["_id"],
+                "topic_id": doc["topic_id"],
+                "address": doc["address"],
+                "forwarding_address": doc["forwarding_address"],
+                "allow_agent_send": doc["allow_agent_send"],
+                "status": doc.get("status"),
+                "forwarding_verified": bool(doc.get("forwarding_verified")),
+                "forwarding_method": doc.get("forwarding_method"),
+            }
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailstream",
+        description="Mailstream administration against the configured database (MONGODB_URI, MONGODB_DATABASE).",
+    )
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{accounts,api-keys,topics,streams}")
+
+    accounts = groups.add_parser("accounts", help="create and list accounts")
+    accounts_cmds = accounts.add_subparsers(dest="command", required=True)
+    create = accounts_cmds.add_parser("create", help='create an account; prints {"account_id", "api_key"} (admin key)')
+    create.add_argument("--name", required=True)
+    create.set_defaults(run=accounts_create)
+    accounts_cmds.add_parser("list", help="list accounts (one JSON object per line)").set_defaults(run=accounts_list)
+
+    keys = groups.add_parser("api-keys", help="create, list and revoke an account's API keys")
+    keys_cmds = keys.add_subparsers(dest="command", required=True)
+    key_create = keys_cmds.add_parser("create", help="create a key; the key is printed once")
+    key_create.add_argument("--account", required=True, help="account id")
+    key_create.add_argument("--role", choices=("admin", "agent"), required=True)
+    key_create.add_argument("--name", required=True, help="who or what uses the key")
+    key_create.set_defaults(run=api_keys_create)
+    key_list = keys_cmds.add_parser("list", help="list an account's keys (never the keys themselves)")
+    key_list.add_argument("--account", required=True)
+    key_list.set_defaults(run=api_keys_list)
+    key_revoke = keys_cmds.add_parser("revoke", help="revoke a key by id")
+    key_revoke.add_argument("--account", required=True)
+    key_revoke.add_argument("--key", required=True, help="key id (from 'api-keys list')")
+    key_revoke.set_defaults(run=api_keys_revoke)
+
+    topics = groups.add_parser("topics", help="list an account's topics")
+    topics_cmds = topics.add_subparsers(dest="command", required=True)
+    topic_list = topics_cmds.add_parser("list")
+    topic_list.add_argument("--account", required=True)
+    topic_list.set_defaults(run=topics_list)
+
+    streams = groups.add_parser("streams", help="list an account's streams and their forwarding addresses")
+    streams_cmds = streams.add_subparsers(dest="command", required=True)
+    stream_list = streams_cmds.add_parser("list")
+    stream_list.add_argument("--account", required=True)
+    stream_list.set_defaults(run=streams_list)
+    return parser
+
+
+async def _run(args: argparse.Namespace, settings: InboxSettings) -> int:
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-cli")
+    try:
+        db = client[settings.mongodb_database]
+        await mongo.ensure_indexes(db, collect_indexes())
+        return await args.run(db, args, settings)
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = InboxSettings()
+    try:
+        return asyncio.run(_run(args, settings))
+    except CliError as exc:
+        print(f"mailstream: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. the database is unreachable: one clear line, not a traceback
+        print(f"mailstream: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Inbox fixtures: the real gateway over real HTTP, and accounts with an admin and an agent key.
+
+`inbox_gateway` serves the inbox app (role "all": API, consumers and live updates) for the whole tests/inbox package
+against the session's RabbitMQ vhost and a database of its own; it stops when the package is done, so it never
+competes for queues with the end-to-end tests that start their own processes.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from mailstream_inbox.repositories import accounts as accounts_repo
+from mailstream_inbox.repositories import api_keys as api_keys_repo
+from tests.support.backends import Backends
+from tests.support.inbox_gateway import Gateway, running_gateway
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def inbox_gateway(backends: Backends) -> AsyncIterator[Gateway]:
+    async with running_gateway(
+        backends.amqp_url,
+        backends.mongodb_uri,
+        f"{backends.database}_inbox",
+        # Nothing listens here: proxy tests start their own gateway pointing at a real upstream.
+        DOMAINS_URL="http://127.0.0.1:9",
+        AUTOMATION_URL="http://127.0.0.1:9",
+        SENDER_URL="http://127.0.0.1:9",
+    ) as gateway:
+        yield gateway
+
+
+@dataclass
+class ApiAccount:
+    """An account with both kinds of key and an HTTP client for each (real HTTP to the gateway)."""
+
+    account_id: str
+    admin_key: str
+    agent_key: str
+    agent_key_id: str
+    admin: httpx.AsyncClient
+    agent: httpx.AsyncClient
+
+
+async def create_account_with_keys(gateway: Gateway, name: str = "Acme") -> ApiAccount:
+    """The account and its admin key straight in the database (as the CLI does), the agent key over the API."""
+    account = await accounts_repo.create_account(gateway.db, name)
+    _doc, admin_key = await api_keys_repo.create_api_key(
+        gateway.db, account["_id"], "admin", "admin", created_by="test"
+    )
+    admin = httpx.AsyncClient(base_url=gateway.base_url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=10)
+    response = await admin.post("/v1/api-keys", json={"role": "agent", "name": "agent"})
+    assert response.status_code == 201, response.text
+    agent_key = response.json()["api_key"]
+    agent = httpx.AsyncClient(base_url=gateway.base_url, headers={"Authorization": f"Bearer {agent_key}"}, timeout=10)
+    return ApiAccount(account["_id"], admin_key, agent_key, response.json()["id"], admin, agent)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def make_account(inbox_gateway: Gateway) -> AsyncIterator[Callable[..., Awaitable[ApiAccount]]]:
+    """Factory: `await make_account("Name")`; the clients are closed after the test."""
+    made: list[ApiAccount] = []
+
+    async def _make(name: str = "Acme") -> ApiAccount:
+        account = await create_account_with_keys(inbox_gateway, name)
+        made.append(account)
+        return account
+
+    yield _make
+    for account in made:
+        await account.admin.aclose()
+        await account.agent.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def account(make_account) -> ApiAccount:
+    return await make_account("Acme")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def other_account(make_account) -> ApiAccount:
+    return await make_account("Globex")
+
+
+@pytest.fixture
+def anonymous(inbox_gateway: Gateway) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=inbox_gateway.base_url, timeout=10)
