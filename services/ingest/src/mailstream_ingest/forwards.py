@@ -44,12 +44,15 @@ class Marker:
 
 # Order matters only where two markers could match the same line; each is anchored to a whole line.
 MARKERS: tuple[Marker, ...] = (
-    Marker("gmail-inline", re.compile(r"^-{5,}\s*Forwarded message\s*-{5,}\s*$", re.IGNORECASE)),
-    Marker("gmail-inline", re.compile(r"^-{5,}\s*転送されたメッセージ\s*-{5,}\s*$")),
-    Marker("thunderbird", re.compile(r"^-{5,}\s*(Forwarded Message|Original Message|転送メッセージ)\s*-{5,}\s*$", re.IGNORECASE)),
-    Marker("outlook-desktop", re.compile(r"^-{3,}\s*(Original Message|元のメッセージ|Ursprüngliche Nachricht|Message d'origine)\s*-{3,}\s*$", re.IGNORECASE)),
+    # Gmail: ten dashes, "Forwarded message" with a lower-case m, nine dashes (the same in every UI language).
+    Marker("gmail-inline", re.compile(r"^-{8,10}\s*Forwarded message\s*-{8,10}$")),
+    # Thunderbird: eight dashes either side, "Forwarded Message" or, in Japanese, 転送メッセージ.
+    Marker("thunderbird", re.compile(r"^-{8}\s*(Forwarded Message|転送メッセージ|Weitergeleitete Nachricht|Message transféré)\s*-{8}$")),
+    # Outlook desktop in plain-text mode (and Outlook Express, older Outlook for Mac).
+    Marker("outlook-desktop", re.compile(r"^-{5}\s*(Original Message|元のメッセージ|Ursprüngliche Nachricht|Message d'origine)\s*-{5}$", re.IGNORECASE)),
     Marker("apple-mail", re.compile(r"^(Begin forwarded message|転送されたメッセージ|Anfang der weitergeleiteten Nachricht)\s*[:：]\s*$", re.IGNORECASE)),
-    Marker("outlook-web", re.compile(r"^_{10,}\s*$")),
+    # Outlook on the web and new Outlook: a rule of underscores before the From:/差出人: block.
+    Marker("outlook-web", re.compile(r"^_{10,}$")),
 )  # fmt: skip
 
 # Header labels inside forwarded blocks, as each client writes them (English and Japanese).
@@ -298,11 +301,12 @@ def parse_loose_date(value: str) -> datetime | None:
     value = value.strip().replace("\u202f", " ")
     if not value:
         return None
-    try:
-        parsed = parsedate_to_datetime(value)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except (TypeError, ValueError, IndexError):
-        pass
+    if not re.search(r"(?i)\b[AP]M\b", value):  # the RFC 5322 parser would silently drop a PM
+        try:
+            parsed = parsedate_to_datetime(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except (TypeError, ValueError, IndexError):
+            pass
     match = _JP_DATE.search(value)
     if match:
         year, month, day, hour, minute, second, zone = match.groups()

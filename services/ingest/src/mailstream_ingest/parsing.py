@@ -3,6 +3,8 @@
 Part ids come from `mailstream_common.mime_parts.iter_leaf_parts`, the numbering inbox uses to extract bytes.
 """
 
+import base64
+import binascii
 import hashlib
 import html as html_lib
 import re
@@ -182,12 +184,29 @@ def _read_body(parsed: ParsedMail) -> None:
 
 
 def _decode_part_text(part: Message, part_id: str) -> tuple[str, list[str]]:
+    warnings = _transfer_encoding_warnings(part, part_id)
     payload = part.get_payload(decode=True)
     if payload is None:
         payload = b""
     if not isinstance(payload, bytes):
         payload = str(payload).encode("utf-8", "surrogateescape")
-    return decode_text(payload, part.get_content_charset(), f"part {part_id}")
+    text, more = decode_text(payload, part.get_content_charset(), f"part {part_id}")
+    return text, warnings + more
+
+
+def _transfer_encoding_warnings(part: Message, part_id: str) -> list[str]:
+    """The stdlib hands back damaged base64 undecoded and silently; say so."""
+    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
+        return []
+    raw = part.get_payload()
+    if not isinstance(raw, str):
+        return []
+    compact = re.sub(r"\s+", "", raw)
+    try:
+        base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return [f"part {part_id}: damaged base64"]
+    return []
 
 
 def _attachment(part_id: str, part: Message, parsed: ParsedMail) -> AttachmentInfo:

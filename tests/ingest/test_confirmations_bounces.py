@@ -1,0 +1,79 @@
+"""Provider forwarding confirmations, Mailstream's own forwarding check, and VERP bounces."""
+
+import pytest
+
+from mailstream_ingest.bounces import parse_bounce
+from mailstream_ingest.confirmations import detect_forwarding_test, detect_provider_confirmation
+from mailstream_ingest.parsing import parse_mail
+from tests.ingest.fixtures import eml
+
+BOUNCE = "bounce+0123abcd.aaaaaaaaaaaaaaaa@in.mailstream.test"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "code", "link_start"),
+    [
+        ("gmail_forwarding_confirmation.eml", "812345678", "https://mail-settings.google.com/mail/vf-%5BANGjdJ8x"),
+        ("gmail_forwarding_confirmation_ja.eml", "812345679", "https://mail-settings.google.com/mail/vf-%5BANGjdJ9ja"),
+    ],
+)
+def test_gmail_confirmation(fixture, code, link_start):
+    found = detect_provider_confirmation(parse_mail(eml(fixture)))
+    assert found is not None
+    assert (found.provider, found.code, found.requested_by) == ("gmail", code, "owner.acme@gmail.com")
+    assert found.link is not None and found.link.startswith(link_start)
+
+
+def test_generic_confirmation_only_from_known_providers():
+    raw = (
+        b"From: Yahoo <no-reply@cc.yahoo-inc.com>\r\nTo: fwd@in.mailstream.test\r\n"
+        b"Subject: Verify your forwarding address\r\n\r\nYour code: AB12CD\r\nhttps://login.yahoo.com/forward/verify?x=1\r\n"
+    )
+    found = detect_provider_confirmation(parse_mail(raw))
+    assert found is not None and (found.provider, found.code) == ("yahoo", "AB12CD")
+    assert found.link == "https://login.yahoo.com/forward/verify?x=1"
+    spoofed = raw.replace(b"no-reply@cc.yahoo-inc.com", b"phish@evil.example")
+    assert detect_provider_confirmation(parse_mail(spoofed)) is None
+
+
+@pytest.mark.parametrize("fixture", ["gmail_forward.eml", "iso2022jp.eml", "dsn_bounce_postfix.eml"])
+def test_ordinary_mail_is_no_confirmation(fixture):
+    assert detect_provider_confirmation(parse_mail(eml(fixture))) is None
+
+
+@pytest.mark.parametrize("fixture", ["forwarding_test_redirected.eml", "forwarding_test_forwarded.eml"])
+def test_forwarding_check_token(fixture):
+    assert detect_forwarding_test(parse_mail(eml(fixture))) == "tok_3f9a8b7c6d5e4f30"
+
+
+def test_no_forwarding_check_token_in_ordinary_mail():
+    assert detect_forwarding_test(parse_mail(eml("gmail_forward.eml"))) is None
+
+
+def test_rfc3464_dsn():
+    found = parse_bounce(parse_mail(eml("dsn_bounce_postfix.eml", BOUNCE_ADDRESS=BOUNCE)), "", BOUNCE)
+    assert found is not None
+    assert (found.status, found.recipient, found.smtp_code, found.permanent) == (
+        "bounced",
+        "nobody@customer.example",
+        550,
+        True,
+    )
+    assert "User unknown" in found.detail
+
+
+def test_delayed_dsn_is_deferred_not_bounced():
+    raw = eml("dsn_bounce_postfix.eml", BOUNCE_ADDRESS=BOUNCE).replace(b"Action: failed", b"Action: delayed")
+    raw = raw.replace(b"Status: 5.1.1", b"Status: 4.4.1")
+    found = parse_bounce(parse_mail(raw), "", BOUNCE)
+    assert found is not None and (found.status, found.permanent) == ("deferred", False)
+
+
+def test_non_dsn_bounce_by_heuristics():
+    found = parse_bounce(parse_mail(eml("qmail_bounce.eml", BOUNCE_ADDRESS=BOUNCE)), "", BOUNCE)
+    assert found is not None
+    assert (found.recipient, found.smtp_code, found.permanent) == ("gone@oldhost.example", 550, True)
+
+
+def test_out_of_office_reply_to_bounce_address_reports_nothing():
+    assert parse_bounce(parse_mail(eml("out_of_office.eml", BOUNCE_ADDRESS=BOUNCE)), "holly@customer.example") is None
