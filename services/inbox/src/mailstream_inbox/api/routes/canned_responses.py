@@ -1,0 +1,145 @@
+"""Canned responses: prepared answers with placeholders. Agents read and use them; admins write them.
+
+Placeholders (filled when used; an unknown one renders empty): `{{ customer.name }}`, `{{ customer.address }}`,
+`{{ agent.name }}`, `{{ conversation.subject }}`, `{{ stream.address }}`, `{{ stream.name }}`.
+"""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ...placeholders import syntax_error
+from ...repositories import canned_responses as canned_repo
+from ...repositories import topics as topics_repo
+from ...validation import HeaderSafeStr
+from ..deps import AdminPrincipal, CurrentPrincipal, Db
+from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, field_error, not_found
+from ..pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_optional_cursor
+
+router = APIRouter(tags=["canned responses"], responses=AUTH_RESPONSES)
+
+CannedId = Annotated[str, Path(max_length=64)]
+Title = Annotated[HeaderSafeStr, Field(min_length=1, max_length=200)]
+_EXAMPLE = {
+    "title": "Order shipped",
+    "text": "Hello {{ customer.name }},\n\nyour order has shipped.\n\n{{ agent.name }}",
+    "html": "<p>Hello {{ customer.name }},</p><p>your order has shipped.</p>",
+    "topic_id": None,
+}
+
+
+def _check_syntax(value: str | None) -> str | None:
+    if value is not None and (problem := syntax_error(value)):
+        raise ValueError(problem)
+    return value
+
+
+class CannedCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+    title: Title
+    text: str = Field(min_length=1, max_length=100_000)
+    html: str | None = Field(default=None, max_length=500_000)
+    topic_id: str | None = Field(default=None, max_length=64, description="Offer it only in this topic")
+
+    _syntax = field_validator("text", "html")(_check_syntax)
+
+
+class CannedUpdate(BaseModel):
+    """Only the fields present change; `html` and `topic_id` may be null."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"title": "Order shipped (EU)"}]})
+    title: Title | None = None
+    text: str | None = Field(default=None, min_length=1, max_length=100_000)
+    html: str | None = Field(default=None, max_length=500_000)
+    topic_id: str | None = Field(default=None, max_length=64)
+
+    _syntax = field_validator("text", "html")(_check_syntax)
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> "CannedUpdate":
+        for name in ("title", "text"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} may not be null")
+        return self
+
+
+class CannedPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "3c2b1a09f8e7d6c5b4a3928170f6e5d4", **_EXAMPLE}]})
+    id: str
+    title: str
+    text: str
+    html: str | None
+    topic_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def canned_public(doc: dict) -> CannedPublic:
+    return CannedPublic(
+        id=doc["_id"],
+        title=doc["title"],
+        text=doc["text"],
+        html=doc.get("html"),
+        topic_id=doc.get("topic_id"),
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+    )
+
+
+async def _check_topic(db, account_id: str, topic_id: str | None) -> None:
+    if topic_id is not None and await topics_repo.get_topic(db, account_id, topic_id) is None:
+        raise field_error(["body", "topic_id"], "no such topic")
+
+
+@router.post("/v1/canned-responses", status_code=201, response_model=CannedPublic)
+async def create_canned_response(body: CannedCreate, principal: AdminPrincipal, db: Db) -> CannedPublic:
+    await _check_topic(db, principal.account_id, body.topic_id)
+    doc = await canned_repo.create(
+        db, principal.account_id, title=body.title, text=body.text, html=body.html, topic_id=body.topic_id
+    )
+    return canned_public(doc)
+
+
+@router.get("/v1/canned-responses", response_model=Page[CannedPublic])
+async def list_canned_responses(
+    principal: CurrentPrincipal,
+    db: Db,
+    topic_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[CannedPublic]:
+    docs, last = await canned_repo.list_page(
+        db, principal.account_id, topic_id=topic_id, limit=limit, after=decode_optional_cursor(cursor)
+    )
+    return Page(items=[canned_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
+
+
+@router.get("/v1/canned-responses/{canned_id}", response_model=CannedPublic, responses=NOT_FOUND_RESPONSE)
+async def get_canned_response(canned_id: CannedId, principal: CurrentPrincipal, db: Db) -> CannedPublic:
+    doc = await canned_repo.get(db, principal.account_id, canned_id)
+    if doc is None:
+        raise not_found("canned response")
+    return canned_public(doc)
+
+
+@router.patch("/v1/canned-responses/{canned_id}", response_model=CannedPublic, responses=NOT_FOUND_RESPONSE)
+async def update_canned_response(
+    canned_id: CannedId, body: CannedUpdate, principal: AdminPrincipal, db: Db
+) -> CannedPublic:
+    if await canned_repo.get(db, principal.account_id, canned_id) is None:
+        raise not_found("canned response")
+    changes = body.model_dump(include=body.model_fields_set)
+    await _check_topic(db, principal.account_id, changes.get("topic_id"))
+    doc = await canned_repo.update(db, principal.account_id, canned_id, changes)
+    if doc is None:
+        raise not_found("canned response")
+    return canned_public(doc)
+
+
+@router.delete("/v1/canned-responses/{canned_id}", status_code=204, responses=NOT_FOUND_RESPONSE)
+async def delete_canned_response(canned_id: CannedId, principal: AdminPrincipal, db: Db) -> Response:
+    if not await canned_repo.delete(db, principal.account_id, canned_id):
+        raise not_found("canned response")
+    return Response(status_code=204)

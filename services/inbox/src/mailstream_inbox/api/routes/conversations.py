@@ -1,0 +1,282 @@
+"""Conversations: list/search/filter, open, change (status, tags, assignee, priority), read messages, reply.
+
+Every query is scoped to the caller's account: another account's conversation is 404, like a missing one.
+Agents and admins alike may do all of this (it is the inbox work).
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mailstream_common.contracts import Address, utcnow
+
+from ... import outbound
+from ...consumers.actions import conversation_changed
+from ...replies import ReplyContent, build_reply
+from ...repositories import canned_responses as canned_repo
+from ...repositories import conversations as conversations_repo
+from ...repositories import messages as messages_repo
+from ...repositories import streams as streams_repo
+from ...validation import EmailAddressStr, HeaderSafeStr
+from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
+from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
+from ..pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_optional_cursor
+from .messages import MessagePublic, message_public
+
+router = APIRouter(tags=["conversations"], responses=AUTH_RESPONSES)
+
+ConversationId = Annotated[str, Path(max_length=64)]
+Status = Literal["open", "pending", "closed"]
+Priority = Literal["low", "normal", "high", "urgent"]
+Tag = Annotated[HeaderSafeStr, Field(min_length=1, max_length=100)]
+
+
+class Customer(BaseModel):
+    name: str = ""
+    address: str
+
+
+class ConversationPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5f0c3c1e9d2b4a0f8e7d6c5b4a392817",
+                    "topic_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                    "stream_id": "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+                    "subject": "Where is my order #1234?",
+                    "customer": {"name": "Ann Customer", "address": "ann@example.net"},
+                    "status": "open",
+                    "tags": ["shipping"],
+                    "assignee": None,
+                    "priority": "normal",
+                    "message_count": 3,
+                    "last_message_at": "2026-11-27T09:30:00Z",
+                    "created_at": "2026-11-26T17:02:11Z",
+                }
+            ]
+        }
+    )
+    id: str
+    topic_id: str
+    stream_id: str
+    subject: str
+    customer: Customer
+    status: Status
+    tags: list[str]
+    assignee: str | None
+    priority: Priority
+    message_count: int
+    last_message_at: datetime
+    created_at: datetime
+
+
+def conversation_public(doc: dict) -> ConversationPublic:
+    return ConversationPublic(
+        id=doc["_id"],
+        topic_id=doc["topic_id"],
+        stream_id=doc["stream_id"],
+        subject=doc.get("subject", ""),
+        customer=Customer.model_validate(doc.get("customer") or {"address": ""}),
+        status=doc.get("status", "open"),
+        tags=doc.get("tags", []),
+        assignee=doc.get("assignee"),
+        priority=doc.get("priority", "normal"),
+        message_count=doc.get("message_count", 0),
+        last_message_at=doc["last_message_at"],
+        created_at=doc["created_at"],
+    )
+
+
+class ConversationUpdate(BaseModel):
+    """Only the fields present change; `assignee: null` unassigns."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "closed", "tags": ["refund", "vip"], "assignee": "agent-ann"}]},
+    )
+    status: Status | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=100)
+    assignee: Annotated[HeaderSafeStr, Field(max_length=200)] | None = None
+    priority: Priority | None = None
+
+    @model_validator(mode="after")
+    def _no_null_except_assignee(self) -> "ConversationUpdate":
+        for name in ("status", "tags", "priority"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} may not be null")
+        return self
+
+
+class AddressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[HeaderSafeStr, Field(max_length=200)] = ""
+    address: EmailAddressStr
+
+
+class ReplyCreate(BaseModel):
+    """Either your own `text`/`html`, or a `canned_response_id` (its placeholders are filled in)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": "Hello Ann,\n\nyour parcel left our warehouse today.", "apply_template": True},
+                {"canned_response_id": "3c2b1a09f8e7d6c5b4a3928170f6e5d4"},
+                {"html": "<p>Hello <b>Ann</b></p>", "cc": [{"name": "Billing", "address": "billing@acme.com"}]},
+            ]
+        },
+    )
+    text: str | None = Field(default=None, max_length=1_000_000)
+    html: str | None = Field(default=None, max_length=2_000_000)
+    canned_response_id: str | None = Field(default=None, max_length=64)
+    apply_template: bool = Field(default=True, description="Wrap in the email template (stream's, else account's)")
+    cc: list[AddressIn] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ReplyCreate":
+        own = bool((self.text and self.text.strip()) or (self.html and self.html.strip()))
+        if own == bool(self.canned_response_id):
+            raise ValueError("give either text/html or canned_response_id (exactly one of the two)")
+        return self
+
+
+class ReplyQueued(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"message_id": "8e7d6c5b4a39281706f5e4d3c2b1a09f", "status": "queued"}]}
+    )
+    message_id: str
+    status: Literal["queued"] = "queued"
+
+
+@router.get("/v1/conversations", response_model=Page[ConversationPublic], summary="List and search conversations")
+async def list_conversations(
+    principal: CurrentPrincipal,
+    db: Db,
+    topic_id: Annotated[str | None, Query(max_length=64)] = None,
+    stream_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Status | None = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Case-insensitive substring of subject, customer name/address, or body"),
+    ] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    limit: LimitParam = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[ConversationPublic]:
+    """Most recent activity first. `q` matches the subject, the customer, and the start of each message body."""
+    query = conversations_repo.list_query(
+        principal.account_id, topic_id=topic_id, stream_id=stream_id, status=status, tag=tag, assignee=assignee, q=q
+    )
+    docs, last = await conversations_repo.list_page(db, query, limit=limit, after=decode_optional_cursor(cursor))
+    return Page(items=[conversation_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
+
+
+@router.get("/v1/conversations/{conversation_id}", response_model=ConversationPublic, responses=NOT_FOUND_RESPONSE)
+async def get_conversation(conversation_id: ConversationId, principal: CurrentPrincipal, db: Db) -> ConversationPublic:
+    doc = await conversations_repo.get(db, principal.account_id, conversation_id)
+    if doc is None:
+        raise not_found("conversation")
+    return conversation_public(doc)
+
+
+@router.patch("/v1/conversations/{conversation_id}", response_model=ConversationPublic, responses=NOT_FOUND_RESPONSE)
+async def update_conversation(
+    conversation_id: ConversationId, body: ConversationUpdate, principal: CurrentPrincipal, db: Db, broker: BrokerDep
+) -> ConversationPublic:
+    """Change status, tags (the whole list), assignee or priority; announces `conversation.changed`."""
+    before = await conversations_repo.get(db, principal.account_id, conversation_id)
+    if before is None:
+        raise not_found("conversation")
+    changes = body.model_dump(include=body.model_fields_set)
+    if "tags" in changes:
+        changes["tags"] = list(dict.fromkeys(changes["tags"]))
+    changed = {k: v for k, v in changes.items() if before.get(k) != v}
+    doc = before
+    if changed:
+        doc = await conversations_repo.update_fields(db, principal.account_id, conversation_id, changed)
+        if doc is None:
+            raise not_found("conversation")
+        await broker.publish(conversation_changed(doc, principal.actor, None))
+    return conversation_public(doc)
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}/messages", response_model=Page[MessagePublic], responses=NOT_FOUND_RESPONSE
+)
+async def list_messages(
+    conversation_id: ConversationId,
+    principal: CurrentPrincipal,
+    db: Db,
+    limit: LimitParam = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Page[MessagePublic]:
+    """Oldest first."""
+    if await conversations_repo.get(db, principal.account_id, conversation_id) is None:
+        raise not_found("conversation")
+    docs, last = await messages_repo.list_page(
+        db, principal.account_id, conversation_id, limit=limit, after=decode_optional_cursor(cursor)
+    )
+    return Page(items=[message_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
+
+
+@router.post(
+    "/v1/conversations/{conversation_id}/replies",
+    status_code=202,
+    response_model=ReplyQueued,
+    responses={
+        **NOT_FOUND_RESPONSE,
+        409: {"description": "The stream does not allow agents to send (monitoring only), or it was deleted"},
+        503: {"description": "The broker is unavailable: nothing will be sent, try again"},
+    },
+    summary="Reply to the customer",
+)
+async def reply(
+    conversation_id: ConversationId,
+    body: ReplyCreate,
+    principal: CurrentPrincipal,
+    db: Db,
+    broker: BrokerDep,
+    settings: SettingsDep,
+) -> ReplyQueued:
+    """Queued for sending (202): To is the conversation's customer, Subject `Re: <subject>`, threaded on the last
+    customer message; the stream's (or account's) email template applies unless `apply_template` is false."""
+    conversation = await conversations_repo.get(db, principal.account_id, conversation_id)
+    if conversation is None:
+        raise not_found("conversation")
+    stream = await streams_repo.get_stream(db, principal.account_id, conversation["stream_id"])
+    if stream is None:
+        raise conflict("the conversation's stream was deleted: replies cannot be sent from it")
+    if not stream.get("allow_agent_send"):
+        raise conflict("this stream does not allow agents to send (monitoring only)")
+    if not (conversation.get("customer") or {}).get("address"):
+        raise conflict("the conversation has no customer address to reply to")
+    content = ReplyContent(text=body.text, html=body.html)
+    if body.canned_response_id:
+        canned = await canned_repo.get(db, principal.account_id, body.canned_response_id)
+        if canned is None:
+            raise field_error(["body", "canned_response_id"], "no such canned response")
+        content = ReplyContent(canned_text=canned["text"], canned_html=canned.get("html"))
+    cc = [Address(name=a.name, address=a.address) for a in body.cc]
+    context = await outbound.reply_context(db, conversation, stream, agent_name=principal.key_name, cc=cc)
+    template = await outbound.effective_template(db, principal.account_id, stream) if body.apply_template else None
+    built = build_reply(
+        context,
+        content,
+        template=template,
+        signature=stream.get("signature"),
+        inbound_domain=settings.inbound_domain,
+        requested_by=principal.actor,
+        now=utcnow(),
+    )
+    stored, _ = await outbound.store_outbound(db, built)
+    try:
+        await outbound.publish_pending(db, broker, stored)
+    except Exception:
+        await messages_repo.mark_failed_to_queue(db, stored["_id"], "not queued: the message broker was unavailable")
+        raise
+    await outbound.announce(broker, stored, stream["topic_id"])
+    return ReplyQueued(message_id=stored["_id"])

@@ -1,0 +1,200 @@
+"""Messages: one message with its headers, its exact raw bytes, and attachment downloads.
+
+Downloads are served as attachments with `nosniff` and a sandboxing CSP, so an HTML or SVG file a customer sent
+can never run as a page of the API's origin.
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...repositories import blobs as blobs_repo
+from ...repositories import messages as messages_repo
+from ..deps import CurrentPrincipal, Db
+from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, not_found
+
+router = APIRouter(tags=["messages"], responses=AUTH_RESPONSES)
+
+MessageId = Annotated[str, Path(max_length=64)]
+AttachmentId = Annotated[str, Path(max_length=64)]
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
+
+
+class AddressOut(BaseModel):
+    name: str = ""
+    address: str
+
+
+class AttachmentPublic(BaseModel):
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    inline: bool = False
+    content_id: str | None = None
+
+
+class AuthenticationPublic(BaseModel):
+    spf: str = "none"
+    dkim: str = "none"
+    dmarc: str = "none"
+
+
+class ForwardedPublic(BaseModel):
+    by: AddressOut | None = None
+    original_from: AddressOut
+    method: str | None = None
+
+
+class DeliveryPublic(BaseModel):
+    status: Literal["queued", "sent", "failed"]
+    detail: str = ""
+    updated_at: datetime | None = None
+
+
+class HeaderOut(BaseModel):
+    name: str
+    value: str
+
+
+_EXAMPLE = {
+    "id": "8e7d6c5b4a39281706f5e4d3c2b1a09f",
+    "conversation_id": "5f0c3c1e9d2b4a0f8e7d6c5b4a392817",
+    "stream_id": "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+    "direction": "inbound",
+    "from": {"name": "Ann Customer", "address": "ann@example.net"},
+    "to": [{"name": "", "address": "support@acme.com"}],
+    "cc": [],
+    "subject": "Where is my order #1234?",
+    "text": "Hello, I ordered last week...",
+    "html": '<p>Hello, I ordered last week...</p><img alt="logo">',
+    "attachments": [{"id": "1b2c...", "filename": "invoice.pdf", "content_type": "application/pdf", "size": 48213}],
+    "message_id_header": "<CAF1234@mail.example.net>",
+    "in_reply_to": [],
+    "references": [],
+    "authentication": {"spf": "pass", "dkim": "pass", "dmarc": "pass"},
+    "forwarded": {"by": {"name": "", "address": "support@acme.com"}, "original_from": {"address": "ann@example.net"}},
+    "delivery": None,
+    "remote_images_blocked": 1,
+    "parse_warnings": [],
+    "created_at": "2026-11-27T09:30:00Z",
+}
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [_EXAMPLE]})
+    id: str
+    conversation_id: str
+    stream_id: str
+    direction: Literal["inbound", "outbound"]
+    from_: AddressOut | None = Field(alias="from")
+    to: list[AddressOut]
+    cc: list[AddressOut]
+    subject: str
+    text: str
+    html: str | None = Field(description="Sanitised: no scripts, no event handlers, remote images removed")
+    attachments: list[AttachmentPublic]
+    message_id_header: str | None
+    in_reply_to: list[str] = []
+    references: list[str] = []
+    authentication: AuthenticationPublic | None
+    forwarded: ForwardedPublic | None
+    delivery: DeliveryPublic | None
+    remote_images_blocked: int = 0
+    parse_warnings: list[str] = []
+    created_at: datetime
+
+
+class MessageDetail(MessagePublic):
+    headers: list[HeaderOut] = Field(description="Every header line in order (names may repeat)")
+
+
+def _fields(doc: dict) -> dict:
+    return {
+        "id": doc["_id"],
+        "conversation_id": doc["conversation_id"],
+        "stream_id": doc["stream_id"],
+        "direction": doc["direction"],
+        "from": doc.get("from"),
+        "to": doc.get("to", []),
+        "cc": doc.get("cc", []),
+        "subject": doc.get("subject", ""),
+        "text": doc.get("text", ""),
+        "html": doc.get("html"),
+        "attachments": doc.get("attachments", []),
+        "message_id_header": doc.get("message_id_header"),
+        "in_reply_to": doc.get("in_reply_to", []),
+        "references": doc.get("references", []),
+        "authentication": doc.get("authentication"),
+        "forwarded": doc.get("forwarded"),
+        "delivery": doc.get("delivery"),
+        "remote_images_blocked": doc.get("remote_images_blocked", 0),
+        "parse_warnings": doc.get("parse_warnings", []),
+        "created_at": doc["created_at"],
+    }
+
+
+def message_public(doc: dict) -> MessagePublic:
+    return MessagePublic.model_validate(_fields(doc))
+
+
+def message_detail(doc: dict) -> MessageDetail:
+    return MessageDetail.model_validate({**_fields(doc), "headers": doc.get("headers", [])})
+
+
+def content_disposition(filename: str) -> str:
+    """RFC 6266: an ASCII fallback plus the UTF-8 name, with nothing that could break the header."""
+    safe = "".join(c for c in filename if c.isprintable() and c not in '\\"\r\n') or "attachment"
+    ascii_name = safe.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(safe, safe='')}"
+
+
+@router.get("/v1/messages/{message_id}", response_model=MessageDetail, responses=NOT_FOUND_RESPONSE)
+async def get_message(message_id: MessageId, principal: CurrentPrincipal, db: Db) -> MessageDetail:
+    doc = await messages_repo.get(db, principal.account_id, message_id)
+    if doc is None:
+        raise not_found("message")
+    return message_detail(doc)
+
+
+@router.get(
+    "/v1/messages/{message_id}/raw",
+    response_class=Response,
+    responses={
+        200: {"content": {"message/rfc822": {}}, "description": "The exact bytes received (or sent, once built)"},
+        **NOT_FOUND_RESPONSE,
+    },
+)
+async def get_raw(message_id: MessageId, principal: CurrentPrincipal, db: Db) -> Response:
+    doc = await messages_repo.get(db, principal.account_id, message_id)
+    if doc is None:
+        raise not_found("message")
+    if not doc.get("raw_blob_id"):
+        raise not_found("raw message (an outbound message has one once sender built it)")
+    data = await blobs_repo.get(db, doc["raw_blob_id"])
+    if data is None:
+        raise not_found("raw message")
+    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(f"{message_id}.eml")}
+    return Response(content=data, media_type="message/rfc822", headers=headers)
+
+
+@router.get(
+    "/v1/attachments/{attachment_id}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The attachment"},
+        **NOT_FOUND_RESPONSE,
+    },
+)
+async def get_attachment(attachment_id: AttachmentId, principal: CurrentPrincipal, db: Db) -> Response:
+    record = await messages_repo.find_attachment(db, principal.account_id, attachment_id)
+    if record is None:
+        raise not_found("attachment")
+    data = await blobs_repo.get(db, record["sha256"])
+    if data is None:
+        raise not_found("attachment")
+    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(record.get("filename") or "attachment")}
+    return Response(content=data, media_type=record.get("content_type") or "application/octet-stream", headers=headers)
