@@ -89,12 +89,10 @@ class RecordingSink:
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
         return wait_for_sync(
-            lambda: (found if len(found := self.messages()) >= count else None),
+            lambda: found if len(found := self.messages()) >= count else None,
             timeout=timeout,
             what=f"{count} mail(s) at the relay",
         )
-
-
 
 
 class PostfixSink:
@@ -112,7 +110,7 @@ class PostfixSink:
         args = [SMTP_SINK, "-u", "nobody"]
         if dump:
             args += ["-d", f"{self.directory}/%H%M%S."]
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [*args, f"127.0.0.1:{self.port}", str(self.backlog)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         return self

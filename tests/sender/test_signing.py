@@ -1,0 +1,152 @@
+"""DKIM signing: the fast path equals stock dkimpy byte for byte, and every signature verifies with dkimpy and
+with Perl's Mail::DKIM against a real DNS server; the key cache asks the domains service once per domain."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dkim
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from mailstream_common.contracts import Address, EmailTemplate, ReplyRequested
+from mailstream_sender.compose import compose
+from mailstream_sender.dkim_fast import FastDKIM
+from mailstream_sender.signing import SigningKey, SigningKeyCache, SigningKeyUnavailable, load_signing_key, sign
+from mailstream_sender.templating import render
+from tests.sender.dkim_verifiers import DkimDns, dkim_txt_record
+from tests.sender.domains_stub import DomainKey, DomainsStub
+
+RSA_2048 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_1024 = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+ED25519 = ed25519.Ed25519PrivateKey.generate()
+ACCOUNT = "a" * 32
+
+
+def composed(subject: str = "注文の件 / your order", text: str = "本日発送いたします。\nThanks!") -> bytes:
+    req = ReplyRequested.model_validate(
+        {
+            "account_id": ACCOUNT,
+            "stream_id": "s" * 32,
+            "message_id": "m" * 32,
+            "message_id_header": "<reply-1@in.mailstream.test>",
+            "from": {"name": "アクメ サポート", "address": "support@acme.test"},
+            "to": [{"name": "山田 花子", "address": "hanako@example.jp"}],
+            "subject": subject,
+            "in_reply_to": "<original-1@mail.example.jp>",
+            "text": text,
+            "requested_by": "system",
+        }
+    )
+    template = EmailTemplate(html="<html><body>{{ content }}<hr>Acme</body></html>", text="{{ content }}\n-- \nAcme")
+    rendered = render(template, req.text, req.html, {})
+    sender = Address(name="アクメ サポート", address="support@acme.test")
+    return compose(req, sender, rendered, datetime(2026, 11, 27, tzinfo=UTC)).data
+
+
+def pkcs1_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+
+
+@pytest.fixture(scope="module")
+def dkim_dns() -> Iterator[DkimDns]:
+    server = DkimDns(
+        {
+            "s2048._domainkey.acme.test": dkim_txt_record(RSA_2048.public_key()),
+            "s1024._domainkey.acme.test": dkim_txt_record(RSA_1024.public_key()),
+            "ed._domainkey.acme.test": dkim_txt_record(ED25519.public_key()),
+        }
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("key", [RSA_2048, RSA_1024], ids=["rsa2048", "rsa1024"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        composed(),
+        b"From: a@acme.test\nTo: b@example.net\nSubject: bare LF\n\nline\n\n\n",  # dkimpy's own parser path
+        b"From: a@acme.test\r\nSubject:  spaced \t header \r\nTo: b@x\r\n\r\n",  # empty body
+    ],
+    ids=["composed", "bare-lf", "empty-body"],
+)
+def test_fast_signature_is_byte_identical_to_stock_dkimpy(monkeypatch, key, message):
+    monkeypatch.setattr(time, "time", lambda: 1_795_000_000.0)  # both put t= from time.time()
+    stock = dkim.sign(message, b"sel", b"acme.test", pkcs1_pem(key))
+    fast = FastDKIM(message).sign_with_key(b"sel", b"acme.test", key)
+    assert fast == stock
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("selector", "key"), [("s2048", RSA_2048), ("s1024", RSA_1024)])
+def test_rsa_signature_verifies_with_dkimpy_and_mail_dkim_over_real_dns(dkim_dns, selector, key):
+    signed = sign(composed(), SigningKey("acme.test", selector, key))
+    assert signed.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=acme.test;")
+    assert dkim_dns.verify_with_dkimpy(signed) == [True]
+    verdict = dkim_dns.verify_with_mail_dkim(signed)
+    assert "signature acme.test rsa-sha256 pass" in verdict and "result pass" in verdict
+    tampered = signed.replace(b"Thanks", b"Thank5", 1) if b"Thanks" in signed else signed + b"x"
+    assert dkim_dns.verify_with_dkimpy(tampered) == [False]
+    assert "result fail" in dkim_dns.verify_with_mail_dkim(tampered)
+
+
+@pytest.mark.integration
+def test_ed25519_second_signature_verifies_alongside_rsa(dkim_dns):
+    signed = sign(composed(), SigningKey("acme.test", "s2048", RSA_2048, "ed", ED25519))
+    first, second = signed.split(b"DKIM-Signature:")[1:3]
+    assert b"a=ed25519-sha256" in first and b"s=ed;" in first
+    assert b"a=rsa-sha256" in second
+    assert dkim_dns.verify_with_dkimpy(signed) == [True, True]
+    # Debian's Mail::DKIM lacks CryptX for Ed25519; it must still pass the RSA signature of the pair.
+    assert "signature acme.test rsa-sha256 pass" in dkim_dns.verify_with_mail_dkim(signed)
+
+
+def test_signing_key_never_shows_key_material():
+    key = load_signing_key(DomainKey("acme.test", ACCOUNT, "s1", RSA_1024, "ed", ED25519).document())
+    assert "PRIVATE" not in repr(key) and "PRIVATE" not in str(key)
+    assert repr(key) == "SigningKey('acme.test', selector='s1', ed25519='ed')"
+
+
+@pytest.mark.integration
+async def test_key_cache_fetches_once_per_domain_handles_404_and_invalidation():
+    stub = DomainsStub("secret", {"acme.test": DomainKey("acme.test", ACCOUNT, "s1", RSA_2048)}).start()
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            cache = SigningKeyCache(http, stub.url, "secret", ttl_seconds=300)
+            keys = await asyncio.gather(*(cache.get("ACME.test", ACCOUNT) for _ in range(20)))
+            assert {k.selector for k in keys if k} == {"s1"}
+            assert len(stub.requests) == 1
+            assert stub.requests[0] == {"path": "/internal/signing-key", "domain": "acme.test", "account_id": ACCOUNT}
+
+            assert await cache.get("other.test", ACCOUNT) is None  # no verified key: send unsigned
+            assert await cache.get("other.test", ACCOUNT) is None
+            assert len(stub.requests) == 2
+
+            stub.keys["acme.test"] = DomainKey("acme.test", ACCOUNT, "s2", RSA_1024)  # rotated
+            assert (await cache.get("acme.test", ACCOUNT)).selector == "s1"
+            cache.invalidate("acme.test")
+            assert (await cache.get("acme.test", ACCOUNT)).selector == "s2"
+
+            stub.status_override = 503
+            cache.invalidate("acme.test")
+            with pytest.raises(SigningKeyUnavailable, match="503"):
+                await cache.get("acme.test", ACCOUNT)
+
+            bad_token = SigningKeyCache(http, stub.url, "wrong")
+            with pytest.raises(SigningKeyUnavailable, match="401"):
+                await bad_token.get("acme.test", ACCOUNT)
+    finally:
+        stub.stop()
+
+
+async def test_key_cache_reports_an_unreachable_domains_service():
+    async with httpx.AsyncClient(timeout=2) as http:
+        cache = SigningKeyCache(http, "http://127.0.0.1:1", "secret")
+        with pytest.raises(SigningKeyUnavailable, match="unreachable"):
+            await cache.get("acme.test", ACCOUNT)
