@@ -157,6 +157,7 @@ def plan_spf(existing: list[str], required: list[str], *, default_all: str = "~a
     warnings: list[str] = []
     records = [parse_spf(text) for text in existing if is_spf(text)]
     if len(records) > 1:
+        records.sort(key=SpfRecord.text)  # DNS returns records in any order; the merge must not depend on it
         warnings.append(
             f"the domain has {len(records)} SPF records, which receivers treat as a permanent error: "
             "publish only this merged record and delete the others"

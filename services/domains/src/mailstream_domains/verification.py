@@ -95,6 +95,13 @@ def check_dkim(answer: TxtAnswer, *, expected: rec.RecordSpec, public_key_b64: s
     if unanswered is not None:
         return unanswered
     values = answer.values
+    if len(values) > 1 and all(fragment and fragment in expected.value for fragment in values):
+        return _invalid(
+            "badly_split",
+            f"the key is split across {len(values)} separate TXT records at {answer.name}; receivers read "
+            "one record, so publish ONE record (a zone file may hold it as several quoted strings in that "
+            "record)",
+        )
     key_records = [v for v in values if "p=" in v or "v=DKIM1" in v]
     if not key_records:
         found = values[0][:60]
@@ -102,13 +109,6 @@ def check_dkim(answer: TxtAnswer, *, expected: rec.RecordSpec, public_key_b64: s
             "wrong_value", f"the TXT record at {answer.name} is not a DKIM key ('{found}...'): publish {shown}"
         )
     if len(key_records) > 1:
-        if all(fragment in expected.value for fragment in values):
-            return _invalid(
-                "badly_split",
-                f"the key is split across {len(values)} separate TXT records at {answer.name}; receivers read "
-                "one record, so publish ONE record (a zone file may hold it as several quoted strings in that "
-                "record)",
-            )
         return _invalid(
             "several_records",
             f"{answer.name} has {len(key_records)} DKIM records; receivers cannot tell which applies: keep only {shown}",
