@@ -40,7 +40,7 @@ async def main(stop: asyncio.Event) -> None:
             app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # the service frame owns signals
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the service frame owns signals
         serving = asyncio.create_task(server.serve())
         log.info("automation ready", extra={"port": settings.http_port})
         stopped = asyncio.create_task(stop.wait())

@@ -9,6 +9,7 @@ from pymongo.errors import ConnectionFailure
 
 from mailstream_common.ops import ReadinessCheck, ops_routes
 
+from .. import metrics  # the service's own metrics are on /metrics from the start
 from ..settings import AutomationSettings
 from .routes import router
 
@@ -27,6 +28,7 @@ def create_app(settings: AutomationSettings, db: AsyncDatabase, checks: Mapping[
     app = FastAPI(title="Mailstream automation", version="1.0.0", description=DESCRIPTION, routes=ops_routes(checks))
     app.state.settings = settings
     app.state.db = db
+    app.state.metrics = metrics
     app.include_router(router)
 
     @app.exception_handler(ConnectionFailure)

@@ -1,0 +1,60 @@
+"""Automation's fixtures: the rule API served over real HTTP (uvicorn on a free port) on a fresh database."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+from pydantic import SecretStr
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_automation.api.app import create_app
+from mailstream_automation.repository import ensure_indexes
+from mailstream_automation.settings import AutomationSettings
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
+
+INTERNAL_TOKEN = "automation-test-token"
+
+
+def gateway_headers(account_id: str, role: str = "admin", token: str = INTERNAL_TOKEN) -> dict[str, str]:
+    """What the gateway adds when it proxies a caller's request."""
+    return {"X-Internal-Token": token, "X-Account-Id": account_id, "X-Role": role, "X-Key-Id": f"key-{account_id}"}
+
+
+def test_settings(**overrides) -> AutomationSettings:
+    return AutomationSettings(internal_token=SecretStr(INTERNAL_TOKEN), **overrides)
+
+
+test_settings.__test__ = False  # a helper, not a test
+
+
+class ApiServer:
+    def __init__(self, base_url: str, db: AsyncDatabase) -> None:
+        self.base_url = base_url
+        self.db = db
+
+    def client(self, account_id: str, role: str = "admin", **headers: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url, headers={**gateway_headers(account_id, role), **headers}, timeout=10
+        )
+
+
+@pytest.fixture
+async def api(mongo_db: AsyncDatabase) -> AsyncIterator[ApiServer]:
+    await ensure_indexes(mongo_db)
+    app = create_app(test_settings(), mongo_db, {"database": lambda: True})
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    await wait_for(lambda: asyncio.sleep(0, server.started or task.done()), what="uvicorn started")
+    if task.done():
+        task.result()
+    try:
+        yield ApiServer(f"http://127.0.0.1:{port}", mongo_db)
+    finally:
+        server.should_exit = True
+        await task

@@ -1,0 +1,339 @@
+"""The rule API over real HTTP against a real database: auth, roles, tenant isolation, validation, order, pages."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from mailstream_automation.repository import RunsRepository
+from tests.automation.conftest import ApiServer
+
+pytestmark = pytest.mark.integration
+
+TAG = {"type": "add_tags", "tags": ["vip"]}
+REFUND = {"field": "subject", "operator": "contains", "value": "refund"}
+
+
+def account() -> str:
+    return uuid.uuid4().hex
+
+
+def rule(name: str = "Tag refunds", **extra) -> dict:
+    return {"name": name, "conditions": [REFUND], "actions": [TAG]} | extra
+
+
+async def create(client: httpx.AsyncClient, **extra) -> dict:
+    response = await client.post("/v1/automation/rules", json=rule(**extra))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def error_locs(response: httpx.Response) -> list[list]:
+    assert response.status_code == 422, response.text
+    return [e["loc"] for e in response.json()["detail"]]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Internal-Token": "wrong", "X-Account-Id": "a", "X-Role": "admin"},
+        {"X-Account-Id": "a", "X-Role": "admin"},
+        {"X-Internal-Token": "automation-test-token", "X-Role": "admin"},
+        {"X-Internal-Token": "automation-test-token", "X-Account-Id": "a", "X-Role": "root"},
+    ],
+)
+async def test_requests_without_the_gateways_token_and_tenant_are_refused(api: ApiServer, headers):
+    async with httpx.AsyncClient(base_url=api.base_url, headers=headers) as client:
+        assert (await client.get("/v1/automation/rules")).status_code == 401
+        assert (await client.post("/v1/automation/rules", json=rule())).status_code == 401
+    assert await api.db["automation_rules"].count_documents({}) == 0
+
+
+async def test_create_get_update_delete(api: ApiServer):
+    async with api.client(account()) as client:
+        created = await create(client, stop_processing=True)
+        assert len(created["id"]) == 32
+        assert created["position"] == 0 and created["enabled"] is True and created["match"] == "all"
+        assert created["conditions"] == [REFUND] and created["actions"] == [TAG]
+
+        fetched = await client.get(f"/v1/automation/rules/{created['id']}")
+        assert fetched.status_code == 200 and fetched.json() == created
+
+        patched = await client.patch(
+            f"/v1/automation/rules/{created['id']}",
+            json={"enabled": False, "actions": [{"type": "set_priority", "priority": "high"}]},
+        )
+        assert patched.status_code == 200, patched.text
+        body = patched.json()
+        assert body["enabled"] is False and body["actions"] == [{"type": "set_priority", "priority": "high"}]
+        assert body["conditions"] == [REFUND] and body["stop_processing"] is True  # untouched fields stay
+        assert body["updated_at"] >= created["updated_at"]
+
+        assert (await client.delete(f"/v1/automation/rules/{created['id']}")).status_code == 204
+        assert (await client.get(f"/v1/automation/rules/{created['id']}")).status_code == 404
+        assert (await client.delete(f"/v1/automation/rules/{created['id']}")).status_code == 404
+
+
+async def test_another_accounts_rule_is_404_everywhere(api: ApiServer):
+    async with api.client(account()) as owner, api.client(account()) as other:
+        mine = await create(owner)
+        path = f"/v1/automation/rules/{mine['id']}"
+        assert (await other.get(path)).status_code == 404
+        assert (await other.patch(path, json={"enabled": False})).status_code == 404
+        assert (await other.delete(path)).status_code == 404
+        assert (await other.get(f"{path}/runs")).status_code == 404
+        test = await other.post("/v1/automation/rules/test", json={"rule_id": mine["id"], "message": {}})
+        assert test.status_code == 404
+        assert (await other.get("/v1/automation/rules")).json() == {"items": [], "next_cursor": None}
+        assert (await owner.get(path)).json()["enabled"] is True  # nothing changed
+
+
+async def test_agents_may_read_but_not_write(api: ApiServer):
+    tenant = account()
+    async with api.client(tenant, "admin") as admin, api.client(tenant, "agent") as agent:
+        existing = await create(admin)
+        path = f"/v1/automation/rules/{existing['id']}"
+        assert (await agent.post("/v1/automation/rules", json=rule())).status_code == 403
+        assert (await agent.patch(path, json={"enabled": False})).status_code == 403
+        assert (await agent.delete(path)).status_code == 403
+        assert (await agent.get(path)).status_code == 200
+        assert (await agent.get("/v1/automation/rules")).json()["items"][0]["id"] == existing["id"]
+        assert (await agent.get(f"{path}/runs")).status_code == 200
+        assert (await admin.get(path)).json()["enabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (
+            rule(conditions=[{"field": "sender", "operator": "equals", "value": "x"}]),
+            ["body", "conditions", 0, "field"],
+        ),
+        (
+            rule(conditions=[REFUND, {"field": "subject", "operator": "like", "value": "x"}]),
+            ["body", "conditions", 1, "operator"],
+        ),
+        (
+            rule(conditions=[{"field": "body", "operator": "matches", "value": "(["}]),
+            ["body", "conditions", 0, "value"],
+        ),
+        (
+            rule(
+                conditions=[
+                    {
+                        "field": "received_at",
+                        "operator": "within_hours",
+                        "value": {"timezone": "Asia/Tokio", "days": ["mon"], "from": "09:00", "to": "18:00"},
+                    }
+                ]
+            ),
+            ["body", "conditions", 0, "value"],
+        ),
+        (rule(actions=[{"type": "add_tags"}]), ["body", "actions", 0, "add_tags", "tags"]),
+        (rule(actions=[{"type": "teleport"}]), ["body", "actions", 0]),
+        (rule(actions=[]), ["body", "actions"]),
+        (rule(name=""), ["body", "name"]),
+        (rule(match="most"), ["body", "match"]),
+        (rule(position=-1), ["body", "position"]),
+        (rule(colour="red"), ["body", "colour"]),
+        ({"conditions": [], "actions": [TAG]}, ["body", "name"]),
+    ],
+)
+async def test_invalid_rules_are_422_naming_the_field(api: ApiServer, body, loc):
+    async with api.client(account()) as client:
+        response = await client.post("/v1/automation/rules", json=body)
+        assert loc in error_locs(response)
+    assert await api.db["automation_rules"].count_documents({}) == 0
+
+
+async def test_invalid_patch_is_422_and_changes_nothing(api: ApiServer):
+    async with api.client(account()) as client:
+        existing = await create(client)
+        path = f"/v1/automation/rules/{existing['id']}"
+        assert ["body", "name"] in error_locs(await client.patch(path, json={"name": None}))
+        assert ["body", "enabled"] in error_locs(await client.patch(path, json={"enabled": None}))
+        bad_regex = {"conditions": [{"field": "subject", "operator": "matches", "value": "(?<"}]}
+        assert ["body", "conditions", 0, "value"] in error_locs(await client.patch(path, json=bad_regex))
+        assert ["body", "unknown"] in error_locs(await client.patch(path, json={"unknown": 1}))
+        assert (await client.get(path)).json() == existing
+
+
+async def test_scope_must_be_the_callers_own_topic_and_streams(api: ApiServer):
+    tenant, stranger = account(), account()
+    await api.db["topics"].insert_many(
+        [
+            {"_id": "topic-mine", "account_id": tenant, "name": "Support"},
+            {"_id": "topic-theirs", "account_id": stranger},
+        ]
+    )
+    base = {"allow_agent_send": True, "forwarding_address": "x@in.test", "address": "s@acme.test", "deleted": False}
+    await api.db["streams"].insert_many(
+        [
+            {"_id": "stream-mine", "account_id": tenant, "topic_id": "topic-mine", **base},
+            {"_id": "stream-other-topic", "account_id": tenant, "topic_id": "topic-2", **base},
+            {"_id": "stream-gone", "account_id": tenant, "topic_id": "topic-mine", **base, "deleted": True},
+            {"_id": "stream-theirs", "account_id": stranger, "topic_id": "topic-theirs", **base},
+        ]
+    )
+    async with api.client(tenant) as client:
+        ok = await create(client, topic_id="topic-mine", stream_ids=["stream-mine"])
+        assert ok["topic_id"] == "topic-mine" and ok["stream_ids"] == ["stream-mine"]
+        cases = [
+            ({"topic_id": "topic-theirs"}, ["body", "topic_id"]),
+            ({"topic_id": "nope"}, ["body", "topic_id"]),
+            ({"stream_ids": ["stream-mine", "stream-theirs"]}, ["body", "stream_ids", 1]),
+            ({"stream_ids": ["stream-gone"]}, ["body", "stream_ids", 0]),
+            ({"topic_id": "topic-mine", "stream_ids": ["stream-other-topic"]}, ["body", "stream_ids", 0]),
+        ]
+        for scope, loc in cases:
+            assert error_locs(await client.post("/v1/automation/rules", json=rule(**scope))) == [loc], scope
+        patch = await client.patch(f"/v1/automation/rules/{ok['id']}", json={"stream_ids": ["stream-theirs"]})
+        assert error_locs(patch) == [["body", "stream_ids", 0]]
+
+
+async def test_position_orders_rules_and_moves_the_others(api: ApiServer):
+    async with api.client(account()) as client:
+        a = await create(client, name="a")
+        b = await create(client, name="b")
+        c = await create(client, name="c", position=0)  # inserted first
+
+        async def order() -> list[tuple[str, int]]:
+            items = (await client.get("/v1/automation/rules")).json()["items"]
+            return [(r["name"], r["position"]) for r in items]
+
+        assert await order() == [("c", 0), ("a", 1), ("b", 2)]
+        moved = await client.patch(f"/v1/automation/rules/{c['id']}", json={"position": 99})
+        assert moved.json()["position"] == 2
+        assert await order() == [("a", 0), ("b", 1), ("c", 2)]
+        await client.patch(f"/v1/automation/rules/{b['id']}", json={"position": 0})
+        assert await order() == [("b", 0), ("a", 1), ("c", 2)]
+        await client.delete(f"/v1/automation/rules/{b['id']}")
+        assert await order() == [("a", 0), ("c", 1)]
+        assert a["position"] == 0
+
+
+async def test_lists_are_paged_with_a_cursor(api: ApiServer):
+    async with api.client(account()) as client:
+        names = [f"rule {i}" for i in range(5)]
+        for name in names:
+            await create(client, name=name, enabled=name != "rule 3")
+        seen, cursor = [], None
+        while True:
+            params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            page = (await client.get("/v1/automation/rules", params=params)).json()
+            assert len(page["items"]) <= 2
+            seen += [r["name"] for r in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == names
+        disabled = (await client.get("/v1/automation/rules", params={"enabled": "false"})).json()["items"]
+        assert [r["name"] for r in disabled] == ["rule 3"]
+        assert ["query", "limit"] in error_locs(await client.get("/v1/automation/rules", params={"limit": 201}))
+        assert ["query", "limit"] in error_locs(await client.get("/v1/automation/rules", params={"limit": 0}))
+        assert ["query", "cursor"] in error_locs(await client.get("/v1/automation/rules", params={"cursor": "abc.def"}))
+
+
+async def test_runs_are_listed_newest_first_with_their_reasons(api: ApiServer):
+    tenant = account()
+    async with api.client(tenant) as client:
+        created = await create(client)
+        runs = RunsRepository(api.db)
+        start = datetime(2026, 3, 1, tzinfo=UTC)
+        for i in range(3):
+            await runs.insert_once(
+                {
+                    "_id": uuid.uuid4().hex,
+                    "rule_id": created["id"],
+                    "rule_name": created["name"],
+                    "account_id": tenant,
+                    "message_id": f"m{i}",
+                    "conversation_id": "c1",
+                    "stream_id": "s1",
+                    "customer": "kana@example.net",
+                    "fired": i != 1,
+                    "match": "all",
+                    "matched_conditions": [
+                        {"index": 0, "field": "subject", "operator": "contains", "matched": i != 1, "why": f"why {i}"}
+                    ],
+                    "actions": [TAG] if i != 1 else [],
+                    "skipped_actions": [],
+                    "published": i != 1,
+                    "at": start + timedelta(minutes=i),
+                }
+            )
+        path = f"/v1/automation/rules/{created['id']}/runs"
+        first = (await client.get(path, params={"limit": 2})).json()
+        assert [r["message_id"] for r in first["items"]] == ["m2", "m1"]
+        assert first["items"][0]["matched_conditions"][0]["why"] == "why 2"
+        rest = (await client.get(path, params={"limit": 2, "cursor": first["next_cursor"]})).json()
+        assert [r["message_id"] for r in rest["items"]] == ["m0"] and rest["next_cursor"] is None
+        fired = (await client.get(path, params={"fired": "true"})).json()["items"]
+        assert [r["message_id"] for r in fired] == ["m2", "m0"]
+
+
+async def test_dry_run_explains_a_draft_or_saved_rule(api: ApiServer):
+    async with api.client(account(), "agent") as agent, api.client(account()) as admin:
+        draft = rule(
+            match="all",
+            conditions=[REFUND, {"field": "header:X-Priority", "operator": "starts_with", "value": "1"}],
+            actions=[{"type": "auto_reply", "canned_response_id": "c1"}, TAG],
+        )
+        message = {
+            "from": "kana@example.net",
+            "subject": "Refund please",
+            "headers": [{"name": "X-Priority", "value": "1"}],
+        }
+        result = await agent.post("/v1/automation/rules/test", json={"rule": draft, "message": message})
+        assert result.status_code == 200, result.text
+        body = result.json()
+        assert body["fired"] is True
+        assert [c["matched"] for c in body["matched_conditions"]] == [True, True]
+        assert body["actions"][0]["type"] == "auto_reply" and body["skipped_actions"] == []
+
+        bulk = message | {"headers": [{"name": "X-Priority", "value": "1"}, {"name": "Precedence", "value": "bulk"}]}
+        body = (await agent.post("/v1/automation/rules/test", json={"rule": draft, "message": bulk})).json()
+        assert body["actions"] == [TAG]
+        assert body["skipped_actions"][0]["reason"].startswith("precedence")
+
+        body = (
+            await agent.post("/v1/automation/rules/test", json={"rule": draft, "message": {"subject": "Hi"}})
+        ).json()
+        assert body["fired"] is False and body["actions"] == []
+        assert body["matched_conditions"][0]["why"] == 'subject "Hi" does not contain "refund"'
+
+        saved = await create(admin)
+        body = (await admin.post("/v1/automation/rules/test", json={"rule_id": saved["id"], "message": message})).json()
+        assert body["fired"] is True and body["actions"] == [TAG]
+        assert ["body"] in error_locs(await admin.post("/v1/automation/rules/test", json={"message": message}))
+        bad = {"rule": rule(conditions=[{"field": "x", "operator": "is", "value": 1}]), "message": message}
+        assert ["body", "rule", "conditions", 0, "field"] in error_locs(
+            await admin.post("/v1/automation/rules/test", json=bad)
+        )
+
+
+async def test_ops_routes_and_documented_openapi(api: ApiServer):
+    async with httpx.AsyncClient(base_url=api.base_url) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/readyz")).status_code == 200
+        assert "mailstream_automation_rules_evaluated_total" in (await client.get("/metrics")).text
+        spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert set(paths) >= {
+        "/v1/automation/rules",
+        "/v1/automation/rules/{rule_id}",
+        "/v1/automation/rules/{rule_id}/runs",
+        "/v1/automation/rules/test",
+    }
+    assert set(paths["/v1/automation/rules/{rule_id}"]) == {"get", "patch", "delete"}
+    create_body = paths["/v1/automation/rules"]["post"]["requestBody"]["content"]["application/json"]
+    assert "auto_reply_out_of_hours" in create_body["examples"]
+    assert "urgent_refunds" in create_body["examples"]
+    assert "examples" in paths["/v1/automation/rules/{rule_id}"]["patch"]["requestBody"]["content"]["application/json"]
+    action_types = set(
+        spec["components"]["schemas"]["RuleCreate"]["properties"]["actions"]["items"]["discriminator"]["mapping"]
+    )
+    assert action_types == {"auto_reply", "add_tags", "remove_tags", "assign", "set_status", "set_priority"}
+    assert not any("x-internal-token" in str(op).lower() for op in paths.values())
