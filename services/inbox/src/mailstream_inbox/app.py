@@ -24,7 +24,7 @@ from mailstream_common.broker import Broker
 
 from .api.errors import install_error_handlers
 from .api.routes import proxy
-from .indexes import collect_indexes
+from .indexes import ensure_indexes
 from .live import LiveHub
 from .security import KeyCache
 from .settings import InboxSettings
@@ -122,7 +122,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.broker = broker
     app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.proxy_timeout_seconds, connect=5.0))
     try:
-        await mongo.ensure_indexes(app.state.db, collect_indexes())
+        await ensure_indexes(app.state.db)
         await broker.connect()
         await _declare_published_queues(broker)
         if settings.runs_consumers:

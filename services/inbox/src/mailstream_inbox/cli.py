@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common import mongo
 
-from .indexes import collect_indexes
+from .indexes import ensure_indexes
 from .repositories import accounts as accounts_repo
 from .repositories import api_keys as api_keys_repo
 from .repositories import streams as streams_repo
@@ -183,7 +183,7 @@ async def _run(args: argparse.Namespace, settings: InboxSettings) -> int:
     client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-cli")
     try:
         db = client[settings.mongodb_database]
-        await mongo.ensure_indexes(db, collect_indexes())
+        await ensure_indexes(db)
         return await args.run(db, args, settings)
     finally:
         await client.close()

@@ -52,3 +52,16 @@ def collect_indexes() -> dict[str, list[IndexModel]]:
         if module is not None and hasattr(module, "INDEXES"):
             specs.append(module.INDEXES)
     return merge(*specs)
+
+
+async def ensure_indexes(db, indexes: Mapping[str, Sequence[IndexModel]] | None = None) -> None:
+    """Create the missing indexes, one `createIndexes` call per index.
+
+    FerretDB v1 drops the connection when one `createIndexes` call names several indexes that all exist already
+    (a restart, or the CLI after the gateway), so this does not use `mailstream_common.mongo.ensure_indexes`.
+    """
+    for collection, models in (indexes if indexes is not None else collect_indexes()).items():
+        existing = {index["name"] async for index in await db[collection].list_indexes()}
+        for model in models:
+            if model.document["name"] not in existing:
+                await db[collection].create_indexes([model])

@@ -1,0 +1,173 @@
+"""Pure pieces of the gateway: cursors, header-safe validation, forwarding addresses, OpenAPI merge, live events."""
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from fastapi import HTTPException
+from pydantic import BaseModel, ValidationError
+
+from mailstream_common.contracts import Address, ConversationChanged, MessageDeliveryChanged, MessageStored
+from mailstream_inbox.api.pagination import decode_cursor, encode_cursor
+from mailstream_inbox.api.routes.proxy import UPSTREAMS, merge_openapi
+from mailstream_inbox.live import LiveHub, to_live_event
+from mailstream_inbox.repositories.streams import new_forwarding_address
+from mailstream_inbox.validation import EmailAddressStr, HeaderSafeStr
+
+
+class Named(BaseModel):
+    subject: HeaderSafeStr
+    address: EmailAddressStr | None = None
+
+
+def test_cursor_round_trip_keeps_datetimes_and_strings():
+    values = {"created_at": datetime(2026, 11, 27, 1, 2, 3, 456000, tzinfo=UTC), "_id": "ab" * 16}
+    cursor = encode_cursor(values)
+    assert re.fullmatch(r"[A-Za-z0-9_\-]+\.[0-9a-f]{12}", cursor)
+    assert decode_cursor(cursor) == values
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda c: c[:-1] + ("0" if c[-1] != "0" else "1"),  # checksum edited
+        lambda c: "A" + c,  # body edited
+        lambda c: c.split(".")[0],  # checksum dropped
+        lambda c: "not base64!.abcdefabcdef",
+        lambda c: "",
+    ],
+)
+def test_a_mangled_cursor_is_a_422_naming_the_cursor(mangle):
+    cursor = encode_cursor({"_id": "x"})
+    with pytest.raises(HTTPException) as caught:
+        decode_cursor(mangle(cursor))
+    assert caught.value.status_code == 422
+    assert caught.value.detail[0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize("value", ["Hello\r\nBcc: victim@example.com", "line\nbreak", "carriage\rreturn", "nul\x00"])
+def test_header_safe_text_refuses_line_breaks_and_nul(value):
+    with pytest.raises(ValidationError) as caught:
+        Named(subject=value)
+    assert caught.value.errors()[0]["loc"] == ("subject",)
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("Support@ACME.com", "Support@acme.com"),
+        ("  help@mails.acme.co.uk ", "help@mails.acme.co.uk"),
+        ("first.last+tag@example.org", "first.last+tag@example.org"),
+        ("info@bücher.example", "info@xn--bcher-kva.example"),
+    ],
+)
+def test_email_addresses_are_normalised(given, stored):
+    assert Named(subject="s", address=given).address == stored
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "no-at-sign",
+        "two@@acme.com",
+        "a@b@acme.com",
+        "@acme.com",
+        "support@",
+        "support@localhost",
+        "support@acme.com\r\nBcc: x@y.z",
+        "sup port@acme.com",
+        ".dot@acme.com",
+        "a..b@acme.com",
+        "support@-acme.com",
+        "support@acme.123",
+        "x" * 65 + "@acme.com",
+    ],
+)
+def test_invalid_email_addresses_are_refused(bad):
+    with pytest.raises(ValidationError) as caught:
+        Named(subject="s", address=bad)
+    assert caught.value.errors()[0]["loc"] == ("address",)
+
+
+def test_forwarding_addresses_are_unguessable_and_on_the_inbound_domain():
+    addresses = {new_forwarding_address("In.Mailstream.Test") for _ in range(1000)}
+    assert len(addresses) == 1000
+    for address in addresses:
+        assert re.fullmatch(r"s-[a-z2-7]{26}@in\.mailstream\.test", address)
+
+
+def test_merge_openapi_adds_public_paths_renames_clashing_schemas_and_hides_internal_headers():
+    base = {
+        "paths": {"/v1/topics": {}},
+        "components": {
+            "schemas": {"Item": {"type": "string"}, "HTTPValidationError": {"type": "object"}},
+            "securitySchemes": {"HTTPBearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+    remote = {
+        "paths": {
+            "/v1/domains": {
+                "post": {
+                    "parameters": [
+                        {"in": "header", "name": "X-Internal-Token"},
+                        {"in": "header", "name": "x-account-id"},
+                        {"in": "query", "name": "verbose"},
+                    ],
+                    "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}},
+                }
+            },
+            "/internal/signing-key": {"get": {}},
+        },
+        "components": {"schemas": {"Item": {"type": "object"}, "HTTPValidationError": {"type": "object"}}},
+    }
+    domains = next(u for u in UPSTREAMS if u.name == "domains")
+    merged = merge_openapi(base, domains, remote)
+    assert set(merged["paths"]) == {"/v1/topics", "/v1/domains"}
+    post = merged["paths"]["/v1/domains"]["post"]
+    assert post["parameters"] == [{"in": "query", "name": "verbose"}]
+    assert post["security"] == [{"HTTPBearer": []}]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/DomainsItem"
+    assert merged["components"]["schemas"]["Item"] == {"type": "string"}
+    assert merged["components"]["schemas"]["DomainsItem"] == {"type": "object"}
+    assert "DomainsHTTPValidationError" not in merged["components"]["schemas"]
+    assert base["paths"] == {"/v1/topics": {}}, "the gateway's own document is not modified"
+
+
+def _stored(account_id: str, direction: str = "inbound") -> MessageStored:
+    return MessageStored(
+        account_id=account_id,
+        topic_id="t",
+        stream_id="s",
+        conversation_id="c",
+        message_id="m",
+        direction=direction,
+        is_first_message=True,
+        **{"from": Address(name="Customer", address="c@example.com")},
+        subject="Hello",
+        received_at=datetime.now(UTC),
+    )
+
+
+def test_live_event_names_follow_the_public_contract():
+    assert to_live_event(_stored("a"))[1].name == "message.received"
+    assert to_live_event(_stored("a", "outbound"))[1].name == "message.sent"
+    changed = MessageDeliveryChanged(account_id="a", conversation_id="c", message_id="m", status="sent")
+    assert to_live_event(changed)[1].name == "message.delivery_changed"
+    conversation = ConversationChanged(account_id="a", conversation_id="c", status="closed", changed_by="system")
+    account, event = to_live_event(conversation)
+    assert (account, event.name, event.data["status"]) == ("a", "conversation.changed", "closed")
+    assert event.encode().startswith(f"id: {conversation.event_id}\nevent: conversation.changed\ndata: {{")
+
+
+async def test_live_hub_delivers_per_account_and_drops_a_client_that_cannot_keep_up():
+    hub = LiveHub(client_queue_size=2)
+    with hub.subscribe("a") as slow, hub.subscribe("b") as other:
+        assert hub.client_count("a") == 1
+        for _ in range(3):
+            await hub.handle(_stored("a"), None)
+        assert other.queue.empty()
+        assert slow.closed
+        with pytest.raises(EOFError):
+            while True:
+                await slow.next(timeout=0.1)
+    assert hub.client_count() == 0
