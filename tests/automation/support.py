@@ -1,0 +1,80 @@
+"""Helpers of the consumer tests: stored-message events and a tap on the commands automation publishes."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+from mailstream_common import topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import Address, ConversationActionsRequested, HeaderField, MessageStored
+from tests.support.waiting import wait_for
+
+
+def stored_message(account_id: str, **overrides) -> MessageStored:
+    fields = {
+        "account_id": account_id,
+        "topic_id": "topic-1",
+        "stream_id": "stream-1",
+        "conversation_id": uuid.uuid4().hex,
+        "message_id": uuid.uuid4().hex,
+        "direction": "inbound",
+        "is_first_message": True,
+        "from_": Address(name="Kana", address="kana@example.net"),
+        "to": [Address(address="support@acme.test")],
+        "subject": "Refund please",
+        "text": "Order 1234 arrived broken.",
+        "headers": [],
+        "received_at": datetime.now(UTC),
+    }
+    fields |= overrides
+    fields["headers"] = [HeaderField(name=n, value=v) if isinstance(n, str) else n for n, v in fields["headers"]]
+    return MessageStored(**fields)
+
+
+class CommandTap:
+    """A private queue bound to `conversation.actions_requested`: every command published, as parsed."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.received: list[ConversationActionsRequested] = []
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+
+    async def start(self) -> "CommandTap":
+        self._channel = await self.broker.connection.channel()
+        exchange = await topology.declare_exchange(self._channel)
+        self._queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+        await self._queue.bind(exchange, routing_key=ConversationActionsRequested.event_name)
+        await self._queue.consume(self._on_message)
+        return self
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        async with message.process():
+            self.received.append(ConversationActionsRequested.model_validate_json(message.body))
+
+    def for_message(self, message_id: str) -> list[ConversationActionsRequested]:
+        return [c for c in self.received if c.trigger_message_id == message_id]
+
+    async def wait_for_message(self, message_id: str, timeout: float = 15) -> list[ConversationActionsRequested]:
+        return await wait_for(
+            lambda: asyncio.sleep(0, self.for_message(message_id)), timeout=timeout, what=f"command for {message_id}"
+        )
+
+    async def stop(self) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+
+
+async def delete_queues(broker: Broker, spec: topology.QueueSpec) -> None:
+    channel = await broker.connection.channel()
+    try:
+        for name in (spec.name, spec.dead_letter_queue, *(spec.retry_queue(d) for d in spec.retry_delays)):
+            await channel.queue_delete(name)
+    finally:
+        await channel.close()
+
+
+__all__ = ["CommandTap", "aio_pika", "delete_queues", "stored_message"]

@@ -1,0 +1,225 @@
+"""`automation.evaluate` against real RabbitMQ and the real database: commands, runs, redelivery, loop guards.
+
+The runner consumes a private queue bound to `message.stored` with prefetch 1, so messages are handled in order:
+a 'sentinel' message published after a duplicate proves the duplicate was handled when the sentinel's command
+arrives (no sleeping).
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_automation.consumer import RuleRunner
+from mailstream_automation.repository import RulesRepository, RunsRepository, ensure_indexes
+from mailstream_automation.rules import RuleDefinition, StoredRule
+from mailstream_common import topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import Address, MessageStored
+from tests.automation.conftest import test_settings
+from tests.automation.support import CommandTap, delete_queues, stored_message
+
+pytestmark = pytest.mark.integration
+
+AUTO_REPLY = {"type": "auto_reply", "canned_response_id": "canned-1"}
+TAG = {"type": "add_tags", "tags": ["refund"]}
+REFUND = {"field": "subject", "operator": "contains", "value": "refund"}
+SENTINEL = {"field": "subject", "operator": "equals", "value": "sentinel"}
+
+
+@dataclass
+class Automation:
+    account_id: str
+    broker: Broker
+    rules: RulesRepository
+    runs: RunsRepository
+    tap: CommandTap
+    sentinel_rule_id: str
+
+    async def add_rule(self, **fields) -> StoredRule:
+        definition = RuleDefinition.model_validate({"name": "rule", "conditions": [REFUND], "actions": [TAG]} | fields)
+        return await self.rules.create(self.account_id, definition, position=None, now=datetime.now(UTC))
+
+    async def deliver(self, *events: MessageStored) -> None:
+        for event in events:
+            await self.broker.publish(event)
+
+    async def settle(self) -> None:
+        """Publish a sentinel and wait for its command: everything published before it has been handled."""
+        sentinel = stored_message(self.account_id, subject="sentinel")
+        await self.deliver(sentinel)
+        await self.tap.wait_for_message(sentinel.message_id)
+
+    async def runs_of(self, message_id: str) -> list[dict]:
+        """The message's runs, except the sentinel rule's."""
+        runs = await self.runs.for_message(self.account_id, message_id)
+        return [r for r in runs if r["rule_id"] != self.sentinel_rule_id]
+
+
+@pytest.fixture
+async def automation(broker: Broker, mongo_db: AsyncDatabase) -> AsyncIterator[Automation]:
+    await ensure_indexes(mongo_db)
+    account_id = uuid.uuid4().hex
+    rules, runs = RulesRepository(mongo_db), RunsRepository(mongo_db)
+    # Last in order, so it never stops other rules: fires only on the sentinel message.
+    sentinel = await rules.create(
+        account_id,
+        RuleDefinition.model_validate({"name": "sentinel", "conditions": [SENTINEL], "actions": [TAG]}),
+        position=None,
+        now=datetime(2099, 1, 1, tzinfo=UTC),
+    )
+    await rules.collection.update_one({"account_id": account_id}, {"$set": {"position": 1000}})
+    consumer = Broker(broker._url, service="automation-test")
+    await consumer.connect()
+    spec = topology.QueueSpec(f"test.automation.{uuid.uuid4().hex[:8]}", (MessageStored,), retry_delays=(1,))
+    runner = RuleRunner(rules, runs, consumer, test_settings())
+    consumer.consume(spec, runner.handle, MessageStored, prefetch=1)
+    await consumer.start()
+    tap = await CommandTap(broker).start()
+    try:
+        yield Automation(account_id, broker, rules, runs, tap, sentinel.id)
+    finally:
+        await tap.stop()
+        await consumer.close(grace=5)
+        await delete_queues(broker, spec)
+
+
+async def test_a_fired_rule_is_requested_once_even_when_the_message_comes_twice(automation: Automation):
+    rule = await automation.add_rule(name="Tag refunds")
+    message = stored_message(automation.account_id)
+    await automation.deliver(message)
+    [command] = await automation.tap.wait_for_message(message.message_id)
+    await automation.deliver(message, message)  # redelivered (same event) twice more
+    await automation.settle()
+
+    assert len(automation.tap.for_message(message.message_id)) == 1
+    assert command.rule_id == rule.id and command.rule_name == "Tag refunds"
+    assert command.conversation_id == message.conversation_id and command.account_id == automation.account_id
+    assert [a.model_dump() for a in command.actions] == [TAG]
+    [run] = await automation.runs_of(message.message_id)
+    assert run["fired"] is True and run["published"] is True and run["actions"] == [TAG]
+    assert run["rule_id"] == rule.id and run["conversation_id"] == message.conversation_id
+    assert run["matched_conditions"] == [
+        {
+            "index": 0,
+            "field": "subject",
+            "operator": "contains",
+            "matched": True,
+            "why": 'subject "Refund please" contains "refund"',
+        }
+    ]
+
+
+async def test_outbound_messages_trigger_nothing(automation: Automation):
+    await automation.add_rule(conditions=[])  # would fire on anything
+    outbound = stored_message(automation.account_id, direction="outbound")
+    await automation.deliver(outbound)
+    await automation.settle()
+    assert automation.tap.for_message(outbound.message_id) == []
+    assert await automation.runs_of(outbound.message_id) == []
+
+
+async def test_unfired_rules_are_recorded_with_the_reason(automation: Automation):
+    rule = await automation.add_rule(conditions=[{"field": "subject", "operator": "contains", "value": "invoice"}])
+    message = stored_message(automation.account_id)
+    await automation.deliver(message)
+    await automation.settle()
+    assert automation.tap.for_message(message.message_id) == []
+    [run] = [r for r in await automation.runs_of(message.message_id) if r["rule_id"] == rule.id]
+    assert run["fired"] is False and run["actions"] == [] and run["published"] is False
+    assert run["matched_conditions"][0]["why"] == 'subject "Refund please" does not contain "invoice"'
+
+
+async def test_rules_run_in_order_and_stop_processing_ends_the_evaluation(automation: Automation):
+    second = await automation.add_rule(name="second", actions=[{"type": "set_priority", "priority": "high"}])
+    first = await automation.add_rule(name="first", stop_processing=True)
+    await automation.rules.update(automation.account_id, first.id, first, position=0, now=datetime.now(UTC))
+    other_stream = await automation.add_rule(name="elsewhere", stream_ids=["stream-9"])
+    message = stored_message(automation.account_id)
+    await automation.deliver(message)
+    await automation.settle()
+    assert [c.rule_id for c in automation.tap.for_message(message.message_id)] == [first.id]
+    recorded = {r["rule_id"] for r in await automation.runs_of(message.message_id)}
+    assert recorded == {first.id}
+    assert second.id not in recorded and other_stream.id not in recorded
+
+
+async def test_auto_reply_is_held_back_for_automatic_mail_but_other_actions_go(automation: Automation):
+    await automation.add_rule(actions=[AUTO_REPLY, TAG])
+    robot = stored_message(automation.account_id, headers=[("Auto-Submitted", "auto-replied")])
+    await automation.deliver(robot)
+    [command] = await automation.tap.wait_for_message(robot.message_id)
+    assert [a.type for a in command.actions] == ["add_tags"]
+    [run] = await automation.runs_of(robot.message_id)
+    assert run["skipped_actions"] == [{"type": "auto_reply", "reason": "auto_submitted: Auto-Submitted: auto-replied"}]
+
+
+async def test_a_rule_that_only_auto_replies_requests_nothing_for_list_mail(automation: Automation):
+    await automation.add_rule(actions=[AUTO_REPLY])
+    newsletter = stored_message(automation.account_id, headers=[("List-Id", "<news.example.net>")])
+    daemon = stored_message(automation.account_id, from_=Address(address="MAILER-DAEMON@mx.example.net"))
+    await automation.deliver(newsletter, daemon)
+    await automation.settle()
+    for message, reason in ((newsletter, "mailing_list"), (daemon, "daemon_sender")):
+        assert automation.tap.for_message(message.message_id) == []
+        [run] = await automation.runs_of(message.message_id)
+        assert run["fired"] is True and run["actions"] == [] and run["published"] is False
+        assert run["skipped_actions"][0]["reason"].startswith(reason)
+
+
+async def test_one_auto_reply_per_rule_and_customer_per_interval(automation: Automation):
+    rule = await automation.add_rule(actions=[AUTO_REPLY, TAG])
+    first = stored_message(automation.account_id)
+    again = stored_message(automation.account_id, from_=Address(address="KANA@example.net"))
+    someone_else = stored_message(automation.account_id, from_=Address(address="ren@example.org"))
+    await automation.deliver(first, again, someone_else)
+    await automation.settle()
+
+    def types(message: MessageStored) -> list[str]:
+        [command] = automation.tap.for_message(message.message_id)
+        return [a.type for a in command.actions]
+
+    assert types(first) == ["auto_reply", "add_tags"]
+    assert types(again) == ["add_tags"]
+    assert types(someone_else) == ["auto_reply", "add_tags"]
+    [run] = await automation.runs_of(again.message_id)
+    assert run["skipped_actions"][0]["reason"].startswith("rate_limited: this rule auto-replied to kana@example.net")
+    # A second rule has its own allowance.
+    await automation.add_rule(name="other", actions=[AUTO_REPLY])
+    later = stored_message(automation.account_id)
+    await automation.deliver(later)
+    await automation.settle()
+    by_rule = {c.rule_id: [a.type for a in c.actions] for c in automation.tap.for_message(later.message_id)}
+    assert by_rule[rule.id] == ["add_tags"]
+    assert list(by_rule.values()).count(["auto_reply"]) == 1
+
+
+async def test_a_run_recorded_but_not_published_is_published_on_redelivery(automation: Automation):
+    """A crash between recording the run and the broker's confirm: the next delivery publishes it, once."""
+    rule = await automation.add_rule()
+    message = stored_message(automation.account_id)
+    await automation.runs.insert_once(
+        {
+            "_id": uuid.uuid4().hex,
+            "rule_id": rule.id,
+            "rule_name": rule.name,
+            "account_id": automation.account_id,
+            "message_id": message.message_id,
+            "conversation_id": message.conversation_id,
+            "customer": "kana@example.net",
+            "fired": True,
+            "matched_conditions": [],
+            "actions": [TAG],
+            "skipped_actions": [],
+            "published": False,
+            "at": datetime.now(UTC),
+        }
+    )
+    await automation.deliver(message, message)
+    await automation.settle()
+    assert len(automation.tap.for_message(message.message_id)) == 1
+    [run] = await automation.runs_of(message.message_id)
+    assert run["published"] is True
