@@ -40,6 +40,7 @@ class Received:
 @dataclass
 class _Faults:
     replies: list[str] = field(default_factory=list)
+    always: str | None = None
 
 
 class _Handler:
@@ -51,6 +52,8 @@ class _Handler:
             self.sink.attempts += 1
             if self.sink.faults.replies:
                 return self.sink.faults.replies.pop(0)
+            if self.sink.faults.always:
+                return self.sink.faults.always
             queue_id = uuid.uuid4().hex[:12].upper()
             self.sink.received.append(
                 Received(envelope.mail_from or "", list(envelope.rcpt_tos), bytes(envelope.original_content), queue_id)
@@ -82,6 +85,11 @@ class RecordingSink:
         """The next DATA commands get these replies (e.g. '451 4.3.0 Try again later') instead of 250."""
         with self.lock:
             self.faults.replies.extend(replies)
+
+    def answer_always(self, reply: str | None) -> None:
+        """Answer every DATA with `reply` until called with None."""
+        with self.lock:
+            self.faults.always = reply
 
     def messages(self) -> list[Received]:
         with self.lock:

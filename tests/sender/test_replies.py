@@ -1,0 +1,234 @@
+"""The reply consumer against the real broker, database and an SMTP relay: what reaches the relay, what is
+reported back, retries, refusals and exactly-once behaviour."""
+
+from email import message_from_bytes, policy
+
+import pytest
+
+from mailstream_common.contracts import EmailTemplate
+from mailstream_common.verp import decode_bounce_address
+from mailstream_sender.repository import Deliveries, Suppressions
+from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def test_reply_is_built_signed_delivered_and_reported(sender_factory, mongo_db, relay, acme_key, dkim_dns):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id, display_name="アクメ サポート")
+    command = reply_command(
+        acme_key.account_id,
+        stream["_id"],
+        to=[{"name": "山田 花子", "address": "Hanako@Example.jp"}],
+        subject="注文の件",
+        references=["<root@mail.example.jp>"],
+        in_reply_to="<original-1@mail.example.jp>",
+    )
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id), what="the sent report")
+
+    [mail] = relay.messages()
+    assert report.status == "sent" and report.account_id == acme_key.account_id
+    assert report.relay_queue_id == mail.queue_id
+    assert report.smtp_code == 250
+    assert report.raw == mail.data  # the exact bytes the relay received
+    assert "DKIM rsa-sha256 d=acme.test s=ms1" in report.detail
+    assert decode_bounce_address(mail.mail_from, TOKEN.encode(), BOUNCE_DOMAIN) == command.message_id
+    assert mail.rcpt_tos == ["hanako@example.jp"]
+
+    msg = mail.message()
+    assert msg["From"].addresses[0].display_name == "アクメ サポート"
+    assert msg["From"].addresses[0].addr_spec == "support@acme.test"
+    assert msg["To"].addresses[0].display_name == "山田 花子"
+    assert msg["Subject"] == "Re: 注文の件"
+    assert msg["Message-ID"] == command.message_id_header
+    assert msg["In-Reply-To"] == "<original-1@mail.example.jp>"
+    assert msg["References"].split() == ["<root@mail.example.jp>", "<original-1@mail.example.jp>"]
+    assert dkim_dns.verify_with_dkimpy(mail.data) == [True]
+    assert "result pass" in dkim_dns.verify_with_mail_dkim(mail.data)
+
+    record = await Deliveries(mongo_db).get(command.message_id)
+    assert record.state == "sent" and record.attempts == 1 and record.relay_queue_id == mail.queue_id
+
+
+async def test_template_applied_and_skipped(sender_factory, mongo_db, relay, acme_key):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    template = EmailTemplate(html="<div class='brand'>{{ content }}</div>", text="{{ content }}\n-- \nAcme Team")
+    with_template = reply_command(acme_key.account_id, stream["_id"], text="a < b", template=template)
+    without = reply_command(acme_key.account_id, stream["_id"], text="plain one")
+    await harness.send(with_template)
+    await harness.send(without)
+    await until(lambda: harness.final_report(with_template.message_id) and harness.final_report(without.message_id))
+
+    by_id = {message_from_bytes(m.data, policy=policy.default)["Message-ID"]: m.message() for m in relay.messages()}
+    templated = by_id[with_template.message_id_header]
+    assert "<div class='brand'>a &lt; b</div>" in templated.get_body(("html",)).get_content()
+    assert "-- \r\nAcme Team" in templated.get_body(("plain",)).get_content()
+    plain = by_id[without.message_id_header]
+    assert "brand" not in plain.get_body(("html",)).get_content()
+    assert "Acme Team" not in plain.get_body(("plain",)).get_content()
+
+
+async def test_domain_without_verified_key_sends_unsigned_and_says_so(sender_factory, mongo_db, relay, domains):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, "acct-without-key")
+    command = reply_command("acct-without-key", stream["_id"])
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id))
+    assert report.status == "sent"
+    assert "unsigned: acme.test has no verified DKIM key" in report.detail
+    assert b"DKIM-Signature" not in relay.messages()[0].data
+
+
+async def test_temporary_failure_is_retried_then_delivered_once(sender_factory, mongo_db, relay, acme_key):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    relay.answer_next("451 4.3.0 Temporary local problem, try again in 1 second")
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id), what="delivery after the retry")
+
+    assert report.status == "sent" and report.attempt == 2
+    statuses = [r.status for r in harness.reports_for(command.message_id)]
+    assert statuses == ["deferred", "sent"]
+    deferred = harness.reports_for(command.message_id)[0]
+    assert deferred.smtp_code == 451 and "try again" in deferred.detail
+    assert len(relay.messages()) == 1 and relay.attempts == 2
+    assert (await Deliveries(mongo_db).get(command.message_id)).attempts == 2
+
+
+async def test_permanent_failure_fails_at_once(sender_factory, mongo_db, relay, acme_key):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    relay.answer_next("550 5.1.1 <kana@example.net>: Recipient address rejected: User unknown")
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id))
+    assert report.status == "failed" and report.permanent and report.smtp_code == 550
+    assert "User unknown" in report.detail
+    assert report.raw is not None and b"DKIM-Signature" in report.raw
+    # A later command proves the first is not being retried behind our back.
+    follow_up = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(follow_up)
+    await until(lambda: harness.final_report(follow_up.message_id))
+    assert relay.attempts == 2 and [r.status for r in harness.reports_for(command.message_id)] == ["failed"]
+
+
+async def test_relay_down_then_back_delivers_exactly_once(sender_factory, mongo_db, relay, acme_key):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    relay.stop()
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    await until(lambda: harness.reports_for(command.message_id), what="a deferred report")
+    deferred = harness.reports_for(command.message_id)[0]
+    assert deferred.status == "deferred" and "unreachable" in deferred.detail
+    relay.start()
+    report = await until(lambda: harness.final_report(command.message_id), timeout=20, what="delivery after restart")
+    assert report.status == "sent" and report.attempt >= 2
+    assert len(relay.messages()) == 1
+
+
+async def test_temporary_failures_past_the_maximum_age_fail(sender_factory, mongo_db, relay, acme_key):
+    harness = await sender_factory(max_age_seconds=0)
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    relay.answer_next("421 4.4.2 Service not available")
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id))
+    assert report.status == "failed" and "gave up after 1 attempts" in report.detail and report.smtp_code == 421
+
+
+async def test_domains_service_down_defers_then_sends_signed(sender_factory, mongo_db, relay, acme_key, domains):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    domains.status_override = 503
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    await until(lambda: harness.reports_for(command.message_id), what="a deferred report")
+    assert "DKIM key not available" in harness.reports_for(command.message_id)[0].detail
+    domains.status_override = None
+    report = await until(lambda: harness.final_report(command.message_id))
+    assert report.status == "sent" and b"DKIM-Signature" in relay.messages()[0].data
+
+
+@pytest.mark.parametrize(
+    ("stream_fields", "command_fields", "reason"),
+    [
+        ({"allow_agent_send": False}, {}, "does not allow agents to send"),
+        ({"deleted": True}, {}, "does not exist"),
+        ({}, {"from": {"name": "x", "address": "ceo@acme.test"}}, "is not the stream's address"),
+        ({}, {"account_id": "another-account"}, "does not exist"),
+        ({}, {"extra_headers": {"X-Bad": "a\r\nBcc: v@x.test"}}, "line break"),
+    ],
+)
+async def test_guard_steps_refuse_with_a_recorded_reason(
+    sender_factory, mongo_db, relay, acme_key, stream_fields, command_fields, reason
+):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id, **stream_fields)
+    fields = dict(command_fields)
+    command = reply_command(fields.pop("account_id", acme_key.account_id), stream["_id"], **fields)
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id))
+    assert report.status == "failed" and report.permanent and reason in report.detail
+    record = await Deliveries(mongo_db).get(command.message_id)
+    assert record.state == "failed" and reason in record.detail
+    assert relay.attempts == 0
+
+
+async def test_forwarding_test_is_sent_from_its_own_address(sender_factory, mongo_db, relay):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, "acct-fwd", allow_agent_send=False)
+    command = reply_command(
+        "acct-fwd",
+        stream["_id"],
+        kind="forwarding_test",
+        to=[{"name": "", "address": stream["forwarding_address"]}],
+        subject="Mailstream forwarding check",
+        in_reply_to=None,
+        references=[],
+        **{"from": {"name": "Mailstream", "address": "check@in.mailstream.test"}},
+    )
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id))
+    assert report.status == "sent"
+    msg = relay.messages()[0].message()
+    assert msg["From"].addresses[0].addr_spec == "check@in.mailstream.test"
+    assert msg["Subject"] == "Mailstream forwarding check"
+
+
+async def test_suppressed_recipient_fails_at_once_with_the_reason(sender_factory, mongo_db, relay, acme_key):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    await Suppressions(mongo_db).suppress(acme_key.account_id, "Kana@example.net", "asked us to stop")
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id))
+    assert report.status == "failed"
+    assert "kana@example.net is on the suppression list (asked us to stop)" in report.detail
+    assert relay.attempts == 0
+
+
+async def test_redelivered_command_after_sent_is_reported_not_resent(sender_factory, mongo_db, relay, acme_key):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    first = await until(lambda: harness.final_report(command.message_id))
+    await harness.send(command)  # as the broker would after a crash before the ack
+    await until(lambda: len(harness.reports_for(command.message_id)) == 2, what="the re-published report")
+    again = harness.reports_for(command.message_id)[1]
+    assert again.status == "sent" and again.relay_queue_id == first.relay_queue_id and again.raw == first.raw
+    assert len(relay.messages()) == 1
+
+
+async def until(condition, *, timeout: float = 15.0, what: str = ""):
+    """Wait until the synchronous `condition()` is truthy (reports arrive from the consumer in this loop)."""
+
+    async def probe():
+        return condition()
+
+    return await wait_for(probe, timeout=timeout, what=what)
