@@ -1,30 +1,51 @@
 """Accounts and API keys: the CLI's first admin key, key roles, hashed storage, listing and revocation."""
 
+import asyncio
 import json
 import os
-import subprocess
 import sys
+from pathlib import Path
 
 import httpx
+import pytest
 
+from mailstream_inbox import cli
 from mailstream_inbox.repositories.api_keys import hash_key
 
 
-def run_cli(gateway, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
+def cli_env(gateway) -> dict[str, str]:
+    return {
         "MONGODB_URI": gateway.settings.mongodb_uri.get_secret_value(),
         "MONGODB_DATABASE": gateway.settings.mongodb_database,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "mailstream_inbox.cli", *args], env=env, capture_output=True, text=True, timeout=60
+
+
+async def run_cli_in_process(gateway, monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """The CLI's `main` in this process (its own event loop, in a worker thread): fast, same code as the script."""
+    for name, value in cli_env(gateway).items():
+        monkeypatch.setenv(name, value)
+    code = await asyncio.wait_for(asyncio.to_thread(cli.main, list(args)), 60)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+async def test_the_mailstream_script_creates_an_account_whose_admin_key_works_over_http(
+    inbox_gateway, monkeypatch, capsys
+):
+    script = Path(sys.executable).with_name("mailstream")
+    process = await asyncio.create_subprocess_exec(
+        str(script),
+        "accounts",
+        "create",
+        "--name",
+        "Acme Corp",
+        env={**os.environ, **cli_env(inbox_gateway)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-
-
-async def test_cli_creates_an_account_whose_admin_key_works_over_http(inbox_gateway):
-    created = run_cli(inbox_gateway, "accounts", "create", "--name", "Acme Corp")
-    assert created.returncode == 0, created.stderr
-    lines = created.stdout.strip().splitlines()
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    lines = stdout.decode().strip().splitlines()
     assert len(lines) == 1, "exactly one JSON object on stdout"
     result = json.loads(lines[0])
     assert set(result) == {"account_id", "api_key"}
@@ -36,30 +57,46 @@ async def test_cli_creates_an_account_whose_admin_key_works_over_http(inbox_gate
     assert me["role"] == "admin"
     assert me["account_name"] == "Acme Corp"
 
-    agent = run_cli(
-        inbox_gateway, "api-keys", "create", "--account", result["account_id"], "--role", "agent", "--name", "Bo"
+    code, out, _ = await run_cli_in_process(
+        inbox_gateway,
+        monkeypatch,
+        capsys,
+        "api-keys",
+        "create",
+        "--account",
+        result["account_id"],
+        "--role",
+        "agent",
+        "--name",
+        "Bo",
     )
-    assert agent.returncode == 0, agent.stderr
-    agent_key = json.loads(agent.stdout)
-    listed = run_cli(inbox_gateway, "api-keys", "list", "--account", result["account_id"])
-    keys = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert code == 0
+    agent_key = json.loads(out)
+    code, out, _ = await run_cli_in_process(
+        inbox_gateway, monkeypatch, capsys, "api-keys", "list", "--account", result["account_id"]
+    )
+    keys = [json.loads(line) for line in out.splitlines()]
     assert {k["role"] for k in keys} == {"admin", "agent"}
     assert all("api_key" not in k for k in keys)
     assert agent_key["id"] in {k["id"] for k in keys}
 
-    accounts = [json.loads(line) for line in run_cli(inbox_gateway, "accounts", "list").stdout.splitlines()]
-    assert result["account_id"] in {a["account_id"] for a in accounts}
+    code, out, _ = await run_cli_in_process(inbox_gateway, monkeypatch, capsys, "accounts", "list")
+    assert result["account_id"] in {json.loads(line)["account_id"] for line in out.splitlines()}
 
 
-def test_cli_help_lists_the_commands_and_refuses_unknown_accounts(inbox_gateway):
-    helped = run_cli(inbox_gateway, "--help")
-    assert helped.returncode == 0
+async def test_cli_help_lists_the_commands_and_refuses_unknown_accounts(inbox_gateway, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--help"])
+    assert exited.value.code == 0
+    helped = capsys.readouterr().out
     for command in ("accounts", "api-keys", "topics", "streams"):
-        assert command in helped.stdout
-    missing = run_cli(inbox_gateway, "streams", "list", "--account", "0" * 32)
-    assert missing.returncode == 1
-    assert "no account" in missing.stderr
-    assert missing.stdout == ""
+        assert command in helped
+    code, out, err = await run_cli_in_process(
+        inbox_gateway, monkeypatch, capsys, "streams", "list", "--account", "0" * 32
+    )
+    assert code == 1
+    assert "no account" in err
+    assert out == ""
 
 
 async def test_keys_are_stored_only_as_a_hash(inbox_gateway, account):
