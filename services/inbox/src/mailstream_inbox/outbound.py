@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Broker
+from mailstream_common.broker import Broker, Retry
 from mailstream_common.contracts import Address, EmailTemplate, MessageStored, ReplyRequested
 
 from .replies import DEFAULT_TEMPLATE, OutboundReply, ReplyContext
@@ -20,6 +20,8 @@ from .repositories import messages as messages_repo
 from .repositories import templates as templates_repo
 
 log = logging.getLogger(__name__)
+
+PUBLISH_LEASE_SECONDS = 30
 
 
 async def store_outbound(db: AsyncDatabase, reply: OutboundReply) -> tuple[dict[str, Any], bool]:
@@ -48,6 +50,8 @@ async def publish_pending(db: AsyncDatabase, broker: Broker, stored: dict[str, A
     """Publish the stored `ReplyRequested` unless that was already confirmed; True if it was published now."""
     if stored.get("published") or not stored.get("pending_event"):
         return False
+    if not await messages_repo.claim_publication(db, stored["_id"], PUBLISH_LEASE_SECONDS):
+        raise Retry("another worker is publishing this reply", delay=PUBLISH_LEASE_SECONDS)
     event = ReplyRequested.model_validate(stored["pending_event"])
     await broker.publish(event)
     await messages_repo.mark_published(db, stored["_id"])

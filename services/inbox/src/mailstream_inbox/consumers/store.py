@@ -9,6 +9,7 @@ Per target stream, in this order, each step safe to repeat (the broker may redel
 4. Fold it into the conversation (re-count, thread key, search snippet: idempotent), mark the stream receiving.
 5. Publish `MessageStored` unless the message is flagged `published` (set only after the broker's confirm), so a
    crash between storing and publishing still publishes on redelivery, and a duplicate never publishes twice.
+   Two copies handled at the same moment: one takes a short publication lease, the other retries after it.
 """
 
 import logging
@@ -18,7 +19,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Broker, Delivery
+from mailstream_common.broker import Broker, Delivery, Retry
 from mailstream_common.contracts import Address, MailAnalysed, MessageStored
 from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_part
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 1_000_000
 MAX_HTML_CHARS = 2_000_000
 EVENT_TEXT_CHARS = 16_000
+PUBLISH_LEASE_SECONDS = 30
 
 
 def attachment_url(attachment_id: str) -> str:
@@ -253,6 +255,8 @@ async def store_for_stream(
     )
     await streams_repo.mark_receiving(db, stream["_id"])
     if not stored.get("published"):
+        if not await messages_repo.claim_publication(db, stored["_id"], PUBLISH_LEASE_SECONDS):
+            raise Retry("another worker is announcing this message", delay=PUBLISH_LEASE_SECONDS)
         await broker.publish(message_stored_event(stored, stream, event.correlation_id))
         await messages_repo.mark_published(db, stored["_id"])
     return stored

@@ -17,11 +17,13 @@ Idempotency key: unique (stream_id, dedup_key); dedup_key is the Message-ID head
 the mail has none, or our own id for an outbound message.
 """
 
+from datetime import timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailstream_common.contracts import utcnow
 from mailstream_common.mongo import insert_once
 
 from . import keyset_page
@@ -98,6 +100,25 @@ async def last_inbound(db: AsyncDatabase, conversation_id: str) -> dict[str, Any
     )
     docs = await cursor.to_list(length=1)
     return docs[0] if docs else None
+
+
+async def claim_publication(db: AsyncDatabase, message_id: str, lease_seconds: float) -> bool:
+    """Take the right to publish this message's follow-up event for `lease_seconds`; False if another worker
+    holds it (two copies of one mail handled at once) or it was published already. A holder that crashed loses
+    the lease when it runs out, so a later redelivery can still publish."""
+    now = utcnow()
+    result = await db[COLLECTION].update_one(
+        {
+            "_id": message_id,
+            "published": {"$ne": True},
+            "$or": [
+                {"publish_claimed_at": None},
+                {"publish_claimed_at": {"$lt": now - timedelta(seconds=lease_seconds)}},
+            ],
+        },
+        {"$set": {"publish_claimed_at": now}},
+    )
+    return result.modified_count == 1
 
 
 async def mark_published(db: AsyncDatabase, message_id: str) -> None:
