@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import tomllib
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -306,6 +307,20 @@ def test_chart_probes_and_env_use_each_service_own_port_and_settings(service: st
     assert chart_sets, "no variables found: has the template layout changed?"
     unknown = chart_sets - names
     assert not unknown, f"the chart sets variables {service} does not read: {sorted(unknown)}"
+
+
+def test_chart_split_workloads_run_roles_their_service_knows() -> None:
+    workloads = helper_body("mailstream.workloads")
+    values = load_yaml(CHART / "values.yaml")
+    for service in ("ingest", "inbox"):
+        role_variable = chart_components()[service]["roleEnv"]
+        field = next(f for f in settings_class(service).model_fields.values() if f.alias == role_variable)
+        allowed = set(typing.get_args(field.annotation))
+        lines = [line for line in workloads.splitlines() if f"service: {service}," in line]
+        used = {m for line in lines for m in re.findall(r"role: (\w+)\}", line)}
+        used |= {m for line in lines for m in re.findall(r'ternary "(\w+)"', line)}
+        assert len(used) == 2, f"{service}: the chart's roles were not found ({lines})"
+        assert used | {values[service]["role"]} <= allowed, f"{role_variable} allows only {sorted(allowed)}"
 
 
 def test_chart_config_map_holds_only_settings_every_service_reads() -> None:

@@ -85,10 +85,12 @@ ingest:
   httpPort: 8101
   httpPortEnv: INGEST_OPS_PORT
   httpHostEnv: OPS_HOST
+  roleEnv: INGEST_ROLE
 inbox:
   httpPort: 8000
   httpPortEnv: INBOX_HTTP_PORT
   httpHostEnv: INBOX_HTTP_HOST
+  roleEnv: INBOX_ROLE
 automation:
   httpPort: 8103
   httpPortEnv: AUTOMATION_HTTP_PORT
@@ -101,6 +103,45 @@ sender:
   httpPort: 8104
   httpPortEnv: SENDER_HTTP_PORT
   httpHostEnv: SENDER_HTTP_HOST
+{{- end }}
+
+{{/*
+The Deployments to run: one per service, plus the optional second half of a split service.
+- ingest.analyse.enabled: "ingest" runs the SMTP front door only (INGEST_ROLE=smtp) and "ingest-analyse" the
+  analysis workers (INGEST_ROLE=analyse), each scaled on its own.
+- inbox.worker.enabled: "inbox" serves the API only (INBOX_ROLE=api) and "inbox-worker" runs the consumers.
+Each entry: name (object suffix and component label), service (image, settings, ports), part (the values block
+inside the service's that overrides its sizing and scaling; empty for the main one) and role.
+*/}}
+{{- define "mailstream.workloads" -}}
+workloads:
+{{- range $service := splitList " " (include "mailstream.serviceNames" $) }}
+{{- if eq $service "ingest" }}
+  - {name: ingest, service: ingest, part: "", role: {{ ternary "smtp" $.Values.ingest.role $.Values.ingest.analyse.enabled | quote }}}
+  {{- if $.Values.ingest.analyse.enabled }}
+  - {name: ingest-analyse, service: ingest, part: analyse, role: analyse}
+  {{- end }}
+{{- else if eq $service "inbox" }}
+  - {name: inbox, service: inbox, part: "", role: {{ ternary "api" $.Values.inbox.role $.Values.inbox.worker.enabled | quote }}}
+  {{- if $.Values.inbox.worker.enabled }}
+  - {name: inbox-worker, service: inbox, part: worker, role: worker}
+  {{- end }}
+{{- else }}
+  - {name: {{ $service }}, service: {{ $service }}, part: "", role: ""}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A workload's values: its part's keys over its service's. (list $ $workload) -> YAML. */}}
+{{- define "mailstream.workloadValues" -}}
+{{- $root := index . 0 }}
+{{- $workload := index . 1 }}
+{{- $service := get $root.Values $workload.service }}
+{{- if $workload.part }}
+{{- toYaml (merge (deepCopy (get $service $workload.part)) (deepCopy $service)) }}
+{{- else }}
+{{- toYaml $service }}
+{{- end }}
 {{- end }}
 
 {{- define "mailstream.image" -}}
@@ -150,8 +191,6 @@ Per-service environment beyond the shared ConfigMap and the back-end Secrets. Ev
 of that service (tests/deploy/test_deploy_files.py checks them against the services' settings classes).
 */}}
 {{- define "mailstream.env.ingest" -}}
-- name: INGEST_ROLE
-  value: {{ .Values.ingest.role | quote }}
 - name: INGEST_SMTP_HOST
   value: "0.0.0.0"
 - name: INGEST_SMTP_PORT
@@ -173,8 +212,6 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 {{- end }}
 
 {{- define "mailstream.env.inbox" -}}
-- name: INBOX_ROLE
-  value: {{ .Values.inbox.role | quote }}
 - name: DOMAINS_URL
   value: {{ include "mailstream.internalUrl" (list . "domains") | quote }}
 - name: AUTOMATION_URL
