@@ -153,8 +153,9 @@ def check_dkim(dns_txt: DnsTxt, raw: bytes, timeout: float, max_signatures: int 
             outcomes.append(DkimOutcome("pass" if ok else "fail", domain, selector))
         except DnsTemporaryError:
             outcomes.append(DkimOutcome("temperror", domain, selector))
-        except dkim.ValidationError:
-            outcomes.append(DkimOutcome("permerror", domain, selector))
+        except dkim.ValidationError as exc:
+            # A body that no longer matches its hash is a failed signature; a malformed one is a permerror.
+            outcomes.append(DkimOutcome("fail" if "mismatch" in str(exc) else "permerror", domain, selector))
         except Exception as exc:  # dkimpy raises assorted errors on malformed signatures or keys
             log.info("dkim verify error", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
             outcomes.append(DkimOutcome("permerror", domain, selector))
