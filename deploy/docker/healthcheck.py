@@ -28,7 +28,11 @@ def probe_url(service: str, environ: dict[str, str], path: str = "/healthz") -> 
 
 def main(argv: list[str]) -> int:
     path = argv[1] if len(argv) > 1 else "/healthz"
-    url = probe_url(os.environ.get("MAILSTREAM_SERVICE", ""), dict(os.environ), path)
+    service = os.environ.get("MAILSTREAM_SERVICE", "")
+    if service not in OPS_PORTS:
+        print(f"healthcheck: unknown MAILSTREAM_SERVICE {service!r}", file=sys.stderr)
+        return 1
+    url = probe_url(service, dict(os.environ), path)
     try:
         with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 - fixed http://127.0.0.1 URL
             return 0 if response.status == 200 else 1

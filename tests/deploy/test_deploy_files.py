@@ -25,6 +25,7 @@ from mailstream_common.settings import CommonSettings
 from mailstream_common.topology import WORK_QUEUES
 from tests.deploy.yaml_subset import load as load_yaml
 from tests.deploy.yaml_subset import loads as load_yaml_text
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -190,6 +191,9 @@ def test_healthcheck_follows_the_port_variable_and_the_probe_path(ops_server: in
     assert run_healthcheck(environment) == 0
     assert run_healthcheck(environment, "/readyz") == 1
     assert run_healthcheck({"MAILSTREAM_SERVICE": "inbox", "INBOX_HTTP_PORT": str(ops_server)}) == 0
+    # A port nobody listens on: refused, so unhealthy.
+    assert run_healthcheck({"MAILSTREAM_SERVICE": "domains", "DOMAINS_HTTP_PORT": str(free_port())}) == 1
+    assert run_healthcheck({"MAILSTREAM_SERVICE": "mailer"}) == 1
 
 
 # --- docker compose ----------------------------------------------------------------------------------------------
