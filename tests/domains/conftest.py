@@ -43,6 +43,7 @@ def dns() -> Iterator[DnsServer]:
 
 @pytest.fixture
 def lookup(dns: DnsServer) -> DnsLookup:
+    dns.set_records(MAILSTREAM_ZONE)  # nothing of an earlier test's zone stays published
     return DnsLookup([dns.nameserver], timeout=1.0)
 
 
@@ -73,3 +74,21 @@ def published(domain_view: dict, *purposes: str) -> dict[str, list[str]]:
         if not purposes or record["purpose"] in purposes:
             zone.setdefault(record["host"], []).append(record["value"])
     return zone
+
+
+@pytest.fixture
+async def domain_events(broker: Broker) -> list:
+    """Every domain.changed published while the test runs, in order (a replica queue bound before the test)."""
+    import uuid
+
+    from mailstream_common import topology
+    from mailstream_common.contracts import DomainChanged
+
+    seen: list[DomainChanged] = []
+
+    async def handle(event: DomainChanged, _delivery: object) -> None:
+        seen.append(event)
+
+    broker.consume(topology.replica_queue("domains-test", uuid.uuid4().hex, (DomainChanged,)), handle, DomainChanged)
+    await broker.start()
+    return seen
