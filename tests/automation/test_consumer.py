@@ -223,3 +223,20 @@ async def test_a_run_recorded_but_not_published_is_published_on_redelivery(autom
     assert len(automation.tap.for_message(message.message_id)) == 1
     [run] = await automation.runs_of(message.message_id)
     assert run["published"] is True
+
+
+async def test_a_stored_rule_that_no_longer_validates_does_not_block_the_others(automation: Automation):
+    good = await automation.add_rule(name="good")
+    broken = await automation.add_rule(name="broken")
+    await automation.rules.collection.update_one(
+        {"_id": broken.id},
+        {
+            "$set": {
+                "conditions": [{"field": "received_at", "operator": "within_hours", "value": {"timezone": "Gone/Zone"}}]
+            }
+        },
+    )
+    message = stored_message(automation.account_id)
+    await automation.deliver(message)
+    await automation.settle()
+    assert [c.rule_id for c in automation.tap.for_message(message.message_id)] == [good.id]

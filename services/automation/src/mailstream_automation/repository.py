@@ -4,10 +4,12 @@ Rule order is the `position` field, renumbered 0..n-1 whenever a rule is placed 
 creates) fall back to creation time and id, so the order is always total and stable.
 """
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -15,6 +17,8 @@ from pymongo.errors import DuplicateKeyError
 from mailstream_common import mongo
 
 from .rules import RuleDefinition, StoredRule
+
+log = logging.getLogger(__name__)
 
 RULES = "automation_rules"
 RUNS = "automation_runs"
@@ -52,8 +56,15 @@ class RulesRepository:
         return None if doc is None else StoredRule.from_document(doc)
 
     async def all_for_account(self, account_id: str) -> list[StoredRule]:
-        cursor = self.collection.find({"account_id": account_id}).sort(_ORDER)
-        return [StoredRule.from_document(doc) async for doc in cursor]
+        """Every rule of the account in evaluation order. A stored rule that no longer validates (e.g. a time zone
+        removed from the tz database) is logged and left out, so it cannot stop the account's other rules."""
+        rules = []
+        async for doc in self.collection.find({"account_id": account_id}).sort(_ORDER):
+            try:
+                rules.append(StoredRule.from_document(doc))
+            except ValidationError as exc:
+                log.error("stored rule is invalid; skipped", extra={"rule_id": doc.get("_id"), "error": str(exc)})
+        return rules
 
     async def count(self, account_id: str) -> int:
         return await self.collection.count_documents({"account_id": account_id})
@@ -73,12 +84,14 @@ class RulesRepository:
     async def create(
         self, account_id: str, definition: RuleDefinition, *, position: int | None, now: datetime
     ) -> StoredRule:
-        ordered = await self.all_for_account(account_id)
+        last = await self.collection.find_one(
+            {"account_id": account_id}, {"position": 1}, sort=[("position", DESCENDING)]
+        )
         doc = {
             "_id": uuid4().hex,
             "account_id": account_id,
             **definition.to_document(),
-            "position": (ordered[-1].position + 1) if ordered else 0,
+            "position": (last["position"] + 1) if last else 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -102,11 +115,15 @@ class RulesRepository:
     async def delete(self, account_id: str, rule_id: str) -> bool:
         result = await self.collection.delete_one({"_id": rule_id, "account_id": account_id})
         if result.deleted_count:
-            await self._renumber(account_id, [r.id for r in await self.all_for_account(account_id)])
+            await self._renumber(account_id, await self._ordered_ids(account_id))
         return bool(result.deleted_count)
 
+    async def _ordered_ids(self, account_id: str) -> list[str]:
+        cursor = self.collection.find({"account_id": account_id}, {"_id": 1}).sort(_ORDER)
+        return [doc["_id"] async for doc in cursor]
+
     async def _place(self, account_id: str, rule_id: str, position: int) -> None:
-        ids = [r.id for r in await self.all_for_account(account_id) if r.id != rule_id]
+        ids = [i for i in await self._ordered_ids(account_id) if i != rule_id]
         ids.insert(min(position, len(ids)), rule_id)
         await self._renumber(account_id, ids)
 
