@@ -23,7 +23,7 @@ async def test_insert_once_keeps_the_first_and_reports_duplicates(mongo_db):
 
 
 async def test_ensure_indexes_is_idempotent(mongo_db):
-    spec = {"things": [IndexModel([("a", ASCENDING)], unique=True)]}
+    spec = {"things": [IndexModel([("a", ASCENDING)], unique=True), IndexModel([("b", ASCENDING)])]}
     await ensure_indexes(mongo_db, spec)
     await ensure_indexes(mongo_db, spec)
     await mongo_db.things.insert_one({"a": 1})

@@ -22,10 +22,14 @@ def create_client(uri: str, *, app_name: str) -> AsyncMongoClient:
 
 
 async def ensure_indexes(db: AsyncDatabase, indexes: Mapping[str, Sequence[IndexModel]]) -> None:
-    """Create each service's indexes at start-up; idempotent, so every replica may run it."""
+    """Create each service's indexes at start-up; idempotent, so every replica may run it.
+
+    One index per createIndexes call: FerretDB v1 drops the connection when one call names several indexes of
+    which some exist already.
+    """
     for collection, models in indexes.items():
-        if models:
-            await db[collection].create_indexes(list(models))
+        for model in models:
+            await db[collection].create_indexes([model])
 
 
 async def ping(client: AsyncMongoClient) -> bool:
