@@ -272,6 +272,14 @@ async def test_runs_are_listed_newest_first_with_their_reasons(api: ApiServer):
         assert [r["message_id"] for r in rest["items"]] == ["m0"] and rest["next_cursor"] is None
         fired = (await client.get(path, params={"fired": "true"})).json()["items"]
         assert [r["message_id"] for r in fired] == ["m2", "m0"]
+        assert fired[0]["rule_name"] == created["name"]
+
+        everything = (await client.get("/v1/automation/runs", params={"conversation_id": "c1"})).json()["items"]
+        assert [r["message_id"] for r in everything] == ["m2", "m1", "m0"]
+        one = (await client.get("/v1/automation/runs", params={"message_id": "m1"})).json()["items"]
+        assert [(r["message_id"], r["fired"]) for r in one] == [("m1", False)]
+    async with api.client(account()) as stranger:
+        assert (await stranger.get("/v1/automation/runs", params={"message_id": "m1"})).json()["items"] == []
 
 
 async def test_dry_run_explains_a_draft_or_saved_rule(api: ApiServer):
@@ -326,6 +334,7 @@ async def test_ops_routes_and_documented_openapi(api: ApiServer):
         "/v1/automation/rules/{rule_id}",
         "/v1/automation/rules/{rule_id}/runs",
         "/v1/automation/rules/test",
+        "/v1/automation/runs",
     }
     assert set(paths["/v1/automation/rules/{rule_id}"]) == {"get", "patch", "delete"}
     create_body = paths["/v1/automation/rules"]["post"]["requestBody"]["content"]["application/json"]

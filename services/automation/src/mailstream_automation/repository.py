@@ -35,6 +35,8 @@ INDEXES = {
             name="runs_by_rule",
         ),
         IndexModel([("account_id", ASCENDING), ("message_id", ASCENDING)], name="runs_by_message"),
+        IndexModel([("account_id", ASCENDING), ("conversation_id", ASCENDING)], name="runs_by_conversation"),
+        IndexModel([("account_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="runs_by_time"),
     ],
     REPLY_CLAIMS: [],  # keyed by _id = "<rule id>:<customer address>"
 }
@@ -158,15 +160,13 @@ class RunsRepository:
     async def page(
         self,
         account_id: str,
-        rule_id: str,
         *,
         limit: int,
         before: dict[str, Any] | None,
-        fired: bool | None,
+        filters: dict[str, Any],
     ) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"account_id": account_id, "rule_id": rule_id}
-        if fired is not None:
-            query["fired"] = fired
+        """Newest first; `filters` on rule_id, message_id, conversation_id, fired (all indexed with account_id)."""
+        query: dict[str, Any] = {"account_id": account_id, **filters}
         if before is not None:
             query["$or"] = [{"at": {"$lt": before["at"]}}, {"at": before["at"], "_id": {"$lt": before["id"]}}]
         cursor = self.collection.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)

@@ -10,6 +10,7 @@ from mailstream_common import streams
 
 from ..evaluation import evaluate_rule
 from ..loop_protection import automatic_mail_reason, split_auto_reply
+from ..repository import RunsRepository
 from ..rules import RuleDefinition, StoredRule
 from . import examples
 from .deps import Admin, AnyCaller, Db, Rules, Runs, Settings
@@ -198,7 +199,39 @@ async def list_runs(
 ) -> Page[RunPublic]:
     if await rules.get(caller.account_id, rule_id) is None:
         raise _not_found()
-    docs = await runs.page(caller.account_id, rule_id, limit=limit + 1, before=decode_cursor(cursor), fired=fired)
+    filters: dict[str, Any] = {"rule_id": rule_id} | ({} if fired is None else {"fired": fired})
+    return await _runs_page(runs, caller.account_id, limit, cursor, filters)
+
+
+@router.get(
+    "/runs",
+    response_model=Page[RunPublic],
+    responses={**_AUTH, **_INVALID},
+    summary="Runs of every rule, newest first: e.g. why a message or conversation was tagged or answered",
+)
+async def list_all_runs(
+    caller: AnyCaller,
+    runs: Runs,
+    limit: LimitParam = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+    message_id: Annotated[str | None, Query(description="Only runs triggered by this message")] = None,
+    conversation_id: Annotated[str | None, Query(description="Only runs on this conversation")] = None,
+    fired: Annotated[bool | None, Query(description="Only runs that fired (true) or did not (false)")] = None,
+) -> Page[RunPublic]:
+    filters: dict[str, Any] = {}
+    if message_id is not None:
+        filters["message_id"] = message_id
+    if conversation_id is not None:
+        filters["conversation_id"] = conversation_id
+    if fired is not None:
+        filters["fired"] = fired
+    return await _runs_page(runs, caller.account_id, limit, cursor, filters)
+
+
+async def _runs_page(
+    runs: RunsRepository, account_id: str, limit: int, cursor: str | None, filters: dict[str, Any]
+) -> Page[RunPublic]:
+    docs = await runs.page(account_id, limit=limit + 1, before=decode_cursor(cursor), filters=filters)
     more = len(docs) > limit
     docs = docs[:limit]
     next_cursor = encode_cursor({"at": docs[-1]["at"], "id": docs[-1]["_id"]}) if more else None

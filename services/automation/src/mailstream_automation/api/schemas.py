@@ -79,6 +79,7 @@ class RunPublic(BaseModel):
 
     id: str
     rule_id: str
+    rule_name: str = ""
     message_id: str
     conversation_id: str
     stream_id: str | None = None
