@@ -9,6 +9,7 @@ settings classes, the workspace manifests and the broker topology, and run the t
 import http.server
 import importlib
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -318,13 +319,24 @@ def test_chart_split_workloads_run_roles_their_service_knows() -> None:
     values = load_yaml(CHART / "values.yaml")
     for service in ("ingest", "inbox"):
         role_variable = chart_components()[service]["roleEnv"]
-        field = next(f for f in settings_class(service).model_fields.values() if f.alias == role_variable)
-        allowed = set(typing.get_args(field.annotation))
+        allowed = allowed_values(service, role_variable)
         lines = [line for line in workloads.splitlines() if f"service: {service}," in line]
         used = {m for line in lines for m in re.findall(r"role: (\w+)\}", line)}
         used |= {m for line in lines for m in re.findall(r'ternary "(\w+)"', line)}
         assert len(used) == 2, f"{service}: the chart's roles were not found ({lines})"
         assert used | {values[service]["role"]} <= allowed, f"{role_variable} allows only {sorted(allowed)}"
+
+
+def allowed_values(service: str, variable: str) -> set[str]:
+    field = next(f for f in settings_class(service).model_fields.values() if f.alias == variable)
+    return set(typing.get_args(field.annotation))
+
+
+def test_chart_values_schema_allows_exactly_what_the_settings_allow() -> None:
+    properties = json.loads((CHART / "values.schema.json").read_text())["properties"]
+    assert set(properties["smarthost"]["properties"]["tls"]["enum"]) == allowed_values("sender", "SENDER_SMTP_TLS")
+    assert set(properties["ingest"]["properties"]["role"]["enum"]) == allowed_values("ingest", "INGEST_ROLE")
+    assert set(properties["inbox"]["properties"]["role"]["enum"]) == allowed_values("inbox", "INBOX_ROLE")
 
 
 def test_chart_config_map_holds_only_settings_every_service_reads() -> None:
