@@ -74,6 +74,6 @@ async def test_the_background_verifier_turns_published_records_into_signing(
     assert all(line["service"] == "domains" for line in lines)
     pem = key["private_key_pem"]
     numbers = serialization.load_pem_private_key(pem.encode(), None).private_numbers()  # type: ignore[union-attr]
-    secrets = [line for line in pem.splitlines() if "PRIVATE KEY" not in line][8:] + [str(numbers.d), str(numbers.p)]
+    secrets = [*[line for line in pem.splitlines() if "PRIVATE KEY" not in line][8:], str(numbers.d), str(numbers.p)]
     assert "PRIVATE KEY" not in log_text
     assert not [s for s in secrets if s in log_text]
