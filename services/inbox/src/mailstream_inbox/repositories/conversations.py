@@ -236,8 +236,7 @@ async def update_fields(
     return await db[COLLECTION].find_one_and_update(
         {"_id": conversation_id, "account_id": account_id},
         {"$set": {**changes, "updated_at": utcnow()}},
-        projection=LIST_PROJECTION,
-        return_document=ReturnDocument.AFTER,
+        return_document=ReturnDocument.AFTER,  # no projection: FerretDB v1's findAndModify does not support one
     )
 
 
