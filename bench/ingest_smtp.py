@@ -1,0 +1,182 @@
+"""Mails/s that ingest durably accepts vs a bare aiosmtpd 250-handler, under the same Postfix `smtp-source` load.
+
+One run, all on this machine: for 1 KB and 50 KB mails, with a new connection per mail and with reused
+connections, `smtp-source -s SESSIONS -m COUNT` against (a) bench/ingest_bare_smtp.py and (b) the real ingest
+(`python -m mailstream_ingest`, INGEST_ROLE=smtp: RCPT lookup through its stream cache, MailReceived published
+and confirmed by RabbitMQ before each 250), then (c) two ingest processes sharing the port with SO_REUSEPORT.
+
+    eval "$(scripts/deps.sh)" && uv run python bench/ingest_smtp.py [--sessions 8] [--small 1500] [--large 400]
+
+Needs RabbitMQ (a private vhost is made and deleted), MongoDB/FerretDB, rabbitmqctl and smtp-source.
+"""
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+from pymongo import MongoClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.processes import free_port  # noqa: E402
+
+DOMAIN = "in.mailstream.test"
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def vhost(amqp_url: str):
+    name = f"mailstream-bench-{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(amqp_url)
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, parts.username or "guest", ".*", ".*", ".*")
+    try:
+        yield urlunsplit(parts._replace(path="/" + quote(name, safe="")))
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False, capture_output=True)
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready")
+
+
+def smtp_source(port: int, sessions: int, count: int, size: int, reuse: bool, rcpt: str) -> float:
+    """Mails per second for one smtp-source run (it exits non-zero on any refusal)."""
+    args = [
+        "smtp-source",
+        "-s",
+        str(sessions),
+        "-m",
+        str(count),
+        "-l",
+        str(size),
+        "-f",
+        "bench@load.example",
+        "-t",
+        rcpt,
+    ]
+    if reuse:
+        args.append("-d")
+    started = time.perf_counter()
+    subprocess.run([*args, f"127.0.0.1:{port}"], check=True, capture_output=True, timeout=120)
+    return count / (time.perf_counter() - started)
+
+
+def durable_confirm(ops_url: str) -> float:
+    """Mean seconds from end of DATA to the broker's confirm, from ingest's own histogram."""
+    text = httpx.get(f"{ops_url}/metrics", timeout=5).text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("mailstream_ingest_durable_confirm_seconds_sum") or line.startswith(
+            "mailstream_ingest_durable_confirm_seconds_count"
+        ):
+            name, value = line.split(" ")
+            values[name.rsplit("_", 1)[-1]] = float(value)
+    return values["sum"] / values["count"] if values.get("count") else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--small", type=int, default=1500, help="mails per 1 KB run")
+    parser.add_argument("--large", type=int, default=400, help="mails per 50 KB run")
+    options = parser.parse_args()
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    mongodb_uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/")
+    database = f"mailstream_bench_{uuid.uuid4().hex[:8]}"
+    forwarding = f"fwd-bench-{uuid.uuid4().hex[:8]}@{DOMAIN}"
+    procs: list[subprocess.Popen] = []
+    mongo = MongoClient(mongodb_uri)
+    mongo[database]["streams"].insert_one(
+        {"_id": uuid.uuid4().hex, "account_id": "a", "topic_id": "t", "address": "support@acme.example",
+         "allow_agent_send": True, "forwarding_address": forwarding, "status": "receiving", "deleted": False}
+    )  # fmt: skip
+    results: dict[str, float] = {}
+    try:
+        with vhost(amqp_url) as bench_amqp:
+            bare_port = free_port()
+            bare = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "ingest_bare_smtp.py"), str(bare_port)], stdout=subprocess.PIPE
+            )
+            procs.append(bare)
+            assert bare.stdout is not None and bare.stdout.readline().strip() == b"ready"
+
+            ingest_port = free_port()
+            ops_urls: list[str] = []
+
+            def start_ingest() -> None:
+                ops_port = free_port()
+                env = {
+                    **os.environ, "AMQP_URL": bench_amqp, "MONGODB_URI": mongodb_uri, "MONGODB_DATABASE": database,
+                    "MAILSTREAM_INBOUND_DOMAIN": DOMAIN, "INGEST_ROLE": "smtp", "INGEST_SMTP_PORT": str(ingest_port),
+                    "INGEST_OPS_PORT": str(ops_port), "INGEST_SMTP_REUSE_PORT": "true", "LOG_LEVEL": "WARNING",
+                    "INGEST_MAX_SESSIONS": "1000",
+                }  # fmt: skip
+                proc = subprocess.Popen([sys.executable, "-m", "mailstream_ingest"], env=env, stderr=subprocess.DEVNULL)
+                procs.append(proc)
+                wait_ready(f"http://127.0.0.1:{ops_port}/readyz", proc)
+                ops_urls.append(f"http://127.0.0.1:{ops_port}")
+
+            start_ingest()
+            smtp_source(ingest_port, options.sessions, 50, 1024, True, forwarding)  # warm-up
+            smtp_source(bare_port, options.sessions, 50, 1024, True, forwarding)
+            for size, count in ((1024, options.small), (50 * 1024, options.large)):
+                for reuse in (False, True):
+                    label = f"{size // 1024} KB, {'reused' if reuse else 'new'} connections"
+                    results[f"bare | {label}"] = smtp_source(
+                        bare_port, options.sessions, count, size, reuse, forwarding
+                    )
+                    results[f"ingest x1 | {label}"] = smtp_source(
+                        ingest_port, options.sessions, count, size, reuse, forwarding
+                    )
+            confirm = durable_confirm(ops_urls[0])
+            start_ingest()  # a second process on the same port (SO_REUSEPORT)
+            for size, count in ((1024, options.small), (50 * 1024, options.large)):
+                for reuse in (False, True):
+                    label = f"{size // 1024} KB, {'reused' if reuse else 'new'} connections"
+                    results[f"ingest x2 | {label}"] = smtp_source(
+                        ingest_port, options.sessions * 2, count, size, reuse, forwarding
+                    )
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+        mongo.drop_database(database)
+        mongo.close()
+
+    print(
+        f"sessions={options.sessions} (x2 runs: {options.sessions * 2}), 1 KB mails={options.small}, 50 KB mails={options.large}"
+    )
+    print(f"{'run':52} {'mails/s':>9} {'vs bare':>8} {'x2 vs x1':>9}")
+    for key, rate in results.items():
+        who, label = key.split(" | ")
+        bare = results[f"bare | {label}"]
+        one = results.get(f"ingest x1 | {label}")
+        ratio = f"{rate / bare:7.0%}" if who != "bare" else ""
+        gain = f"{rate / one - 1:+8.0%}" if who == "ingest x2" and one else ""
+        print(f"{key:52} {rate:9.0f} {ratio:>8} {gain:>9}")
+
+
+if __name__ == "__main__":
+    main()
