@@ -18,10 +18,10 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import regex
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
 
 from .facts import Facts
 from .hours import BusinessHours, describe_local
@@ -89,6 +89,17 @@ def compile_pattern(pattern: str) -> "regex.Pattern[str]":
         raise ValueError(f"invalid regular expression: {exc}") from None
 
 
+ALL_OPERATORS = tuple(dict.fromkeys(op for ops in OPERATORS.values() for op in ops))
+_VALUE_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "maxLength": MAX_TEXT_VALUE_LENGTH},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_VALUES},
+        {"type": "boolean"},
+        BusinessHours.model_json_schema(by_alias=True),
+    ]
+}
+
+
 class Condition(BaseModel):
     """`{"field", "operator", "value"}`; errors name the part that is wrong (conditions[i].field/operator/value)."""
 
@@ -99,12 +110,12 @@ class Condition(BaseModel):
         "is_first_message, authentication.spf|dkim|dmarc, received_at",
         examples=["subject"],
     )
-    operator: str = Field(
+    operator: Annotated[str, WithJsonSchema({"type": "string", "enum": list(ALL_OPERATORS)})] = Field(
         description="Text: equals, not_equals, contains, not_contains, starts_with, ends_with, matches (regex). "
         "Booleans: is. received_at: within_hours, outside_hours.",
         examples=["contains"],
     )
-    value: Any = Field(
+    value: Annotated[Any, WithJsonSchema(_VALUE_SCHEMA)] = Field(
         description="A string or list of strings (text), true/false (is), or a business-hours window "
         '{"timezone", "days", "from", "to"} (within_hours/outside_hours)',
         examples=["refund"],
