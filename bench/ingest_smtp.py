@@ -165,6 +165,7 @@ def main() -> None:
         mongo.drop_database(database)
         mongo.close()
 
+    print(f"ingest x1: mean time from end of DATA to the broker confirm: {confirm * 1000:.1f} ms")
     print(
         f"sessions={options.sessions} (x2 runs: {options.sessions * 2}), 1 KB mails={options.small}, 50 KB mails={options.large}"
     )
