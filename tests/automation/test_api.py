@@ -160,7 +160,7 @@ async def test_invalid_patch_is_422_and_changes_nothing(api: ApiServer):
         assert (await client.get(path)).json() == existing
 
 
-async def test_scope_must_be_the_callers_own_topic_and_streams(api: ApiServer):
+async def test_topic_streams_and_canned_responses_must_be_the_callers_own(api: ApiServer):
     tenant, stranger = account(), account()
     await api.db["topics"].insert_many(
         [
@@ -191,6 +191,15 @@ async def test_scope_must_be_the_callers_own_topic_and_streams(api: ApiServer):
             assert error_locs(await client.post("/v1/automation/rules", json=rule(**scope))) == [loc], scope
         patch = await client.patch(f"/v1/automation/rules/{ok['id']}", json={"stream_ids": ["stream-theirs"]})
         assert error_locs(patch) == [["body", "stream_ids", 0]]
+
+        await api.db["canned_responses"].insert_many(
+            [{"_id": "canned-mine", "account_id": tenant}, {"_id": "canned-theirs", "account_id": stranger}]
+        )
+        reply = {"type": "auto_reply", "canned_response_id": "canned-mine"}
+        await create(client, actions=[TAG, reply])
+        theirs = rule(actions=[TAG, reply | {"canned_response_id": "canned-theirs"}])
+        response = await client.post("/v1/automation/rules", json=theirs)
+        assert error_locs(response) == [["body", "actions", 1, "canned_response_id"]]
 
 
 async def test_position_orders_rules_and_moves_the_others(api: ApiServer):

@@ -102,6 +102,8 @@ async def test_a_fired_rule_is_requested_once_even_when_the_message_comes_twice(
     [run] = await automation.runs_of(message.message_id)
     assert run["fired"] is True and run["published"] is True and run["actions"] == [TAG]
     assert run["rule_id"] == rule.id and run["conversation_id"] == message.conversation_id
+    shown = await automation.rules.get(automation.account_id, rule.id)
+    assert shown is not None and shown.fired_count == 1 and shown.last_fired_at is not None
     assert run["matched_conditions"] == [
         {
             "index": 0,

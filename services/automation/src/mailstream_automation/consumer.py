@@ -77,7 +77,9 @@ class RuleRunner:
                 customer=facts.from_address,
                 at=now,
             )
-            stored, _ = await self.runs.insert_once(run)
+            stored, created = await self.runs.insert_once(run)
+            if created and outcome.fired:
+                await self.rules.record_fired(rule.id, now)
             if needs_publishing(stored):
                 await self._publish(stored)
             log.info(

@@ -114,6 +114,10 @@ class RulesRepository:
             await self._place(account_id, rule_id, position)
         return await self.get(account_id, rule_id)
 
+    async def record_fired(self, rule_id: str, at: datetime) -> None:
+        """Statistics shown on the rule (best effort: a lost increment is not worth a retry)."""
+        await self.collection.update_one({"_id": rule_id}, {"$set": {"last_fired_at": at}, "$inc": {"fired_count": 1}})
+
     async def delete(self, account_id: str, rule_id: str) -> bool:
         result = await self.collection.delete_one({"_id": rule_id, "account_id": account_id})
         if result.deleted_count:

@@ -86,6 +86,8 @@ class StoredRule(RuleDefinition):
     position: int
     created_at: datetime
     updated_at: datetime
+    last_fired_at: datetime | None = None
+    fired_count: int = 0
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> "StoredRule":

@@ -6,10 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from pydantic import ValidationError
 
-from mailstream_common import streams
-
 from ..evaluation import evaluate_rule
 from ..loop_protection import automatic_mail_reason, split_auto_reply
+from ..references import reference_errors
 from ..repository import RunsRepository
 from ..rules import RuleDefinition, StoredRule
 from . import examples
@@ -31,27 +30,17 @@ def _public(rule: StoredRule) -> RulePublic:
     return RulePublic.model_validate(rule.model_dump())
 
 
-def _field_error(loc: list[Any], message: str) -> HTTPException:
-    return HTTPException(422, detail=[{"type": "value_error", "loc": loc, "msg": message, "input": None}])
-
-
 def _not_found() -> HTTPException:
     return HTTPException(404, detail="rule not found")
 
 
-async def _check_scope(db: Any, account_id: str, definition: RuleDefinition) -> None:
-    """The topic and streams a rule is scoped to must be the caller's own (and agree with each other)."""
-    if (
-        definition.topic_id is not None
-        and await db["topics"].find_one({"_id": definition.topic_id, "account_id": account_id}, {"_id": 1}) is None
-    ):
-        raise _field_error(["body", "topic_id"], "unknown topic")
-    for index, stream_id in enumerate(definition.stream_ids):
-        stream = await streams.get_stream(db, stream_id)
-        if stream is None or stream.account_id != account_id or stream.deleted:
-            raise _field_error(["body", "stream_ids", index], "unknown stream")
-        if definition.topic_id is not None and stream.topic_id != definition.topic_id:
-            raise _field_error(["body", "stream_ids", index], "stream is not in the rule's topic")
+async def _check_references(db: Any, account_id: str, definition: RuleDefinition) -> None:
+    """The topic, streams and canned responses a rule names must be the caller's own."""
+    errors = await reference_errors(db, account_id, definition)
+    if errors:
+        raise HTTPException(
+            422, detail=[{"type": "value_error", "loc": loc, "msg": msg, "input": None} for loc, msg in errors]
+        )
 
 
 @router.post(
@@ -70,7 +59,7 @@ async def create_rule(
 ) -> RulePublic:
     """Rules run in `position` order on every inbound message of the account (within their topic/streams)."""
     definition = RuleDefinition.model_validate(body.model_dump(exclude={"position"}))
-    await _check_scope(db, caller.account_id, definition)
+    await _check_references(db, caller.account_id, definition)
     if await rules.count(caller.account_id) >= settings.max_rules_per_account:
         raise HTTPException(409, detail=f"at most {settings.max_rules_per_account} rules per account")
     rule = await rules.create(caller.account_id, definition, position=body.position, now=datetime.now(UTC))
@@ -163,7 +152,7 @@ async def update_rule(
         raise HTTPException(
             422, detail=[{**e, "loc": ["body", *e["loc"]], "ctx": None} for e in exc.errors(include_url=False)]
         ) from None
-    await _check_scope(db, caller.account_id, definition)
+    await _check_references(db, caller.account_id, definition)
     updated = await rules.update(caller.account_id, rule_id, definition, position=body.position, now=datetime.now(UTC))
     if updated is None:
         raise _not_found()

@@ -54,6 +54,8 @@ class RulePublic(RuleDefinition):
     position: int = Field(description="0-based place in the evaluation order")
     created_at: datetime
     updated_at: datetime
+    last_fired_at: datetime | None = Field(default=None, description="When the rule last fired on a message")
+    fired_count: int = Field(default=0, description="How many messages the rule has fired on")
 
 
 class ConditionVerdict(BaseModel):
