@@ -72,7 +72,10 @@ class RecordingSink:
 
     def start(self) -> "RecordingSink":
         # decode_data=False keeps `original_content` as the exact bytes on the wire.
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, decode_data=False)
+        # server_hostname: aiosmtpd would otherwise ask socket.getfqdn(), which waits on DNS where there is none.
+        self._controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, decode_data=False, server_hostname="relay.test"
+        )
         self._controller.start()
         return self
 

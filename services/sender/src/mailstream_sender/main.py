@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import socket
 import uuid
 
 import httpx
@@ -33,7 +34,8 @@ def relay_config(settings: SenderSettings) -> RelayConfig:
         timeout=settings.smtp_timeout_seconds,
         pool_size=settings.smtp_pool_size,
         per_destination_concurrency=settings.per_destination_concurrency,
-        helo_name=settings.helo_name,
+        # Not socket.getfqdn(): it waits on DNS, which in a locked-down pod may never answer.
+        helo_name=settings.helo_name or socket.gethostname(),
     )
 
 

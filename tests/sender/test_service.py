@@ -1,0 +1,197 @@
+"""The sender as a real process (`python -m mailstream_sender`): crash safety, competing workers, the
+suppression API and the bounce consumer, through the real broker, database, HTTP and SMTP."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common import topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import DeliveryReported
+from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
+from tests.sender.domains_stub import DomainsStub
+from tests.support.backends import Backends
+from tests.support.processes import ServiceProcess, free_port
+from tests.support.smtp_sink import RecordingSink
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class SenderProcesses:
+    def __init__(self, backends: Backends, db: AsyncDatabase, relay: RecordingSink, domains: DomainsStub, logs: Path):
+        self.env_base = {
+            "AMQP_URL": backends.amqp_url,
+            "MONGODB_URI": backends.mongodb_uri,
+            "MONGODB_DATABASE": db.name,
+            "MAILSTREAM_INTERNAL_TOKEN": TOKEN,
+            "MAILSTREAM_BOUNCE_DOMAIN": BOUNCE_DOMAIN,
+            "DOMAINS_URL": domains.url,
+            "SENDER_SMTP_HOST": "127.0.0.1",
+            "SENDER_SMTP_PORT": str(relay.port),
+            "SENDER_RETRY_BASE_SECONDS": "0.1",
+            "SHUTDOWN_GRACE_SECONDS": "3",
+            "CONSUMER_PREFETCH": "4",
+        }
+        self.logs = logs
+        self.running: list[ServiceProcess] = []
+
+    def start(self) -> tuple[ServiceProcess, str]:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        name = f"sender-{len(self.running)}"
+        process = ServiceProcess(
+            name, "mailstream_sender", {**self.env_base, "SENDER_HTTP_PORT": str(port)}, url, self.logs
+        )
+        self.running.append(process.start())
+        return process, url
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            process.stop(10)
+
+
+@pytest.fixture
+def processes(backends, mongo_db, relay, domains, tmp_path) -> Iterator[SenderProcesses]:
+    group = SenderProcesses(backends, mongo_db, relay, domains, tmp_path)
+    yield group
+    group.stop_all()
+
+
+async def _states(db: AsyncDatabase, ids: list[str]) -> dict[str, str]:
+    return {d["_id"]: d["state"] async for d in db["sender_deliveries"].find({"_id": {"$in": ids}})}
+
+
+async def _queues_empty(broker: Broker) -> bool:
+    spec = topology.SENDER_REPLIES
+    channel = await broker.connection.channel()
+    try:
+        for name in [spec.name, *(spec.retry_queue(d) for d in spec.retry_delays)]:
+            queue = await channel.declare_queue(name, passive=True)
+            if queue.declaration_result.message_count:
+                return False
+    finally:
+        await channel.close()
+    return True
+
+
+async def test_crash_and_graceful_stop_lose_and_duplicate_nothing_across_competing_workers(
+    processes, broker, mongo_db, relay, domains, acme_key
+):
+    """Two workers share the queue; one is SIGKILLed and the other stopped with SIGTERM while commands are in
+    flight and on the retry queues; a third worker then delivers every command exactly once."""
+    first, _ = processes.start()
+    second, _ = processes.start()  # a competing worker on the same queue
+    stream = await add_stream(mongo_db, acme_key.account_id)
+
+    sent_before = [reply_command(acme_key.account_id, stream["_id"]) for _ in range(6)]
+    for command in sent_before:
+        await broker.publish(command)
+    relay.wait_for(6)
+
+    # The relay now defers everything: commands pile up in-flight and on the retry queues, none accepted.
+    relay.answer_always("451 4.3.2 System not accepting network messages")
+    pending = [reply_command(acme_key.account_id, stream["_id"]) for _ in range(10)]
+    for command in pending:
+        await broker.publish(command)
+    ids = [c.message_id for c in pending]
+
+    async def all_deferred():
+        states = await _states(mongo_db, ids)
+        return len(states) == len(ids) and set(states.values()) <= {"deferred", "sending"}
+
+    await wait_for(all_deferred, timeout=20, what="every pending command tried once")
+    first.kill()  # SIGKILL: no graceful shutdown
+    assert second.stop(20) == 0  # SIGTERM: finishes or requeues its in-flight commands
+    relay.answer_always(None)
+    processes.start()
+
+    async def all_sent():
+        states = await _states(mongo_db, ids + [c.message_id for c in sent_before])
+        return len(states) == 16 and set(states.values()) == {"sent"}
+
+    await wait_for(all_sent, timeout=40, what="every command sent after the crash")
+    await wait_for(lambda: _queues_empty(broker), timeout=20, what="no command left on any sender queue")
+    message_ids = sorted(m.message()["Message-ID"] for m in relay.messages())
+    assert message_ids == sorted(c.message_id_header for c in sent_before + pending)  # each exactly once
+
+
+def _headers(account_id: str, role: str = "admin", token: str = TOKEN) -> dict[str, str]:
+    return {"X-Internal-Token": token, "X-Account-Id": account_id, "X-Role": role}
+
+
+async def test_suppression_api_bounces_and_blocking(processes, broker, mongo_db, relay, acme_key):
+    _, url = processes.start()
+    account = acme_key.account_id
+    stream = await add_stream(mongo_db, account)
+    api = httpx.AsyncClient(base_url=url, headers=_headers(account), timeout=10)
+    try:
+        assert (await api.get("/healthz")).status_code == 200
+        assert (await api.get("/readyz")).json()["ready"] is True
+        assert "mailstream_broker_consumed_total" in (await api.get("/metrics")).text
+        assert (await api.get("/v1/suppressions")).json() == {"items": [], "next_cursor": None}
+
+        # Auth: only the internal token; writes need admin; another account sees nothing.
+        assert (await api.get("/v1/suppressions", headers=_headers(account, token="nope"))).status_code == 401
+        agent_post = await api.post(
+            "/v1/suppressions", json={"address": "x@example.net"}, headers=_headers(account, "agent")
+        )
+        assert agent_post.status_code == 403
+        assert (await api.post("/v1/suppressions", json={"address": "not an address"})).status_code == 422
+
+        created = await api.post("/v1/suppressions", json={"address": "Kana@Example.net", "reason": "complained"})
+        assert created.status_code == 201, created.text
+        assert created.json()["address"] == "kana@example.net" and created.json()["source"] == "api"
+        other = httpx.AsyncClient(base_url=url, headers=_headers("another-account"), timeout=10)
+        assert (await other.get("/v1/suppressions/kana@example.net")).status_code == 404
+        assert (await other.delete("/v1/suppressions/kana@example.net")).status_code == 404
+        await other.aclose()
+
+        blocked = reply_command(account, stream["_id"])
+        await broker.publish(blocked)
+
+        async def blocked_failed():
+            doc = await mongo_db["sender_deliveries"].find_one({"_id": blocked.message_id})
+            return doc and doc["state"] == "failed" and "suppression list (complained)" in doc["detail"]
+
+        await wait_for(blocked_failed, what="the reply to a suppressed address refused")
+        assert relay.attempts == 0
+
+        assert (await api.delete("/v1/suppressions/kana@example.net")).status_code == 204
+        assert (await api.delete("/v1/suppressions/kana@example.net")).status_code == 404
+        allowed = reply_command(account, stream["_id"])
+        await broker.publish(allowed)
+        relay.wait_for(1)
+
+        # Two hard bounces (for two different sent mails) put the address on the list.
+        second = reply_command(account, stream["_id"])
+        await broker.publish(second)
+        relay.wait_for(2)
+        for command in (allowed, second):
+
+            async def is_sent(command=command):
+                return (await _states(mongo_db, [command.message_id])).get(command.message_id) == "sent"
+
+            await wait_for(is_sent)
+            bounce = DeliveryReported(
+                message_id=command.message_id,
+                status="bounced",
+                permanent=True,
+                smtp_code=550,
+                recipient="kana@example.net",
+                detail="550 5.1.1 user unknown",
+            )
+            await broker.publish(bounce)
+            await broker.publish(bounce.model_copy(update={"event_id": uuid4().hex}))  # a duplicate counts once
+
+        async def suppressed_by_bounces():
+            items = (await api.get("/v1/suppressions")).json()["items"]
+            return items and items[0]["source"] == "bounces" and items[0]["hard_bounces"] == 2
+
+        await wait_for(suppressed_by_bounces, what="the address suppressed after two hard bounces")
+    finally:
+        await api.aclose()
