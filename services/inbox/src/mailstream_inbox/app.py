@@ -5,13 +5,11 @@ the broker, declares the queues the inbox publishes to (so no publish is unrouta
 delivery consumers (`INBOX_ROLE` all|worker) and the replica-local live-update queue (all|api), then starts them.
 """
 
-import importlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import ModuleType
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -22,8 +20,19 @@ from prometheus_client import Histogram
 from mailstream_common import logs, mongo, topology
 from mailstream_common.broker import Broker
 
+from . import consumers
 from .api.errors import install_error_handlers
-from .api.routes import proxy
+from .api.routes import (
+    api_keys,
+    canned_responses,
+    conversations,
+    email_template,
+    events,
+    messages,
+    proxy,
+    streams,
+    topics,
+)
 from .indexes import ensure_indexes
 from .live import LiveHub
 from .security import KeyCache
@@ -33,17 +42,17 @@ log = logging.getLogger(__name__)
 
 SERVICE = "inbox"
 
-# Route modules in inclusion order; the proxy's catch-all paths come last. A module of the conversations half that
-# does not exist yet is skipped (see `_import_route_module`).
-ROUTE_MODULES = (
-    "api_keys",
-    "topics",
-    "streams",
-    "conversations",
-    "messages",
-    "canned_responses",
-    "email_template",
-    "events",
+# Routers in inclusion order; the proxy's catch-all paths come last.
+ROUTERS = (
+    api_keys.router,
+    topics.router,
+    streams.router,
+    conversations.router,
+    messages.router,
+    canned_responses.router,
+    email_template.router,
+    events.router,
+    proxy.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):
@@ -66,28 +75,6 @@ Another account's ids answer 404 exactly like missing ones; an agent key calling
 Lists are `{"items": [...], "next_cursor": ...}` with `?limit=` (default 50, max 200) and `?cursor=`.
 Validation errors are 422 and name the field in `detail[].loc`.
 """
-
-
-def _import_route_module(name: str) -> ModuleType | None:
-    full = f"{__package__}.api.routes.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name != full:
-            raise
-        log.warning("route module missing; its endpoints are not served", extra={"route_module": full})
-        return None
-
-
-def _register_consumers(broker: Broker, app: FastAPI, settings: InboxSettings) -> None:
-    try:
-        consumers = importlib.import_module(f"{__package__}.consumers")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.consumers":
-            raise
-        log.warning("inbox consumers module missing; running without store/actions/delivery consumers")
-        return
-    consumers.register(broker, app.state.db, settings)
 
 
 async def _declare_published_queues(broker: Broker) -> None:
@@ -126,7 +113,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.connect()
         await _declare_published_queues(broker)
         if settings.runs_consumers:
-            _register_consumers(broker, app, settings)
+            consumers.register(broker, app.state.db, settings)
         if settings.serves_http:
             live_queue = topology.replica_queue("inbox", uuid.uuid4().hex, topology.GATEWAY_LIVE_EVENTS)
             broker.consume(live_queue, app.state.live.handle, topology.GATEWAY_LIVE_EVENTS, prefetch=256)
@@ -206,10 +193,7 @@ def create_app(settings: InboxSettings | None = None) -> FastAPI:
     _install_middleware(app)
     _install_ops(app)
     if settings.serves_http:
-        for name in ROUTE_MODULES:
-            module = _import_route_module(name)
-            if module is not None:
-                app.include_router(module.router)
-        app.include_router(proxy.router)
+        for router in ROUTERS:
+            app.include_router(router)
         _install_openapi(app)
     return app
