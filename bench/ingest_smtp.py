@@ -81,17 +81,16 @@ def smtp_source(port: int, sessions: int, count: int, size: int, reuse: bool, rc
     return count / (time.perf_counter() - started)
 
 
-def durable_confirm(ops_url: str) -> float:
-    """Mean seconds from end of DATA to the broker's confirm, from ingest's own histogram."""
-    text = httpx.get(f"{ops_url}/metrics", timeout=5).text
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("mailstream_ingest_durable_confirm_seconds_sum") or line.startswith(
-            "mailstream_ingest_durable_confirm_seconds_count"
-        ):
-            name, value = line.split(" ")
-            values[name.rsplit("_", 1)[-1]] = float(value)
-    return values["sum"] / values["count"] if values.get("count") else 0.0
+def durable_confirm(ops_urls: list[str]) -> tuple[float, float]:
+    """(sum of seconds, count) of ingest's end-of-DATA-to-confirm histogram, over all running processes."""
+    total, count = 0.0, 0.0
+    for ops_url in ops_urls:
+        for line in httpx.get(f"{ops_url}/metrics", timeout=5).text.splitlines():
+            if line.startswith("mailstream_ingest_durable_confirm_seconds_sum"):
+                total += float(line.split(" ")[1])
+            elif line.startswith("mailstream_ingest_durable_confirm_seconds_count"):
+                count += float(line.split(" ")[1])
+    return total, count
 
 
 def main() -> None:
@@ -99,6 +98,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--small", type=int, default=1500, help="mails per 1 KB run")
     parser.add_argument("--large", type=int, default=400, help="mails per 50 KB run")
+    parser.add_argument("--profile", metavar="FILE", help="run the first ingest under cProfile and print its top")
     options = parser.parse_args()
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     mongodb_uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/")
@@ -110,7 +110,7 @@ def main() -> None:
         {"_id": uuid.uuid4().hex, "account_id": "a", "topic_id": "t", "address": "support@acme.example",
          "allow_agent_send": True, "forwarding_address": forwarding, "status": "receiving", "deleted": False}
     )  # fmt: skip
-    results: dict[str, float] = {}
+    results: dict[str, tuple[float, float | None]] = {}
     try:
         with vhost(amqp_url) as bench_amqp:
             bare_port = free_port()
@@ -123,39 +123,45 @@ def main() -> None:
             ingest_port = free_port()
             ops_urls: list[str] = []
 
-            def start_ingest() -> None:
+            def start_ingest(profile: str | None = None) -> subprocess.Popen:
                 ops_port = free_port()
                 env = {
                     **os.environ, "AMQP_URL": bench_amqp, "MONGODB_URI": mongodb_uri, "MONGODB_DATABASE": database,
                     "MAILSTREAM_INBOUND_DOMAIN": DOMAIN, "INGEST_ROLE": "smtp", "INGEST_SMTP_PORT": str(ingest_port),
-                    "INGEST_OPS_PORT": str(ops_port), "INGEST_SMTP_REUSE_PORT": "true", "LOG_LEVEL": "WARNING",
+                    "INGEST_OPS_PORT": str(ops_port), "INGEST_SMTP_REUSE_PORT": "true", "LOG_LEVEL": "INFO",
                     "INGEST_MAX_SESSIONS": "1000",
                 }  # fmt: skip
-                proc = subprocess.Popen([sys.executable, "-m", "mailstream_ingest"], env=env, stderr=subprocess.DEVNULL)
+                wrapper = ["-m", "cProfile", "-o", profile] if profile else []
+                command = [sys.executable, *wrapper, "-m", "mailstream_ingest"]
+                proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
                 procs.append(proc)
                 wait_ready(f"http://127.0.0.1:{ops_port}/readyz", proc)
                 ops_urls.append(f"http://127.0.0.1:{ops_port}")
+                return proc
 
-            start_ingest()
+            first = start_ingest(options.profile)
             smtp_source(ingest_port, options.sessions, 50, 1024, True, forwarding)  # warm-up
             smtp_source(bare_port, options.sessions, 50, 1024, True, forwarding)
-            for size, count in ((1024, options.small), (50 * 1024, options.large)):
-                for reuse in (False, True):
-                    label = f"{size // 1024} KB, {'reused' if reuse else 'new'} connections"
-                    results[f"bare | {label}"] = smtp_source(
-                        bare_port, options.sessions, count, size, reuse, forwarding
-                    )
-                    results[f"ingest x1 | {label}"] = smtp_source(
-                        ingest_port, options.sessions, count, size, reuse, forwarding
-                    )
-            confirm = durable_confirm(ops_urls[0])
+
+            def measure(who: str, port: int) -> None:
+                for size, count in ((1024, options.small), (50 * 1024, options.large)):
+                    for reuse in (False, True):
+                        label = f"{size // 1024} KB, {'reused' if reuse else 'new'} connections"
+                        before = durable_confirm(ops_urls) if who != "bare" else (0.0, 0.0)
+                        rate = smtp_source(port, options.sessions, count, size, reuse, forwarding)
+                        after = durable_confirm(ops_urls) if who != "bare" else (0.0, 0.0)
+                        done = after[1] - before[1]
+                        results[f"{who} | {label}"] = (rate, (after[0] - before[0]) / done if done else None)
+
+            measure("bare", bare_port)
+            measure("ingest x1", ingest_port)
+            if options.profile:  # SIGTERM: graceful shutdown writes the profile; x2 runs without it
+                first.terminate()
+                first.wait(60)
+                ops_urls.clear()
+                start_ingest()
             start_ingest()  # a second process on the same port (SO_REUSEPORT)
-            for size, count in ((1024, options.small), (50 * 1024, options.large)):
-                for reuse in (False, True):
-                    label = f"{size // 1024} KB, {'reused' if reuse else 'new'} connections"
-                    results[f"ingest x2 | {label}"] = smtp_source(
-                        ingest_port, options.sessions * 2, count, size, reuse, forwarding
-                    )
+            measure("ingest x2", ingest_port)
     finally:
         for proc in procs:
             proc.terminate()
@@ -165,18 +171,21 @@ def main() -> None:
         mongo.drop_database(database)
         mongo.close()
 
-    print(f"ingest x1: mean time from end of DATA to the broker confirm: {confirm * 1000:.1f} ms")
-    print(
-        f"sessions={options.sessions} (x2 runs: {options.sessions * 2}), 1 KB mails={options.small}, 50 KB mails={options.large}"
-    )
-    print(f"{'run':52} {'mails/s':>9} {'vs bare':>8} {'x2 vs x1':>9}")
-    for key, rate in results.items():
+    if options.profile:
+        import pstats
+
+        print(f"--- ingest x1 profile ({options.profile}), top functions by own time ---")
+        pstats.Stats(options.profile).sort_stats("tottime").print_stats(25)
+    print(f"smtp-source -s {options.sessions}; 1 KB runs: {options.small} mails, 50 KB runs: {options.large} mails")
+    print(f"{'run':46} {'mails/s':>8} {'vs bare':>8} {'x2 vs x1':>9} {'confirm ms':>11}")
+    for key, (rate, confirm) in results.items():
         who, label = key.split(" | ")
-        bare = results[f"bare | {label}"]
-        one = results.get(f"ingest x1 | {label}")
-        ratio = f"{rate / bare:7.0%}" if who != "bare" else ""
-        gain = f"{rate / one - 1:+8.0%}" if who == "ingest x2" and one else ""
-        print(f"{key:52} {rate:9.0f} {ratio:>8} {gain:>9}")
+        bare = results[f"bare | {label}"][0]
+        one = results[f"ingest x1 | {label}"][0]
+        ratio = f"{rate / bare:.0%}" if who != "bare" else ""
+        gain = f"{rate / one - 1:+.0%}" if who == "ingest x2" else ""
+        confirm_ms = f"{confirm * 1000:.1f}" if confirm is not None else ""
+        print(f"{key:46} {rate:8.0f} {ratio:>8} {gain:>9} {confirm_ms:>11}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,181 @@
+"""The RCPT decision: stream cache (events, expiry, fallback), VERP bounce addresses, and the SMTP replies."""
+
+import asyncio
+
+import pytest
+from aiosmtpd.smtp import Envelope, Session
+
+from mailstream_common import verp
+from mailstream_common.contracts import MailReceived, StreamChanged
+from mailstream_common.contracts.mail import StreamTarget
+from mailstream_ingest import smtp
+from mailstream_ingest.recipients import Bounce, LookupUnavailable, RecipientDirectory, Stream, StreamCache, Unknown
+
+SECRET = b"secret"
+DOMAIN = "in.mailstream.test"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeStreams:
+    """The `streams` collection as the fallback sees it, counting reads."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, StreamTarget] = {}
+        self.reads = 0
+        self.down = False
+
+    async def __call__(self, address: str) -> StreamTarget | None:
+        self.reads += 1
+        if self.down:
+            raise ConnectionError("database unreachable")
+        return self.live.get(address)
+
+
+def target(address: str, stream_id: str = "s1") -> StreamTarget:
+    return StreamTarget(forwarding_address=address, stream_id=stream_id, account_id="a1")
+
+
+def event(change: str, address: str, stream_id: str = "s1") -> StreamChanged:
+    return StreamChanged(
+        change=change, account_id="a1", topic_id="t1", stream_id=stream_id, address="support@acme.example",
+        forwarding_address=address, allow_agent_send=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def setup():
+    clock, streams = Clock(), FakeStreams()
+    cache = StreamCache(streams, positive_ttl=60, negative_ttl=5, clock=clock)
+    return clock, streams, cache
+
+
+async def test_miss_is_remembered_briefly(setup):
+    clock, streams, cache = setup
+    assert await cache.find("x@in.mailstream.test") is None
+    assert await cache.find("X@IN.mailstream.test") is None
+    assert streams.reads == 1
+    clock.now += 6
+    streams.live["x@in.mailstream.test"] = target("x@in.mailstream.test")
+    assert await cache.find("x@in.mailstream.test") is not None
+    assert streams.reads == 2
+
+
+async def test_created_event_overrides_a_remembered_miss_and_deleted_event_a_hit(setup):
+    _, streams, cache = setup
+    assert await cache.find("x@in.mailstream.test") is None
+    cache.apply(event("created", "x@in.mailstream.test"))
+    found = await cache.find("x@in.mailstream.test")
+    assert found is not None and found.stream_address == "support@acme.example"
+    cache.apply(event("deleted", "x@in.mailstream.test"))
+    assert await cache.find("x@in.mailstream.test") is None
+    assert streams.reads == 1
+
+
+async def test_hit_is_reread_after_its_ttl(setup):
+    clock, streams, cache = setup
+    cache.apply(event("created", "x@in.mailstream.test"))
+    clock.now += 61
+    assert await cache.find("x@in.mailstream.test") is None  # deleted while an event was lost
+    assert streams.reads == 1
+
+
+async def test_updated_event_moves_the_stream_to_its_new_address(setup):
+    _, _, cache = setup
+    cache.apply(event("created", "old@in.mailstream.test"))
+    cache.apply(event("updated", "new@in.mailstream.test"))
+    assert await cache.find("new@in.mailstream.test") is not None
+    assert cache._live.get("old@in.mailstream.test") is None
+
+
+async def test_database_down_is_lookup_unavailable(setup):
+    _, streams, cache = setup
+    streams.down = True
+    with pytest.raises(LookupUnavailable):
+        await cache.find("x@in.mailstream.test")
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        (verp.encode_bounce_address("abc123", SECRET, DOMAIN), Bounce("abc123")),
+        (verp.encode_bounce_address("abc123", b"other secret", DOMAIN), Unknown()),
+        (verp.encode_bounce_address("abc123", SECRET, "elsewhere.example"), Unknown()),
+        ("fwd@in.mailstream.test", Stream(target("fwd@in.mailstream.test"))),
+        ("FWD@In.Mailstream.Test", Stream(target("fwd@in.mailstream.test"))),
+        ("postmaster", Unknown()),
+        ("someone@gmail.com", Unknown()),
+    ],
+)
+async def test_directory(setup, address, expected):
+    _, streams, cache = setup
+    streams.live["fwd@in.mailstream.test"] = target("fwd@in.mailstream.test")
+    directory = RecipientDirectory(cache, internal_token=SECRET, bounce_domain=DOMAIN)
+    assert await directory.resolve(address) == expected
+
+
+async def _transaction(handler: smtp.IngestHandler, rcpts: list[str]) -> tuple[list[str], str | None]:
+    session, envelope = Session(asyncio.get_running_loop()), Envelope()
+    session.peer = ("192.0.2.1", 1234)
+    await handler.handle_MAIL(None, session, envelope, "a@b.example", [])
+    replies = [await handler.handle_RCPT(None, session, envelope, r, []) for r in rcpts]
+    if not envelope.rcpt_tos:
+        return replies, None
+    envelope.original_content = b"Subject: x\r\n\r\nbody\r\n"
+    return replies, await handler.handle_DATA(None, session, envelope)
+
+
+async def test_handler_replies(setup):
+    _, streams, cache = setup
+    streams.live["a@in.mailstream.test"] = target("a@in.mailstream.test", "s1")
+    streams.live["b@in.mailstream.test"] = target("b@in.mailstream.test", "s2")
+    published: list[MailReceived] = []
+
+    async def publish(event: MailReceived) -> None:
+        published.append(event)
+
+    handler = smtp.IngestHandler(
+        RecipientDirectory(cache, internal_token=SECRET, bounce_domain=DOMAIN), publish, max_recipients=3
+    )
+    replies, data = await _transaction(
+        handler,
+        [
+            "a@in.mailstream.test",
+            "x@in.mailstream.test",
+            "b@in.mailstream.test",
+            "a@in.mailstream.test",
+            "b@in.mailstream.test",
+        ],
+    )
+    assert replies == [smtp.RCPT_OK, smtp.NO_SUCH_USER, smtp.RCPT_OK, smtp.RCPT_OK, smtp.RCPT_OK]
+    [event] = published
+    assert data == smtp.accepted(event.mail_id)
+    assert [t.stream_id for t in event.targets] == ["s1", "s2"]
+    assert event.envelope.rcpt_to == ["a@in.mailstream.test", "b@in.mailstream.test"]
+    assert event.envelope.client_ip == "192.0.2.1"
+
+
+async def test_handler_refuses_when_not_durable_or_lookup_down(setup):
+    _, streams, cache = setup
+    streams.live["a@in.mailstream.test"] = target("a@in.mailstream.test")
+
+    async def failing(event: MailReceived) -> None:
+        raise ConnectionError("broker down")
+
+    handler = smtp.IngestHandler(
+        RecipientDirectory(cache, internal_token=SECRET, bounce_domain=DOMAIN), failing, max_recipients=3
+    )
+    replies, data = await _transaction(handler, ["a@in.mailstream.test"])
+    assert (replies, data) == ([smtp.RCPT_OK], smtp.NOT_DURABLE)
+    streams.down = True
+    replies, _ = await _transaction(handler, ["other@in.mailstream.test"])
+    assert replies == [smtp.LOOKUP_UNAVAILABLE]
+    handler.draining = True
+    session, envelope = Session(asyncio.get_running_loop()), Envelope()
+    assert await handler.handle_MAIL(None, session, envelope, "a@b.example", []) == smtp.SHUTTING_DOWN
