@@ -216,6 +216,13 @@ async def test_rotation_switches_signing_only_once_the_new_record_verifies(
     assert [r["selector"] for r in done["dns_records"] if r["purpose"] == "dkim"] == [new["selector"]]
 
 
+async def test_rotating_before_anything_signs_replaces_the_unpublished_key(harness: DomainsHarness) -> None:
+    view = await create(harness, dkim_key_bits=1024)
+    rotated = (await harness.client.post(f"/v1/domains/{view['id']}/dkim/rotate", headers=headers())).json()
+    [dkim] = [r for r in rotated["dns_records"] if r["purpose"] == "dkim"]
+    assert dkim["selector"] != record(view, "dkim")["selector"] and dkim["key_state"] == "pending"
+
+
 async def test_delete_announces_and_forgets(harness: DomainsHarness, domain_events: list) -> None:
     view = await create(harness)
     assert (await harness.client.delete(f"/v1/domains/{view['id']}", headers=headers())).status_code == 204
@@ -285,3 +292,24 @@ async def test_openapi_documents_the_public_paths_with_examples(harness: Domains
     assert not any(p.startswith("/internal") for p in spec["paths"])
     assert spec["components"]["schemas"]["DomainCreate"]["examples"][0]["name"] == "acme.com"
     assert (await harness.client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_optional_ed25519_second_key(harness: DomainsHarness, dns: DnsServer) -> None:
+    import base64
+
+    harness.manager.ed25519 = True
+    view = await create(harness, dkim_key_bits=1024)
+    ed = next(r for r in view["dns_records"] if r["algorithm"] == "ed25519")
+    assert ed["value"].startswith("v=DKIM1; k=ed25519; p=") and ed["selector"].endswith("e")
+    key_url = "/internal/signing-key?domain=acme.test&account_id=acct-a"
+    dns.set_records(published(view, "spf"))
+    dns.update({r["host"]: [r["value"]] for r in view["dns_records"] if r["algorithm"] == "rsa"})
+    await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())
+    assert (await harness.client.get(key_url, headers=headers())).json()["ed25519"] is None  # its record is missing
+    dns.set_records(published(view))
+    await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())
+    second = (await harness.client.get(key_url, headers=headers())).json()["ed25519"]
+    assert second["selector"] == ed["selector"]
+    private = serialization.load_pem_private_key(second["private_key_pem"].encode(), None)
+    raw_public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert ed["value"].endswith("p=" + base64.b64encode(raw_public).decode())

@@ -42,7 +42,7 @@ def test_dkim_record_of_a_2048_bit_key_is_one_record_of_several_strings() -> Non
         (["v=spf1 ip4:192.0.2.1 redirect=_spf.example.com"], "v=spf1 ip4:192.0.2.1 include:_spf.mailstream.test redirect=_spf.example.com", None),
         (["v=spf1 a +all"], "v=spf1 a include:_spf.mailstream.test +all", "lets every server"),
         (["v=spf1 a all"], "v=spf1 a include:_spf.mailstream.test all", "lets every server"),
-        (["v=spf1 mx -all", "v=spf1 include:spf.protection.outlook.com ~all"], "v=spf1 mx include:spf.protection.outlook.com include:_spf.mailstream.test -all", "2 SPF records"),
+        (["v=spf1 mx -all", "v=spf1 include:spf.protection.outlook.com ~all"], "v=spf1 include:spf.protection.outlook.com mx include:_spf.mailstream.test ~all", "2 SPF records"),
         (
             ["v=spf1 " + " ".join(f"include:s{i}.example.com" for i in range(10)) + " -all"],
             "v=spf1 " + " ".join(f"include:s{i}.example.com" for i in range(10)) + " include:_spf.mailstream.test -all",

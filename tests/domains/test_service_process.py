@@ -37,7 +37,7 @@ def domains_process(backends: backends_module.Backends, dns: DnsServer, tmp_path
             "DOMAINS_RECHECK_MIN_SECONDS": "0.3",
             "DOMAINS_VERIFIER_POLL_SECONDS": "0.2",
             "DNS_NAMESERVERS": dns.nameserver,
-            "DNS_TIMEOUT_SECONDS": "1",
+            "DNS_TIMEOUT_SECONDS": "2",
             "LOG_LEVEL": "DEBUG",
         },
         f"http://127.0.0.1:{port}",
@@ -61,7 +61,7 @@ async def test_the_background_verifier_turns_published_records_into_signing(
         async def verified_event():
             return next((e for e in domain_events if e.status == "verified"), None)
 
-        event = await wait_for(verified_event, timeout=20, what="domain.changed verified")
+        event = await wait_for(verified_event, timeout=40, what="domain.changed verified")
         assert (event.domain_id, event.signing_selector) == (view["id"], view["dns_records"][0]["selector"])
         key = (await client.get("/internal/signing-key?domain=acme.test&account_id=acct-p", headers=admin)).json()
         metrics = (await client.get("/metrics")).text

@@ -163,10 +163,14 @@ class DomainManager:
             return None
         keys = await self.repo.live_keys(domain_id)
         pending = next((k for k in keys if k["state"] == "pending"), None)
+        has_active = any(k["state"] == "active" for k in keys)
         if pending is not None:
-            raise RotationInProgress(pending["selector"])
+            if has_active:
+                raise RotationInProgress(pending["selector"])
+            # Nothing signs yet: the unpublished key is simply replaced (e.g. it was pasted somewhere it should not).
+            await self.repo.move_key(pending["_id"], from_state="pending", to_state="retired", at=self.clock())
         selector = await self._add_key(
-            domain, domain["dkim_key_bits"], rotation=True, existing=await self.repo.selectors(domain_id)
+            domain, domain["dkim_key_bits"], rotation=has_active, existing=await self.repo.selectors(domain_id)
         )
         domain = await self.repo.update_domain(
             domain_id,
