@@ -6,16 +6,18 @@ delivery consumers (`INBOX_ROLE` all|worker) and the replica-local live-update q
 """
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailstream_common import logs, mongo, topology
 from mailstream_common.broker import Broker
@@ -60,6 +62,8 @@ ROUTERS = (
 # journal queue keeps them routable and holds the latest few for inspection; nobody consumes it.
 BROADCAST_JOURNAL_QUEUE = "inbox.broadcast.journal"
 BROADCAST_JOURNAL_EVENTS = ("stream.changed", "conversation.changed", "message.delivery_changed")
+
+_SAFE_CORRELATION_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 
 HTTP_SECONDS = Histogram(
     "mailstream_inbox_http_request_seconds",
@@ -143,22 +147,35 @@ def _install_ops(app: FastAPI) -> None:
     app.router.routes.extend(ops_routes({"database": database_ready, "broker": broker_ready}))
 
 
-def _install_middleware(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def correlation_and_metrics(request: Request, call_next) -> Response:
-        cid = request.headers.get("x-correlation-id") or logs.new_correlation_id()
-        token = logs.correlation_id.set(cid[:64])
-        started = time.perf_counter()
+class CorrelationAndMetrics:
+    """Pure ASGI middleware (no per-request task or body buffering, so it costs next to nothing and never gets in
+    the way of SSE): a correlation id for the request's log lines and response, and the request-duration metric."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-correlation-id"), b"")
+        cid = given.decode("latin-1")[:64] if _SAFE_CORRELATION_ID.fullmatch(given) else logs.new_correlation_id()
+        token = logs.correlation_id.set(cid)
         status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid.encode("latin-1"))]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Correlation-Id"] = cid[:64]
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            HTTP_SECONDS.labels(request.method, template, str(status)).observe(time.perf_counter() - started)
+            template = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_SECONDS.labels(scope["method"], template, str(status)).observe(time.perf_counter() - started)
             logs.correlation_id.reset(token)
 
 
@@ -190,7 +207,7 @@ def create_app(settings: InboxSettings | None = None) -> FastAPI:
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
     app.state.started = False
     install_error_handlers(app)
-    _install_middleware(app)
+    app.add_middleware(CorrelationAndMetrics)
     _install_ops(app)
     if settings.serves_http:
         for router in ROUTERS:
