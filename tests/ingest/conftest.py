@@ -54,6 +54,8 @@ class RunningIngest:
     smtp_port: int
     ops_url: str
     amqp_url: str
+    stop: asyncio.Event
+    task: asyncio.Task
 
 
 @contextlib.asynccontextmanager
@@ -86,7 +88,7 @@ async def run_ingest(amqp_url: str, db: AsyncDatabase, mongodb_uri: str, **overr
 
     await wait_for(ready, timeout=30, what="ingest /readyz")
     try:
-        yield RunningIngest(settings, smtp_port, ops_url, amqp_url)
+        yield RunningIngest(settings, smtp_port, ops_url, amqp_url, stop, task)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

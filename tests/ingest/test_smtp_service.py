@@ -1,6 +1,7 @@
 """The SMTP front door through a real client (smtplib), real RabbitMQ and the real stream collection."""
 
 import asyncio
+import subprocess
 
 import httpx
 import pytest
@@ -203,3 +204,88 @@ async def test_ops_endpoints_and_metrics(smtp_only, mongo_db):
     assert "mailstream_ingest_mails_accepted_total" in metrics
     assert "mailstream_ingest_durable_confirm_seconds_bucket" in metrics
     await take_messages(smtp_only.amqp_url, topology.INGEST_ANALYSE.name, 1, correlation_ids={result.mail_id})
+
+
+async def test_line_longer_than_the_limit_is_refused(vhost, mongo_db, backends):
+    async with run_ingest(
+        vhost[1], mongo_db, backends.mongodb_uri, INGEST_ROLE="smtp", INGEST_MAX_LINE_LENGTH=2000
+    ) as running:
+        stream = await add_stream(mongo_db)
+        long_line = SIMPLE + b"z" * 3000 + b"\r\n"
+        result = await send(running.smtp_port, "a@b.example", [stream["forwarding_address"]], long_line)
+        assert result.data is not None and result.data[0] == 500
+        fine = await send(
+            running.smtp_port, "a@b.example", [stream["forwarding_address"]], SIMPLE + b"z" * 1500 + b"\r\n"
+        )
+        assert fine.data is not None and fine.data[0] == 250
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={INBOUND_DOMAIN}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_starttls_when_a_certificate_is_configured(vhost, mongo_db, backends, certificate):
+    cert, key = certificate
+    async with run_ingest(
+        vhost[1],
+        mongo_db,
+        backends.mongodb_uri,
+        INGEST_ROLE="smtp",
+        INGEST_TLS_CERT_FILE=str(cert),
+        INGEST_TLS_KEY_FILE=str(key),
+    ) as running:
+        stream = await add_stream(mongo_db)
+        result = await send(running.smtp_port, "a@b.example", [stream["forwarding_address"]], SIMPLE, starttls=True)
+        [message] = await take_messages(
+            running.amqp_url, topology.INGEST_ANALYSE.name, 1, correlation_ids={result.mail_id}
+        )
+        assert MailReceived.model_validate_json(message.body).envelope.tls is True
+
+
+async def test_shutdown_lets_an_open_transaction_finish(vhost, mongo_db, backends):
+    async with run_ingest(vhost[1], mongo_db, backends.mongodb_uri, INGEST_ROLE="smtp") as running:
+        stream = await add_stream(mongo_db)
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.smtp_port)
+
+        async def command(line: bytes) -> bytes:
+            writer.write(line + b"\r\n")
+            await writer.drain()
+            reply = await reader.readline()
+            while reply[3:4] == b"-":
+                reply = await reader.readline()
+            return reply
+
+        assert (await reader.readline()).startswith(b"220")
+        assert (await command(b"EHLO client.example")).startswith(b"250")
+        assert (await command(b"MAIL FROM:<a@b.example>")).startswith(b"250")
+        assert (await command(f"RCPT TO:<{stream['forwarding_address']}>".encode())).startswith(b"250")
+        running.stop.set()  # SIGTERM arrives mid-transaction
+
+        async def listener_closed():
+            try:
+                _, probe = await asyncio.open_connection("127.0.0.1", running.smtp_port)
+            except OSError:
+                return True
+            probe.close()
+            return False
+
+        from tests.support.waiting import wait_for
+
+        await wait_for(listener_closed, timeout=5, what="the listener to stop accepting")
+        assert (await command(b"DATA")).startswith(b"354")
+        reply = await command(SIMPLE.rstrip(b"\r\n") + b"\r\n.")
+        assert reply.startswith(b"250"), reply
+        rest = await asyncio.wait_for(reader.read(), 10)  # the drained session is then closed by the server
+        assert rest == b"" or rest.startswith(b"421"), rest
+        writer.close()
+        mail_id = reply.decode().rsplit(" ", 1)[-1].strip()
+        await asyncio.wait_for(running.task, 30)
+    [message] = await take_messages(vhost[1], topology.INGEST_ANALYSE.name, 1, correlation_ids={mail_id})
+    assert message.correlation_id == mail_id
