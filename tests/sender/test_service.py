@@ -7,13 +7,14 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common import topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import DeliveryReported
+from mailstream_common.contracts import DeliveryReported, DomainChanged
 from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
-from tests.sender.domains_stub import DomainsStub
+from tests.sender.domains_stub import DomainKey, DomainsStub
 from tests.support.backends import Backends
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.smtp_sink import RecordingSink
@@ -64,6 +65,13 @@ def processes(backends, mongo_db, relay, domains, tmp_path) -> Iterator[SenderPr
 
 async def _states(db: AsyncDatabase, ids: list[str]) -> dict[str, str]:
     return {d["_id"]: d["state"] async for d in db["sender_deliveries"].find({"_id": {"$in": ids}})}
+
+
+def _relay_has(relay: RecordingSink, count: int):
+    async def probe():
+        return len(relay.messages()) >= count
+
+    return probe
 
 
 async def _queues_empty(broker: Broker) -> bool:
@@ -195,3 +203,31 @@ async def test_suppression_api_bounces_and_blocking(processes, broker, mongo_db,
         await wait_for(suppressed_by_bounces, what="the address suppressed after two hard bounces")
     finally:
         await api.aclose()
+
+
+async def test_domain_changed_event_makes_the_next_mail_use_the_rotated_key(
+    processes, broker, mongo_db, relay, domains, acme_key, dkim_dns
+):
+    processes.start()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    first = reply_command(acme_key.account_id, stream["_id"])
+    await broker.publish(first)
+    [mail] = relay.wait_for(1)
+    assert b"s=ms1;" in mail.data and dkim_dns.verify_with_dkimpy(mail.data) == [True]
+
+    rotated = ed25519.Ed25519PrivateKey.generate()
+    domains.keys["acme.test"] = DomainKey("acme.test", acme_key.account_id, "ms1", acme_key.rsa_key, "ed2", rotated)
+    await broker.publish(
+        DomainChanged(
+            change="key_rotated", account_id=acme_key.account_id, domain_id="d1", name="acme.test", status="verified"
+        )
+    )
+
+    async def signed_with_the_new_key():
+        # The event reaches the worker's replica queue asynchronously: send until a mail shows the new key set.
+        count = len(relay.messages())
+        await broker.publish(reply_command(acme_key.account_id, stream["_id"]))
+        await wait_for(_relay_has(relay, count + 1), what="the next mail at the relay")
+        return b"s=ed2;" in relay.messages()[-1].data
+
+    await wait_for(signed_with_the_new_key, timeout=30, what="a mail signed with the rotated key set")
