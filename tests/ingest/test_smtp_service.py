@@ -1,6 +1,7 @@
 """The SMTP front door through a real client (smtplib), real RabbitMQ and the real stream collection."""
 
 import asyncio
+import contextlib
 import subprocess
 
 import httpx
@@ -289,3 +290,43 @@ async def test_shutdown_lets_an_open_transaction_finish(vhost, mongo_db, backend
         await asyncio.wait_for(running.task, 30)
     [message] = await take_messages(vhost[1], topology.INGEST_ANALYSE.name, 1, correlation_ids={mail_id})
     assert message.correlation_id == mail_id
+
+
+async def test_idle_and_slow_data_sessions_are_closed(vhost, mongo_db, backends):
+    async with run_ingest(
+        vhost[1], mongo_db, backends.mongodb_uri, INGEST_ROLE="smtp",
+        INGEST_SMTP_TIMEOUT_SECONDS=0.5, INGEST_SMTP_DATA_TIMEOUT_SECONDS=1,
+    ) as running:  # fmt: skip
+        stream = await add_stream(mongo_db)
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.smtp_port)
+        assert (await reader.readline()).startswith(b"220")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # idle: closed after the command timeout
+        writer.close()
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.smtp_port)
+        await reader.readline()
+        for line in (
+            b"HELO c.example",
+            b"MAIL FROM:<a@b.example>",
+            f"RCPT TO:<{stream['forwarding_address']}>".encode(),
+            b"DATA",
+        ):
+            writer.write(line + b"\r\n")
+            await reader.readline()
+        started = asyncio.get_running_loop().time()
+        closed = False
+        for _ in range(30):  # a line every 0.2 s: never idle, yet the whole transfer has a 1 s limit
+            try:
+                writer.write(b"slow line\r\n")
+                await writer.drain()
+            except ConnectionError:
+                closed = True
+                break
+            with contextlib.suppress(TimeoutError):
+                if await asyncio.wait_for(reader.read(), 0.2) == b"":
+                    closed = True
+                    break
+        assert closed
+        assert asyncio.get_running_loop().time() - started >= 0.9
+        assert asyncio.get_running_loop().time() - started < 4
+        writer.close()

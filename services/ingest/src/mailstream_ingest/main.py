@@ -66,6 +66,7 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
             max_line_length=settings.max_line_length,
             max_sessions=settings.max_sessions,
             timeout=settings.smtp_timeout_seconds,
+            data_timeout=settings.smtp_data_timeout_seconds,
             tls_context=tls_context(settings.tls_cert_file, settings.tls_key_file),
             reuse_port=settings.smtp_reuse_port,
         )

@@ -32,7 +32,10 @@ class IngestSettings(CommonSettings):
     )
     max_sessions: int = Field(default=200, alias="INGEST_MAX_SESSIONS", ge=1)
     smtp_timeout_seconds: float = Field(
-        default=300.0, alias="INGEST_SMTP_TIMEOUT_SECONDS", gt=0, description="Idle limit for any command or DATA line"
+        default=300.0, alias="INGEST_SMTP_TIMEOUT_SECONDS", gt=0, description="Idle limit while waiting for a command"
+    )
+    smtp_data_timeout_seconds: float = Field(
+        default=600.0, alias="INGEST_SMTP_DATA_TIMEOUT_SECONDS", gt=0, description="Limit for one whole DATA transfer"
     )
     confirm_timeout_seconds: float = Field(
         default=10.0, alias="INGEST_CONFIRM_TIMEOUT_SECONDS", gt=0, description="Broker confirm wait before 451"

@@ -177,6 +177,15 @@ class _IngestSMTP(SMTP):
             return
         await super()._handle_client()
 
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's idle timer is not reset while DATA streams in: give the whole transfer its own limit."""
+        self._reset_timeout(self._front_door.data_timeout)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            if self.transport is not None:
+                self._reset_timeout()
+
     async def push(self, status: str | bytes) -> None:
         text = status if isinstance(status, str) else status.decode("ascii", "replace")
         if text.startswith("552"):
@@ -204,6 +213,7 @@ class SmtpFrontDoor:
         max_line_length: int,
         max_sessions: int,
         timeout: float,
+        data_timeout: float = 600.0,
         tls_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
     ) -> None:
@@ -215,6 +225,7 @@ class SmtpFrontDoor:
         self.max_line_length = max_line_length
         self.max_sessions = max_sessions
         self.timeout = timeout
+        self.data_timeout = data_timeout
         self.tls_context = tls_context
         self.reuse_port = reuse_port
         self.sessions: set[_IngestSMTP] = set()
