@@ -171,3 +171,19 @@ async def test_live_hub_delivers_per_account_and_drops_a_client_that_cannot_keep
             while True:
                 await slow.next(timeout=0.1)
     assert hub.client_count() == 0
+
+
+def test_roles_decide_what_the_process_serves():
+    from mailstream_inbox.app import create_app
+    from mailstream_inbox.settings import InboxSettings
+
+    def paths(role: str) -> set[str]:
+        return {getattr(r, "path", "") for r in create_app(InboxSettings(INBOX_ROLE=role)).routes}
+
+    assert {"/healthz", "/readyz", "/metrics"} <= paths("worker")
+    assert not any(p.startswith("/v1/") for p in paths("worker"))
+    for role in ("api", "all"):
+        assert {"/v1/topics", "/v1/events", "/v1/conversations", "/openapi.json", "/v1/domains/{path:path}"} <= paths(
+            role
+        )
+    assert InboxSettings(INBOX_ROLE="worker").runs_consumers and not InboxSettings(INBOX_ROLE="api").runs_consumers

@@ -38,6 +38,23 @@ class ApiKeyPublic(BaseModel):
 
 
 class ApiKeyCreated(ApiKeyPublic):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "9b2f6c1e0d8a4e5f8a7b6c5d4e3f2a1b",
+                    "name": "Alice",
+                    "role": "agent",
+                    "prefix": "ms_Q2xpZW",
+                    "created_at": "2026-11-27T01:00:00Z",
+                    "revoked": False,
+                    "revoked_at": None,
+                    "api_key": "ms_Q2xpZW50LWtleS1leGFtcGxlLW5vdC1hLXJlYWwta2V5",
+                }
+            ]
+        }
+    )
+
     api_key: str = Field(description="The key itself: shown only in this response, store it now")
 
 

@@ -103,6 +103,33 @@ class ForwardingCheck(BaseModel):
 
 
 class StreamPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "7d0e4f3b2a1c4d5e9f8a7b6c5d4e3f21",
+                    "topic_id": "3f1c2b7a9e0d4c6b8a5f4e3d2c1b0a99",
+                    "address": "support@acme.com",
+                    "display_name": "Acme Support",
+                    "allow_agent_send": True,
+                    "forwarding_address": "s-mfrggzdfmztwq2lknnwg23tpobyxe@in.mailstream.test",
+                    "status": "awaiting_mail",
+                    "setup": {
+                        "forwarding_address": "s-mfrggzdfmztwq2lknnwg23tpobyxe@in.mailstream.test",
+                        "providers": [],
+                    },
+                    "provider_confirmation": None,
+                    "forwarding_verified": False,
+                    "forwarding_check": {"pending": False, "verified": False},
+                    "template": None,
+                    "signature": None,
+                    "created_at": "2026-11-27T01:00:00Z",
+                    "first_mail_at": None,
+                }
+            ]
+        }
+    )
+
     id: str
     topic_id: str
     address: str

@@ -30,6 +30,14 @@ class TopicUpdate(BaseModel):
 
 
 class TopicPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": "3f1c2b7a9e0d4c6b8a5f4e3d2c1b0a99", "name": "Acme support", "created_at": "2026-11-27T01:00:00Z"}
+            ]
+        }
+    )
+
     id: str
     name: str
     created_at: datetime
