@@ -293,6 +293,7 @@ def test_chart_has_every_template_the_platform_needs() -> None:
         "autoscaling.yaml",
         "pdb.yaml",
         "servicemonitor.yaml",
+        "networkpolicy.yaml",
     } <= templates
     service_names = helper_body("mailstream.serviceNames").split()
     assert sorted(service_names) == sorted(SERVICES)
