@@ -58,6 +58,7 @@ def test_a_rule_tags_and_auto_replies_once_and_never_to_robots(system: System): 
         api,
         "/v1/conversations",
         lambda body: body["items"] and body["items"][0].get("tags") == ["refund"],
+        timeout=60,
         what="the tagged conversation",
     )["items"][0]
     assert conversation["priority"] == "high"
@@ -66,7 +67,7 @@ def test_a_rule_tags_and_auto_replies_once_and_never_to_robots(system: System): 
         items = api.get(f"/v1/conversations/{conversation['id']}/messages").json()["items"]
         return [m for m in items if m["direction"] == "outbound"]
 
-    [reply] = wait_for_sync(outbound, timeout=20, what="the auto-reply in the conversation")
+    [reply] = wait_for_sync(outbound, timeout=60, what="the auto-reply in the conversation")
     assert "Thanks Kana Customer, we are on it." in reply["text"]
 
     # The same customer again, and a robot: both fire the rule, neither gets an auto-reply.
@@ -82,6 +83,7 @@ def test_a_rule_tags_and_auto_replies_once_and_never_to_robots(system: System): 
         api,
         f"/v1/automation/rules/{rule['id']}/runs",
         lambda body: len(body["items"]) == 3 and all(r["published"] for r in body["items"]),
+        timeout=60,
         what="three published runs",
     )["items"]
     reasons = sorted(r["skipped_actions"][0]["reason"].split(":")[0] for r in runs if r["skipped_actions"])
