@@ -1,7 +1,9 @@
 """The SMTP front door through a real client (smtplib), real RabbitMQ and the real stream collection."""
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import subprocess
 
 import httpx
@@ -330,3 +332,24 @@ async def test_idle_and_slow_data_sessions_are_closed(vhost, mongo_db, backends)
         assert asyncio.get_running_loop().time() - started >= 0.9
         assert asyncio.get_running_loop().time() - started < 4
         writer.close()
+
+
+async def test_large_mail_with_attachment_is_accepted_and_analysed(full, mongo_db):
+    stream = await add_stream(mongo_db)
+    payload = bytes(range(256)) * (4 * 1024 * 1024 // 256)  # 4 MiB of binary
+    encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    raw = (
+        b"From: Big <big@customer.example>\r\nTo: support@acme.example\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n'
+        b'--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="dump.bin"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--b--\r\n"
+    )
+    result = await send(full.smtp_port, "big@customer.example", [stream["forwarding_address"]], raw)
+    [message] = await take_messages(
+        full.amqp_url, topology.INBOX_STORE.name, 1, correlation_ids={result.mail_id}, timeout=60
+    )
+    analysed = MailAnalysed.model_validate_json(message.body)
+    assert analysed.raw == raw
+    [attachment] = analysed.attachments
+    assert (attachment.filename, attachment.size) == ("dump.bin", len(payload))
+    assert attachment.sha256 == hashlib.sha256(payload).hexdigest()

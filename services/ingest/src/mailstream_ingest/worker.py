@@ -5,6 +5,7 @@ Idempotent under redelivery: analysing the same `MailReceived` again produces th
 `mail_id`, so publishing again after a crash between publish and ack duplicates nothing downstream.
 """
 
+import asyncio
 import logging
 import time
 
@@ -26,7 +27,8 @@ class AnalysisWorker:
 
     async def handle(self, received: MailReceived, delivery: Delivery) -> None:
         started = time.perf_counter()
-        parsed = parse(received)
+        # Parsing a large mail is CPU work: a worker thread keeps the SMTP sessions of this loop responsive.
+        parsed = await asyncio.to_thread(parse, received)
         authentication = AuthenticationResult()
         if received.targets and self.authenticator is not None:
             authentication = await self.authenticator.authenticate(
@@ -38,7 +40,7 @@ class AnalysisWorker:
             )
             for method in ("spf", "dkim", "dmarc"):
                 metrics.AUTH_RESULTS.labels(method, getattr(authentication, method)).inc()
-        outcome = analyse(received, parsed, authentication)
+        outcome = await asyncio.to_thread(analyse, received, parsed, authentication)
         if outcome.analysed is not None:
             await self.broker.publish(outcome.analysed, correlation_id=received.mail_id)
         for report in outcome.delivery_reports:
