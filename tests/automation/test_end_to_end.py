@@ -1,16 +1,29 @@
 """Automation through the real system: a rule made over the gateway tags and auto-replies to real SMTP mail once,
 and holds the auto-reply back for automatic mail, with the reasons readable in the runs."""
 
+import dataclasses
 import smtplib
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
 
-from tests.e2e.conftest import System, system, wait_for_json  # noqa: F401  (module-scoped system fixture)
+from tests.e2e import conftest as e2e
+from tests.e2e.conftest import System, wait_for_json
+from tests.support.backends import Backends, _vhost
 from tests.support.waiting import wait_for_sync
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The e2e suite's system, on a RabbitMQ vhost and a database of its own: work still queued when this module
+    ends (an auto-reply waiting for a retry, say) dies with the vhost instead of reaching the next module's relay."""
+    with _vhost(backends.amqp_url) as amqp_url:
+        isolated = dataclasses.replace(backends, amqp_url=amqp_url, database=f"{backends.database}_automation")
+        yield from e2e.system.__wrapped__(isolated, tmp_path_factory)
 
 
 def send(mailstream: System, to: str, subject: str, sender: str = "kana@example.net", **headers: str) -> str:
@@ -27,7 +40,7 @@ def send(mailstream: System, to: str, subject: str, sender: str = "kana@example.
     return mail["Message-ID"]
 
 
-def test_a_rule_tags_and_auto_replies_once_and_never_to_robots(system: System):  # noqa: F811
+def test_a_rule_tags_and_auto_replies_once_and_never_to_robots(system: System):
     account = system.cli("accounts", "create", "--name", "Automation Co")
     api = system.client(account["api_key"])
     topic = api.post("/v1/topics", json={"name": "Support"}).json()
