@@ -60,7 +60,7 @@ class RunningIngest:
 
 @contextlib.asynccontextmanager
 async def run_ingest(amqp_url: str, db: AsyncDatabase, mongodb_uri: str, **overrides) -> AsyncIterator[RunningIngest]:
-    smtp_port, ops_port = free_port(), free_port()
+    smtp_port, ops_port = overrides.pop("INGEST_SMTP_PORT", None) or free_port(), free_port()
     env = {
         "AMQP_URL": amqp_url,
         "MONGODB_URI": mongodb_uri,

@@ -15,6 +15,7 @@ from mailstream_common.contracts import DeliveryReported, MailAnalysed, MailRece
 from tests.ingest.conftest import INBOUND_DOMAIN, INTERNAL_TOKEN, add_stream, run_ingest, take_messages
 from tests.ingest.fixtures import eml
 from tests.ingest.smtp_client import send
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -353,3 +354,17 @@ async def test_large_mail_with_attachment_is_accepted_and_analysed(full, mongo_d
     [attachment] = analysed.attachments
     assert (attachment.filename, attachment.size) == ("dump.bin", len(payload))
     assert attachment.sha256 == hashlib.sha256(payload).hexdigest()
+
+
+async def test_two_replicas_share_the_port_and_one_stopping_loses_nothing(vhost, mongo_db, backends):
+    port = free_port()
+    shared = {"INGEST_ROLE": "smtp", "INGEST_SMTP_REUSE_PORT": True}
+    async with run_ingest(vhost[1], mongo_db, backends.mongodb_uri, INGEST_SMTP_PORT=port, **shared) as first:
+        async with run_ingest(vhost[1], mongo_db, backends.mongodb_uri, INGEST_SMTP_PORT=port, **shared) as second:
+            assert first.smtp_port == second.smtp_port == port
+            stream = await add_stream(mongo_db)
+            before = [await send(port, "a@b.example", [stream["forwarding_address"]], SIMPLE) for _ in range(6)]
+        after = await send(port, "a@b.example", [stream["forwarding_address"]], SIMPLE)  # the second replica is gone
+        ids = {r.mail_id for r in [*before, after]}
+        messages = await take_messages(first.amqp_url, topology.INGEST_ANALYSE.name, len(ids), correlation_ids=ids)
+        assert {m.correlation_id for m in messages} == ids
