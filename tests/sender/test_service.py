@@ -2,6 +2,7 @@
 suppression API and the bounce consumer, through the real broker, database, HTTP and SMTP."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import uuid4
 
@@ -44,12 +45,18 @@ class SenderProcesses:
     def start(self) -> tuple[ServiceProcess, str]:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        name = f"sender-{len(self.running)}"
+        name = f"sender-{uuid4().hex[:6]}"
         process = ServiceProcess(
             name, "mailstream_sender", {**self.env_base, "SENDER_HTTP_PORT": str(port)}, url, self.logs
         )
-        self.running.append(process.start())
+        self.running.append(process)  # before start(): a worker that never gets ready is still stopped
+        process.start()
         return process, url
+
+    def start_many(self, count: int) -> list[ServiceProcess]:
+        """Start `count` workers at once (their start-up is mostly imports; in parallel it costs one)."""
+        with ThreadPoolExecutor(count) as pool:
+            return [process for process, _ in pool.map(lambda _: self.start(), range(count))]
 
     def stop_all(self) -> None:
         for process in self.running:
@@ -90,10 +97,9 @@ async def _queues_empty(broker: Broker) -> bool:
 async def test_crash_and_graceful_stop_lose_and_duplicate_nothing_across_competing_workers(
     processes, broker, mongo_db, relay, domains, acme_key
 ):
-    """Two workers share the queue; one is SIGKILLed and the other stopped with SIGTERM while commands are in
-    flight and on the retry queues; a third worker then delivers every command exactly once."""
-    first, _ = processes.start()
-    second, _ = processes.start()  # a competing worker on the same queue
+    """Three workers share the queue; one is SIGKILLed and one stopped with SIGTERM while commands are in
+    flight and on the retry queues; the third then delivers every command exactly once."""
+    first, second, _third = processes.start_many(3)
     stream = await add_stream(mongo_db, acme_key.account_id)
 
     sent_before = [reply_command(acme_key.account_id, stream["_id"]) for _ in range(6)]
@@ -116,7 +122,6 @@ async def test_crash_and_graceful_stop_lose_and_duplicate_nothing_across_competi
     first.kill()  # SIGKILL: no graceful shutdown
     assert second.stop(20) == 0  # SIGTERM: finishes or requeues its in-flight commands
     relay.answer_always(None)
-    processes.start()
 
     async def all_sent():
         states = await _states(mongo_db, ids + [c.message_id for c in sent_before])
