@@ -2,7 +2,8 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -13,6 +14,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_automation.api.app import create_app
 from mailstream_automation.repository import ensure_indexes
 from mailstream_automation.settings import AutomationSettings
+from mailstream_common.broker import Broker
+from tests.support.backends import Backends, _vhost
 from tests.support.processes import free_port
 from tests.support.waiting import wait_for
 
@@ -29,6 +32,23 @@ def test_settings(**overrides) -> AutomationSettings:
 
 
 test_settings.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture(scope="session")
+def automation_backends(backends: Backends) -> Iterator[Backends]:
+    """The session's back-ends with a RabbitMQ vhost of automation's own: the commands these tests publish (to
+    `inbox.actions`, for conversations that exist nowhere) never reach another suite's inbox consumer."""
+    with _vhost(backends.amqp_url) as amqp_url:
+        yield dataclasses.replace(backends, amqp_url=amqp_url)
+
+
+@pytest.fixture
+async def broker(automation_backends: Backends) -> AsyncIterator[Broker]:
+    """Overrides the suite-wide `broker`: connected to automation's own vhost."""
+    connected = Broker(automation_backends.amqp_url, service="tests")
+    await connected.connect()
+    yield connected
+    await connected.close(grace=5)
 
 
 class ApiServer:

@@ -20,12 +20,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def service(backends: Backends, tmp_path: Path) -> Iterator[ServiceProcess]:
+def service(automation_backends: Backends, tmp_path: Path) -> Iterator[ServiceProcess]:
     port = free_port()
     env = {
-        "AMQP_URL": backends.amqp_url,
-        "MONGODB_URI": backends.mongodb_uri,
-        "MONGODB_DATABASE": f"{backends.database}_automation_service",
+        "AMQP_URL": automation_backends.amqp_url,
+        "MONGODB_URI": automation_backends.mongodb_uri,
+        "MONGODB_DATABASE": f"{automation_backends.database}_automation_service",
         "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
         "AUTOMATION_HTTP_PORT": str(port),
         "CONSUMER_PREFETCH": "1",
