@@ -99,7 +99,9 @@ async def test_rule(
     settings: Settings,
     body: Annotated[RuleTest, Body(openapi_examples=examples.TEST_EXAMPLES)],
 ) -> RuleTestResult:
-    """Says whether the rule would fire, why, and what it would ask the inbox to do. Nothing is stored or sent."""
+    """Says whether the rule's conditions would hold, why, and what it would ask the inbox to do (auto-replies held
+    back by loop protection are listed; the per-customer rate limit, `enabled` and the topic/stream scope are not
+    considered). Nothing is stored or sent."""
     rule: RuleDefinition | None = body.rule
     if body.rule_id is not None:
         rule = await rules.get(caller.account_id, body.rule_id)
