@@ -1,13 +1,15 @@
 """Sender throughput against Postfix's smtp-sink: signing cost per mail and mails/s per worker process.
 
-    uv run python bench/sender_throughput.py [--seconds 5] [--concurrency 16] [--size 5000]
+    AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ uv run python bench/sender_throughput.py [--count 8000]
 
 Measures, for ~5 KB mails built by the sender's own `compose`:
   1. the signing step alone: stock dkimpy (`dkim.sign`, pure-Python RSA) vs the project's `FastDKIM`
      (dkimpy's canonicalisation + OpenSSL RSA through `cryptography`), and OpenSSL's RSA-2048 step by itself;
-  2. a worker process composing, signing (RSA-2048) and relaying over pooled SMTP connections (the sender's
-     `SmtpRelay`) to smtp-sink: unsigned (the ceiling), stock dkimpy, fast signing; one worker and two.
-The broker and database round trips of the real consumer are not in this loop (see docs/benchmarks/sender.md).
+  2. worker processes that consume reply commands from RabbitMQ (prefetch = --concurrency), compose, sign
+     (RSA-2048) or not, relay over the sender's pooled `SmtpRelay` to smtp-sink, and ack: unsigned (the ceiling),
+     stock dkimpy, fast signing; one worker and two, draining a pre-filled queue.
+Not in this loop: the service's `sender_deliveries` state writes and the report publish (see
+docs/benchmarks/sender.md).
 """
 
 import argparse
@@ -21,8 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 
+import aio_pika
 import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -39,24 +43,8 @@ SENDER = Address(name="Acme Support", address="support@acme.test")
 
 
 def build_mail(size: int, n: int) -> bytes:
-    paragraph = "Thank you for your message. Your order has shipped and should arrive within two days. "
-    length = max(0, (size - 900) // 2)  # the text goes out twice (plain and HTML) plus ~900 bytes of headers
-    text = (paragraph * (length // len(paragraph) + 1))[:length]
-    req = ReplyRequested.model_validate(
-        {
-            "account_id": "a" * 32,
-            "stream_id": "s" * 32,
-            "message_id": f"{n:032x}",
-            "message_id_header": f"<{n:032x}@in.mailstream.test>",
-            "from": {"name": "Acme Support", "address": "support@acme.test"},
-            "to": [{"name": "Kana Customer", "address": "kana@example.net"}],
-            "subject": "Re: My order has not arrived",
-            "in_reply_to": "<original@mail.example.net>",
-            "text": text,
-            "requested_by": "bench",
-        }
-    )
-    return compose(req, SENDER, render(None, req.text, None, {}), datetime.now(UTC)).data
+    request = reply_request(size, n)
+    return compose(request, SENDER, render(None, request.text, None, {}), datetime.now(UTC)).data
 
 
 def rate(fn, seconds: float) -> float:
@@ -78,64 +66,132 @@ def signing_rates(key: rsa.RSAPrivateKey, pem: bytes, message: bytes, seconds: f
     }
 
 
-def worker(mode: str, port: int, pem: bytes, size: int, seconds: float, concurrency: int, out) -> None:
-    key = serialization.load_pem_private_key(pem, None)
-    mail = build_mail(size, os.getpid())
+def reply_request(size: int, n: int) -> ReplyRequested:
+    paragraph = "Thank you for your message. Your order has shipped and should arrive within two days. "
+    length = max(0, (size - 900) // 2)  # the text goes out twice (plain and HTML) plus ~900 bytes of headers
+    return ReplyRequested.model_validate(
+        {
+            "account_id": "a" * 32,
+            "stream_id": "s" * 32,
+            "message_id": f"{n:032x}",
+            "message_id_header": f"<{n:032x}@in.mailstream.test>",
+            "from": {"name": "Acme Support", "address": "support@acme.test"},
+            "to": [{"name": "Kana Customer", "address": "kana@example.net"}],
+            "subject": "Re: My order has not arrived",
+            "in_reply_to": "<original@mail.example.net>",
+            "text": (paragraph * (length // len(paragraph) + 1))[:length],
+            "requested_by": "bench",
+        }
+    )
 
-    def signed() -> bytes:
+
+def worker(mode: str, amqp_url: str, queue_name: str, port: int, pem: bytes, concurrency: int, out) -> None:
+    """Consume reply commands, compose, sign (or not), relay over pooled connections, ack; until the queue is
+    empty. Reports (count, first ack time, last ack time)."""
+    key = serialization.load_pem_private_key(pem, None)
+
+    def build(request: ReplyRequested) -> bytes:
+        mail = compose(request, SENDER, render(None, request.text, None, {}), datetime.now(UTC)).data
         if mode == "stock":
             return dkim.sign(mail, b"ms1", b"acme.test", pem) + mail
         if mode == "fast":
             return FastDKIM(mail).sign_with_key(b"ms1", b"acme.test", key) + mail
         return mail
 
-    async def run() -> int:
+    async def run() -> tuple[int, float, float]:
         relay = SmtpRelay(
             RelayConfig(
-                "127.0.0.1",
-                port,
-                pool_size=concurrency,
-                per_destination_concurrency=concurrency,
-                helo_name="bench.test",
+                "127.0.0.1", port, pool_size=concurrency, per_destination_concurrency=concurrency, helo_name="bench"
             )
         )
-        sent = 0
-        deadline = time.perf_counter() + seconds
+        connection = await aio_pika.connect(amqp_url)
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=concurrency)
+        queue = await channel.get_queue(queue_name)
+        acked, in_flight, first, last = 0, 0, 0.0, 0.0
 
-        async def loop() -> None:
-            nonlocal sent
-            while time.perf_counter() < deadline:
-                # compose is part of every send in the service; rebuild the headers' Date each time like it does
-                data = signed()
-                result = await relay.send("bounce+x.abc@bounces.test", ["kana@example.net"], data)
-                if not result.sent:
-                    raise RuntimeError(result.detail)
-                sent += 1
+        async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal acked, in_flight, first, last
+            in_flight += 1
+            request = ReplyRequested.model_validate_json(message.body)
+            result = await relay.send("bounce+x.abc@bounces.test", ["kana@example.net"], build(request))
+            if not result.sent:
+                raise RuntimeError(result.detail)
+            await message.ack()
+            last = time.perf_counter()
+            first = first or last
+            acked += 1
+            in_flight -= 1
 
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        await queue.consume(handle)
+        while True:  # done once the queue has nothing ready and this worker nothing in flight
+            await asyncio.sleep(0.2)
+            ready = (await channel.declare_queue(queue_name, passive=True)).declaration_result.message_count
+            if ready == 0 and in_flight == 0:
+                break
+        await connection.close()
         await relay.close()
-        return sent
+        return acked, first, last
 
     out.put(asyncio.run(run()))
 
 
-def delivery_rate(mode: str, workers: int, port: int, pem: bytes, args) -> float:
-    queue: multiprocessing.Queue = multiprocessing.Queue()
+async def fill_queue(amqp_url: str, queue_name: str, count: int, size: int) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    await channel.declare_queue(queue_name, auto_delete=False)
+    body = reply_request(size, 1)
+    for start in range(0, count, 500):
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(
+                    aio_pika.Message(
+                        body=body.model_copy(update={"message_id": f"{n:032x}"}).model_dump_json(by_alias=True).encode()
+                    ),
+                    routing_key=queue_name,
+                )
+                for n in range(start, min(count, start + 500))
+            )
+        )
+    await connection.close()
+
+
+async def drop_queue(amqp_url: str, queue_name: str) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    await channel.queue_delete(queue_name)
+    await connection.close()
+
+
+def delivery_rate(mode: str, workers: int, count: int, port: int, pem: bytes, args) -> float:
+    queue_name = f"bench.sender.{uuid.uuid4().hex[:8]}"
+    asyncio.run(fill_queue(args.amqp_url, queue_name, count, args.size))
+    results: multiprocessing.Queue = multiprocessing.Queue()
     procs = [
-        multiprocessing.Process(target=worker, args=(mode, port, pem, args.size, args.seconds, args.concurrency, queue))
+        multiprocessing.Process(
+            target=worker, args=(mode, args.amqp_url, queue_name, port, pem, args.concurrency, results)
+        )
         for _ in range(workers)
     ]
     for p in procs:
         p.start()
-    total = sum(queue.get() for _ in procs)
+    outcomes = [results.get() for _ in procs]
     for p in procs:
         p.join()
-    return total / args.seconds
+    asyncio.run(drop_queue(args.amqp_url, queue_name))
+    total = sum(o[0] for o in outcomes)
+    if total != count:
+        raise RuntimeError(f"{mode}: {total} of {count} commands handled")
+    started = min(o[1] for o in outcomes if o[0])
+    finished = max(o[2] for o in outcomes if o[0])
+    return total / (finished - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each signing measurement")
+    parser.add_argument("--count", type=int, default=8000, help="commands per unsigned run (fast: 1/2, stock: 1/10)")
+    parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     parser.add_argument("--concurrency", type=int, default=16, help="SMTP transactions in flight per worker")
     parser.add_argument("--size", type=int, default=5000, help="approximate mail size in bytes")
     args = parser.parse_args()
@@ -146,7 +202,7 @@ def main() -> None:
     )
     message = build_mail(args.size, 1)
     results: dict[str, object] = {"mail_bytes": len(message), "cpus": os.cpu_count(), "load_before": os.getloadavg()}
-    results.update(signing_rates(key, pem, message, min(args.seconds, 3.0)))
+    results.update(signing_rates(key, pem, message, args.seconds))
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -160,9 +216,11 @@ def main() -> None:
     )
     try:
         time.sleep(0.3)  # smtp-sink binds at once; a failed bind shows in the first send
+        counts = {"unsigned": args.count, "stock": max(200, args.count // 10), "fast": args.count // 2}
         for mode in ("unsigned", "stock", "fast"):
             for workers in (1, 2):
-                results[f"deliver_{mode}_{workers}w_per_s"] = delivery_rate(mode, workers, port, pem, args)
+                rate_ = delivery_rate(mode, workers, counts[mode], port, pem, args)
+                results[f"deliver_{mode}_{workers}w_per_s"] = rate_
     finally:
         sink.terminate()
         sink.wait()
