@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -84,7 +85,9 @@ class System:
 @pytest.fixture(scope="module")
 def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     log_dir = tmp_path_factory.mktemp("logs")
-    relay = RelaySink(free_port(), tmp_path_factory.mktemp("relay")).start()
+    # Not under pytest's tmp dir: smtp-sink writes as 'nobody', who cannot enter pytest's private base folder.
+    relay_dir = Path(tempfile.mkdtemp(prefix="mailstream-relay-"))
+    relay = RelaySink(free_port(), relay_dir).start()
     ports = {name: free_port() for name in ("smtp", "ingest", "inbox", "domains", "automation", "sender")}
     env = {
         "AMQP_URL": backends.amqp_url,
@@ -117,13 +120,18 @@ def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iter
     system = System(ops["inbox"], ports["smtp"], relay, env)
     try:
         for name, url in ops.items():
-            system.processes[name] = ServiceProcess(name, f"mailstream_{name}", env, url, log_dir).start()
+            system.processes[name] = ServiceProcess(name, f"mailstream_{name}", env, url, log_dir).spawn()
+        for process in system.processes.values():
+            process.wait_ready(timeout=120)
         yield system
     finally:
-        for process in reversed(system.processes.values()):
+        for process in system.processes.values():
+            process.request_stop()
+        for process in system.processes.values():
             with contextlib.suppress(Exception):
                 process.stop()
         relay.stop()
+        shutil.rmtree(relay_dir, ignore_errors=True)
 
 
 def wait_for_json(client: httpx.Client, path: str, predicate, *, timeout: float = 20.0, what: str = ""):
@@ -136,3 +144,13 @@ def wait_for_json(client: httpx.Client, path: str, predicate, *, timeout: float 
         return None
 
     return wait_for_sync(probe, timeout=timeout, what=what or path)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """On a failure, attach the tail of every service's log to the report: the why is usually there."""
+    report = yield
+    running = item.funcargs.get("system") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(running, System):
+        report.sections.append(("service logs", running.logs()))
+    return report

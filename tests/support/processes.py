@@ -30,6 +30,10 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> "ServiceProcess":
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> "ServiceProcess":
+        """Start the process without waiting, so that several can start side by side."""
         log_file = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
@@ -37,6 +41,11 @@ class ServiceProcess:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
+        log_file.close()  # the child has its own descriptor
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> "ServiceProcess":
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -46,6 +55,11 @@ class ServiceProcess:
                     return self
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.logs()}")
+
+    def request_stop(self) -> None:
+        """SIGTERM without waiting, so that several can drain side by side; `stop()` then waits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (graceful shutdown) and wait; SIGKILL only if it does not stop in time."""
