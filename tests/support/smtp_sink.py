@@ -32,6 +32,8 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     queue_id: str
+    tls: bool = False
+    login: str | None = None
 
     def message(self) -> EmailMessage:
         return message_from_bytes(self.data, policy=policy.default)  # type: ignore[return-value]
@@ -55,15 +57,26 @@ class _Handler:
             if self.sink.faults.always:
                 return self.sink.faults.always
             queue_id = uuid.uuid4().hex[:12].upper()
+            login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
             self.sink.received.append(
-                Received(envelope.mail_from or "", list(envelope.rcpt_tos), bytes(envelope.original_content), queue_id)
+                Received(
+                    envelope.mail_from or "",
+                    list(envelope.rcpt_tos),
+                    bytes(envelope.original_content),
+                    queue_id,
+                    tls=session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
+                    login=login,
+                )
             )
         return f"250 2.0.0 Ok: queued as {queue_id}"
 
 
 class RecordingSink:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, **smtp_options) -> None:
+        """`smtp_options` go to aiosmtpd (e.g. tls_context + require_starttls, authenticator, auth_required),
+        plus `ssl_context` for implicit TLS."""
         self.port = port or free_port()
+        self.smtp_options = smtp_options
         self.lock = threading.Lock()
         self.received: list[Received] = []
         self.attempts = 0
@@ -74,7 +87,12 @@ class RecordingSink:
         # decode_data=False keeps `original_content` as the exact bytes on the wire.
         # server_hostname: aiosmtpd would otherwise ask socket.getfqdn(), which waits on DNS where there is none.
         self._controller = Controller(
-            _Handler(self), hostname="127.0.0.1", port=self.port, decode_data=False, server_hostname="relay.test"
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            decode_data=False,
+            server_hostname="relay.test",
+            **self.smtp_options,
         )
         self._controller.start()
         return self

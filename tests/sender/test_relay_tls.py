@@ -1,0 +1,117 @@
+"""The smarthost connection: STARTTLS and implicit TLS with authentication, against a real TLS SMTP server."""
+
+import datetime as dt
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mailstream_sender.delivery import RelayConfig, SmtpRelay
+from tests.support.smtp_sink import RecordingSink
+
+pytestmark = pytest.mark.integration
+
+MAIL = b"From: a@acme.test\r\nTo: b@example.net\r\nSubject: tls\r\n\r\nhello\r\n"
+
+
+@pytest.fixture(scope="module")
+def server_tls(tmp_path_factory) -> ssl.SSLContext:
+    """A self-signed certificate for 127.0.0.1, as a server-side context."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("relay.test")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory: Path = tmp_path_factory.mktemp("tls")
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return context
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"mailer", b"s3cret")
+    return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+
+@pytest.fixture
+def starttls_relay(server_tls) -> Iterator[RecordingSink]:
+    sink = RecordingSink(
+        tls_context=server_tls, require_starttls=True, authenticator=_authenticator, auth_required=True
+    ).start()
+    yield sink
+    sink.stop()
+
+
+async def test_starttls_with_login(starttls_relay):
+    relay = SmtpRelay(
+        RelayConfig(
+            "127.0.0.1",
+            starttls_relay.port,
+            tls="starttls",
+            verify_certificates=False,
+            username="mailer",
+            password="s3cret",
+            helo_name="sender.test",
+        )
+    )
+    try:
+        first = await relay.send("bounce@b.test", ["b@example.net"], MAIL)
+        second = await relay.send("bounce@b.test", ["b@example.net"], MAIL)  # over the pooled connection
+    finally:
+        await relay.close()
+    assert first.sent and second.sent, (first, second)
+    received = starttls_relay.messages()
+    assert [(m.tls, m.login) for m in received] == [(True, "mailer"), (True, "mailer")]
+
+
+async def test_wrong_password_is_a_failure_not_a_crash(starttls_relay):
+    relay = SmtpRelay(
+        RelayConfig(
+            "127.0.0.1",
+            starttls_relay.port,
+            tls="starttls",
+            verify_certificates=False,
+            username="mailer",
+            password="wrong",
+            helo_name="sender.test",
+        )
+    )
+    try:
+        result = await relay.send("bounce@b.test", ["b@example.net"], MAIL)
+    finally:
+        await relay.close()
+    assert not result.sent and result.outcome == "temporary"  # an operator fixes the credentials; mail waits
+    assert starttls_relay.messages() == []
+
+
+async def test_implicit_tls(server_tls):
+    sink = RecordingSink(ssl_context=server_tls).start()
+    relay = SmtpRelay(
+        RelayConfig("127.0.0.1", sink.port, tls="implicit", verify_certificates=False, helo_name="sender.test")
+    )
+    try:
+        result = await relay.send("bounce@b.test", ["b@example.net"], MAIL)
+    finally:
+        await relay.close()
+        sink.stop()
+    assert result.sent, result
+    assert sink.messages()[0].tls
