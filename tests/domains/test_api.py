@@ -313,3 +313,27 @@ async def test_optional_ed25519_second_key(harness: DomainsHarness, dns: DnsServ
     private = serialization.load_pem_private_key(second["private_key_pem"].encode(), None)
     raw_public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert ed["value"].endswith("p=" + base64.b64encode(raw_public).decode())
+
+
+async def test_concurrent_verifier_rounds_check_a_domain_once(harness: DomainsHarness) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    view = await create(harness, dkim_key_bits=1024)
+    harness.manager.clock = lambda: datetime.now(UTC) + timedelta(hours=1)
+    rounds = await asyncio.gather(*(harness.manager.run_due_checks() for _ in range(3)))
+    assert sorted(rounds) == [0, 0, 1]
+    doc = await harness.db.domains.find_one({"_id": view["id"]})
+    assert doc["check_attempts"] == 1
+
+
+async def test_a_claim_left_by_a_dead_replica_is_taken_over(harness: DomainsHarness) -> None:
+    from datetime import UTC, datetime
+
+    view = await create(harness, dkim_key_bits=1024)
+    domain = await harness.db.domains.find_one({"_id": view["id"]})
+    repo = harness.manager.repo
+    now = datetime.now(UTC)
+    assert await repo.claim_check(domain, now - timedelta(minutes=30))  # then that replica died
+    assert not await repo.claim_check(domain, now - timedelta(minutes=25))  # still fresh for this one
+    assert await repo.claim_check(domain, now)

@@ -341,14 +341,18 @@ class DomainManager:
         return moved, rotated
 
     async def run_due_checks(self, limit: int = 20) -> int:
-        """One round of the background verifier: check the domains whose time has come."""
-        due = await self.repo.due_domains(self.clock(), limit)
-        for domain in due:
+        """One round of the background verifier: check the domains whose time has come (and that no other
+        replica claimed)."""
+        checked = 0
+        for domain in await self.repo.due_domains(self.clock(), limit):
+            if not await self.repo.claim_check(domain, self.clock()):
+                continue
+            checked += 1
             try:
                 await self.check(domain)
             except Exception:
                 log.exception("scheduled check failed", extra={"domain_id": domain["_id"]})
-        return len(due)
+        return checked
 
     async def _announce(self, domain: dict[str, Any], change: str) -> None:
         event = DomainChanged(

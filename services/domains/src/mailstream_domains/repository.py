@@ -3,17 +3,20 @@
 A domain document holds the last check of each record (`checks`, keyed `spf`, `dmarc`, `dkim:<selector>`), the
 SPF records seen at that check (so the merged SPF value can be shown) and the re-check schedule. A key document
 holds one key generation: the RSA key, an optional Ed25519 key, their encrypted private keys and the rotation
-state (pending -> active -> retiring -> retired).
+state (pending -> active -> retiring -> retired). `domain_check_claims` makes each scheduled check run on one
+replica only.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 DOMAINS = "domains"
 DOMAIN_KEYS = "domain_keys"
+DOMAIN_CHECK_CLAIMS = "domain_check_claims"
 
 INDEXES: dict[str, list[IndexModel]] = {
     DOMAINS: [
@@ -24,8 +27,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("domain_id", ASCENDING), ("selector", ASCENDING)], unique=True),
         IndexModel([("account_id", ASCENDING), ("domain_id", ASCENDING), ("state", ASCENDING)]),
     ],
+    DOMAIN_CHECK_CLAIMS: [IndexModel([("domain_id", ASCENDING)])],
 }
 
+STALE_CLAIM = timedelta(minutes=10)  # far longer than a check (its DNS lookups are time-boxed)
 LIVE_KEY_STATES = ("pending", "active", "retiring")
 # What may leave the repository for anything but signing: no encrypted private key either.
 _PUBLIC_KEY_FIELDS = {"private_key_encrypted": 0, "ed25519.private_key_encrypted": 0}
@@ -35,6 +40,7 @@ class DomainRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.domains = db[DOMAINS]
         self.keys = db[DOMAIN_KEYS]
+        self.claims = db[DOMAIN_CHECK_CLAIMS]
 
     async def insert_domain(self, domain: dict[str, Any]) -> None:
         await self.domains.insert_one(domain)
@@ -82,7 +88,30 @@ class DomainRepository:
     async def delete_domain(self, account_id: str, domain_id: str) -> bool:
         result = await self.domains.delete_one({"_id": domain_id, "account_id": account_id})
         await self.keys.delete_many({"domain_id": domain_id, "account_id": account_id})
+        await self.claims.delete_many({"domain_id": domain_id})
         return result.deleted_count == 1
 
     async def due_domains(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         return await self.domains.find({"next_check_at": {"$lte": now}}).sort("next_check_at").limit(limit).to_list()
+
+    async def claim_check(self, domain: dict[str, Any], now: datetime) -> bool:
+        """Claim the scheduled check of `domain` (one per `next_check_at` slot) for this replica.
+
+        A unique `_id` insert, not a find-and-modify: FerretDB v1 does not make find-and-modify atomic, and the
+        unique key is what every idempotent write here relies on.
+        """
+        slot = domain["next_check_at"]
+        claim_id = f"{domain['_id']}:{slot.isoformat(timespec='milliseconds')}"
+        try:
+            await self.claims.insert_one({"_id": claim_id, "domain_id": domain["_id"], "claimed_at": now})
+        except DuplicateKeyError:
+            # A replica that died mid-check leaves its claim behind: take over once the claim is stale.
+            stale = await self.claims.delete_one({"_id": claim_id, "claimed_at": {"$lt": now - STALE_CLAIM}})
+            if stale.deleted_count != 1:
+                return False
+            try:
+                await self.claims.insert_one({"_id": claim_id, "domain_id": domain["_id"], "claimed_at": now})
+            except DuplicateKeyError:
+                return False
+        await self.claims.delete_many({"domain_id": domain["_id"], "_id": {"$ne": claim_id}})
+        return True
