@@ -16,6 +16,7 @@ from mailstream_ingest.authentication import (
     Authenticator,
     Checks,
     DkimOutcome,
+    ResolverBreaker,
     aligned,
     format_header,
     make_resolver,
@@ -173,3 +174,38 @@ def test_header_lists_every_signature():
         header
         == "in.test; spf=softfail smtp.mailfrom=x@a.example; dkim=fail header.d=a.example header.s=s1; dkim=pass header.d=b.example header.s=s2; dmarc=none header.from=a.example"
     )
+
+
+def test_breaker_opens_after_repeated_timeouts_and_retries_after_the_cool_down():
+    now = [0.0]
+    breaker = ResolverBreaker(threshold=3, cool_down=30, clock=lambda: now[0])
+    for _ in range(2):
+        breaker.timed_out()
+    assert breaker.allow()
+    breaker.timed_out()
+    assert not breaker.allow()
+    now[0] = 31
+    assert breaker.allow()  # one trial lookup
+    breaker.timed_out()
+    assert not breaker.allow()
+    now[0] = 62
+    breaker.succeeded()
+    assert breaker.allow()
+
+
+async def test_dead_resolver_costs_only_the_first_mails_their_timeouts(signing_key):
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        resolver = make_resolver(f"127.0.0.1:{silent.getsockname()[1]}", 0.3)
+        auth = Authenticator(resolver, authserv_id="in", dns_timeout=0.3, time_box=5)
+        raw = _signed(signing_key[0])
+        kwargs = {"client_ip": "127.0.0.1", "mail_from": "j@acme.example", "helo": "x", "from_domain": "acme.example"}
+        await auth.authenticate(raw, **kwargs)  # pays the timeouts and opens the breaker
+        started = time.monotonic()
+        result = await auth.authenticate(raw, **kwargs)
+        assert time.monotonic() - started < 0.2
+        assert (result.spf, result.dkim, result.dmarc) == ("temperror", "temperror", "temperror")
+        auth.close()
+    finally:
+        silent.close()

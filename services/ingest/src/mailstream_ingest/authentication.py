@@ -8,6 +8,8 @@ DNS goes through one dnspython resolver pointed at `DNS_NAMESERVERS`.
 import asyncio
 import logging
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -48,19 +50,59 @@ def make_resolver(nameservers: str, timeout: float) -> dns.resolver.Resolver:
     return resolver
 
 
-class DnsTxt:
-    """TXT lookups for the checkers: empty list when there is no record, DnsTemporaryError when unknown."""
+class ResolverBreaker:
+    """Stops asking a resolver that keeps timing out, for a while.
 
-    def __init__(self, resolver: dns.resolver.Resolver) -> None:
+    Without it a dead resolver costs every mail the full DNS timeout in each check, and the worker threads fill
+    up with mails waiting for nothing. After `threshold` timeouts in a row the breaker opens: lookups fail at once
+    as temporary errors for `cool_down` seconds, then one lookup is tried again.
+    """
+
+    def __init__(self, threshold: int = 3, cool_down: float = 30.0, clock=time.monotonic) -> None:
+        self.threshold = threshold
+        self.cool_down = cool_down
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._timeouts = 0
+        self._open_until = 0.0
+
+    def allow(self) -> bool:
+        with self._lock:
+            return self._timeouts < self.threshold or self._clock() >= self._open_until
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._timeouts = 0
+
+    def timed_out(self) -> None:
+        with self._lock:
+            self._timeouts += 1
+            if self._timeouts >= self.threshold:
+                self._open_until = self._clock() + self.cool_down
+
+
+class DnsTxt:
+    """Lookups for the checkers: empty list when there is no record, DnsTemporaryError when unknown."""
+
+    def __init__(self, resolver: dns.resolver.Resolver, breaker: ResolverBreaker | None = None) -> None:
         self.resolver = resolver
+        self.breaker = breaker or ResolverBreaker()
 
     def query(self, name: str, qtype: str) -> list:
+        if not self.breaker.allow():
+            raise DnsTemporaryError(f"{name} {qtype}: resolver timing out, not asked")
         try:
-            return list(self.resolver.resolve(name, qtype, search=False))
+            answers = list(self.resolver.resolve(name, qtype, search=False))
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            self.breaker.succeeded()
             return []
-        except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout) as exc:
+        except (dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
+            self.breaker.timed_out()
             raise DnsTemporaryError(f"{name} {qtype}: {type(exc).__name__}") from exc
+        except dns.resolver.NoNameservers as exc:  # SERVFAIL/REFUSED: that domain's problem, not the resolver's
+            raise DnsTemporaryError(f"{name} {qtype}: {type(exc).__name__}") from exc
+        self.breaker.succeeded()
+        return answers
 
     def txt(self, name: str) -> list[bytes]:
         return [b"".join(r.strings) for r in self.query(name, "TXT")]
