@@ -15,7 +15,7 @@ from tests.support.processes import ServiceProcess, free_port
 @pytest.fixture
 def gateway_process(backends, tmp_path):
     port = free_port()
-    database = f"{backends.database}_inbox_process"
+    database = f"{backends.database}_inbox"  # shared with the package gateway: indexes exist
     process = ServiceProcess(
         "inbox",
         "mailstream_inbox",

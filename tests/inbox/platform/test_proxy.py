@@ -88,7 +88,7 @@ async def proxy_gateway(backends):
         running_gateway(
             backends.amqp_url,
             backends.mongodb_uri,
-            f"{backends.database}_inbox_proxy",
+            f"{backends.database}_inbox",  # shared: its indexes exist already
             INBOX_ROLE="api",
             DOMAINS_URL=upstream,
             AUTOMATION_URL=upstream + "/",

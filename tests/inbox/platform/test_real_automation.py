@@ -49,7 +49,7 @@ async def automation_server(mongodb_uri: str, database: str):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def gateway_with_automation(backends):
-    database = f"{backends.database}_inbox_automation"
+    database = f"{backends.database}_inbox"  # shared with the package gateway: indexes exist
     async with (
         automation_server(backends.mongodb_uri, database) as automation_url,
         running_gateway(
