@@ -73,7 +73,6 @@ async def main(stop: asyncio.Event) -> None:
     broker.consume(topology.SENDER_BOUNCES, bounces.handle, DeliveryReported, prefetch=settings.consumer_prefetch)
     domain_queue = topology.replica_queue("sender", uuid.uuid4().hex, topology.SENDER_DOMAIN_EVENTS)
     broker.consume(domain_queue, DomainEvents(keys).handle, DomainChanged)
-    await broker.start()
 
     async def database_ready() -> bool:
         return await mongo.ping(client)
@@ -84,11 +83,21 @@ async def main(stop: asyncio.Event) -> None:
     )
     server.install_signal_handlers = lambda: None  # the service frame owns signals
     serving = asyncio.create_task(server.serve())
+    while not server.started:  # HTTP first: a port that is taken stops the process before it takes any work
+        if serving.done():
+            serving.result()
+            raise SystemExit(1)
+        await asyncio.sleep(0.02)
+    await broker.start()
     log.info("sender ready", extra={"relay": f"{settings.smtp_host}:{settings.smtp_port}", "http": settings.http_port})
+    failed = False
     try:
         stop_waiter = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
         stop_waiter.cancel()
+        if not stop.is_set():  # the HTTP server ended by itself (e.g. its port was taken): fail loudly
+            log.error("HTTP server stopped unexpectedly", extra={"port": settings.http_port})
+            failed = True
     finally:
         await broker.close(settings.shutdown_grace_seconds)  # finish or requeue in-flight commands
         server.should_exit = True
@@ -96,6 +105,8 @@ async def main(stop: asyncio.Event) -> None:
         await relay.close()
         await http.aclose()
         await client.close()
+    if failed:
+        raise SystemExit(1)
 
 
 def cli() -> None:
