@@ -313,6 +313,10 @@ async def test_optional_ed25519_second_key(harness: DomainsHarness, dns: DnsServ
     private = serialization.load_pem_private_key(second["private_key_pem"].encode(), None)
     raw_public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert ed["value"].endswith("p=" + base64.b64encode(raw_public).decode())
+    raw_private = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    assert second["private_key_b64"] == base64.b64encode(raw_private).decode()
 
 
 async def test_concurrent_verifier_rounds_check_a_domain_once(harness: DomainsHarness) -> None:

@@ -137,7 +137,10 @@ class DomainList(BaseModel):
 
 class Ed25519Key(BaseModel):
     selector: str
-    private_key_pem: str
+    private_key_pem: str = Field(description="PKCS#8 PEM")
+    private_key_b64: str = Field(
+        description="The raw 32-byte key in base64, as dkimpy's ed25519-sha256 signer takes it"
+    )
 
 
 class SigningKey(BaseModel):

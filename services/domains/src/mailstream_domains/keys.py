@@ -59,6 +59,15 @@ def generate_ed25519() -> KeyPair:
     return KeyPair("ed25519", None, base64.b64encode(raw_public).decode("ascii"), pem)  # RFC 8463: raw key in p=
 
 
+def ed25519_seed_b64(private_pem: bytes) -> str:
+    """The raw 32-byte private key, base64: what dkimpy expects as `privkey` for ed25519-sha256."""
+    private = serialization.load_pem_private_key(private_pem, password=None)
+    raw = private.private_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return base64.b64encode(raw).decode("ascii")
+
+
 def next_selector(now: datetime, existing: list[str]) -> str:
     """`ms<yyyymm><n>`: unique per domain, ordered in time, so a rotation never reuses a published name."""
     month = now.strftime("%Y%m")

@@ -216,9 +216,11 @@ class DomainManager:
         ed = key.get("ed25519")
         checks = domain.get("checks") or {}
         if ed and (checks.get(planmod.dkim_check_key(ed["selector"])) or {}).get("status") == "verified":
+            ed_pem = self.vault.decrypt(ed["private_key_encrypted"])
             result["ed25519"] = {
                 "selector": ed["selector"],
-                "private_key_pem": self.vault.decrypt(ed["private_key_encrypted"]).decode("ascii"),
+                "private_key_pem": ed_pem.decode("ascii"),
+                "private_key_b64": keymod.ed25519_seed_b64(ed_pem),  # the form dkimpy's ed25519-sha256 signer takes
             }
         return result
 
