@@ -189,7 +189,7 @@ class DnsServer:
                     raise TypeError(f"unsupported record value {value!r}")
         return "\n".join(lines) + "\n"
 
-    def _wait_ready(self, timeout: float = 10.0) -> None:
+    def _wait_ready(self, timeout: float = 20.0) -> None:
         probe = dns.message.make_query("dnsserver-ready.invalid", "TXT")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
