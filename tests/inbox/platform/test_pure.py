@@ -186,3 +186,31 @@ def test_roles_decide_what_the_process_serves():
     for role in ("api", "all"):
         assert {"/v1/topics", "/v1/events", "/v1/conversations", "/v1/streams/{stream_id}"} <= api_paths(role)
     assert InboxSettings(INBOX_ROLE="worker").runs_consumers and not InboxSettings(INBOX_ROLE="api").runs_consumers
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        {"_id": "a"},  # the created_at is missing
+        {"created_at": datetime.now(UTC), "_id": {"$ne": ""}},  # an operator smuggled in
+        {"created_at": {"$gt": 0}, "_id": "a"},
+        {"created_at": datetime.now(UTC), "_id": "a", "account_id": "other"},
+        {"created_at": [1], "_id": "a"},
+    ],
+)
+def test_keyset_filter_refuses_cursor_values_that_do_not_fit_the_list(after):
+    from mailstream_inbox.repositories import CursorMismatch, keyset_filter
+
+    with pytest.raises(CursorMismatch):
+        keyset_filter("created_at", False, after)
+
+
+def test_keyset_filter_builds_a_strictly_after_condition():
+    from mailstream_inbox.repositories import keyset_filter
+
+    moment = datetime.now(UTC)
+    assert keyset_filter("created_at", True, {"created_at": moment, "_id": "b"}) == {
+        "$or": [{"created_at": {"$lt": moment}}, {"created_at": moment, "_id": {"$lt": "b"}}]
+    }
+    assert keyset_filter("_id", False, {"_id": "b"}) == {"_id": {"$gt": "b"}}
+    assert keyset_filter("created_at", False, None) == {}

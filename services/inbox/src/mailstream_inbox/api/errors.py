@@ -13,6 +13,8 @@ from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
 from mailstream_common.broker import PublishError
 
+from ..repositories import CursorMismatch
+
 log = logging.getLogger(__name__)
 
 NOT_FOUND_RESPONSE = {404: {"description": "No such id in this account (another account's ids are 404 too)"}}
@@ -42,6 +44,13 @@ def field_error(location: tuple[str, ...] | list[str], message: str, status_code
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CursorMismatch)
+    async def _cursor_mismatch(request: Request, exc: CursorMismatch) -> JSONResponse:
+        return JSONResponse(
+            {"detail": [{"type": "value_error", "loc": ["query", "cursor"], "msg": str(exc), "input": None}]},
+            status_code=422,
+        )
+
     @app.exception_handler(PublishError)
     async def _publish_failed(request: Request, exc: PublishError) -> JSONResponse:
         log.error("broker did not confirm a publish", extra={"path": request.url.path, "error": str(exc)})

@@ -5,16 +5,36 @@ holds the last item's values, so deep pages cost the same as the first (no skip)
 """
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 
+class CursorMismatch(ValueError):
+    """A cursor whose values do not fit this list (another list's cursor, or a crafted one); the API answers 422."""
+
+
+_CURSOR_VALUE_TYPES = (str, int, float, datetime, type(None))
+
+
+def _check_cursor(sort_field: str, after: Mapping[str, Any]) -> None:
+    expected = {"_id"} if sort_field == "_id" else {sort_field, "_id"}
+    if set(after) != expected or not isinstance(after["_id"], str):
+        raise CursorMismatch("the cursor does not belong to this list")
+    if not all(isinstance(value, _CURSOR_VALUE_TYPES) and not isinstance(value, bool) for value in after.values()):
+        raise CursorMismatch("the cursor does not belong to this list")
+
+
 def keyset_filter(sort_field: str, descending: bool, after: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The condition 'strictly after the cursor' for an order on (sort_field, _id), both in the same direction."""
+    """The condition 'strictly after the cursor' for an order on (sort_field, _id), both in the same direction.
+
+    Raises `CursorMismatch` when `after` does not hold exactly those fields as plain values (never operators).
+    """
     if not after:
         return {}
+    _check_cursor(sort_field, after)
     op = "$lt" if descending else "$gt"
     if sort_field == "_id":
         return {"_id": {op: after["_id"]}}
