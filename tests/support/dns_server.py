@@ -198,8 +198,9 @@ class DnsServer:
                 error = (self._dir / "dnsmasq.log").read_text(errors="replace")
                 raise RuntimeError(f"dnsmasq exited with {self._proc.returncode}: {error}")
             with contextlib.suppress(Exception):
-                dns.query.udp(probe, self.host, port=self.port, timeout=0.2)
+                dns.query.udp(probe, self.host, port=self.port, timeout=0.05)
                 return  # any answer (REFUSED) means it listens
+            time.sleep(0.005)
         raise RuntimeError("dnsmasq did not answer in time")
 
     def _stop_process(self) -> None:

@@ -226,14 +226,13 @@ class DomainManager:
 
     # --- verification ---------------------------------------------------------------------------------------
 
-    async def check(self, domain: dict[str, Any]) -> dict[str, Any]:
-        """Look every record up, judge it, apply key transitions, store, and announce what changed."""
-        now = self.clock()
-        keys = await self.repo.live_keys(domain["_id"])
-        expected = planmod.expected_records(domain, keys, self.policy)
+    async def _judge(
+        self, domain: dict[str, Any], keys: list[dict[str, Any]]
+    ) -> tuple[dict[str, RecordCheck], list[str]]:
+        """Look every record of `domain` up (concurrently) and judge it; also return the SPF records seen."""
         name = domain["name"]
         organisational = registrable_domain(name) or name
-        dkim_items = [e for e in expected if e.spec.purpose == "dkim"]
+        dkim_items = [e for e in planmod.expected_records(domain, keys, self.policy) if e.spec.purpose == "dkim"]
         names = [e.spec.host for e in dkim_items] + [name, rec.dmarc_host(name)]
         if organisational != name:
             names.append(rec.dmarc_host(organisational))
@@ -249,16 +248,13 @@ class DomainManager:
         observed_spf = (
             [v for v in spf_answer.values if rec.is_spf(v)]
             if spf_answer.outcome in ("answer", "nodata", "nxdomain")
-            else domain.get("observed_spf", [])
+            else list(domain.get("observed_spf") or [])  # unknown now: keep what was seen last time
         )
-        domain_for_plan = {**domain, "observed_spf": observed_spf}
-        lookup_count = None
-        if len(observed_spf) == 1:
-            lookup_count = await self.lookup.spf_lookup_count(observed_spf[0])
+        lookup_count = await self.lookup.spf_lookup_count(observed_spf[0]) if len(observed_spf) == 1 else None
         results["spf"] = check_spf(
             spf_answer,
             required=self.policy.required_spf,
-            plan=planmod.spf_plan(domain_for_plan, self.policy),
+            plan=planmod.spf_plan({**domain, "observed_spf": observed_spf}, self.policy),
             lookup_count=lookup_count,
         )
         results["dmarc"] = check_dmarc(
@@ -269,6 +265,13 @@ class DomainManager:
             bounce_domain=self.policy.bounce_domain,
             recommended=rec.recommended_dmarc(self.policy.dmarc_rua),
         )
+        return results, observed_spf
+
+    async def check(self, domain: dict[str, Any]) -> dict[str, Any]:
+        """Look every record up, judge it, apply key transitions, store, and announce what changed."""
+        now = self.clock()
+        keys = await self.repo.live_keys(domain["_id"])
+        results, observed_spf = await self._judge(domain, keys)
 
         previous = domain.get("checks") or {}
         checks: dict[str, dict[str, Any]] = {}
