@@ -1,7 +1,8 @@
 """Mails/s that ingest durably accepts vs a bare aiosmtpd 250-handler, under the same Postfix `smtp-source` load.
 
 One run, all on this machine: for 1 KB and 50 KB mails, with a new connection per mail and with reused
-connections, `smtp-source -s SESSIONS -m COUNT` against (a) bench/ingest_bare_smtp.py and (b) the real ingest
+connections, `smtp-source -s SESSIONS -m COUNT` against (a) bench/ingest_bare_smtp.py answering 250 only,
+(a') the same with a minimal publish-with-confirm to a quorum queue before the 250, and (b) the real ingest
 (`python -m mailstream_ingest`, INGEST_ROLE=smtp: RCPT lookup through its stream cache, MailReceived published
 and confirmed by RabbitMQ before each 250), then (c) two ingest processes sharing the port with SO_REUSEPORT.
 
@@ -119,6 +120,13 @@ def main() -> None:
             )
             procs.append(bare)
             assert bare.stdout is not None and bare.stdout.readline().strip() == b"ready"
+            minimal_port = free_port()
+            minimal = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / "ingest_bare_smtp.py"), str(minimal_port), bench_amqp],
+                stdout=subprocess.PIPE,
+            )
+            procs.append(minimal)
+            assert minimal.stdout is not None and minimal.stdout.readline().strip() == b"ready"
 
             ingest_port = free_port()
             ops_urls: list[str] = []
@@ -147,13 +155,15 @@ def main() -> None:
                 for size, count in ((1024, options.small), (50 * 1024, options.large)):
                     for reuse in (False, True):
                         label = f"{size // 1024} KB, {'reused' if reuse else 'new'} connections"
-                        before = durable_confirm(ops_urls) if who != "bare" else (0.0, 0.0)
+                        ours = who.startswith("ingest")
+                        before = durable_confirm(ops_urls) if ours else (0.0, 0.0)
                         rate = smtp_source(port, options.sessions, count, size, reuse, forwarding)
-                        after = durable_confirm(ops_urls) if who != "bare" else (0.0, 0.0)
+                        after = durable_confirm(ops_urls) if ours else (0.0, 0.0)
                         done = after[1] - before[1]
                         results[f"{who} | {label}"] = (rate, (after[0] - before[0]) / done if done else None)
 
             measure("bare", bare_port)
+            measure("minimal confirm", minimal_port)
             measure("ingest x1", ingest_port)
             if options.profile:  # SIGTERM: graceful shutdown writes the profile; x2 runs without it
                 first.terminate()
@@ -177,15 +187,17 @@ def main() -> None:
         print(f"--- ingest x1 profile ({options.profile}), top functions by own time ---")
         pstats.Stats(options.profile).sort_stats("tottime").print_stats(25)
     print(f"smtp-source -s {options.sessions}; 1 KB runs: {options.small} mails, 50 KB runs: {options.large} mails")
-    print(f"{'run':46} {'mails/s':>8} {'vs bare':>8} {'x2 vs x1':>9} {'confirm ms':>11}")
+    print(f"{'run':52} {'mails/s':>8} {'vs bare':>8} {'vs minimal':>10} {'x2 vs x1':>9} {'confirm ms':>11}")
     for key, (rate, confirm) in results.items():
         who, label = key.split(" | ")
         bare = results[f"bare | {label}"][0]
         one = results[f"ingest x1 | {label}"][0]
         ratio = f"{rate / bare:.0%}" if who != "bare" else ""
+        minimal_rate = results[f"minimal confirm | {label}"][0]
+        vs_minimal = f"{rate / minimal_rate:.0%}" if who.startswith("ingest") else ""
         gain = f"{rate / one - 1:+.0%}" if who == "ingest x2" else ""
         confirm_ms = f"{confirm * 1000:.1f}" if confirm is not None else ""
-        print(f"{key:46} {rate:8.0f} {ratio:>8} {gain:>9} {confirm_ms:>11}")
+        print(f"{key:52} {rate:8.0f} {ratio:>8} {vs_minimal:>10} {gain:>9} {confirm_ms:>11}")
 
 
 if __name__ == "__main__":
