@@ -173,3 +173,21 @@ async def test_key_payloads_are_validated(account):
     crlf = await account.admin.post("/v1/api-keys", json={"role": "agent", "name": "x\r\nX-Evil: 1"})
     assert crlf.status_code == 422
     assert crlf.json()["detail"][0]["loc"] == ["body", "name"]
+
+
+async def test_oversized_request_bodies_are_413(inbox_gateway, account, monkeypatch):
+    limit = inbox_gateway.settings.max_request_bytes
+    big = {"role": "agent", "name": "x" * (limit + 10)}
+    declared = await account.admin.post("/v1/api-keys", json=big)
+    assert declared.status_code == 413
+    assert "larger than" in declared.json()["detail"]
+
+    async def chunks():
+        yield b'{"role": "agent", "name": "'
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+
+    streamed = await account.admin.post("/v1/api-keys", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+    assert (await account.admin.get("/v1/me")).status_code == 200

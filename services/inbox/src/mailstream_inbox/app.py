@@ -6,8 +6,6 @@ delivery consumers (`INBOX_ROLE` all|worker) and the replica-local live-update q
 """
 
 import logging
-import re
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,14 +14,13 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from prometheus_client import Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailstream_common import logs, mongo, topology
+from mailstream_common import mongo, topology
 from mailstream_common.broker import Broker
 
 from . import consumers
 from .api.errors import install_error_handlers
+from .api.middleware import CorrelationAndMetrics, RequestSizeLimit
 from .api.routes import (
     api_keys,
     canned_responses,
@@ -62,15 +59,6 @@ ROUTERS = (
 # journal queue keeps them routable and holds the latest few for inspection; nobody consumes it.
 BROADCAST_JOURNAL_QUEUE = "inbox.broadcast.journal"
 BROADCAST_JOURNAL_EVENTS = ("stream.changed", "conversation.changed", "message.delivery_changed")
-
-_SAFE_CORRELATION_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
-
-HTTP_SECONDS = Histogram(
-    "mailstream_inbox_http_request_seconds",
-    "Gateway request duration by route template",
-    ["method", "route", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
 
 OPENAPI_DESCRIPTION = """Mailstream: email as a stream for customer-service inboxes.
 
@@ -147,38 +135,6 @@ def _install_ops(app: FastAPI) -> None:
     app.router.routes.extend(ops_routes({"database": database_ready, "broker": broker_ready}))
 
 
-class CorrelationAndMetrics:
-    """Pure ASGI middleware (no per-request task or body buffering, so it costs next to nothing and never gets in
-    the way of SSE): a correlation id for the request's log lines and response, and the request-duration metric."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = next((v for k, v in scope["headers"] if k == b"x-correlation-id"), b"")
-        cid = given.decode("latin-1")[:64] if _SAFE_CORRELATION_ID.fullmatch(given) else logs.new_correlation_id()
-        token = logs.correlation_id.set(cid)
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid.encode("latin-1"))]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            template = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_SECONDS.labels(scope["method"], template, str(status)).observe(time.perf_counter() - started)
-            logs.correlation_id.reset(token)
-
-
 def _install_openapi(app: FastAPI) -> None:
     """`/openapi.json` is the gateway's own schema merged with those of the services it proxies (see proxy.py)."""
 
@@ -207,6 +163,7 @@ def create_app(settings: InboxSettings | None = None) -> FastAPI:
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
     app.state.started = False
     install_error_handlers(app)
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(CorrelationAndMetrics)
     _install_ops(app)
     if settings.serves_http:
