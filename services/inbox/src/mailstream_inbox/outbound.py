@@ -34,13 +34,11 @@ async def store_outbound(db: AsyncDatabase, reply: OutboundReply) -> tuple[dict[
 
 async def fold_into_conversation(db: AsyncDatabase, stored: dict[str, Any]) -> None:
     """Count the message, move last activity, and make its Message-ID a thread key (idempotent)."""
-    count = await messages_repo.count_in_conversation(db, stored["conversation_id"])
     await conversations_repo.record_message(
         db,
         stored["conversation_id"],
-        message_count=count,
+        message_id=stored["_id"],
         message_at=stored["created_at"],
-        thread_key=stored["message_id_header"],
         snippet=None,
         inbound=False,
     )
@@ -87,7 +85,7 @@ async def reply_context(
     agent_name: str,
     cc: list[Address] | None = None,
 ) -> ReplyContext:
-    last = await messages_repo.last_inbound(db, conversation["_id"])
+    last = await messages_repo.thread_headers_of(db, conversation.get("last_inbound_message_id"))
     customer = conversation.get("customer") or {}
     return ReplyContext(
         account_id=conversation["account_id"],

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from mailstream_common.contracts import Address, EmailTemplate, ReplyRequested
 
 from . import placeholders
+from .repositories.messages import message_id_for
 from .sanitize import html_to_text, sanitize_html, text_to_html
 from .threading import normalize_message_id, reply_subject
 
@@ -134,14 +135,14 @@ def build_reply(
     kind: Literal["reply", "auto_reply"] = "reply",
     now: datetime,
     dedup_key: str | None = None,
-    message_id: str | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> OutboundReply:
     values = placeholder_context(context)
     text, html = render_content(content, values)
     text, html = append_signature(text, html, placeholders.fill(signature, values) if signature else None)
-    message_id = message_id or uuid.uuid4().hex
     message_id_header = new_message_id_header(inbound_domain)
+    dedup_key = dedup_key or message_id_header
+    message_id = message_id_for(context.stream_id, dedup_key)
     in_reply_to, references = thread_headers(context.last_inbound_message_id, context.last_inbound_references)
     sender = Address(name=context.stream_display_name, address=context.stream_address)
     to = [Address(name=context.customer.name, address=context.customer.address)]
@@ -190,7 +191,7 @@ def build_reply(
         "forwarded": None,
         "delivery": {"status": "queued", "detail": "", "updated_at": now, "attempt": 0, "version": 0},
         "raw_blob_id": None,
-        "dedup_key": dedup_key or message_id_header,
+        "dedup_key": dedup_key,
         "requested_by": requested_by,
         "template_applied": prefilled is not None,
         "created_at": now,

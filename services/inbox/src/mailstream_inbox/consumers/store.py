@@ -13,7 +13,6 @@ Per target stream, in this order, each step safe to repeat (the broker may redel
 """
 
 import logging
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +37,7 @@ MAX_TEXT_CHARS = 1_000_000
 MAX_HTML_CHARS = 2_000_000
 EVENT_TEXT_CHARS = 16_000
 PUBLISH_LEASE_SECONDS = 30
+MAX_REFERENCE_LOOKUPS = 20  # In-Reply-To and the newest References; a thread's root rarely decides alone
 
 
 def attachment_url(attachment_id: str) -> str:
@@ -60,10 +60,10 @@ def customer_of(event: MailAnalysed) -> tuple[Address, list[str]]:
     return Address(address=""), ["no sender address: replies cannot be addressed"]
 
 
-def attachment_records(infos: list[AttachmentInfo]) -> list[dict[str, Any]]:
+def attachment_records(message_id: str, infos: list[AttachmentInfo]) -> list[dict[str, Any]]:
     return [
         {
-            "id": uuid.uuid4().hex,
+            "id": messages_repo.attachment_id(message_id, index),
             "filename": info.filename or f"part-{info.part_id}",
             "content_type": info.content_type,
             "size": info.size,
@@ -72,7 +72,7 @@ def attachment_records(infos: list[AttachmentInfo]) -> list[dict[str, Any]]:
             "content_id": info.content_id,
             "inline": info.inline,
         }
-        for info in infos
+        for index, info in enumerate(infos, start=1)
     ]
 
 
@@ -139,9 +139,11 @@ def build_inbound_message(
     }
 
 
-async def _store_blobs(db: AsyncDatabase, event: MailAnalysed) -> tuple[str, list[dict[str, Any]], list[str]]:
+async def _store_blobs(
+    db: AsyncDatabase, event: MailAnalysed, message_id: str
+) -> tuple[str, list[dict[str, Any]], list[str]]:
     raw_blob_id = await blobs_repo.put(db, event.raw)
-    attachments = attachment_records(event.attachments)
+    attachments = attachment_records(message_id, event.attachments)
     warnings: list[str] = []
     kept = []
     for record in attachments:
@@ -168,9 +170,12 @@ async def _choose_conversation(
         references=tuple(event.references),
         received_at=event.received_at,
     )
-    referenced = await conversations_repo.find_by_thread_keys(
-        db, stream["_id"], threads.reference_ids(mail.in_reply_to, mail.references)
-    )
+    keys_by_conversation: dict[str, set[str]] = {}
+    for message_id_header in threads.reference_ids(mail.in_reply_to, mail.references)[:MAX_REFERENCE_LOOKUPS]:
+        conversation_id = await messages_repo.conversation_of(db, stream["_id"], message_id_header)
+        if conversation_id is not None:
+            keys_by_conversation.setdefault(conversation_id, set()).add(message_id_header)
+    referenced = await conversations_repo.candidates(db, keys_by_conversation)
     same_subject = await conversations_repo.find_by_subject(
         db, stream["_id"], threads.normalize_subject(event.subject), customer.address
     )
@@ -218,7 +223,8 @@ async def store_for_stream(
     key = dedup_key(event)
     stored = await messages_repo.find_by_dedup_key(db, stream["_id"], key)
     if stored is None:
-        raw_blob_id, attachments, warnings = await _store_blobs(db, event)
+        message_id = messages_repo.message_id_for(stream["_id"], key)
+        raw_blob_id, attachments, warnings = await _store_blobs(db, event, message_id)
         customer, customer_warnings = customer_of(event)
         existing = await conversations_repo.find_by_origin(db, stream["_id"], key)
         if existing is not None:  # a crash after opening the conversation, before storing the message
@@ -229,7 +235,7 @@ async def store_for_stream(
             )
         document = build_inbound_message(
             event,
-            message_id=uuid.uuid4().hex,
+            message_id=message_id,
             account_id=stream["account_id"],
             stream_id=stream["_id"],
             conversation_id=conversation["_id"],
@@ -243,13 +249,11 @@ async def store_for_stream(
         if not created:
             log.info("duplicate mail ignored", extra={"message_id": stored["_id"]})
 
-    count = await messages_repo.count_in_conversation(db, stored["conversation_id"])
     await conversations_repo.record_message(
         db,
         stored["conversation_id"],
-        message_count=count,
+        message_id=stored["_id"],
         message_at=stored["created_at"],
-        thread_key=stored.get("message_id_header"),
         snippet=conversations_repo.search_snippet(stored.get("subject"), stored.get("text")),
         inbound=True,
     )

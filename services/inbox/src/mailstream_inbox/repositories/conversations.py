@@ -4,21 +4,23 @@ A conversation document:
     _id, account_id, topic_id, stream_id, subject (of the first message, prefixes stripped), normalized_subject,
     customer {name, address}, customer_key (lower-case address), status open|pending|closed, tags, assignee,
     priority, message_count, last_message_at, created_at, updated_at,
-    thread_keys: Message-IDs of the messages in it (inbound and our outbound replies; see `threading`),
-    origin_key: the dedup key of the message that opened it (unique per stream: a redelivered first mail finds the
-        conversation it created instead of opening a second one),
+    message_ids: the ids of its messages in the order they were stored (the message list reads these by `_id`),
+    last_inbound_message_id / last_inbound_at: the newest customer message (what a reply threads on),
+    origin_key: the dedup key of the message that opened it; `_id` is derived from (stream, origin_key), so a
+        redelivered first mail finds the conversation it created instead of opening a second one,
     search_terms: lower-cased snippets (subject, customer, the start of each message) that `q` searches.
 
 Search: FerretDB v1 has no `$text`, so `q` is a case-insensitive substring match (escaped regex over the
 lower-cased `search_terms`). It scans the account's conversations, bounded by the snippet sizes below; good for
 tens of thousands of conversations, not for millions (that wants a search engine).
 
-Counters are idempotent: after a message is stored the conversation's `message_count` is re-counted and raised
-with `$max` (never `$inc`), and `last_message_at` only moves forward, so a redelivered mail never counts twice.
+Counters are idempotent: a message is counted by the same update that appends its id to `message_ids`, guarded by
+"not in `message_ids` yet", and `last_message_at` only moves forward, so a redelivered mail never counts twice.
+The thread keys of a conversation (the Message-IDs of its messages) are looked up through the messages themselves
+(`messages.conversation_of`, an `_id` lookup); see `messages` for why `_id` lookups matter on FerretDB v1.
 """
 
 import re
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -30,19 +32,13 @@ from mailstream_common.mongo import insert_once
 
 from ..threading import ThreadCandidate
 from . import keyset_page
+from .messages import keyed_id
 
 COLLECTION = "conversations"
 SNIPPET_CHARS = 400
 MAX_SEARCH_TERMS = 40
-_CANDIDATE_FIELDS = {
-    "_id": 1,
-    "stream_id": 1,
-    "customer_key": 1,
-    "normalized_subject": 1,
-    "last_message_at": 1,
-    "thread_keys": 1,
-}
-LIST_PROJECTION = {"search_terms": 0, "thread_keys": 0}
+_CANDIDATE_FIELDS = {"_id": 1, "stream_id": 1, "customer_key": 1, "normalized_subject": 1, "last_message_at": 1}
+LIST_PROJECTION = {"search_terms": 0, "message_ids": 0}
 
 
 def _list_index(*fields: str, name: str) -> IndexModel:
@@ -58,7 +54,6 @@ INDEXES = {
         _list_index("topic_id", name="conversations_by_topic"),
         _list_index("tags", name="conversations_by_tag"),
         _list_index("assignee", name="conversations_by_assignee"),
-        IndexModel([("stream_id", ASCENDING), ("thread_keys", ASCENDING)], name="conversations_thread_keys"),
         IndexModel(
             [("stream_id", ASCENDING), ("normalized_subject", ASCENDING), ("customer_key", ASCENDING)],
             name="conversations_subject_fallback",
@@ -68,22 +63,29 @@ INDEXES = {
 }
 
 
-def _candidate(doc: dict[str, Any]) -> ThreadCandidate:
+def conversation_id_for(stream_id: str, origin_key: str) -> str:
+    return keyed_id("conversation", stream_id, origin_key)
+
+
+def _candidate(doc: dict[str, Any], thread_keys: frozenset[str] = frozenset()) -> ThreadCandidate:
     return ThreadCandidate(
         conversation_id=doc["_id"],
         stream_id=doc["stream_id"],
         customer_address=doc.get("customer_key", ""),
         normalized_subject=doc.get("normalized_subject", ""),
         last_message_at=doc["last_message_at"],
-        thread_keys=frozenset(doc.get("thread_keys", [])),
+        thread_keys=thread_keys,
     )
 
 
-async def find_by_thread_keys(db: AsyncDatabase, stream_id: str, message_ids: list[str]) -> list[ThreadCandidate]:
-    if not message_ids:
-        return []
-    cursor = db[COLLECTION].find({"stream_id": stream_id, "thread_keys": {"$in": message_ids}}, _CANDIDATE_FIELDS)
-    return [_candidate(doc) for doc in await cursor.to_list(length=50)]
+async def candidates(db: AsyncDatabase, keys_by_conversation: dict[str, set[str]]) -> list[ThreadCandidate]:
+    """Threading candidates for conversations found through referenced Message-IDs (which are their keys)."""
+    found = []
+    for conversation_id, keys in keys_by_conversation.items():
+        doc = await db[COLLECTION].find_one({"_id": conversation_id}, _CANDIDATE_FIELDS)
+        if doc is not None:
+            found.append(_candidate(doc, frozenset(keys)))
+    return found
 
 
 async def find_by_subject(
@@ -101,7 +103,7 @@ async def find_by_subject(
 
 
 async def find_by_origin(db: AsyncDatabase, stream_id: str, origin_key: str) -> dict[str, Any] | None:
-    return await db[COLLECTION].find_one({"stream_id": stream_id, "origin_key": origin_key})
+    return await db[COLLECTION].find_one({"_id": conversation_id_for(stream_id, origin_key)})
 
 
 def search_snippet(*parts: str | None) -> str:
@@ -123,7 +125,7 @@ async def create_once(
 ) -> tuple[dict[str, Any], bool]:
     """The conversation opened by the message with `origin_key`, created unless it already exists."""
     doc = {
-        "_id": uuid.uuid4().hex,
+        "_id": conversation_id_for(stream_id, origin_key),
         "account_id": account_id,
         "topic_id": topic_id,
         "stream_id": stream_id,
@@ -138,51 +140,58 @@ async def create_once(
         "message_count": 0,
         "last_message_at": started_at,
         "last_inbound_at": None,
+        "last_inbound_message_id": None,
         "created_at": started_at,
         "updated_at": utcnow(),
-        "thread_keys": [],
+        "message_ids": [],
         "origin_key": origin_key,
         "search_terms": [search_snippet(subject, customer.get("name"), customer.get("address"))],
     }
-    return await insert_once(db[COLLECTION], doc, {"stream_id": stream_id, "origin_key": origin_key})
+    return await insert_once(db[COLLECTION], doc, {"_id": doc["_id"]})
 
 
 async def record_message(
     db: AsyncDatabase,
     conversation_id: str,
     *,
-    message_count: int,
+    message_id: str,
     message_at: datetime,
-    thread_key: str | None,
     snippet: str | None,
     inbound: bool,
 ) -> None:
-    """Fold a stored message into its conversation; safe to repeat (counts only rise, sets only grow).
+    """Fold a stored message into its conversation; safe to repeat (each step is guarded or monotonic).
 
     A customer writing again reopens a pending or closed conversation.
     """
-    update: dict[str, Any] = {
-        "$max": {"message_count": message_count, "last_message_at": message_at},
-        "$set": {"updated_at": utcnow()},
-    }
-    add: dict[str, Any] = {}
-    if thread_key:
-        add["thread_keys"] = thread_key
-    if snippet and message_count <= MAX_SEARCH_TERMS:  # bounded: a long thread stops adding snippets
-        add["search_terms"] = snippet
-    if add:
-        update["$addToSet"] = add
+    conversations = db[COLLECTION]
+    await conversations.update_one(
+        {"_id": conversation_id, "message_ids": {"$ne": message_id}},
+        {"$push": {"message_ids": message_id}, "$inc": {"message_count": 1}},
+    )
+    await conversations.update_one(
+        {"_id": conversation_id}, {"$max": {"last_message_at": message_at}, "$set": {"updated_at": utcnow()}}
+    )
+    if snippet:  # bounded: a long thread stops adding snippets
+        await conversations.update_one(
+            {"_id": conversation_id, "message_count": {"$lte": MAX_SEARCH_TERMS}},
+            {"$addToSet": {"search_terms": snippet}},
+        )
     if inbound:
-        update["$max"]["last_inbound_at"] = message_at
-    await db[COLLECTION].update_one({"_id": conversation_id}, update)
-    if inbound:
-        await db[COLLECTION].update_one(
+        await conversations.update_one(
+            {"_id": conversation_id, "$or": [{"last_inbound_at": None}, {"last_inbound_at": {"$lte": message_at}}]},
+            {"$set": {"last_inbound_at": message_at, "last_inbound_message_id": message_id}},
+        )
+        await conversations.update_one(
             {"_id": conversation_id, "status": {"$in": ["pending", "closed"]}}, {"$set": {"status": "open"}}
         )
 
 
 async def get(db: AsyncDatabase, account_id: str, conversation_id: str) -> dict[str, Any] | None:
     return await db[COLLECTION].find_one({"_id": conversation_id, "account_id": account_id}, LIST_PROJECTION)
+
+
+async def get_with_message_ids(db: AsyncDatabase, account_id: str, conversation_id: str) -> dict[str, Any] | None:
+    return await db[COLLECTION].find_one({"_id": conversation_id, "account_id": account_id}, {"search_terms": 0})
 
 
 async def get_internal(db: AsyncDatabase, conversation_id: str) -> dict[str, Any] | None:
@@ -238,20 +247,3 @@ async def update_fields(
         {"$set": {**changes, "updated_at": utcnow()}},
         return_document=ReturnDocument.AFTER,  # no projection: FerretDB v1's findAndModify does not support one
     )
-
-
-async def apply_tag_changes(
-    db: AsyncDatabase, account_id: str, conversation_id: str, *, add: list[str], remove: list[str]
-) -> None:
-    if add:
-        await db[COLLECTION].update_one(
-            {"_id": conversation_id, "account_id": account_id}, {"$addToSet": {"tags": {"$each": add}}}
-        )
-    if remove:
-        await db[COLLECTION].update_one(
-            {"_id": conversation_id, "account_id": account_id}, {"$pullAll": {"tags": remove}}
-        )
-
-
-async def add_thread_key(db: AsyncDatabase, conversation_id: str, message_id_header: str) -> None:
-    await db[COLLECTION].update_one({"_id": conversation_id}, {"$addToSet": {"thread_keys": message_id_header}})

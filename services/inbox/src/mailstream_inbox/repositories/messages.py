@@ -13,10 +13,18 @@ A message document:
     ReplyRequested, kept until the broker confirmed it so a redelivery can send exactly that again),
     applied_rules [rule ids whose actions ran for this message as trigger].
 
-Idempotency key: unique (stream_id, dedup_key); dedup_key is the Message-ID header, or `sha256:<raw digest>` when
-the mail has none, or our own id for an outbound message.
+Idempotency key: (stream_id, dedup_key); dedup_key is the Message-ID header, or `sha256:<raw digest>` when the
+mail has none, or our Message-ID (auto-replies: `auto_reply:<rule>:<trigger>`) for an outbound message.
+
+Why `_id` is derived from that key (a name-based UUID, still 32 hex characters) instead of random: FerretDB v1 on
+SQLite uses no secondary index (every query but an `_id` equality scans and decodes the whole collection, all
+accounts), so every lookup on a hot path is an `_id` lookup: "is this mail stored already?" and "which conversation
+holds the message with this Message-ID?" (threading by In-Reply-To/References) are both `message_id_for(...)`.
+The unique (stream_id, dedup_key) index stays for MongoDB, where it also guards the key.
 """
 
+import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -26,9 +34,24 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.contracts import utcnow
 from mailstream_common.mongo import insert_once
 
-from . import keyset_page
-
 COLLECTION = "messages"
+_NAMESPACE = uuid.UUID("6f1d3c2e-5b0a-4e8f-9a7b-2c4d6e8f0a1b")
+
+
+def keyed_id(*parts: str) -> str:
+    """A stable 32-hex id for a natural key (uuid5), so the key can be looked up by `_id`."""
+    return uuid.uuid5(_NAMESPACE, "\x00".join(parts)).hex
+
+
+def message_id_for(stream_id: str, dedup_key: str) -> str:
+    return keyed_id("message", stream_id, dedup_key)
+
+
+def attachment_id(message_id: str, index: int) -> str:
+    """Attachments are served by an id that names their message, so a download is one `_id` lookup."""
+    return f"{message_id}-{index}"
+
+
 PUBLIC_PROJECTION = {"pending_event": 0, "search": 0}
 
 INDEXES = {
@@ -42,22 +65,24 @@ INDEXES = {
             [("conversation_id", ASCENDING), ("direction", ASCENDING), ("created_at", DESCENDING)],
             name="messages_last_by_direction",
         ),
-        IndexModel([("account_id", ASCENDING), ("attachments.id", ASCENDING)], name="messages_attachment"),
     ]
 }
 
 
 async def insert(db: AsyncDatabase, doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Store a message unless one with its (stream_id, dedup_key) exists: (stored, created)."""
-    return await insert_once(db[COLLECTION], doc, {"stream_id": doc["stream_id"], "dedup_key": doc["dedup_key"]})
+    assert doc["_id"] == message_id_for(doc["stream_id"], doc["dedup_key"]), "message _id must come from its key"
+    return await insert_once(db[COLLECTION], doc, {"_id": doc["_id"]})
 
 
 async def find_by_dedup_key(db: AsyncDatabase, stream_id: str, dedup_key: str) -> dict[str, Any] | None:
-    return await db[COLLECTION].find_one({"stream_id": stream_id, "dedup_key": dedup_key})
+    return await db[COLLECTION].find_one({"_id": message_id_for(stream_id, dedup_key)})
 
 
-async def count_in_conversation(db: AsyncDatabase, conversation_id: str) -> int:
-    return await db[COLLECTION].count_documents({"conversation_id": conversation_id})
+async def conversation_of(db: AsyncDatabase, stream_id: str, message_id_header: str) -> str | None:
+    """The conversation holding the stream's message with this Message-ID (inbound or our reply), if any."""
+    doc = await db[COLLECTION].find_one({"_id": message_id_for(stream_id, message_id_header)}, {"conversation_id": 1})
+    return doc["conversation_id"] if doc else None
 
 
 async def get(db: AsyncDatabase, account_id: str, message_id: str) -> dict[str, Any] | None:
@@ -68,38 +93,40 @@ async def get_internal(db: AsyncDatabase, message_id: str) -> dict[str, Any] | N
     return await db[COLLECTION].find_one({"_id": message_id})
 
 
-async def find_attachment(db: AsyncDatabase, account_id: str, attachment_id: str) -> dict[str, Any] | None:
+async def find_attachment(db: AsyncDatabase, account_id: str, attachment: str) -> dict[str, Any] | None:
     """The attachment record (from its message) of this account, or None."""
-    doc = await db[COLLECTION].find_one({"account_id": account_id, "attachments.id": attachment_id}, {"attachments": 1})
+    message_id, _, _index = attachment.rpartition("-")
+    if not message_id:
+        return None
+    doc = await db[COLLECTION].find_one({"_id": message_id, "account_id": account_id}, {"attachments": 1})
     if doc is None:
         return None
-    return next((a for a in doc.get("attachments", []) if a.get("id") == attachment_id), None)
+    return next((a for a in doc.get("attachments", []) if a.get("id") == attachment), None)
+
+
+async def thread_headers_of(db: AsyncDatabase, message_id: str | None) -> dict[str, Any] | None:
+    """Message-ID and References of one message (the last inbound one, when a reply is built)."""
+    if not message_id:
+        return None
+    return await db[COLLECTION].find_one({"_id": message_id}, {"message_id_header": 1, "references": 1})
 
 
 async def list_page(
-    db: AsyncDatabase, account_id: str, conversation_id: str, *, limit: int, after: dict[str, Any] | None
+    db: AsyncDatabase, account_id: str, message_ids: list[str], *, limit: int, after: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Oldest first, keyset-paginated."""
-    return await keyset_page(
-        db[COLLECTION],
-        {"conversation_id": conversation_id, "account_id": account_id},
-        limit=limit,
-        after=after,
-        sort_field="created_at",
-        descending=False,
-        projection={**PUBLIC_PROJECTION, "headers": 0},
-    )
+    """One page of a conversation's messages in the order they were stored (its `message_ids`), oldest first.
 
-
-async def last_inbound(db: AsyncDatabase, conversation_id: str) -> dict[str, Any] | None:
-    cursor = (
-        db[COLLECTION]
-        .find({"conversation_id": conversation_id, "direction": "inbound"}, {"message_id_header": 1, "references": 1})
-        .sort([("created_at", DESCENDING)])
-        .limit(1)
+    Fetched one `_id` at a time, concurrently: on FerretDB v1 that is an indexed lookup, where `$in` or a
+    `conversation_id` filter would scan every message of every account."""
+    start = int((after or {}).get("position", 0))
+    page_ids = message_ids[start : start + limit]
+    projection = {**PUBLIC_PROJECTION, "headers": 0}
+    found = await asyncio.gather(
+        *(db[COLLECTION].find_one({"_id": mid, "account_id": account_id}, projection) for mid in page_ids)
     )
-    docs = await cursor.to_list(length=1)
-    return docs[0] if docs else None
+    docs = [d for d in found if d is not None]
+    more = start + limit < len(message_ids)
+    return docs, ({"position": start + limit} if more else None)
 
 
 async def claim_publication(db: AsyncDatabase, message_id: str, lease_seconds: float) -> bool:

@@ -214,11 +214,16 @@ async def list_messages(
     limit: LimitParam = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[MessagePublic]:
-    """Oldest first."""
-    if await conversations_repo.get(db, principal.account_id, conversation_id) is None:
+    """Oldest first (in the order they were stored)."""
+    conversation = await conversations_repo.get_with_message_ids(db, principal.account_id, conversation_id)
+    if conversation is None:
         raise not_found("conversation")
     docs, last = await messages_repo.list_page(
-        db, principal.account_id, conversation_id, limit=limit, after=decode_optional_cursor(cursor)
+        db,
+        principal.account_id,
+        conversation.get("message_ids", []),
+        limit=limit,
+        after=decode_optional_cursor(cursor),
     )
     return Page(items=[message_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
 
