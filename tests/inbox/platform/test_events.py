@@ -112,3 +112,33 @@ async def test_keep_alive_comments_and_no_events_without_a_key(inbox_gateway, ac
             if line == ": keep-alive":
                 break
     assert lines[0].startswith("retry: ")
+
+
+async def test_a_ticket_opens_the_stream_without_a_header(inbox_gateway, broker, account, anonymous):
+    issued = await account.agent.post("/v1/events/tickets")
+    assert issued.status_code == 201
+    ticket = issued.json()["ticket"]
+    assert issued.json()["url"] == f"/v1/events?ticket={ticket}"
+    hub = inbox_gateway.app.state.live
+    async with anonymous:
+        assert (await anonymous.get("/v1/events", params={"ticket": ticket + "x"})).status_code == 401
+        async with anonymous.stream("GET", "/v1/events", params={"ticket": ticket}, timeout=httpx.Timeout(10)) as r:
+            assert r.status_code == 200
+            lines = r.aiter_lines()
+            assert (await anext(lines)).startswith("retry:")
+
+            async def subscribed() -> bool:
+                return hub.client_count(account.account_id) == 1
+
+            await wait_for(subscribed, what="the ticket holder to subscribe")
+            changed = ConversationChanged(
+                account_id=account.account_id, conversation_id="c7", status="pending", changed_by="system"
+            )
+            await broker.publish(changed)
+            async for line in lines:
+                if line.startswith("data:"):
+                    assert json.loads(line.removeprefix("data:"))["conversation_id"] == "c7"
+                    break
+        # once its key is revoked, a ticket opens nothing
+        assert (await account.admin.delete(f"/v1/api-keys/{account.agent_key_id}")).status_code == 204
+        assert (await anonymous.get("/v1/events", params={"ticket": ticket})).status_code == 401

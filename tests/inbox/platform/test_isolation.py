@@ -21,6 +21,7 @@ OTHER_ROUTES = [
     ("POST", "/v1/api-keys", {"role": "agent", "name": "x"}),
     ("POST", "/v1/topics", {"name": "x"}),
     ("GET", "/v1/events", None),
+    ("POST", "/v1/events/tickets", None),
     ("GET", "/v1/domains", None),
     ("POST", "/v1/automation/rules", {}),
     ("GET", "/v1/suppressions", None),

@@ -5,6 +5,10 @@ does not cost one extra query per request; revoking through this replica forgets
 within that delay.
 """
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -80,3 +84,43 @@ async def authenticate(db: AsyncDatabase, key: str, cache: KeyCache | None = Non
     if cache is not None:
         cache.put(digest, principal)
     return principal
+
+
+# --- SSE tickets: browsers' EventSource cannot send an Authorization header ---
+
+TICKET_SECONDS = 60
+
+
+def _ticket_key(secret: str) -> bytes:
+    return hashlib.sha256(b"mailstream-sse-ticket:" + secret.encode()).digest()
+
+
+def issue_ticket(principal: Principal, secret: str, *, now: float | None = None) -> tuple[str, float]:
+    """A short-lived signed ticket standing for `principal` on `GET /v1/events?ticket=`; (ticket, expiry epoch).
+
+    Signed with a key derived from the internal token, so every gateway replica accepts it; it only opens a stream
+    (a key in a URL would end up in proxy logs, a ticket there expires in a minute).
+    """
+    expires = (now if now is not None else time.time()) + TICKET_SECONDS
+    payload = json.dumps(
+        {"a": principal.account_id, "r": principal.role, "k": principal.key_id, "n": principal.key_name, "e": expires},
+        separators=(",", ":"),
+    ).encode()
+    body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    signature = hmac.new(_ticket_key(secret), body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{signature}", expires
+
+
+def read_ticket(ticket: str, secret: str, *, now: float | None = None) -> Principal | None:
+    """The principal of a valid, unexpired ticket; None otherwise."""
+    body, _, signature = ticket.partition(".")
+    expected = hmac.new(_ticket_key(secret), body.encode(), hashlib.sha256).hexdigest()
+    if not signature or not hmac.compare_digest(signature, expected):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        if data["e"] < (now if now is not None else time.time()) or data["r"] not in ("admin", "agent"):
+            return None
+        return Principal(account_id=data["a"], role=data["r"], key_id=data["k"], key_name=data["n"])
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -6,13 +6,14 @@ belongs to another account is 404, exactly like a missing one (scope every query
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Broker
 
-from ..security import KeyCache, Principal, authenticate
+from ..repositories import api_keys as api_keys_repo
+from ..security import KeyCache, Principal, authenticate, read_ticket
 from ..settings import InboxSettings
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "get_broker",
     "get_db",
     "get_principal",
+    "get_principal_or_ticket",
     "get_settings",
     "require_admin",
 ]
@@ -78,3 +80,26 @@ async def require_admin(principal: CurrentPrincipal) -> Principal:
 
 
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
+async def get_principal_or_ticket(
+    request: Request,
+    db: Db,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ticket: Annotated[
+        str | None,
+        Query(max_length=2048, description="From `POST /v1/events/tickets`, for clients that cannot send headers"),
+    ] = None,
+) -> Principal:
+    """The bearer key, or a short-lived ticket in the query (browsers' EventSource cannot send headers)."""
+    if ticket is None:
+        return await get_principal(request, db, credentials)
+    principal = read_ticket(ticket, settings.internal_token.get_secret_value())
+    if principal is None:
+        raise _unauthorized("invalid or expired ticket")
+    key = await api_keys_repo.get_api_key(db, principal.account_id, principal.key_id)
+    if key is None or key.get("revoked"):
+        raise _unauthorized("the key behind this ticket was revoked")
+    request.state.principal = principal
+    return principal

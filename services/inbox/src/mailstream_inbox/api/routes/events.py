@@ -6,12 +6,16 @@ so proxies keep the connection open; a disconnected client is noticed within a s
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from ...live import LiveHub
-from ..deps import CurrentPrincipal, SettingsDep
+from ...security import issue_ticket
+from ..deps import CurrentPrincipal, Principal, SettingsDep, get_principal_or_ticket
 from ..errors import AUTH_RESPONSES
 
 router = APIRouter(tags=["live updates"], responses=AUTH_RESPONSES)
@@ -27,7 +31,16 @@ SSE_DESCRIPTION = """A `text/event-stream` of the account's live events. Event n
 - `conversation.changed`: `{"conversation_id", "status", "tags", "assignee", "priority", "changed_by"}`
 
 Each event has an `id:`; lines starting with `:` are keep-alive comments.
+
+Authenticate with the `Authorization` header or, from a browser's `EventSource` (which cannot send headers), with
+`?ticket=` from `POST /v1/events/tickets` (valid for a minute, to open the stream).
 """
+
+
+class EventsTicket(BaseModel):
+    ticket: str
+    expires_at: datetime
+    url: str
 
 
 async def event_stream(request: Request, hub: LiveHub, account_id: str, keepalive: float) -> AsyncIterator[str]:
@@ -57,9 +70,24 @@ async def event_stream(request: Request, hub: LiveHub, account_id: str, keepaliv
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "The event stream"}},
 )
-async def live_events(request: Request, principal: CurrentPrincipal, settings: SettingsDep) -> StreamingResponse:
+async def live_events(
+    request: Request, principal: Annotated[Principal, Depends(get_principal_or_ticket)], settings: SettingsDep
+) -> StreamingResponse:
     return StreamingResponse(
         event_stream(request, request.app.state.live, principal.account_id, settings.sse_keepalive_seconds),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post(
+    "/v1/events/tickets",
+    status_code=201,
+    response_model=EventsTicket,
+    summary="A one-minute ticket to open the event stream without an Authorization header (EventSource)",
+)
+async def create_events_ticket(principal: CurrentPrincipal, settings: SettingsDep) -> EventsTicket:
+    ticket, expires = issue_ticket(principal, settings.internal_token.get_secret_value())
+    return EventsTicket(
+        ticket=ticket, expires_at=datetime.fromtimestamp(expires, UTC), url=f"/v1/events?ticket={ticket}"
     )
