@@ -82,6 +82,15 @@ def smtp_source(port: int, sessions: int, count: int, size: int, reuse: bool, rc
     return count / (time.perf_counter() - started)
 
 
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(30)
+
+
 def durable_confirm(ops_urls: list[str]) -> tuple[float, float]:
     """(sum of seconds, count) of ingest's end-of-DATA-to-confirm histogram, over all running processes."""
     total, count = 0.0, 0.0
@@ -151,33 +160,30 @@ def main() -> None:
             smtp_source(ingest_port, options.sessions, 50, 1024, True, forwarding)  # warm-up
             smtp_source(bare_port, options.sessions, 50, 1024, True, forwarding)
 
-            def measure(who: str, port: int) -> None:
+            def measure(runs: list[tuple[str, int]]) -> None:
+                """Each size/connection mode against every target back to back, so they share the machine's mood."""
                 for size, count in ((1024, options.small), (50 * 1024, options.large)):
                     for reuse in (False, True):
                         label = f"{size // 1024} KB, {'reused' if reuse else 'new'} connections"
-                        ours = who.startswith("ingest")
-                        before = durable_confirm(ops_urls) if ours else (0.0, 0.0)
-                        rate = smtp_source(port, options.sessions, count, size, reuse, forwarding)
-                        after = durable_confirm(ops_urls) if ours else (0.0, 0.0)
-                        done = after[1] - before[1]
-                        results[f"{who} | {label}"] = (rate, (after[0] - before[0]) / done if done else None)
+                        for who, port in runs:
+                            ours = who.startswith("ingest")
+                            before = durable_confirm(ops_urls) if ours else (0.0, 0.0)
+                            rate = smtp_source(port, options.sessions, count, size, reuse, forwarding)
+                            after = durable_confirm(ops_urls) if ours else (0.0, 0.0)
+                            done = after[1] - before[1]
+                            results[f"{who} | {label}"] = (rate, (after[0] - before[0]) / done if done else None)
 
-            measure("bare", bare_port)
-            measure("minimal confirm", minimal_port)
-            measure("ingest x1", ingest_port)
+            measure([("bare", bare_port), ("minimal confirm", minimal_port), ("ingest x1", ingest_port)])
             if options.profile:  # SIGTERM: graceful shutdown writes the profile; x2 runs without it
                 first.terminate()
                 first.wait(60)
                 ops_urls.clear()
                 start_ingest()
             start_ingest()  # a second process on the same port (SO_REUSEPORT)
-            measure("ingest x2", ingest_port)
+            measure([("ingest x2", ingest_port)])
+            stop_all(procs)  # before the vhost goes, so that nothing logs a vanished broker
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(30)
+        stop_all(procs)
         mongo.drop_database(database)
         mongo.close()
 
