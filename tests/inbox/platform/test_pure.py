@@ -228,3 +228,20 @@ def test_sse_tickets_stand_for_their_key_for_a_minute_only():
     body, _, signature = ticket.partition(".")
     assert read_ticket(body[:-2] + "xx." + signature, "secret", now=1001.0) is None, "edited"
     assert read_ticket(body, "secret", now=1001.0) is None
+
+
+def test_remote_openapi_cache_refreshes_and_retries_on_its_own_clock():
+    from mailstream_inbox.api.routes.proxy import RemoteOpenApiCache
+
+    cache = RemoteOpenApiCache()
+    assert cache.wants("domains", now=0)
+    cache.store("domains", None, now=0)
+    assert not cache.wants("domains", now=10), "a service that is down is not asked on every request"
+    assert cache.wants("domains", now=31)
+    cache.store("domains", {"paths": {}}, now=31)
+    assert not cache.wants("domains", now=200)
+    assert cache.wants("domains", now=332)
+    cache.store("domains", None, now=332)
+    assert cache.documents["domains"][0] == {"paths": {}}, "a stale document beats none"
+    assert not cache.wants("domains", now=340)
+    assert cache.wants("domains", now=363)

@@ -6,6 +6,7 @@ forwards method, path, query, body and status unchanged, adding the internal hea
 paths themselves; their `/openapi.json` documents are merged into the gateway's (see `merged_openapi`).
 """
 
+import asyncio
 import copy
 import logging
 import time
@@ -42,6 +43,7 @@ FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "accept-language", "if-no
 FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "cache-control", "etag", "retry-after", "link")
 INTERNAL_HEADERS = frozenset({"x-internal-token", "x-account-id", "x-role", "x-key-id", "x-correlation-id"})
 OPENAPI_RETRY_SECONDS = 30.0
+OPENAPI_REFRESH_SECONDS = 300.0
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 router = APIRouter(tags=["proxied"])
@@ -171,20 +173,41 @@ async def _fetch_openapi(app: FastAPI, upstream: Upstream) -> dict[str, Any] | N
     return None
 
 
-async def merged_openapi(app: FastAPI) -> dict[str, Any]:
-    """The whole public API; remote documents are cached once fetched and re-asked every 30 s while missing."""
-    cache: dict[str, dict[str, Any]] = app.state.__dict__.setdefault("_openapi_remote", {})
-    failures: dict[str, float] = app.state.__dict__.setdefault("_openapi_failures", {})
-    for upstream in UPSTREAMS:
-        if upstream.name in cache or time.monotonic() - failures.get(upstream.name, -1e9) < OPENAPI_RETRY_SECONDS:
-            continue
-        remote = await _fetch_openapi(app, upstream)
-        if remote is None:
-            failures[upstream.name] = time.monotonic()
+class RemoteOpenApiCache:
+    """The proxied services' documents: kept 5 minutes once fetched (they change with their deployments), and
+    asked again every 30 s while a service does not answer, so `/openapi.json` stays fast when one is down."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, tuple[dict[str, Any], float]] = {}
+        self.failed_at: dict[str, float] = {}
+
+    def wants(self, name: str, now: float) -> bool:
+        if name in self.documents:
+            return now - self.documents[name][1] >= OPENAPI_REFRESH_SECONDS
+        return now - self.failed_at.get(name, -1e9) >= OPENAPI_RETRY_SECONDS
+
+    def store(self, name: str, document: dict[str, Any] | None, now: float) -> None:
+        if document is not None:
+            self.documents[name] = (document, now)
+        elif name in self.documents:  # keep the stale document rather than none, and ask again in 30 s
+            stale, _ = self.documents[name]
+            self.documents[name] = (stale, now - OPENAPI_REFRESH_SECONDS + OPENAPI_RETRY_SECONDS)
         else:
-            cache[upstream.name] = remote
+            self.failed_at[name] = now
+
+
+async def merged_openapi(app: FastAPI) -> dict[str, Any]:
+    """The whole public API: the gateway's own document plus each proxied service's public paths."""
+    cache: RemoteOpenApiCache | None = getattr(app.state, "openapi_remote", None)
+    if cache is None:
+        cache = app.state.openapi_remote = RemoteOpenApiCache()
+    now = time.monotonic()
+    wanted = [upstream for upstream in UPSTREAMS if cache.wants(upstream.name, now)]
+    fetched = await asyncio.gather(*(_fetch_openapi(app, upstream) for upstream in wanted))
+    for upstream, remote in zip(wanted, fetched, strict=True):
+        cache.store(upstream.name, remote, now)
     document = app.openapi()
     for upstream in UPSTREAMS:
-        if upstream.name in cache:
-            document = merge_openapi(document, upstream, cache[upstream.name])
+        if upstream.name in cache.documents:
+            document = merge_openapi(document, upstream, cache.documents[upstream.name][0])
     return document
