@@ -200,3 +200,24 @@ def test_line_breaks_in_the_subject_are_collapsed_not_injected():
     _, msg = build(request(to=[{"name": "Kana\r\nBcc: v@x.test", "address": "kana@example.net"}]))
     assert msg["To"].addresses[0].display_name == "Kana Bcc: v@x.test"
     assert msg["Bcc"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Plain ASCII reply.\nSecond line.", "7bit"),
+        ("Très bien, à bientôt ! Ihre Bestellung ist unterwegs.", "quoted-printable"),
+        ("ご注文の商品は本日発送いたしました。到着まで今しばらくお待ちください。", "base64"),
+        ("x" * 2000, "quoted-printable"),  # an ASCII line too long for SMTP
+        ("trailing spaces   \nand a tab\t\n.leading dot\nFrom the start", "7bit"),
+    ],
+)
+def test_body_parts_use_a_7bit_transfer_encoding_that_round_trips(text, encoding):
+    data, msg = build(request(text=text))
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    plain = msg.get_body(("plain",))
+    assert plain["Content-Transfer-Encoding"] == encoding
+    assert plain.get_content_charset() == "utf-8"
+    assert plain.get_content().replace("\r\n", "\n").rstrip("\n") == text
+    html = msg.get_body(("html",)).get_content()
+    assert html.replace("\r\n", "\n").rstrip("\n") == render(None, text, None, {}).html
