@@ -72,7 +72,7 @@ def signing_rates(key: rsa.RSAPrivateKey, pem: bytes, message: bytes, seconds: f
 
 
 def reply_request(size: int, n: int) -> ReplyRequested:
-    paragraph = "Thank you for your message. Your order has shipped and should arrive within two days. "
+    paragraph = "Thank you for your message. Your order has shipped and should arrive within two days.\n"
     length = max(0, (size - 900) // 2)  # the text goes out twice (plain and HTML) plus ~900 bytes of headers
     return ReplyRequested.model_validate(
         {

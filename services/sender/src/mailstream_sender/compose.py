@@ -24,6 +24,7 @@ from .templating import Rendered
 
 _BODY_POLICY = policy.SMTP.clone(cte_type="7bit")
 _MAX_LINE = 78
+_ASCII = bytes(range(128))
 _FIELD_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII except ':'
 _MSG_ID = re.compile(r"^<[^<>\s@]+@[^<>\s@]+>$")
 _ADDR_SPEC = re.compile(r"^[^\s<>@\"(),;:\\]+@[^\s<>@\"(),;:\\]+$")
@@ -143,7 +144,7 @@ def _text_part(content_type: str, text: str) -> bytes:
     data = text.encode("utf-8")
     if data.isascii() and max(map(len, data.split(b"\n"))) <= 998:
         encoding, encoded = "7bit", data
-    elif sum(b > 127 for b in data) * 3 < len(data):  # mostly ASCII: readable quoted-printable
+    elif len(data.translate(None, _ASCII)) * 3 < len(data):  # mostly ASCII: readable quoted-printable
         encoding, encoded = "quoted-printable", binascii.b2a_qp(data, istext=True)
     else:
         encoding, encoded = "base64", base64.encodebytes(data)
