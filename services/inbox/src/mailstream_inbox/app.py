@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from mailstream_common import mongo, topology
 from mailstream_common.broker import Broker
+from mailstream_common.ops import ops_routes
 
 from . import consumers
 from .api.errors import install_error_handlers
@@ -122,8 +123,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _install_ops(app: FastAPI) -> None:
-    from mailstream_common.ops import ops_routes
-
     async def database_ready() -> bool:
         client = getattr(app.state, "mongo_client", None)
         return client is not None and await mongo.ping(client)

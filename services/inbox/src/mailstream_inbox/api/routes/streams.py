@@ -136,7 +136,7 @@ class StreamPublic(BaseModel):
     display_name: str
     allow_agent_send: bool
     forwarding_address: str
-    status: Literal["awaiting_mail", "receiving"]
+    status: str = Field(description="'awaiting_mail' until the first mail arrives, then 'receiving'")
     setup: dict[str, Any]
     provider_confirmation: ProviderConfirmationPublic | None
     forwarding_verified: bool
