@@ -1,5 +1,7 @@
-"""The smarthost connection: STARTTLS and implicit TLS with authentication, against a real TLS SMTP server."""
+"""The smarthost connection: STARTTLS and implicit TLS with authentication against a real TLS SMTP server; the
+connection pool and the per-destination limit."""
 
+import asyncio
 import datetime as dt
 import ssl
 from collections.abc import Iterator
@@ -115,3 +117,17 @@ async def test_implicit_tls(server_tls):
         sink.stop()
     assert result.sent, result
     assert sink.messages()[0].tls
+
+
+async def test_connections_are_pooled_and_limited_per_destination():
+    sink = RecordingSink().start()
+    sink.data_delay = 0.1
+    relay = SmtpRelay(RelayConfig("127.0.0.1", sink.port, pool_size=4, per_destination_concurrency=1))
+    try:
+        results = await asyncio.gather(*(relay.send("bounce@b.test", [f"user{i}@example.net"], MAIL) for i in range(4)))
+        assert all(r.sent for r in results)
+        assert sink.max_open_transactions == 1  # one destination, limit 1: one transaction at a time
+        assert len(relay._idle) == 1  # and that one connection served all four mails
+    finally:
+        await relay.close()
+        sink.stop()

@@ -6,6 +6,7 @@
   benchmark and of the end-to-end tests.
 """
 
+import asyncio
 import shutil
 import subprocess
 import threading
@@ -50,6 +51,13 @@ class _Handler:
         self.sink = sink
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.sink.data_delay:  # hold the reply, to see how many transactions a client keeps open at once
+            with self.sink.lock:
+                self.sink.open_transactions += 1
+                self.sink.max_open_transactions = max(self.sink.max_open_transactions, self.sink.open_transactions)
+            await asyncio.sleep(self.sink.data_delay)
+            with self.sink.lock:
+                self.sink.open_transactions -= 1
         with self.sink.lock:
             self.sink.attempts += 1
             if self.sink.faults.replies:
@@ -81,6 +89,9 @@ class RecordingSink:
         self.received: list[Received] = []
         self.attempts = 0
         self.faults = _Faults()
+        self.data_delay = 0.0
+        self.open_transactions = 0
+        self.max_open_transactions = 0
         self._controller: Controller | None = None
 
     def start(self) -> "RecordingSink":
