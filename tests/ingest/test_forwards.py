@@ -110,3 +110,23 @@ def test_quoted_outlook_block_without_separator_needs_sent_line():
 )
 def test_parse_loose_date(value, expected):
     assert parse_loose_date(value) == expected
+
+
+def test_html_only_outlook_web_forward_is_recognised():
+    html = (
+        '<html><body><div>Please look at this.</div><hr style="display:inline-block;width:98%">'
+        '<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri"><b>From:</b> Hana Hoshino &lt;hana@customer.example&gt;<br>'
+        "<b>Sent:</b> Tuesday, March 5, 2024 9:12 AM<br><b>To:</b> support@acme.example<br>"
+        "<b>Subject:</b> Refund</font></div><div>I want a refund.</div></body></html>"
+    )
+    raw = (
+        "From: Acme Support <support@acme.example>\r\nTo: fwd@in.mailstream.test\r\nSubject: Fw: Refund\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html
+    ).encode()
+    found = detect_forward(parse_mail(raw), {OWNER})
+    assert found is not None
+    assert (found.original_from.name, found.original_from.address, found.original_subject) == (
+        "Hana Hoshino",
+        "hana@customer.example",
+        "Refund",
+    )
