@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 
+import authres
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -209,3 +210,19 @@ async def test_dead_resolver_costs_only_the_first_mails_their_timeouts(signing_k
         auth.close()
     finally:
         silent.close()
+
+
+@pytest.mark.parametrize("mail_from", ["x@a.example", "first.last+tag@a.example", '"john doe"@a.example', ""])
+def test_header_is_valid_rfc8601(mail_from):
+    checks = Checks(
+        spf="pass",
+        spf_domain="a.example",
+        dkim=[DkimOutcome("pass", "a.example", "s1")],
+        dmarc="pass",
+        dmarc_policy="reject",
+    )
+    parsed = authres.AuthenticationResultsHeader.parse_value(format_header("in.test", checks, mail_from, "a.example"))
+    assert parsed.authserv_id == "in.test"
+    assert [(r.method, r.result) for r in parsed.results] == [("spf", "pass"), ("dkim", "pass"), ("dmarc", "pass")]
+    if mail_from:
+        assert parsed.results[0].properties[0].value == mail_from

@@ -235,19 +235,29 @@ def check_dmarc(dns_txt: DnsTxt, from_domain: str | None, checks: Checks) -> tup
     return "fail", policy
 
 
+_PVALUE_SAFE = re.compile(r"^(?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~@-]+|\"[^\"\\\\\r\n]*\"@[A-Za-z0-9.-]+)$")
+
+
+def _pvalue(value: str) -> str:
+    """A property value as RFC 8601 allows it: bare when it is a plain address or token, else a quoted string."""
+    if _PVALUE_SAFE.match(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "") + '"'
+
+
 def format_header(authserv_id: str, checks: Checks, mail_from: str, from_domain: str | None) -> str:
     parts = [authserv_id]
     spf_part = f"spf={checks.spf}"
     if mail_from:
-        spf_part += f" smtp.mailfrom={mail_from}"
+        spf_part += f" smtp.mailfrom={_pvalue(mail_from)}"
     parts.append(spf_part)
     if checks.dkim:
         for outcome in checks.dkim:
             dkim_part = f"dkim={outcome.result}"
             if outcome.domain:
-                dkim_part += f" header.d={outcome.domain}"
+                dkim_part += f" header.d={_pvalue(outcome.domain)}"
             if outcome.selector:
-                dkim_part += f" header.s={outcome.selector}"
+                dkim_part += f" header.s={_pvalue(outcome.selector)}"
             parts.append(dkim_part)
     else:
         parts.append("dkim=none")
@@ -255,7 +265,7 @@ def format_header(authserv_id: str, checks: Checks, mail_from: str, from_domain:
     if checks.dmarc_policy:
         dmarc_part += f" (p={checks.dmarc_policy})"
     if from_domain:
-        dmarc_part += f" header.from={from_domain}"
+        dmarc_part += f" header.from={_pvalue(from_domain)}"
     parts.append(dmarc_part)
     return "; ".join(parts)
 
