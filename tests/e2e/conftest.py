@@ -2,6 +2,8 @@
 as the outbound relay. Module-scoped: starting it costs a few seconds."""
 
 import contextlib
+import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -17,9 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.backends import Backends
+from tests.support.backends import Backends, isolated_vhost
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.waiting import wait_for_sync
+
+_system_counter = itertools.count()
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 
@@ -84,6 +88,12 @@ class System:
 
 @pytest.fixture(scope="module")
 def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """Each module gets its own vhost, so nothing queued by another module's processes reaches this one."""
+    with isolated_vhost(backends.amqp_url) as amqp_url:
+        yield from _run_system(dataclasses.replace(backends, amqp_url=amqp_url), tmp_path_factory)
+
+
+def _run_system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     log_dir = tmp_path_factory.mktemp("logs")
     # Not under pytest's tmp dir: smtp-sink writes as 'nobody', who cannot enter pytest's private base folder.
     relay_dir = Path(tempfile.mkdtemp(prefix="mailstream-relay-"))
@@ -92,7 +102,7 @@ def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = {
         "AMQP_URL": backends.amqp_url,
         "MONGODB_URI": backends.mongodb_uri,
-        "MONGODB_DATABASE": f"{backends.database}_e2e",
+        "MONGODB_DATABASE": f"{backends.database}_e2e_{next(_system_counter)}",
         "MAILSTREAM_INTERNAL_TOKEN": "e2e-internal-token",
         "DOMAINS_KEY_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
         "MAILSTREAM_INBOUND_DOMAIN": "in.mailstream.test",

@@ -44,8 +44,12 @@ def _describe_mongo(uri: str) -> str:
 
 
 @contextlib.contextmanager
-def _vhost(amqp_url: str) -> Iterator[str]:
-    """A throwaway vhost on a local broker; the URL unchanged where rabbitmqctl cannot manage it."""
+def isolated_vhost(amqp_url: str) -> Iterator[str]:
+    """A throwaway vhost on a local broker; the URL unchanged where rabbitmqctl cannot manage it.
+
+    Give one to every group of tests that runs real service processes: durable queues outlive a test, and work
+    left queued by one group (a retry of a reply, say) would otherwise reach the next group's processes.
+    """
     parts = urlsplit(amqp_url)
     if parts.hostname not in ("127.0.0.1", "localhost") or not shutil.which("rabbitmqctl"):
         yield amqp_url
@@ -60,6 +64,9 @@ def _vhost(amqp_url: str) -> Iterator[str]:
         yield urlunsplit(parts._replace(path="/" + quote(name, safe="")))
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False, capture_output=True)
+
+
+_vhost = isolated_vhost
 
 
 @contextlib.contextmanager
@@ -80,7 +87,7 @@ def provide(amqp_url: str | None, mongodb_uri: str | None) -> Iterator[Backends]
             if not mongodb_uri:
                 mongo = stack.enter_context(MongoDbContainer("mongo:7"))
                 mongodb_uri = mongo.get_connection_url()
-        amqp_url = stack.enter_context(_vhost(amqp_url))
+        amqp_url = stack.enter_context(isolated_vhost(amqp_url))
         description = f"{_describe_mongo(mongodb_uri)} at {urlsplit(mongodb_uri).netloc.split('@')[-1]}, "
         description += f"RabbitMQ at {urlsplit(amqp_url).netloc.split('@')[-1]}{urlsplit(amqp_url).path}"
         try:
