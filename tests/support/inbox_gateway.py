@@ -99,7 +99,7 @@ class EventTap:
             await self._connection.close()
 
     async def next_matching(
-        self, model: type[E], predicate: Callable[[E], bool] = lambda _: True, timeout: float = 10.0
+        self, model: type[E], predicate: Callable[[E], bool] = lambda _: True, timeout: float = 30.0
     ) -> E:
         """The next published `model` event that satisfies `predicate` (others are skipped)."""
 

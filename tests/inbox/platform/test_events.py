@@ -51,7 +51,7 @@ def message_stored(account_id: str) -> MessageStored:
     )
 
 
-async def next_event(queue: asyncio.Queue, timeout: float = 10.0):
+async def next_event(queue: asyncio.Queue, timeout: float = 30.0):
     return await asyncio.wait_for(queue.get(), timeout)
 
 
