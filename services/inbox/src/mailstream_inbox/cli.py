@@ -160,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     key_list = keys_cmds.add_parser("list", help="list an account's keys (never the keys themselves)")
     key_list.add_argument("--account", required=True)
     key_list.set_defaults(run=api_keys_list)
-    key_revoke = keys_cmds.add_parser("revoke", help="revoke a key by id")
+    key_revoke = keys_cmds.add_parser(
+        "revoke", help="revoke a key by id (gateways notice within INBOX_API_KEY_CACHE_SECONDS, 10 s by default)"
+    )
     key_revoke.add_argument("--account", required=True)
     key_revoke.add_argument("--key", required=True, help="key id (from 'api-keys list')")
     key_revoke.set_defaults(run=api_keys_revoke)
