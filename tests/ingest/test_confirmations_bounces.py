@@ -34,6 +34,8 @@ def test_generic_confirmation_only_from_known_providers():
     assert found.link == "https://login.yahoo.com/forward/verify?x=1"
     spoofed = raw.replace(b"no-reply@cc.yahoo-inc.com", b"phish@evil.example")
     assert detect_provider_confirmation(parse_mail(spoofed)) is None
+    customer = raw.replace(b"no-reply@cc.yahoo-inc.com", b"jane.doe@yahoo.com")  # a customer, not the robot
+    assert detect_provider_confirmation(parse_mail(customer)) is None
 
 
 @pytest.mark.parametrize("fixture", ["gmail_forward.eml", "iso2022jp.eml", "dsn_bounce_postfix.eml"])

@@ -28,6 +28,10 @@ _GENERIC_SUBJECT = re.compile(
     r"(?i)(forward|forwarding|転送).{0,40}(confirm|verif|確認|認証)|(confirm|verif|確認|認証).{0,40}(forward|forwarding|転送)"
 )
 _GENERIC_CODE = re.compile(r"(?i)(?:code|コード)\s*(?:is)?\s*[:：]?\s*([A-Za-z0-9]{4,12})\b")
+_SYSTEM_SENDER = re.compile(
+    r"(?i)^(?:[a-z0-9.-]*-)?(?:no-?reply|do-?not-?reply|noreply|mailer|verify|verification|account-?security"
+    r"|accounts?|notifications?|forwarding)(?:[-.][a-z0-9.-]*)?@"
+)
 _PROVIDERS = {
     "google.com": "gmail",
     "yahoo-inc.com": "yahoo",
@@ -37,6 +41,7 @@ _PROVIDERS = {
     "outlook.com": "outlook",
     "zoho.com": "zoho",
     "zohomail.com": "zoho",
+    "zohoaccounts.com": "zoho",
     "fastmail.com": "fastmail",
     "icloud.com": "icloud",
     "apple.com": "icloud",
@@ -81,8 +86,10 @@ def detect_provider_confirmation(parsed: ParsedMail) -> ProviderConfirmation | N
     if not _GENERIC_SUBJECT.search(subject):
         return None
     provider = _provider(sender_domain)
-    if provider is None:
-        return None  # anyone can write such a subject; only known providers' own mail counts
+    if provider is None or not _SYSTEM_SENDER.match(sender):
+        # Anyone can write such a subject, and customers write from these providers' domains too: only the
+        # providers' own robots count. (Inbox records a confirmation on the stream instead of storing a message.)
+        return None
     code = _GENERIC_CODE.search(body)
     links = [u for u in _URL.findall(body) if any(w in u.lower() for w in ("verif", "confirm", "forward"))]
     requested = re.search(rf"({_EMAIL})", subject)
