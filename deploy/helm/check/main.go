@@ -1,6 +1,6 @@
 // Command check decodes rendered chart manifests (helm template output on stdin) strictly into the Kubernetes API
-// types, so that misspelt or misplaced fields and wrong value types fail without a cluster. Custom resources (KEDA,
-// prometheus-operator) are not in the scheme and are listed as skipped.
+// types, plus KEDA's and prometheus-operator's, so that misspelt or misplaced fields and wrong value types fail
+// without a cluster. Anything else that is not a known type is listed as skipped.
 //
 //	helm template demo deploy/helm/mailstream --kube-version 1.30.0 | (cd deploy/helm/check && go run .)
 package main
@@ -13,12 +13,21 @@ import (
 	"os"
 	"strings"
 
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 )
+
+func init() {
+	// The optional custom resources the chart renders: KEDA scaling and the prometheus-operator ServiceMonitor.
+	utilruntime.Must(kedav1alpha1.AddToScheme(scheme.Scheme))
+	utilruntime.Must(monitoringv1.AddToScheme(scheme.Scheme))
+}
 
 func main() {
 	strict := json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme.Scheme, scheme.Scheme,
