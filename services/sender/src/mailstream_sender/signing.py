@@ -95,7 +95,10 @@ class SigningKeyCache:
         self._fills[cache_key] = future
         try:
             key = await self._fetch(*cache_key)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it themselves
             raise
