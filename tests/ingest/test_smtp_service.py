@@ -368,3 +368,35 @@ async def test_two_replicas_share_the_port_and_one_stopping_loses_nothing(vhost,
         ids = {r.mail_id for r in [*before, after]}
         messages = await take_messages(first.amqp_url, topology.INGEST_ANALYSE.name, len(ids), correlation_ids=ids)
         assert {m.correlation_id for m in messages} == ids
+
+
+async def test_proxy_protocol_gives_the_real_client_address(vhost, mongo_db, backends):
+    async with run_ingest(
+        vhost[1], mongo_db, backends.mongodb_uri, INGEST_ROLE="smtp", INGEST_PROXY_PROTOCOL=True
+    ) as running:
+        stream = await add_stream(mongo_db)
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.smtp_port)
+        writer.write(b"PROXY TCP4 203.0.113.9 127.0.0.1 40000 25\r\n")
+        assert (await reader.readline()).startswith(b"220")
+        replies = []
+        for line in (
+            b"HELO mx.sender.example",
+            b"MAIL FROM:<a@b.example>",
+            f"RCPT TO:<{stream['forwarding_address']}>".encode(),
+            b"DATA",
+        ):
+            writer.write(line + b"\r\n")
+            replies.append(await reader.readline())
+        writer.write(SIMPLE + b".\r\n")
+        replies.append(await reader.readline())
+        writer.close()
+        assert [r[:3] for r in replies] == [b"250", b"250", b"250", b"354", b"250"], replies
+        mail_id = replies[-1].decode().split()[-1]
+        [message] = await take_messages(running.amqp_url, topology.INGEST_ANALYSE.name, 1, correlation_ids={mail_id})
+        envelope = MailReceived.model_validate_json(message.body).envelope
+        assert (envelope.client_ip, envelope.helo) == ("203.0.113.9", "mx.sender.example")
+
+        no_header_reader, no_header_writer = await asyncio.open_connection("127.0.0.1", running.smtp_port)
+        no_header_writer.write(b"HELO x\r\n")  # not a PROXY header: the connection is dropped, nothing is trusted
+        assert await asyncio.wait_for(no_header_reader.read(), 10) == b""
+        no_header_writer.close()

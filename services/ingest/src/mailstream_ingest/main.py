@@ -67,6 +67,7 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
             max_sessions=settings.max_sessions,
             timeout=settings.smtp_timeout_seconds,
             data_timeout=settings.smtp_data_timeout_seconds,
+            proxy_protocol_timeout=5.0 if settings.proxy_protocol else None,
             tls_context=tls_context(settings.tls_cert_file, settings.tls_key_file),
             reuse_port=settings.smtp_reuse_port,
         )

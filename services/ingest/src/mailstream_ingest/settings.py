@@ -40,6 +40,11 @@ class IngestSettings(CommonSettings):
     confirm_timeout_seconds: float = Field(
         default=10.0, alias="INGEST_CONFIRM_TIMEOUT_SECONDS", gt=0, description="Broker confirm wait before 451"
     )
+    proxy_protocol: bool = Field(
+        default=False,
+        alias="INGEST_PROXY_PROTOCOL",
+        description="Expect a PROXY protocol (v1/v2) header from a TCP load balancer; SPF then sees the real client",
+    )
     tls_cert_file: str | None = Field(default=None, alias="INGEST_TLS_CERT_FILE")
     tls_key_file: str | None = Field(default=None, alias="INGEST_TLS_KEY_FILE")
     bounce_domain: str | None = Field(

@@ -130,6 +130,10 @@ class IngestHandler:
         finally:
             logs.correlation_id.reset(token)
 
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope, proxy_data: Any) -> bool:
+        """Behind a TCP load balancer speaking the PROXY protocol: the client address is the one it reports."""
+        return proxy_data is not None and proxy_data.valid
+
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error", exc_info=error)
         metrics.REFUSED.labels("internal_error").inc()
@@ -137,6 +141,10 @@ class IngestHandler:
 
 
 def _peer_ip(session: Session) -> str | None:
+    """The sending server's address: from the PROXY header when a load balancer sent one, else the socket's."""
+    proxied = getattr(session.proxy_data, "src_addr", None) if session.proxy_data is not None else None
+    if proxied:
+        return str(proxied)
     peer: Any = session.peer
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
@@ -214,6 +222,7 @@ class SmtpFrontDoor:
         max_sessions: int,
         timeout: float,
         data_timeout: float = 600.0,
+        proxy_protocol_timeout: float | None = None,
         tls_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
     ) -> None:
@@ -226,6 +235,7 @@ class SmtpFrontDoor:
         self.max_sessions = max_sessions
         self.timeout = timeout
         self.data_timeout = data_timeout
+        self.proxy_protocol_timeout = proxy_protocol_timeout
         self.tls_context = tls_context
         self.reuse_port = reuse_port
         self.sessions: set[_IngestSMTP] = set()
@@ -241,6 +251,7 @@ class SmtpFrontDoor:
             ident="Mailstream ingest",
             tls_context=self.tls_context,
             timeout=self.timeout,
+            proxy_protocol_timeout=self.proxy_protocol_timeout,
             loop=asyncio.get_running_loop(),
         )
 
