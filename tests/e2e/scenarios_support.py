@@ -1,0 +1,225 @@
+"""Shared pieces of the end-to-end scenarios: a whole system started with extra settings (a test DNS server, say),
+and the steps every scenario repeats through the public interfaces (CLI account, API stream, SMTP in, relay out).
+
+`running_system` builds the system exactly as `tests/e2e/conftest.py` does, with `extra_env` on top and a database
+of its own per module, so that scenario modules do not see each other's data.
+"""
+
+import contextlib
+import shutil
+import smtplib
+import tempfile
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import RelaySink, System, wait_for_json
+from tests.support import backends as backends_module
+from tests.support.backends import Backends
+from tests.support.processes import ServiceProcess, free_port
+from tests.support.waiting import wait_for_sync
+
+# A vhost of its own per system, so that work one module's processes left queued never reaches the next module's.
+isolated_vhost = getattr(backends_module, "isolated_vhost", None) or backends_module._vhost
+INBOUND_DOMAIN = "in.mailstream.test"
+INTERNAL_TOKEN = "e2e-internal-token"
+# smtp-sink writes these lines before the mail it received; they are not part of what the client sent.
+SINK_PREFIXES = (b"X-Client-Addr:", b"X-Client-Proto:", b"X-Helo-Args:", b"X-Mail-Args:", b"X-Rcpt-Args:")
+
+
+@contextlib.contextmanager
+def running_system(
+    backends: Backends, tmp_path_factory: pytest.TempPathFactory, name: str, extra_env: dict[str, str] | None = None
+) -> Iterator[System]:
+    """The five services as real processes (plus smtp-sink as relay), with `extra_env` overriding the defaults."""
+    with isolated_vhost(backends.amqp_url) as amqp_url:
+        yield from _run(amqp_url, backends, tmp_path_factory, name, extra_env or {})
+
+
+def _run(
+    amqp_url: str, backends: Backends, tmp_path_factory: pytest.TempPathFactory, name: str, extra_env: dict[str, str]
+) -> Iterator[System]:
+    log_dir = tmp_path_factory.mktemp(f"logs-{name}")
+    relay_dir = Path(tempfile.mkdtemp(prefix=f"mailstream-relay-{name}-"))
+    relay = RelaySink(free_port(), relay_dir).start()
+    ports = {key: free_port() for key in ("smtp", "ingest", "inbox", "domains", "automation", "sender")}
+    env = {
+        "AMQP_URL": amqp_url,
+        "MONGODB_URI": backends.mongodb_uri,
+        "MONGODB_DATABASE": f"{backends.database}_e2e_{name}",
+        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        "DOMAINS_KEY_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "MAILSTREAM_INBOUND_DOMAIN": INBOUND_DOMAIN,
+        "INGEST_SMTP_PORT": str(ports["smtp"]),
+        "INGEST_OPS_PORT": str(ports["ingest"]),
+        "INBOX_HTTP_PORT": str(ports["inbox"]),
+        "DOMAINS_HTTP_PORT": str(ports["domains"]),
+        "AUTOMATION_HTTP_PORT": str(ports["automation"]),
+        "SENDER_HTTP_PORT": str(ports["sender"]),
+        "DOMAINS_URL": f"http://127.0.0.1:{ports['domains']}",
+        "AUTOMATION_URL": f"http://127.0.0.1:{ports['automation']}",
+        "SENDER_URL": f"http://127.0.0.1:{ports['sender']}",
+        "SENDER_SMTP_HOST": "127.0.0.1",
+        "SENDER_SMTP_PORT": str(relay.port),
+        "DNS_NAMESERVERS": "127.0.0.1:1",  # nothing answers unless a module brings its DNS server
+        "SHUTDOWN_GRACE_SECONDS": "5",
+        **extra_env,
+    }
+    ops = {
+        "domains": f"http://127.0.0.1:{ports['domains']}",
+        "automation": f"http://127.0.0.1:{ports['automation']}",
+        "inbox": f"http://127.0.0.1:{ports['inbox']}",
+        "sender": f"http://127.0.0.1:{ports['sender']}",
+        "ingest": f"http://127.0.0.1:{ports['ingest']}",
+    }
+    system = System(ops["inbox"], ports["smtp"], relay, env)
+    try:
+        for service, url in ops.items():
+            system.processes[service] = ServiceProcess(service, f"mailstream_{service}", env, url, log_dir).spawn()
+        for process in system.processes.values():
+            process.wait_ready(timeout=120)
+        yield system
+    finally:
+        for process in system.processes.values():
+            process.request_stop()
+        for process in system.processes.values():
+            with contextlib.suppress(Exception):
+                process.stop()
+        relay.stop()
+        shutil.rmtree(relay_dir, ignore_errors=True)
+
+
+# --- set-up through the public API --------------------------------------------------------------------------------
+
+
+def new_account(system: System, name: str) -> tuple[dict, httpx.Client]:
+    """An account made with the CLI, and an API client holding its admin key."""
+    account = system.cli("accounts", "create", "--name", name)
+    return account, system.client(account["api_key"])
+
+
+def new_stream(api: httpx.Client, address: str, *, topic: str = "Support", **fields) -> dict:
+    created_topic = api.post("/v1/topics", json={"name": topic})
+    assert created_topic.status_code == 201, created_topic.text
+    stream = api.post(
+        f"/v1/topics/{created_topic.json()['id']}/streams",
+        json={"address": address, "allow_agent_send": True, **fields},
+    )
+    assert stream.status_code == 201, stream.text
+    return stream.json()
+
+
+# --- SMTP in ------------------------------------------------------------------------------------------------------
+
+
+def smtp_send(system: System, mail: EmailMessage | bytes, *, mail_from: str, rcpt: str) -> None:
+    """Deliver one mail to ingest over SMTP; fails unless every recipient was accepted."""
+    with smtplib.SMTP("127.0.0.1", system.smtp_port, timeout=30) as smtp:
+        if isinstance(mail, bytes):
+            refused = smtp.sendmail(mail_from, [rcpt], mail)
+        else:
+            refused = smtp.send_message(mail, from_addr=mail_from, to_addrs=[rcpt])
+    assert refused == {}
+
+
+# --- conversations ------------------------------------------------------------------------------------------------
+
+
+def conversations_of(api: httpx.Client, stream_id: str) -> list[dict]:
+    response = api.get("/v1/conversations", params={"stream_id": stream_id})
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def wait_for_conversation(api: httpx.Client, stream_id: str, subject: str, *, timeout: float = 30) -> dict:
+    """The stream's conversation with `subject`, once its first mail has been stored in it.
+
+    The conversation is listed a moment before its first message is counted (message_count 0); acting on it in
+    that moment (an agent's reply, say) races the store, so scenarios wait for the count as a person would."""
+    body = wait_for_json(
+        api,
+        f"/v1/conversations?stream_id={stream_id}",
+        lambda page: any(c["subject"] == subject and c["message_count"] >= 1 for c in page["items"]),
+        timeout=timeout,
+        what=f"a conversation {subject!r}",
+    )
+    return next(c for c in body["items"] if c["subject"] == subject)
+
+
+def messages_of(api: httpx.Client, conversation_id: str) -> list[dict]:
+    response = api.get(f"/v1/conversations/{conversation_id}/messages")
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def wait_for_sent(api: httpx.Client, conversation_id: str, message_id: str, *, timeout: float = 30) -> dict:
+    """The outbound message once its delivery status is `sent` (the relay answered 250)."""
+
+    def sent():
+        found = next((m for m in messages_of(api, conversation_id) if m["id"] == message_id), None)
+        return found if found and found["delivery"] and found["delivery"]["status"] == "sent" else None
+
+    return wait_for_sync(sent, timeout=timeout, what=f"delivery 'sent' of message {message_id}")
+
+
+def reply(api: httpx.Client, conversation_id: str, text: str) -> dict:
+    """An agent's reply (no template, so the text is exactly what goes out); waits until it was sent."""
+    response = api.post(f"/v1/conversations/{conversation_id}/replies", json={"text": text, "apply_template": False})
+    assert response.status_code == 202, response.text
+    return wait_for_sent(api, conversation_id, response.json()["message_id"])
+
+
+# --- the relay ----------------------------------------------------------------------------------------------------
+
+
+def relay_raw(system: System) -> list[bytes]:
+    """Every mail at the relay as its client sent it (smtp-sink's own X-* lines and Received header removed)."""
+    return [strip_sink_headers(path.read_bytes()) for path in sorted(system.relay.directory.iterdir())]
+
+
+def strip_sink_headers(dump: bytes) -> bytes:
+    lines = dump.splitlines(keepends=True)
+    index = 0
+    while index < len(lines) and lines[index].startswith(SINK_PREFIXES):
+        index += 1
+    if index < len(lines) and lines[index].startswith(b"Received:"):
+        index += 1
+        while index < len(lines) and lines[index][:1] in (b" ", b"\t"):
+            index += 1
+    return b"".join(lines[index:])
+
+
+def sink_envelope(dump: bytes, name: bytes) -> str:
+    """An smtp-sink line such as X-Mail-Args (`FROM:<...> ...`) or X-Client-Addr."""
+    for line in dump.splitlines():
+        if line.startswith(name + b":"):
+            return line.partition(b":")[2].strip().decode()
+    raise AssertionError(f"no {name!r} line in the relay's dump")
+
+
+def relay_dumps(system: System) -> list[bytes]:
+    return [path.read_bytes() for path in sorted(system.relay.directory.iterdir())]
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
+
+
+def relay_mail_to(system: System, address: str) -> list[EmailMessage]:
+    """The mails at the relay whose To header names `address`."""
+    found = []
+    for mail in system.relay.messages():
+        to = mail["To"]
+        if to is not None and any(a.addr_spec.lower() == address.lower() for a in to.addresses):
+            found.append(mail)
+    return found
+
+
+def text_of(mail: EmailMessage) -> str:
+    body = mail.get_body(("plain",))
+    assert body is not None, "the mail has no text/plain part"
+    return body.get_content()
