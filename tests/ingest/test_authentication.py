@@ -149,6 +149,7 @@ async def test_dead_resolver_is_temperror_within_the_time_box(signing_key):
         ("mail.acme.example", "acme.example", "s", False),
         ("shop.acme.co.jp", "acme.co.jp", "r", True),
         ("other.co.jp", "acme.co.jp", "r", False),
+        ("alice.github.io", "bob.github.io", "r", False),
         ("acme.example", "evil.example", "r", False),
     ],
 )
@@ -158,6 +159,9 @@ def test_alignment(a, b, mode, expected):
 
 def test_organizational_domain_and_dmarc_record():
     assert organizational_domain("a.b.acme.co.jp") == "acme.co.jp"
+    assert organizational_domain("shop.acme.co.uk") == "acme.co.uk"
+    assert organizational_domain("alice.github.io") == "alice.github.io"  # a private suffix: not bob's org
+    assert organizational_domain("Mail.Acme.Example.") == "acme.example"
     assert parse_dmarc_record("v=DMARC1; p=quarantine; rua=mailto:x@y") == {
         "v": "DMARC1",
         "p": "quarantine",

@@ -18,14 +18,14 @@ import dns.exception
 import dns.name
 import dns.resolver
 import spf
+from publicsuffixlist import PublicSuffixList
 
 from mailstream_common.contracts.mail import AuthenticationResult
 
 log = logging.getLogger(__name__)
 
-# Second-level labels under which registrable domains sit one label deeper (acme.co.jp, acme.co.uk). Without a
-# full public suffix list this errs towards "not aligned" only for exotic suffixes.
-_SECOND_LEVEL = {"co", "ne", "or", "ac", "go", "ad", "ed", "gr", "lg", "com", "net", "org", "gov", "edu"}
+# The public suffix list, bundled with the package (no download at run time): the DMARC organisational domain.
+_PUBLIC_SUFFIXES = PublicSuffixList()
 
 
 class DnsTemporaryError(Exception):
@@ -134,10 +134,9 @@ class DnsTxt:
 
 
 def organizational_domain(domain: str) -> str:
-    labels = domain.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    """RFC 7489 section 3.2: the public suffix plus one label (the domain itself when it is a bare suffix)."""
+    domain = domain.lower().rstrip(".")
+    return _PUBLIC_SUFFIXES.privatesuffix(domain) or domain
 
 
 def aligned(a: str, b: str, mode: str) -> bool:
