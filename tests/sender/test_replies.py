@@ -6,9 +6,10 @@ from email import message_from_bytes, policy
 import pytest
 
 from mailstream_common.contracts import EmailTemplate
-from mailstream_common.verp import decode_bounce_address
+from mailstream_common.verp import decode_bounce_address, encode_bounce_address
 from mailstream_sender.repository import Deliveries, Suppressions
 from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
+from tests.support.smtp_sink import PostfixSink
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -232,3 +233,28 @@ async def until(condition, *, timeout: float = 15.0, what: str = ""):
         return condition()
 
     return await wait_for(probe, timeout=timeout, what=what)
+
+
+async def test_delivered_through_postfix_smtp_sink_and_verifiable_from_its_dump(
+    sender_factory, mongo_db, acme_key, dkim_dns
+):
+    """The same path against Postfix's own smtp-sink, which writes each mail it accepts to a file."""
+    sink = PostfixSink().start()
+    try:
+        harness = await sender_factory(relay_port=sink.port)
+        stream = await add_stream(mongo_db, acme_key.account_id)
+        command = reply_command(acme_key.account_id, stream["_id"], subject="配送について")
+        await harness.send(command)
+        report = await until(lambda: harness.final_report(command.message_id), what="sent via smtp-sink")
+        assert report.status == "sent", report.detail
+        [dump] = await until(sink.dumps, what="smtp-sink's dump file")
+    finally:
+        sink.stop()  # the dump was read before: stop() removes the directory
+    # smtp-sink prepends its own X-* envelope lines and a Received header, then writes the message as received.
+    verp = encode_bounce_address(command.message_id, TOKEN.encode(), BOUNCE_DOMAIN)
+    assert f"X-Mail-Args: <{verp}>".encode() in dump
+    message = dump[dump.index(b"DKIM-Signature:") :]
+    assert message.replace(b"\r\n", b"\n").rstrip(b"\n") == report.raw.replace(b"\r\n", b"\n").rstrip(b"\n")
+    assert dkim_dns.verify_with_dkimpy(dump) == [True]
+    assert "result pass" in dkim_dns.verify_with_mail_dkim(dump)
+    assert message_from_bytes(message, policy=policy.default)["Subject"] == "Re: 配送について"

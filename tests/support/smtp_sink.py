@@ -9,6 +9,7 @@
 import asyncio
 import shutil
 import subprocess
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -136,17 +137,20 @@ class RecordingSink:
 
 
 class PostfixSink:
-    """Postfix's smtp-sink writing each mail it accepts to a file in `directory`."""
+    """Postfix's smtp-sink writing each mail it accepts to a file of its own directory.
 
-    def __init__(self, directory: Path, port: int | None = None, backlog: int = 256) -> None:
+    smtp-sink drops to `nobody` before writing and dies (`fatal: open ...: Permission denied`) when it cannot, so
+    the directory is made under the system temp dir (world-traversable), never under pytest's 0700 tmp_path.
+    """
+
+    def __init__(self, port: int | None = None, backlog: int = 256) -> None:
         self.port = port or free_port()
-        self.directory = directory
         self.backlog = backlog
+        self.directory = Path(tempfile.mkdtemp(prefix="mailstream-smtp-sink-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, dump: bool = True) -> "PostfixSink":
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.directory.chmod(0o777)  # smtp-sink drops to 'nobody' before writing
+        self.directory.chmod(0o777)
         args = [SMTP_SINK, "-u", "nobody"]
         if dump:
             args += ["-d", f"{self.directory}/%H%M%S."]
@@ -159,6 +163,7 @@ class PostfixSink:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def dumps(self) -> list[bytes]:
         """Each mail as smtp-sink wrote it: its own X-* envelope lines and Received header, then the message."""
