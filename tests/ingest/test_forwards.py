@@ -53,7 +53,24 @@ def test_original_date_is_recovered(fixture, expected):
 
 
 def test_a_customer_forwarding_their_own_mail_stays_the_customer():
-    assert detect_forward(parse_mail(eml("customer_forwards_receipt.eml")), {OWNER}) is None
+    found = detect_forward(parse_mail(eml("customer_forwards_receipt.eml")), {OWNER})
+    assert found is not None  # it reached us through the owner's redirect, not as the owner's forward
+    assert (found.method, found.detected_by) == ("redirect", "addressed-to-stream")
+    assert found.original_from.address == "gina@customer.example"
+
+
+def test_mail_addressed_to_the_stream_address_came_by_redirect():
+    found = detect_forward(
+        parse_mail(
+            eml("windows1252_labelled_latin1.eml").replace(
+                b"To: fwd-7f3a@in.mailstream.test", b"To: Acme <support@acme.example>"
+            )
+        ),
+        {OWNER},
+    )
+    assert found is not None and (found.method, found.by.address, found.original_from.address) == (
+        "redirect", OWNER, "renee@customer.example",
+    )  # fmt: skip
 
 
 def test_a_colleague_on_the_owner_domain_counts_as_the_owner():

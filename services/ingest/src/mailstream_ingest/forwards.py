@@ -1,9 +1,10 @@
 """Who the customer is when the mail did not come from them directly.
 
-A *redirect* keeps the customer in `From` (Resent-* or X-Forwarded-* headers show who redirected it). A *forward*
-makes the mailbox owner the sender and puts the customer in the body (an inline header block whose wording
-depends on the client) or in an attached message/rfc822. Each client's block is recognised by its own rule, so
-`detected_by` tells which one fired.
+A *redirect* keeps the customer in `From`: Resent-* or X-Forwarded-* headers show who redirected it, or nothing
+does, but the mail is addressed to the stream's own address and still arrived at the forwarding address. A
+*forward* makes the mailbox owner the sender and puts the customer in the body (an inline header block whose
+wording depends on the client) or in an attached message/rfc822. Each client's block is recognised by its own
+rule, so `detected_by` tells which one fired.
 
 A mail that a *customer* forwarded to support (their own bank's mail, say) also has such a block; it is only taken
 for the mailbox owner's forward when the outer sender is the owner: the stream's own address or its domain.
@@ -94,13 +95,13 @@ def detect_forward(parsed: ParsedMail, owner_addresses: set[str] | None = None) 
         found = _attached(parsed) or _inline(parsed)
         if found is not None and found.original_from.address.lower() not in owners:
             return found
-    return _redirect(parsed)
+    return _redirect(parsed, owners)
 
 
 # --- redirects ------------------------------------------------------------------------------------------------
 
 
-def _redirect(parsed: ParsedMail) -> ForwardInfo | None:
+def _redirect(parsed: ParsedMail, owners: set[str]) -> ForwardInfo | None:
     if parsed.from_ is None:
         return None
     resent = parsed.header("Resent-From") or parsed.header("Resent-Sender")
@@ -116,6 +117,15 @@ def _redirect(parsed: ParsedMail) -> ForwardInfo | None:
         return ForwardInfo(
             method="redirect", by=by, original_from=parsed.from_, original_date=parsed.date,
             original_subject=parsed.subject, detected_by="x-forwarded-headers",
+        )  # fmt: skip
+    # A redirect that leaves no header (Outlook/Exchange redirect rules, Sieve `redirect`): the mail is addressed to
+    # the stream's own address, yet it arrived at the forwarding address.
+    addressed = {a.address.lower() for a in [*parsed.to, *parsed.cc]}
+    matched = sorted(addressed & owners)
+    if matched and parsed.from_.address.lower() not in owners:
+        return ForwardInfo(
+            method="redirect", by=Address(address=matched[0]), original_from=parsed.from_, original_date=parsed.date,
+            original_subject=parsed.subject, detected_by="addressed-to-stream",
         )  # fmt: skip
     return None
 
