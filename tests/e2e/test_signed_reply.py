@@ -185,6 +185,18 @@ def test_a_reply_from_a_verified_domain_is_signed_and_passes_spf_and_dmarc(syste
     else:
         assert tags["d"].lower() == header_domain or header_domain.endswith("." + tags["d"].lower())
 
+    # A receiver running Mailstream judges it the same way: the customer's own mailbox (another account's stream)
+    # gets the reply from the relay with its envelope sender, and ingest's SPF/DKIM/DMARC checks run on our DNS.
+    _, receiver = new_account(system, "Kana's mailbox")
+    inbox_stream = new_stream(receiver, "kana@example.net")
+    verp_sender = sink_envelope(dumps[0], b"X-Mail-Args").partition("<")[2].partition(">")[0]
+    assert verp_sender.endswith("@in.mailstream.test")  # bounces come back to Mailstream (no return-path record)
+    smtp_send(system, raw, mail_from=verp_sender, rcpt=inbox_stream["forwarding_address"])
+    received = wait_for_conversation(receiver, inbox_stream["id"], "Signed reply please")
+    [judged] = messages_of(receiver, received["id"])
+    assert judged["authentication"]["dkim"] == "pass", judged["authentication"]
+    assert judged["authentication"]["dmarc"] == "pass", judged["authentication"]
+
     # The private key never left the domains service through the gateway. The PEM also holds the public modulus
     # (published in DNS and rightly shown), so only its secret parts are looked for: the PEM lines that are not in
     # the public key, and the private exponent and primes as numbers.
