@@ -160,7 +160,7 @@ def seed_account(db, account_id: str, conversations: int, per: int, label: str) 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return p50 * 1000, p99 * 1000
 
 
@@ -189,7 +189,7 @@ def main() -> None:
     uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/")
     amqp = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     database = f"mailstream_bench_{uuid.uuid4().hex[:8]}"
-    client = MongoClient(uri, tz_aware=True)
+    client = MongoClient(uri, tz_aware=True, socketTimeoutMS=300_000)
     db = client[database]
     info = client.admin.command("buildInfo")
     backend = f"FerretDB {info['ferretdbVersion']}" if info.get("ferretdbVersion") else f"MongoDB {info['version']}"
@@ -212,9 +212,9 @@ def main() -> None:
         listing = {"account_id": account_id}
         projection = conversations_repo.LIST_PROJECTION
         print("finding the deep cursor...", flush=True)
-        deep = list(
-            db.conversations.find(listing, {"last_message_at": 1}).sort(sort).skip(args.deep_offset - 1).limit(1)
-        )[0]
+        deep = next(
+            iter(db.conversations.find(listing, {"last_message_at": 1}).sort(sort).skip(args.deep_offset - 1).limit(1))
+        )
         deep_cursor = encode_cursor({"last_message_at": deep["last_message_at"], "_id": deep["_id"]})
         deep_filter = {
             "$and": [
@@ -242,11 +242,9 @@ def main() -> None:
                 "INBOX_ROLE": "api",
                 "LOG_LEVEL": "WARNING",
             }
+            gateway_log = stack.enter_context(Path(os.environ.get("BENCH_GATEWAY_LOG", os.devnull)).open("ab"))
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mailstream_inbox"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                [sys.executable, "-m", "mailstream_inbox"], env=env, stdout=gateway_log, stderr=subprocess.STDOUT
             )
             stack.callback(proc.wait, 30)
             stack.callback(proc.terminate)
