@@ -142,3 +142,15 @@ async def test_a_ticket_opens_the_stream_without_a_header(inbox_gateway, broker,
         # once its key is revoked, a ticket opens nothing
         assert (await account.admin.delete(f"/v1/api-keys/{account.agent_key_id}")).status_code == 204
         assert (await anonymous.get("/v1/events", params={"ticket": ticket})).status_code == 401
+
+
+async def test_an_account_cannot_open_unbounded_streams(inbox_gateway, account, monkeypatch):
+    hub = inbox_gateway.app.state.live
+    monkeypatch.setattr(hub, "max_clients_per_account", 1)
+    async with account.admin.stream("GET", "/v1/events", timeout=httpx.Timeout(10)) as first:
+        assert first.status_code == 200
+        lines = first.aiter_lines()  # keep a reference: a collected line iterator closes the stream
+        assert (await anext(lines)).startswith("retry:")
+        refused = await account.agent.get("/v1/events")
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "10"

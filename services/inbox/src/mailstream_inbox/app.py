@@ -158,7 +158,7 @@ def create_app(settings: InboxSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.live = LiveHub(settings.sse_client_queue_size)
+    app.state.live = LiveHub(settings.sse_client_queue_size, settings.sse_max_clients_per_account)
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
     app.state.started = False
     install_error_handlers(app)

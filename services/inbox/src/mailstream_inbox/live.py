@@ -113,8 +113,9 @@ class Subscription:
 class LiveHub:
     """Connected clients by account; `handle` is the broker consumer of the replica's live queue."""
 
-    def __init__(self, client_queue_size: int = 1000) -> None:
+    def __init__(self, client_queue_size: int = 1000, max_clients_per_account: int = 200) -> None:
         self.client_queue_size = client_queue_size
+        self.max_clients_per_account = max_clients_per_account
         self._clients: dict[str, set[Subscription]] = {}
         self.closed = False
 
@@ -122,6 +123,10 @@ class LiveHub:
         if account_id is not None:
             return len(self._clients.get(account_id, ()))
         return sum(len(s) for s in self._clients.values())
+
+    def has_room(self, account_id: str) -> bool:
+        """Whether the account may open one more stream here (a soft cap: one account cannot exhaust a replica)."""
+        return self.client_count(account_id) < self.max_clients_per_account
 
     @contextmanager
     def subscribe(self, account_id: str) -> Iterator[Subscription]:

@@ -26,6 +26,9 @@ class InboxSettings(CommonSettings):
     sse_client_queue_size: int = Field(
         default=1000, alias="INBOX_SSE_CLIENT_QUEUE_SIZE", ge=1, description="Events buffered per slow SSE client"
     )
+    sse_max_clients_per_account: int = Field(
+        default=200, alias="INBOX_SSE_MAX_CLIENTS_PER_ACCOUNT", ge=1, description="Open event streams per replica"
+    )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, alias="INBOX_MAX_REQUEST_BYTES", ge=1024, description="Larger request bodies get 413"
     )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -68,13 +68,19 @@ async def event_stream(request: Request, hub: LiveHub, account_id: str, keepaliv
     summary="Live updates as Server-Sent Events",
     description=SSE_DESCRIPTION,
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "The event stream"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The event stream"},
+        429: {"description": "The account has too many open event streams on this replica"},
+    },
 )
 async def live_events(
     request: Request, principal: Annotated[Principal, Depends(get_principal_or_ticket)], settings: SettingsDep
 ) -> StreamingResponse:
+    hub: LiveHub = request.app.state.live
+    if not hub.has_room(principal.account_id):
+        raise HTTPException(429, detail="too many open event streams for this account", headers={"Retry-After": "10"})
     return StreamingResponse(
-        event_stream(request, request.app.state.live, principal.account_id, settings.sse_keepalive_seconds),
+        event_stream(request, hub, principal.account_id, settings.sse_keepalive_seconds),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
