@@ -186,7 +186,7 @@ async def _choose_conversation(
             log.info("threaded", extra={"conversation_id": found["_id"], "reason": decision.reason})
             return found, False
     subject, _ = threads.strip_reply_prefixes(event.subject)
-    conversation, _ = await conversations_repo.create_once(
+    conversation, _created = await conversations_repo.create_once(
         db,
         account_id=stream["account_id"],
         topic_id=stream["topic_id"],
@@ -197,6 +197,7 @@ async def _choose_conversation(
         origin_key=key,
         started_at=event.received_at,
     )
+    await conversations_repo.point_subject_to(db, conversation)
     return conversation, True
 
 

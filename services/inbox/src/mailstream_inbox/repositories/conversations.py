@@ -20,12 +20,14 @@ The thread keys of a conversation (the Message-IDs of its messages) are looked u
 (`messages.conversation_of`, an `_id` lookup); see `messages` for why `_id` lookups matter on FerretDB v1.
 """
 
+import contextlib
 import re
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from mailstream_common.contracts import utcnow
 from mailstream_common.mongo import insert_once
@@ -35,6 +37,7 @@ from . import keyset_page
 from .messages import keyed_id
 
 COLLECTION = "conversations"
+SUBJECTS = "conversation_subjects"  # _id: subject_key(...) -> {conversation_id}: the subject fallback's lookup
 SNIPPET_CHARS = 400
 MAX_SEARCH_TERMS = 40
 _CANDIDATE_FIELDS = {"_id": 1, "stream_id": 1, "customer_key": 1, "normalized_subject": 1, "last_message_at": 1}
@@ -54,10 +57,6 @@ INDEXES = {
         _list_index("topic_id", name="conversations_by_topic"),
         _list_index("tags", name="conversations_by_tag"),
         _list_index("assignee", name="conversations_by_assignee"),
-        IndexModel(
-            [("stream_id", ASCENDING), ("normalized_subject", ASCENDING), ("customer_key", ASCENDING)],
-            name="conversations_subject_fallback",
-        ),
         IndexModel([("stream_id", ASCENDING), ("origin_key", ASCENDING)], unique=True, name="conversations_origin"),
     ]
 }
@@ -91,15 +90,32 @@ async def candidates(db: AsyncDatabase, keys_by_conversation: dict[str, set[str]
 async def find_by_subject(
     db: AsyncDatabase, stream_id: str, normalized_subject: str, customer_address: str
 ) -> list[ThreadCandidate]:
+    """The customer's most recent conversation on the stream with this subject (what the fallback may join).
+
+    Read through `conversation_subjects`, keyed by `_id` = (stream, subject, customer): one lookup, no scan."""
     if not normalized_subject or not customer_address:
         return []
-    query = {
-        "stream_id": stream_id,
-        "normalized_subject": normalized_subject,
-        "customer_key": customer_address.lower(),
-    }
-    cursor = db[COLLECTION].find(query, _CANDIDATE_FIELDS).sort([("last_message_at", DESCENDING)]).limit(20)
-    return [_candidate(doc) for doc in await cursor.to_list(length=20)]
+    pointer = await db[SUBJECTS].find_one({"_id": subject_key(stream_id, normalized_subject, customer_address)})
+    if pointer is None:
+        return []
+    doc = await db[COLLECTION].find_one({"_id": pointer["conversation_id"]}, _CANDIDATE_FIELDS)
+    return [_candidate(doc)] if doc is not None else []
+
+
+def subject_key(stream_id: str, normalized_subject: str, customer_address: str) -> str:
+    return keyed_id("subject", stream_id, normalized_subject, customer_address.lower())
+
+
+async def point_subject_to(db: AsyncDatabase, conversation: dict[str, Any]) -> None:
+    """Remember `conversation` as the latest one for its (stream, subject, customer) (idempotent upsert)."""
+    subject, customer = conversation.get("normalized_subject"), conversation.get("customer_key")
+    if not subject or not customer:
+        return
+    key = subject_key(conversation["stream_id"], subject, customer)
+    with contextlib.suppress(DuplicateKeyError):  # two first writers at once: the other one's pointer is as good
+        await db[SUBJECTS].update_one(
+            {"_id": key}, {"$set": {"conversation_id": conversation["_id"], "updated_at": utcnow()}}, upsert=True
+        )
 
 
 async def find_by_origin(db: AsyncDatabase, stream_id: str, origin_key: str) -> dict[str, Any] | None:
