@@ -1,15 +1,23 @@
 """Sender's collections: the state of each send (`sender_deliveries`) and the suppression list
-(`sender_suppressions`). All queries live here."""
+(`sender_suppressions`). All queries live here.
 
+Writes are retried a few times on transient database errors: FerretDB on SQLite answers concurrent writers with
+"database is locked (SQLITE_BUSY)", and losing the write that records `sent` would make the redelivered command
+send the mail again.
+"""
+
+import asyncio
 import contextlib
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import uuid4
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import AutoReconnect, DuplicateKeyError, NetworkTimeout, OperationFailure
 
 from mailstream_common.contracts import utcnow
 
@@ -20,6 +28,30 @@ INDEXES = {
     DELIVERIES: [IndexModel([("account_id", ASCENDING)])],
     SUPPRESSIONS: [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)], unique=True)],
 }
+
+T = TypeVar("T")
+_TRANSIENT_MARKERS = ("database is locked", "SQLITE_BUSY")
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, (AutoReconnect, NetworkTimeout)):
+        return True
+    return isinstance(exc, OperationFailure) and any(m in str(exc) for m in _TRANSIENT_MARKERS)
+
+
+async def with_retries(operation: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+    """Run a database write, retrying transient failures with a short jittered backoff (~2.5 s in all)."""
+    delay = 0.02
+    for attempt in range(1, attempts + 1):
+        try:
+            return await operation()
+        except (OperationFailure, AutoReconnect, NetworkTimeout) as exc:
+            if isinstance(exc, DuplicateKeyError) or attempt == attempts or not _transient(exc):
+                raise
+            await asyncio.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
+            delay = min(delay * 2, 0.5)
+    raise AssertionError("unreachable")
+
 
 DeliveryState = Literal["sending", "deferred", "sent", "failed"]
 FINAL_STATES = ("sent", "failed")
@@ -69,15 +101,22 @@ class Deliveries:
         """Mark the send in progress (counting the attempt) unless it is already final; return the record."""
         now = utcnow()
         try:
-            doc = await self.collection.find_one_and_update(
-                {"_id": message_id, "state": {"$nin": list(FINAL_STATES)}},
-                {
-                    "$set": {"state": "sending", "updated_at": now, "account_id": account_id, "recipients": recipients},
-                    "$inc": {"attempts": 1},
-                    "$setOnInsert": {"created_at": now},
-                },
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
+            doc = await with_retries(
+                lambda: self.collection.find_one_and_update(
+                    {"_id": message_id, "state": {"$nin": list(FINAL_STATES)}},
+                    {
+                        "$set": {
+                            "state": "sending",
+                            "updated_at": now,
+                            "account_id": account_id,
+                            "recipients": recipients,
+                        },
+                        "$inc": {"attempts": 1},
+                        "$setOnInsert": {"created_at": now},
+                    },
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
             )
         except DuplicateKeyError:  # it exists and is final: the upsert could not match it
             doc = await self.collection.find_one({"_id": message_id})
@@ -110,8 +149,12 @@ class Deliveries:
         }
         if raw is not None:
             fields["raw"] = raw
-        await self.collection.update_one(
-            {"_id": message_id}, {"$set": fields, "$setOnInsert": {"created_at": utcnow(), "attempts": 0}}, upsert=True
+        await with_retries(
+            lambda: self.collection.update_one(
+                {"_id": message_id},
+                {"$set": fields, "$setOnInsert": {"created_at": utcnow(), "attempts": 0}},
+                upsert=True,
+            )
         )
 
 
@@ -142,17 +185,16 @@ class Suppressions:
         self.collection = db[SUPPRESSIONS]
 
     async def _ensure(self, account_id: str, address: str) -> None:
+        document = {
+            "_id": uuid4().hex,
+            "account_id": account_id,
+            "address": address,
+            "suppressed": False,
+            "bounced_message_ids": [],
+            "created_at": utcnow(),
+        }
         with contextlib.suppress(DuplicateKeyError):
-            await self.collection.insert_one(
-                {
-                    "_id": uuid4().hex,
-                    "account_id": account_id,
-                    "address": address,
-                    "suppressed": False,
-                    "bounced_message_ids": [],
-                    "created_at": utcnow(),
-                }
-            )
+            await with_retries(lambda: self.collection.insert_one(document))
 
     async def record_hard_bounce(
         self, account_id: str, address: str, message_id: str, detail: str, threshold: int
@@ -160,36 +202,41 @@ class Suppressions:
         """Count a hard bounce; suppress the address at `threshold`. Returns the suppression once it is one."""
         address = address.lower()
         await self._ensure(account_id, address)
-        doc = await self.collection.find_one_and_update(
-            {"account_id": account_id, "address": address},
-            {"$addToSet": {"bounced_message_ids": message_id}, "$set": {"last_bounce": detail[:500]}},
-            return_document=ReturnDocument.AFTER,
+        doc = await with_retries(
+            lambda: self.collection.find_one_and_update(
+                {"account_id": account_id, "address": address},
+                {"$addToSet": {"bounced_message_ids": message_id}, "$set": {"last_bounce": detail[:500]}},
+                return_document=ReturnDocument.AFTER,
+            )
         )
         if doc is None:
             return None
         if not doc.get("suppressed") and len(doc.get("bounced_message_ids", [])) >= threshold:
-            count = len(doc["bounced_message_ids"])
-            doc = await self.collection.find_one_and_update(
-                {"_id": doc["_id"], "suppressed": False},
-                {
-                    "$set": {
-                        "suppressed": True,
-                        "source": "bounces",
-                        "reason": f"hard bounced {count} times; last: {detail[:300]}",
-                        "suppressed_at": utcnow(),
-                    }
-                },
-                return_document=ReturnDocument.AFTER,
-            ) or await self.collection.find_one({"_id": doc["_id"]})
+            count, doc_id = len(doc["bounced_message_ids"]), doc["_id"]
+            update = {
+                "$set": {
+                    "suppressed": True,
+                    "source": "bounces",
+                    "reason": f"hard bounced {count} times; last: {detail[:300]}",
+                    "suppressed_at": utcnow(),
+                }
+            }
+            doc = await with_retries(
+                lambda: self.collection.find_one_and_update(
+                    {"_id": doc_id, "suppressed": False}, update, return_document=ReturnDocument.AFTER
+                )
+            ) or await self.collection.find_one({"_id": doc_id})
         return Suppression.from_document(doc) if doc and doc.get("suppressed") else None
 
     async def suppress(self, account_id: str, address: str, reason: str) -> Suppression:
         address = address.lower()
         await self._ensure(account_id, address)
-        doc = await self.collection.find_one_and_update(
-            {"account_id": account_id, "address": address},
-            {"$set": {"suppressed": True, "source": "api", "reason": reason, "suppressed_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
+        doc = await with_retries(
+            lambda: self.collection.find_one_and_update(
+                {"account_id": account_id, "address": address},
+                {"$set": {"suppressed": True, "source": "api", "reason": reason, "suppressed_at": utcnow()}},
+                return_document=ReturnDocument.AFTER,
+            )
         )
         assert doc is not None
         return Suppression.from_document(doc)
@@ -213,7 +260,9 @@ class Suppressions:
 
     async def remove(self, account_id: str, address: str) -> bool:
         """Lift a suppression; the bounce count starts again from zero."""
-        result = await self.collection.delete_one(
-            {"account_id": account_id, "address": address.lower(), "suppressed": True}
+        result = await with_retries(
+            lambda: self.collection.delete_one(
+                {"account_id": account_id, "address": address.lower(), "suppressed": True}
+            )
         )
         return result.deleted_count == 1

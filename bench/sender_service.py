@@ -1,0 +1,149 @@
+"""The sender service as a whole: `python -m mailstream_sender` worker processes draining reply commands from
+RabbitMQ, with their `sender_deliveries` state writes, DKIM signing (RSA-2048) and `delivery.reported` publishes,
+to Postfix's smtp-sink.
+
+    eval "$(scripts/deps.sh)"   # AMQP_URL, MONGODB_URI
+    uv run python bench/sender_service.py [--count 2000] [--workers 1 2]
+
+It uses a private RabbitMQ vhost and database (like the tests), a stand-in domains service serving the key, and
+pre-fills `sender.replies` before the workers start. Rate = sent mails / (last `sent` record - first one).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from uuid import uuid4
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from pymongo import AsyncMongoClient  # noqa: E402
+
+from mailstream_common import topology  # noqa: E402
+from mailstream_common.broker import Broker  # noqa: E402
+from mailstream_common.contracts import ReplyRequested  # noqa: E402
+from tests.sender.domains_stub import DomainKey, DomainsStub  # noqa: E402
+from tests.support import backends  # noqa: E402
+from tests.support.processes import ServiceProcess, free_port  # noqa: E402
+from tests.support.smtp_sink import PostfixSink  # noqa: E402
+
+TOKEN = "bench-internal-token"
+ACCOUNT = "b" * 32
+
+
+def command(stream_id: str, size: int) -> ReplyRequested:
+    message_id = uuid4().hex
+    line = "Thank you for your message. Your order has shipped and should arrive within two days.\n"
+    length = max(0, (size - 900) // 2)
+    return ReplyRequested.model_validate(
+        {
+            "account_id": ACCOUNT,
+            "stream_id": stream_id,
+            "message_id": message_id,
+            "message_id_header": f"<{message_id}@in.mailstream.test>",
+            "from": {"name": "Acme Support", "address": "support@acme.test"},
+            "to": [{"name": "Kana Customer", "address": "kana@example.net"}],
+            "subject": "Re: My order has not arrived",
+            "in_reply_to": "<original@mail.example.net>",
+            "text": (line * (length // len(line) + 1))[:length],
+            "requested_by": "bench",
+        }
+    )
+
+
+async def run_once(found: backends.Backends, workers: int, count: int, size: int, logs: Path) -> dict:
+    database = f"{found.database}_{workers}w"
+    client = AsyncMongoClient(found.mongodb_uri, tz_aware=True)
+    db = client[database]
+    stream_id = uuid4().hex
+    await db["streams"].insert_one(
+        {
+            "_id": stream_id,
+            "account_id": ACCOUNT,
+            "topic_id": uuid4().hex,
+            "address": "support@acme.test",
+            "display_name": "Acme Support",
+            "allow_agent_send": True,
+            "forwarding_address": f"{uuid4().hex}@in.mailstream.test",
+            "status": "receiving",
+            "deleted": False,
+        }
+    )
+    broker = Broker(found.amqp_url, service="bench")
+    await broker.connect()
+    await broker.declare(topology.SENDER_REPLIES, topology.INBOX_DELIVERY)
+    started = time.perf_counter()
+    for start in range(0, count, 200):
+        await asyncio.gather(*(broker.publish(command(stream_id, size)) for _ in range(min(200, count - start))))
+    fill_seconds = time.perf_counter() - started
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    domains = DomainsStub(TOKEN, {"acme.test": DomainKey("acme.test", ACCOUNT, "ms1", key)}).start()
+    sink = PostfixSink().start(dump=False)
+    processes = []
+    try:
+        for n in range(workers):
+            port = free_port()
+            env = {
+                "AMQP_URL": found.amqp_url,
+                "MONGODB_URI": found.mongodb_uri,
+                "MONGODB_DATABASE": database,
+                "MAILSTREAM_INTERNAL_TOKEN": TOKEN,
+                "DOMAINS_URL": domains.url,
+                "SENDER_SMTP_PORT": str(sink.port),
+                "SENDER_HTTP_PORT": str(port),
+                "LOG_LEVEL": "WARNING",
+            }
+            processes.append(
+                ServiceProcess(f"sender-{workers}w-{n}", "mailstream_sender", env, f"http://127.0.0.1:{port}", logs)
+            )
+        for process in processes:
+            process.start()
+        deadline = time.monotonic() + 600
+        while await db["sender_deliveries"].count_documents({"state": "sent"}) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError("not all sent within 10 minutes")
+            await asyncio.sleep(0.5)
+        first = await db["sender_deliveries"].find_one({}, sort=[("created_at", 1)])
+        last = await db["sender_deliveries"].find_one({}, sort=[("updated_at", -1)])
+        seconds = (last["updated_at"] - first["created_at"]).total_seconds()
+    finally:
+        for process in processes:
+            process.stop()
+        sink.stop()
+        domains.stop()
+        await broker.close()
+        await client.drop_database(database)
+        await client.close()
+    return {
+        "workers": workers,
+        "count": count,
+        "fill_seconds": round(fill_seconds, 1),
+        "mails_per_s": round(count / seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=5000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/mailstream-bench-logs"))
+    logs.mkdir(parents=True, exist_ok=True)
+    results: dict[str, object] = {"load_before": os.getloadavg(), "runs": []}
+    with backends.provide(os.environ.get("AMQP_URL"), os.environ.get("MONGODB_URI")) as found:
+        for workers in args.workers:
+            results["runs"].append(asyncio.run(run_once(found, workers, args.count, args.size, logs)))  # type: ignore[union-attr]
+    results["load_after"] = os.getloadavg()
+    json.dump(results, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Transient database errors (FerretDB/SQLite answers concurrent writers with SQLITE_BUSY) are retried; others
+are not."""
+
+import pytest
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from mailstream_sender.repository import with_retries
+
+
+async def test_transient_write_errors_are_retried():
+    calls = []
+
+    async def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationFailure("[collection.go:191] database is locked (5) (SQLITE_BUSY)")
+        return "written"
+
+    assert await with_retries(flaky) == "written"
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    "error", [OperationFailure("unknown operator $foo"), DuplicateKeyError("E11000 duplicate key")]
+)
+async def test_other_errors_are_raised_at_once(error):
+    calls = []
+
+    async def broken():
+        calls.append(1)
+        raise error
+
+    with pytest.raises(type(error)):
+        await with_retries(broken)
+    assert len(calls) == 1
+
+
+async def test_gives_up_after_the_last_attempt():
+    async def always_locked():
+        raise OperationFailure("database is locked")
+
+    with pytest.raises(OperationFailure):
+        await with_retries(always_locked, attempts=3)
