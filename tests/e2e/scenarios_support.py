@@ -6,9 +6,11 @@ of its own per module, so that scenario modules do not see each other's data.
 """
 
 import contextlib
+import json
 import shutil
 import smtplib
 import tempfile
+import threading
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -223,3 +225,64 @@ def text_of(mail: EmailMessage) -> str:
     body = mail.get_body(("plain",))
     assert body is not None, "the mail has no text/plain part"
     return body.get_content()
+
+
+# --- live events -------------------------------------------------------------------------------------------------
+
+
+class EventListener:
+    """Reads `GET /v1/events` in a thread (httpx streaming) and keeps every event it got, in order."""
+
+    def __init__(self, system: System, api_key: str) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._client = httpx.Client(
+            base_url=system.gateway,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=httpx.Timeout(10, read=2),
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> "EventListener":
+        self._thread.start()
+        assert self.connected.wait(20), f"the event stream did not open: {self.error!r}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._client.close()
+
+    def _read(self) -> None:
+        try:
+            with self._client.stream("GET", "/v1/events") as response:
+                assert response.status_code == 200, response.status_code
+                assert response.headers["content-type"].startswith("text/event-stream")
+                name, data = None, []
+                lines = response.iter_lines()
+                while not self._stop.is_set():
+                    try:
+                        line = next(lines)
+                    except httpx.ReadTimeout:
+                        return  # no keep-alive within 2 s; the test notices missing events
+                    if line.startswith(": connected"):
+                        self.connected.set()
+                    elif line.startswith("event:"):
+                        name = line.partition(":")[2].strip()
+                    elif line.startswith("data:"):
+                        data.append(line.partition(":")[2].strip())
+                    elif line == "" and name is not None:
+                        self.events.append((name, json.loads("\n".join(data))))
+                        name, data = None, []
+        except BaseException as exc:  # reported by the waiting test
+            self.error = exc
+            self.connected.set()
+
+    def wait_for(self, predicate, *, what: str, timeout: float = 30) -> tuple[str, dict]:
+        def found():
+            assert self.error is None, f"event stream failed: {self.error!r}"
+            return next((event for event in list(self.events) if predicate(*event)), None)
+
+        return wait_for_sync(found, timeout=timeout, what=what)

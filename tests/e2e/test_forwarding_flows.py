@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import System, wait_for_json
 from tests.e2e.scenarios_support import (
+    EventListener,
     conversations_of,
     messages_of,
     new_account,
@@ -147,6 +148,58 @@ def test_gmail_inline_forward_belongs_to_the_original_sender_and_the_answer_join
     assert [m["direction"] for m in messages] == ["inbound", "outbound", "inbound"]
     assert messages[2]["message_id_header"] == answer["Message-ID"]
     assert "Which colour" in messages[2]["text"]
+
+
+def test_a_customers_quick_follow_ups_all_join_and_are_all_listed(system: System):
+    """Customers often send a few answers in a row; each is stored and the conversation lists every one of them.
+
+    The store consumer handles mails side by side (prefetch), so the follow-ups are folded into one conversation
+    at the same moment; every `message.received` event names the conversation, and the conversation must list
+    exactly the messages those events announced."""
+    account, api = new_account(system, "Follow-ups")
+    owner = "desk@followups.test"
+    stream = new_stream(api, owner)
+    first = EmailMessage()
+    first["From"] = "Mio Customer <mio@example.org>"
+    first["To"] = owner
+    first["Subject"] = "Order 900 missing"
+    first["Message-ID"] = make_msgid(domain="example.org")
+    first.set_content("My order 900 did not arrive.")
+    smtp_send(system, first, mail_from="mio@example.org", rcpt=stream["forwarding_address"])
+    conversation = wait_for_conversation(api, stream["id"], "Order 900 missing")
+
+    with EventListener(system, account["api_key"]) as events:
+        follow_ups = []
+        for number in range(1, 5):
+            answer = EmailMessage()
+            answer["From"] = "Mio Customer <mio@example.org>"
+            answer["To"] = owner
+            answer["Subject"] = "Re: Order 900 missing"
+            answer["Message-ID"] = make_msgid(domain="example.org")
+            answer["In-Reply-To"] = first["Message-ID"]
+            answer["References"] = first["Message-ID"]
+            answer.set_content(f"Follow-up number {number}.")
+            follow_ups.append(answer)
+        with smtplib.SMTP("127.0.0.1", system.smtp_port, timeout=30) as smtp:
+            for answer in follow_ups:
+                assert (
+                    smtp.send_message(answer, from_addr="mio@example.org", to_addrs=[stream["forwarding_address"]])
+                    == {}
+                )
+
+        def all_announced():
+            announced = [d for n, d in events.events if n == "message.received"]
+            return announced if len(announced) >= len(follow_ups) else None
+
+        announced = wait_for_sync(all_announced, timeout=30, what="message.received for every follow-up")
+
+    assert {d["conversation_id"] for d in announced} == {conversation["id"]}
+    announced_ids = {d["message_id"] for d in announced}
+    listed = messages_of(api, conversation["id"])
+    missing = announced_ids - {m["id"] for m in listed}
+    assert not missing, f"stored and announced, but not listed in the conversation: {sorted(missing)}"
+    assert sorted(m["text"].strip() for m in listed[1:]) == [f"Follow-up number {n}." for n in range(1, 5)]
+    assert api.get(f"/v1/conversations/{conversation['id']}").json()["message_count"] == 5
 
 
 def test_gmail_forwarding_confirmation_shows_on_the_stream_and_opens_no_conversation(system: System):

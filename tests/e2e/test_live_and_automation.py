@@ -8,17 +8,15 @@
   AUTOMATION_AUTO_REPLY_INTERVAL_HOURS, default 24).
 """
 
-import json
-import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import System, wait_for_json
 from tests.e2e.scenarios_support import (
+    EventListener,
     messages_of,
     new_account,
     new_stream,
@@ -40,64 +38,6 @@ pytestmark = pytest.mark.e2e
 def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with running_system(backends, tmp_path_factory, "live", {"INGEST_AUTH_ENABLED": "false"}) as running:
         yield running
-
-
-class EventListener:
-    """Reads `GET /v1/events` in a thread (httpx streaming) and keeps every event it got, in order."""
-
-    def __init__(self, system: System, api_key: str) -> None:
-        self.events: list[tuple[str, dict]] = []
-        self.connected = threading.Event()
-        self._stop = threading.Event()
-        self._client = httpx.Client(
-            base_url=system.gateway,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=httpx.Timeout(10, read=2),
-        )
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self.error: BaseException | None = None
-
-    def __enter__(self) -> "EventListener":
-        self._thread.start()
-        assert self.connected.wait(20), f"the event stream did not open: {self.error!r}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._client.close()
-
-    def _read(self) -> None:
-        try:
-            with self._client.stream("GET", "/v1/events") as response:
-                assert response.status_code == 200, response.status_code
-                assert response.headers["content-type"].startswith("text/event-stream")
-                name, data = None, []
-                lines = response.iter_lines()
-                while not self._stop.is_set():
-                    try:
-                        line = next(lines)
-                    except httpx.ReadTimeout:
-                        return  # no keep-alive within 2 s; the test notices missing events
-                    if line.startswith(": connected"):
-                        self.connected.set()
-                    elif line.startswith("event:"):
-                        name = line.partition(":")[2].strip()
-                    elif line.startswith("data:"):
-                        data.append(line.partition(":")[2].strip())
-                    elif line == "" and name is not None:
-                        self.events.append((name, json.loads("\n".join(data))))
-                        name, data = None, []
-        except BaseException as exc:  # reported by the waiting test
-            self.error = exc
-            self.connected.set()
-
-    def wait_for(self, predicate, *, what: str, timeout: float = 30) -> tuple[str, dict]:
-        def found():
-            assert self.error is None, f"event stream failed: {self.error!r}"
-            return next((event for event in list(self.events) if predicate(*event)), None)
-
-        return wait_for_sync(found, timeout=timeout, what=what)
 
 
 def customer_mail(sender: tuple[str, str], to: str, subject: str, text: str) -> EmailMessage:
