@@ -203,6 +203,10 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 - name: INGEST_TLS_KEY_FILE
   value: /var/run/mailstream/smtp-tls/tls.key
 {{- end }}
+{{- if .Values.ingest.proxyProtocol }}
+- name: INGEST_PROXY_PROTOCOL
+  value: "true"
+{{- end }}
 {{- if .Values.ingest.smtpHostname }}
 - name: INGEST_SMTP_HOSTNAME
   value: {{ .Values.ingest.smtpHostname | quote }}
