@@ -28,6 +28,8 @@ from tests.support.waiting import wait_for_sync
 # A vhost of its own per system, so that work one module's processes left queued never reaches the next module's.
 isolated_vhost = getattr(backends_module, "isolated_vhost", None) or backends_module._vhost
 INBOUND_DOMAIN = "in.mailstream.test"
+# For modules that read the event stream: a keep-alive every second lets a listener thread stop promptly.
+LIVE_ENV = {"INBOX_SSE_KEEPALIVE_SECONDS": "1"}
 INTERNAL_TOKEN = "e2e-internal-token"
 # smtp-sink writes these lines before the mail it received; they are not part of what the client sent.
 SINK_PREFIXES = (b"X-Client-Addr:", b"X-Client-Proto:", b"X-Helo-Args:", b"X-Mail-Args:", b"X-Rcpt-Args:")
@@ -231,7 +233,10 @@ def text_of(mail: EmailMessage) -> str:
 
 
 class EventListener:
-    """Reads `GET /v1/events` in a thread (httpx streaming) and keeps every event it got, in order."""
+    """Reads `GET /v1/events` in a thread (httpx streaming) and keeps every event it got, in order.
+
+    The thread looks at its stop flag on every line, so give the system a short INBOX_SSE_KEEPALIVE_SECONDS
+    (`LIVE_ENV`); a silence longer than the read timeout is recorded as an error, not taken as the end."""
 
     def __init__(self, system: System, api_key: str) -> None:
         self.events: list[tuple[str, dict]] = []
@@ -240,14 +245,15 @@ class EventListener:
         self._client = httpx.Client(
             base_url=system.gateway,
             headers={"Authorization": f"Bearer {api_key}"},
-            timeout=httpx.Timeout(10, read=2),
+            timeout=httpx.Timeout(10, read=30),
         )
         self._thread = threading.Thread(target=self._read, daemon=True)
         self.error: BaseException | None = None
 
     def __enter__(self) -> "EventListener":
         self._thread.start()
-        assert self.connected.wait(20), f"the event stream did not open: {self.error!r}"
+        assert self.connected.wait(20), "the event stream did not open"
+        assert self.error is None, f"the event stream failed: {self.error!r}"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -261,12 +267,9 @@ class EventListener:
                 assert response.status_code == 200, response.status_code
                 assert response.headers["content-type"].startswith("text/event-stream")
                 name, data = None, []
-                lines = response.iter_lines()
-                while not self._stop.is_set():
-                    try:
-                        line = next(lines)
-                    except httpx.ReadTimeout:
-                        return  # no keep-alive within 2 s; the test notices missing events
+                for line in response.iter_lines():
+                    if self._stop.is_set():
+                        return
                     if line.startswith(": connected"):
                         self.connected.set()
                     elif line.startswith("event:"):
@@ -276,8 +279,10 @@ class EventListener:
                     elif line == "" and name is not None:
                         self.events.append((name, json.loads("\n".join(data))))
                         name, data = None, []
+                raise EOFError("the gateway ended the event stream")
         except BaseException as exc:  # reported by the waiting test
-            self.error = exc
+            if not self._stop.is_set():
+                self.error = exc
             self.connected.set()
 
     def wait_for(self, predicate, *, what: str, timeout: float = 30) -> tuple[str, dict]:
@@ -286,3 +291,7 @@ class EventListener:
             return next((event for event in list(self.events) if predicate(*event)), None)
 
         return wait_for_sync(found, timeout=timeout, what=what)
+
+    def check(self) -> None:
+        """Fail if the stream broke before the test stopped it (its silence would then prove nothing)."""
+        assert self.error is None, f"event stream failed: {self.error!r}"

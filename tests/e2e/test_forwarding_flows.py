@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import System, wait_for_json
 from tests.e2e.scenarios_support import (
+    LIVE_ENV,
     EventListener,
     conversations_of,
     messages_of,
@@ -40,7 +41,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(backends, tmp_path_factory, "forwarding", {"INGEST_AUTH_ENABLED": "false"}) as running:
+    with running_system(
+        backends, tmp_path_factory, "forwarding", {"INGEST_AUTH_ENABLED": "false", **LIVE_ENV}
+    ) as running:
         yield running
 
 

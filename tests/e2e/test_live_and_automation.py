@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.conftest import System, wait_for_json
 from tests.e2e.scenarios_support import (
+    LIVE_ENV,
     EventListener,
     messages_of,
     new_account,
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(backends, tmp_path_factory, "live", {"INGEST_AUTH_ENABLED": "false"}) as running:
+    with running_system(backends, tmp_path_factory, "live", {"INGEST_AUTH_ENABLED": "false", **LIVE_ENV}) as running:
         yield running
 
 
@@ -97,6 +98,8 @@ def test_event_stream_carries_the_accounts_mail_and_delivery_and_nothing_of_anot
         )
         assert delivery["message_id"] == sent["id"]
         assert delivery["conversation_id"] == conversation_a["id"]
+        events_a.check()
+        events_b.check()
 
     b_ids = {stream_b["id"], received_b["conversation_id"], received_b["message_id"]}
     leaked = [(name, data) for name, data in events_a.events if b_ids & {str(v) for v in data.values()}]
