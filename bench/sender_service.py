@@ -21,6 +21,7 @@ from uuid import uuid4
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
@@ -112,6 +113,8 @@ async def run_once(found: backends.Backends, workers: int, count: int, size: int
         first = await db["sender_deliveries"].find_one({}, sort=[("created_at", 1)])
         last = await db["sender_deliveries"].find_one({}, sort=[("updated_at", -1)])
         seconds = (last["updated_at"] - first["created_at"]).total_seconds()
+        async with httpx.AsyncClient(timeout=10) as http:
+            breakdown = _breakdown((await http.get(f"{processes[0].ops_url}/metrics")).text)
     finally:
         for process in processes:
             process.stop()
@@ -125,6 +128,27 @@ async def run_once(found: backends.Backends, workers: int, count: int, size: int
         "count": count,
         "fill_seconds": round(fill_seconds, 1),
         "mails_per_s": round(count / seconds, 1),
+        "worker_0_mean_ms": breakdown,
+    }
+
+
+def _breakdown(metrics: str) -> dict[str, float]:
+    """Mean milliseconds per mail of the first worker's histograms: whole handler, SMTP, signing."""
+    sums: dict[str, float] = {}
+    for line in metrics.splitlines():
+        for name, key in (
+            ('mailstream_broker_handle_seconds_sum{queue="sender.replies"}', "handle_sum"),
+            ('mailstream_broker_handle_seconds_count{queue="sender.replies"}', "handle_count"),
+            ("mailstream_sender_smtp_seconds_sum", "smtp_sum"),
+            ("mailstream_sender_smtp_seconds_count", "smtp_count"),
+            ("mailstream_sender_sign_seconds_sum", "sign_sum"),
+            ("mailstream_sender_sign_seconds_count", "sign_count"),
+        ):
+            if line.startswith(name + " "):
+                sums[key] = float(line.split()[-1])
+    return {
+        what: round(1000 * sums.get(f"{what}_sum", 0) / max(1.0, sums.get(f"{what}_count", 0)), 1)
+        for what in ("handle", "smtp", "sign")
     }
 
 
