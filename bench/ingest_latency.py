@@ -5,7 +5,7 @@ connections send mails with unique subjects at a fixed total rate; the gateway's
 reports `message.received` once inbox has stored the message, which is when it is readable over the API. The
 latency of a mail is SSE arrival minus the moment its `250` came back.
 
-    eval "$(scripts/deps.sh)" && uv run python bench/ingest_latency.py [--rate 60] [--seconds 20] [--threads 4]
+    eval "$(scripts/deps.sh)" && uv run python bench/ingest_latency.py [--rate 5] [--seconds 20] [--threads 2]
 """
 
 import argparse
@@ -57,9 +57,9 @@ def start_system(amqp_url: str, mongodb_uri: str, database: str, log_dir: Path) 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=float, default=60, help="mails per second, all threads together")
+    parser.add_argument("--rate", type=float, default=5, help="mails per second, all threads together")
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
     options = parser.parse_args()
     amqp = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     mongodb_uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/")

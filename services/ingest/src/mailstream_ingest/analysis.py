@@ -1,14 +1,18 @@
 """From a received mail (and its authentication result) to the events that leave ingest: pure composition."""
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from mailstream_common.contracts import DeliveryReported, MailAnalysed, MailReceived
+from mailstream_common.contracts import DeliveryReported, Event, MailAnalysed, MailReceived
 from mailstream_common.contracts.mail import AuthenticationResult
 
 from .bounces import parse_bounce
+from .charsets import without_surrogates
 from .confirmations import detect_forwarding_test, detect_provider_confirmation
 from .forwards import detect_forward
 from .parsing import ParsedMail, parse_mail
+
+E = TypeVar("E", bound=Event)
 
 
 @dataclass
@@ -80,6 +84,22 @@ def analyse(received: MailReceived, parsed: ParsedMail, authentication: Authenti
             )
         )
     return Outcome(analysed, reports)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return without_surrogates(value)
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    return value
+
+
+def scrubbed(event: E) -> E:
+    """The same event with every string made JSON-safe: the last line of defence against undecodable bytes
+    that slipped through parsing, so that such a mail is still delivered rather than dead-lettered."""
+    return type(event).model_validate(_scrub(event.model_dump(by_alias=True)))
 
 
 def parse(received: MailReceived) -> ParsedMail:

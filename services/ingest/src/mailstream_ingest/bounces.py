@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from .charsets import without_surrogates
 from .parsing import ParsedMail
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -85,10 +86,10 @@ def _from_dsn(part: Message) -> BounceReport | None:
         detail = diagnostic_text or f"{action or 'failed'} {status}".strip()
         return BounceReport(
             status="deferred" if delayed else "bounced",
-            recipient=recipient_address,
+            recipient=without_surrogates(recipient_address) if recipient_address else None,
             smtp_code=smtp_code,
             permanent=permanent,
-            detail=detail[:1000],
+            detail=without_surrogates(detail[:1000]),
         )
     return None
 

@@ -122,3 +122,13 @@ def header_to_text(raw_value: str, name: str, fallback_label: str | None = None)
             out.append(text)
             warnings.extend(more)
     return "".join(out).strip(), warnings
+
+
+def without_surrogates(text: str) -> str:
+    """Text safe for JSON: bytes smuggled as surrogate escapes are decoded (UTF-8, else replaced)."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -99,16 +99,17 @@ def _read_headers(parsed: ParsedMail) -> None:
         parsed.headers.append(HeaderField(name=name, value=value))
 
     raw = {name.lower(): str(value) for name, value in reversed(raw_items)}  # first occurrence wins
+    decoded = {h.name.lower(): h.value for h in reversed(parsed.headers)}
     parsed.subject = parsed.header("Subject") or ""
     parsed.from_ = next(iter(parse_addresses(raw.get("from", ""), "From", fallback, parsed.warnings)), None)
     parsed.to = parse_addresses(_all(raw_items, "to"), "To", fallback, parsed.warnings)
     parsed.cc = parse_addresses(_all(raw_items, "cc"), "Cc", fallback, parsed.warnings)
     parsed.reply_to = parse_addresses(raw.get("reply-to", ""), "Reply-To", fallback, parsed.warnings)
-    parsed.date = parse_date(raw.get("date"), parsed.warnings)
-    ids = _MSGID.findall(raw.get("message-id", ""))
+    parsed.date = parse_date(decoded.get("date"), parsed.warnings)
+    ids = _MSGID.findall(decoded.get("message-id", ""))
     parsed.message_id = ids[0] if ids else None
-    parsed.in_reply_to = _MSGID.findall(raw.get("in-reply-to", ""))
-    parsed.references = _MSGID.findall(raw.get("references", ""))
+    parsed.in_reply_to = _MSGID.findall(decoded.get("in-reply-to", ""))
+    parsed.references = _MSGID.findall(decoded.get("references", ""))
 
 
 def _all(raw_items: list[tuple[str, object]], name: str) -> str:
@@ -153,8 +154,16 @@ def parse_date(value: str | None, warnings: list[str]) -> datetime | None:
 # --- body -----------------------------------------------------------------------------------------------------
 
 
+def part_header(part: Message, name: str) -> str:
+    """A part's header as text (the stdlib hands back a Header object, not a str, when it holds 8-bit bytes)."""
+    for key, value in part.raw_items():
+        if key.lower() == name.lower():
+            return header_to_text(str(value), name)[0]
+    return ""
+
+
 def _is_attachment(part: Message, part_id: str) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    disposition = part_header(part, "Content-Disposition").split(";")[0].strip().lower()
     if disposition == "attachment":
         return True
     is_body_text = part.get_content_type() in ("text/plain", "text/html") and not part.get_filename()
@@ -196,7 +205,7 @@ def _decode_part_text(part: Message, part_id: str) -> tuple[str, list[str]]:
 
 def _transfer_encoding_warnings(part: Message, part_id: str) -> list[str]:
     """The stdlib hands back damaged base64 undecoded and silently; say so."""
-    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
+    if part_header(part, "Content-Transfer-Encoding").strip().lower() != "base64":
         return []
     raw = part.get_payload()
     if not isinstance(raw, str):
@@ -225,8 +234,8 @@ def _attachment(part_id: str, part: Message, parsed: ParsedMail) -> AttachmentIn
     if filename is not None:
         filename, warnings = header_to_text(str(filename), f"filename of part {part_id}")
         parsed.warnings.extend(warnings)
-    content_id = (part.get("Content-ID") or "").strip().strip("<>") or None
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    content_id = part_header(part, "Content-ID").strip().strip("<>") or None
+    disposition = part_header(part, "Content-Disposition").split(";")[0].strip().lower()
     return AttachmentInfo(
         part_id=part_id,
         filename=filename or None,

@@ -9,12 +9,14 @@ import asyncio
 import logging
 import time
 
+from pydantic_core import PydanticSerializationError
+
 from mailstream_common.broker import Broker, Delivery
-from mailstream_common.contracts import MailReceived
+from mailstream_common.contracts import Event, MailReceived
 from mailstream_common.contracts.mail import AuthenticationResult
 
 from . import metrics
-from .analysis import analyse, from_domain, parse
+from .analysis import analyse, from_domain, parse, scrubbed
 from .authentication import Authenticator
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,9 @@ class AnalysisWorker:
                 metrics.AUTH_RESULTS.labels(method, getattr(authentication, method)).inc()
         outcome = await asyncio.to_thread(analyse, received, parsed, authentication)
         if outcome.analysed is not None:
-            await self.broker.publish(outcome.analysed, correlation_id=received.mail_id)
+            await self._publish(outcome.analysed, received.mail_id)
         for report in outcome.delivery_reports:
-            await self.broker.publish(report, correlation_id=received.mail_id)
+            await self._publish(report, received.mail_id)
         metrics.ANALYSED.labels("warnings" if parsed.warnings else "clean").inc()
         log.info(
             "mail analysed",
@@ -61,3 +63,10 @@ class AnalysisWorker:
                 "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
+
+    async def _publish(self, event: Event, mail_id: str) -> None:
+        try:
+            await self.broker.publish(event, correlation_id=mail_id)
+        except PydanticSerializationError:
+            log.warning("undecodable text replaced before publishing", extra={"mail_id": mail_id})
+            await self.broker.publish(scrubbed(event), correlation_id=mail_id)
