@@ -57,7 +57,20 @@ class DkimDns:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "DkimDns":
+    def start(self, attempts: int = 3) -> "DkimDns":
+        """Start dnsmasq and wait until it answers; on another port if this one turns out to be taken (UDP)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once()
+                return self
+            except (RuntimeError, AssertionError):
+                self.stop()
+                if attempt == attempts:
+                    raise
+                self.port = free_port()
+        return self
+
+    def _start_once(self) -> None:
         args = [
             DNSMASQ,
             "--no-daemon",
@@ -75,15 +88,14 @@ class DkimDns:
             args.append(f"--txt-record={name},{strings}")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         first = next(iter(self.records))
-        wait_for_sync(lambda: self._answers(first), timeout=10, what="dnsmasq answering")
-        return self
+        wait_for_sync(lambda: self._answers(first), timeout=20, what="dnsmasq answering")
 
     def _answers(self, name: str) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"dnsmasq exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
         try:
             return self.txt(name.encode()) is not None
-        except dns.exception.DNSException:
+        except (dns.exception.DNSException, OSError):  # not bound yet: ICMP port unreachable -> ECONNREFUSED
             return False
 
     def stop(self) -> None:
