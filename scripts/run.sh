@@ -33,9 +33,11 @@ trap stop_all INT TERM EXIT
 
 if [[ -z "${SENDER_SMTP_HOST:-}" ]]; then
   export SENDER_SMTP_HOST=127.0.0.1 SENDER_SMTP_PORT="${SENDER_SMTP_PORT:-2526}"
-  chmod 0777 "$STATE/outbox"
   # Postfix's smtp-sink accepts everything and keeps each mail as a file: the outbox to look at in development.
-  /usr/sbin/smtp-sink -u nobody -d "$STATE/outbox/%Y%m%d%H%M%S." "$SENDER_SMTP_HOST:$SENDER_SMTP_PORT" 64 &
+  # As root it insists on -u; staying root keeps the files writable in .state (whose parents may be private).
+  sink_user=()
+  if [[ $EUID -eq 0 ]]; then sink_user=(-u root); fi
+  /usr/sbin/smtp-sink "${sink_user[@]}" -d "$STATE/outbox/%Y%m%d%H%M%S." "$SENDER_SMTP_HOST:$SENDER_SMTP_PORT" 64 &
   pids+=($!)
 fi
 
