@@ -24,7 +24,7 @@ wait_for_port() {  # host port seconds what
   done
 }
 
-apt_packages=(rabbitmq-server postfix swaks dnsmasq-base opendkim-tools libmail-dkim-perl libmail-spf-perl curl)
+apt_packages=(rabbitmq-server postfix swaks dnsmasq-base opendkim-tools libmail-dkim-perl libmail-spf-perl curl jq openssl)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
