@@ -162,4 +162,6 @@ async def test_stored_message_is_announced_once_even_when_redelivered(stream, de
             return event.subject == marker.subject and len(seen) >= 2
 
         await wait_for(until_marker, timeout=15, what="both announcements")
-    assert sorted(e.subject for e in seen) == sorted([mail.subject, "marker"])
+    assert sorted(e.subject for e in seen) == sorted([mail.subject, "marker"]), [
+        (e.message_id, e.conversation_id, e.event_id) for e in seen
+    ]

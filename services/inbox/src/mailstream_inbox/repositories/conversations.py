@@ -17,7 +17,7 @@ tens of thousands of conversations, not for millions (that wants a search engine
 Counters are idempotent: a message is counted by the same update that appends its id to `message_ids`, guarded by
 "not in `message_ids` yet", and `last_message_at` only moves forward, so a redelivered mail never counts twice.
 The thread keys of a conversation (the Message-IDs of its messages) are looked up through the messages themselves
-(`messages.conversation_of`, an `_id` lookup); see `messages` for why `_id` lookups matter on FerretDB v1.
+(`messages.conversation_of`, an `_id` lookup); see `messages` for why bare `_id` lookups matter on FerretDB v1.
 """
 
 import contextlib
@@ -34,7 +34,7 @@ from mailstream_common.mongo import insert_once
 
 from ..threading import ThreadCandidate
 from . import keyset_page
-from .messages import keyed_id
+from .messages import find_owned, keyed_id
 
 COLLECTION = "conversations"
 SUBJECTS = "conversation_subjects"  # _id: subject_key(...) -> {conversation_id}: the subject fallback's lookup
@@ -203,11 +203,11 @@ async def record_message(
 
 
 async def get(db: AsyncDatabase, account_id: str, conversation_id: str) -> dict[str, Any] | None:
-    return await db[COLLECTION].find_one({"_id": conversation_id, "account_id": account_id}, LIST_PROJECTION)
+    return await find_owned(db[COLLECTION], conversation_id, account_id, LIST_PROJECTION)
 
 
 async def get_with_message_ids(db: AsyncDatabase, account_id: str, conversation_id: str) -> dict[str, Any] | None:
-    return await db[COLLECTION].find_one({"_id": conversation_id, "account_id": account_id}, {"search_terms": 0})
+    return await find_owned(db[COLLECTION], conversation_id, account_id, {"search_terms": 0})
 
 
 async def get_internal(db: AsyncDatabase, conversation_id: str) -> dict[str, Any] | None:
