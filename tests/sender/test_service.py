@@ -1,7 +1,8 @@
 """The sender as a real process (`python -m mailstream_sender`): crash safety, competing workers, the
 suppression API and the bounce consumer, through the real broker, database, HTTP and SMTP."""
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import uuid4
@@ -16,7 +17,7 @@ from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, DomainChanged
 from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
 from tests.sender.domains_stub import DomainKey, DomainsStub
-from tests.support.backends import Backends
+from tests.support.backends import Backends, isolated_vhost
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.smtp_sink import RecordingSink
 from tests.support.waiting import wait_for
@@ -63,9 +64,25 @@ class SenderProcesses:
             process.stop(10)
 
 
+@pytest.fixture(scope="module")
+def own_vhost(backends: Backends) -> Iterator[Backends]:
+    """A vhost of this module's own: commands other suites left on the session's `sender.replies` (forwarding
+    checks published by inbox tests, say) must not reach these workers and their relay."""
+    with isolated_vhost(backends.amqp_url) as amqp_url:
+        yield dataclasses.replace(backends, amqp_url=amqp_url)
+
+
 @pytest.fixture
-def processes(backends, mongo_db, relay, domains, tmp_path) -> Iterator[SenderProcesses]:
-    group = SenderProcesses(backends, mongo_db, relay, domains, tmp_path)
+async def broker(own_vhost: Backends) -> AsyncIterator[Broker]:
+    connected = Broker(own_vhost.amqp_url, service="tests")
+    await connected.connect()
+    yield connected
+    await connected.close(grace=5)
+
+
+@pytest.fixture
+def processes(own_vhost, mongo_db, relay, domains, tmp_path) -> Iterator[SenderProcesses]:
+    group = SenderProcesses(own_vhost, mongo_db, relay, domains, tmp_path)
     yield group
     group.stop_all()
 
