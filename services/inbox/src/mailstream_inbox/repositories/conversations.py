@@ -20,9 +20,11 @@ The thread keys of a conversation (the Message-IDs of its messages) are looked u
 (`messages.conversation_of`, an `_id` lookup); see `messages` for why bare `_id` lookups matter on FerretDB v1.
 """
 
+import asyncio
 import contextlib
 import re
-from datetime import datetime
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -166,6 +168,40 @@ async def create_once(
     return await insert_once(db[COLLECTION], doc, {"_id": doc["_id"]})
 
 
+LOCKS = "conversation_locks"
+LOCK_LEASE_SECONDS = 15.0
+LOCK_WAIT_SECONDS = 20.0
+
+
+@contextlib.asynccontextmanager
+async def _conversation_lock(db: AsyncDatabase, conversation_id: str) -> AsyncIterator[None]:
+    """Hold a conversation's append lock: one writer at a time folds messages into it.
+
+    FerretDB v1 applies an update as read-modify-write without isolation, so two concurrent `$push`es to
+    `message_ids` can lose one (a customer's quick follow-ups did). The lock is the insert of a document with the
+    conversation's `_id`: a unique-key insert is atomic on MongoDB and FerretDB alike. A holder that died loses the
+    lock when its lease runs out; a writer that cannot get it in time fails and is retried by the broker.
+    """
+    locks = db[LOCKS]
+    deadline = asyncio.get_running_loop().time() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            await locks.insert_one({"_id": conversation_id, "claimed_at": utcnow()})
+            break
+        except DuplicateKeyError:
+            held = await locks.find_one({"_id": conversation_id})
+            if held is not None and held["claimed_at"] < utcnow() - timedelta(seconds=LOCK_LEASE_SECONDS):
+                await locks.delete_one({"_id": conversation_id, "claimed_at": held["claimed_at"]})
+                continue
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"conversation {conversation_id} stayed locked") from None
+            await asyncio.sleep(0.02)  # the holder's few updates take milliseconds
+    try:
+        yield
+    finally:
+        await locks.delete_one({"_id": conversation_id})
+
+
 async def record_message(
     db: AsyncDatabase,
     conversation_id: str,
@@ -179,6 +215,13 @@ async def record_message(
 
     A customer writing again reopens a pending or closed conversation.
     """
+    async with _conversation_lock(db, conversation_id):
+        await _record_message(db, conversation_id, message_id, message_at, snippet, inbound)
+
+
+async def _record_message(
+    db: AsyncDatabase, conversation_id: str, message_id: str, message_at: datetime, snippet: str | None, inbound: bool
+) -> None:
     conversations = db[COLLECTION]
     await conversations.update_one(
         {"_id": conversation_id, "message_ids": {"$ne": message_id}},
@@ -224,7 +267,9 @@ def list_query(
     assignee: str | None = None,
     q: str | None = None,
 ) -> dict[str, Any]:
-    query: dict[str, Any] = {"account_id": account_id}
+    # A conversation is opened just before its first message is stored; until that message is folded in, it has
+    # nothing to show, and listing it would offer an empty thread.
+    query: dict[str, Any] = {"account_id": account_id, "message_count": {"$gt": 0}}
     for field, value in (
         ("topic_id", topic_id),
         ("stream_id", stream_id),
