@@ -21,12 +21,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mailstream_common.settings import CommonSettings
 from mailstream_common.topology import WORK_QUEUES
-from tests.deploy.yaml_subset import load as load_yaml
-from tests.deploy.yaml_subset import loads as load_yaml_text
 from tests.support.processes import free_port
+
+
+def load_yaml(path: Path) -> typing.Any:
+    return yaml.safe_load(path.read_text())
+
+
+def load_yaml_text(text: str) -> typing.Any:
+    return yaml.safe_load(text)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
