@@ -76,3 +76,11 @@ def test_a_mail_travels_in_and_a_reply_goes_out(system: System):
     assert out["Subject"] == "Re: My order has not arrived"
     assert out["In-Reply-To"] == mail["Message-ID"]
     assert "It ships today" in out.get_body(("plain",)).get_content()
+
+
+def test_every_service_drains_and_exits_cleanly_on_sigterm(system: System):
+    """What Kubernetes does on a rollout: SIGTERM, then wait. Each service finishes and exits 0 (last in module)."""
+    for process in system.processes.values():
+        process.request_stop()
+    codes = {name: process.stop(timeout=30) for name, process in system.processes.items()}
+    assert codes == dict.fromkeys(system.processes, 0), f"{codes}\n{system.logs()}"

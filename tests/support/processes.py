@@ -28,12 +28,14 @@ class ServiceProcess:
         self.ops_url = ops_url
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stop_requested = False
 
     def start(self, timeout: float = 60.0) -> "ServiceProcess":
         return self.spawn().wait_ready(timeout)
 
     def spawn(self) -> "ServiceProcess":
         """Start the process without waiting, so that several can start side by side."""
+        self.stop_requested = False
         log_file = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
@@ -58,14 +60,17 @@ class ServiceProcess:
 
     def request_stop(self) -> None:
         """SIGTERM without waiting, so that several can drain side by side; `stop()` then waits."""
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None and not self.stop_requested:
             self.proc.send_signal(signal.SIGTERM)
+            # Once: a second SIGTERM that lands after the service's event loop has closed meets Python's default
+            # handler and kills a process that was exiting cleanly.
+            self.stop_requested = True
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (graceful shutdown) and wait; SIGKILL only if it does not stop in time."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
+        self.request_stop()
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -5,6 +5,7 @@ uvicorn server on a port of their own, in the same event loop as their work.
 """
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -56,7 +57,8 @@ class OpsServer:
             Starlette(routes=ops_routes(checks)), host=host, port=port, log_config=None, access_log=False
         )
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # the service frame owns signals
+        # The service frame owns SIGTERM/SIGINT; uvicorn's own capture would re-raise the signal at exit (-15).
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -1,6 +1,7 @@
 """Wiring of the domains service: settings, Mongo, broker, HTTP app, background verifier, graceful shutdown."""
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -64,7 +65,8 @@ async def main(stop: asyncio.Event, settings: DomainsSettings | None = None) -> 
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # service.run owns signals
+    # The service frame owns SIGTERM/SIGINT; uvicorn's own capture would re-raise the signal at exit (-15).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     verifier = BackgroundVerifier(manager, poll_seconds=settings.verifier_poll_seconds)
     serving = asyncio.create_task(server.serve())
     verifier.start()

@@ -1,6 +1,7 @@
 """Wiring only: settings, logging, Mongo, broker, the consumers, the HTTP app, and shutdown."""
 
 import asyncio
+import contextlib
 import logging
 import socket
 import uuid
@@ -81,7 +82,8 @@ async def main(stop: asyncio.Event) -> None:
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
     )
-    server.install_signal_handlers = lambda: None  # the service frame owns signals
+    # The service frame owns SIGTERM/SIGINT; uvicorn's own capture would re-raise the signal at exit (-15).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
     while not server.started:  # HTTP first: a port that is taken stops the process before it takes any work
         if serving.done():
