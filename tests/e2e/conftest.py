@@ -2,7 +2,6 @@
 as the outbound relay. Module-scoped: starting it costs a few seconds."""
 
 import contextlib
-import dataclasses
 import itertools
 import json
 import os
@@ -24,6 +23,8 @@ from tests.support.processes import ServiceProcess, free_port
 from tests.support.waiting import wait_for_sync
 
 _system_counter = itertools.count()
+INBOUND_DOMAIN = "in.mailstream.test"
+INTERNAL_TOKEN = "e2e-internal-token"
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 
@@ -86,26 +87,39 @@ class System:
         return "\n".join(f"--- {name}\n{p.logs(40)}" for name, p in self.processes.items())
 
 
+@contextlib.contextmanager
+def running_system(
+    backends: Backends, tmp_path_factory: pytest.TempPathFactory, name: str, extra_env: dict[str, str] | None = None
+) -> Iterator[System]:
+    """The five services as real processes (plus smtp-sink as relay), `extra_env` over the defaults.
+
+    Each system gets its own vhost and database, so nothing queued or stored by another module's processes
+    reaches this one."""
+    with isolated_vhost(backends.amqp_url) as amqp_url:
+        yield from _run_system(amqp_url, backends, tmp_path_factory, name, extra_env or {})
+
+
 @pytest.fixture(scope="module")
 def system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """Each module gets its own vhost, so nothing queued by another module's processes reaches this one."""
-    with isolated_vhost(backends.amqp_url) as amqp_url:
-        yield from _run_system(dataclasses.replace(backends, amqp_url=amqp_url), tmp_path_factory)
+    with running_system(backends, tmp_path_factory, f"m{next(_system_counter)}") as running:
+        yield running
 
 
-def _run_system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    log_dir = tmp_path_factory.mktemp("logs")
+def _run_system(
+    amqp_url: str, backends: Backends, tmp_path_factory: pytest.TempPathFactory, name: str, extra_env: dict[str, str]
+) -> Iterator[System]:
+    log_dir = tmp_path_factory.mktemp(f"logs-{name}")
     # Not under pytest's tmp dir: smtp-sink writes as 'nobody', who cannot enter pytest's private base folder.
-    relay_dir = Path(tempfile.mkdtemp(prefix="mailstream-relay-"))
+    relay_dir = Path(tempfile.mkdtemp(prefix=f"mailstream-relay-{name}-"))
     relay = RelaySink(free_port(), relay_dir).start()
-    ports = {name: free_port() for name in ("smtp", "ingest", "inbox", "domains", "automation", "sender")}
+    ports = {key: free_port() for key in ("smtp", "ingest", "inbox", "domains", "automation", "sender")}
     env = {
-        "AMQP_URL": backends.amqp_url,
+        "AMQP_URL": amqp_url,
         "MONGODB_URI": backends.mongodb_uri,
-        "MONGODB_DATABASE": f"{backends.database}_e2e_{next(_system_counter)}",
-        "MAILSTREAM_INTERNAL_TOKEN": "e2e-internal-token",
+        "MONGODB_DATABASE": f"{backends.database}_e2e_{name}",
+        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
         "DOMAINS_KEY_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        "MAILSTREAM_INBOUND_DOMAIN": "in.mailstream.test",
+        "MAILSTREAM_INBOUND_DOMAIN": INBOUND_DOMAIN,
         "INGEST_SMTP_PORT": str(ports["smtp"]),
         "INGEST_OPS_PORT": str(ports["ingest"]),
         "INBOX_HTTP_PORT": str(ports["inbox"]),
@@ -117,20 +131,18 @@ def _run_system(backends: Backends, tmp_path_factory: pytest.TempPathFactory) ->
         "SENDER_URL": f"http://127.0.0.1:{ports['sender']}",
         "SENDER_SMTP_HOST": "127.0.0.1",
         "SENDER_SMTP_PORT": str(relay.port),
-        "DNS_NAMESERVERS": "127.0.0.1:1",  # nothing answers: lookups time out fast, as "temperror"
+        "DNS_NAMESERVERS": "127.0.0.1:1",  # nothing answers unless a module brings its DNS server: fast temperror
         "SHUTDOWN_GRACE_SECONDS": "5",
+        **extra_env,
     }
     ops = {
-        "domains": f"http://127.0.0.1:{ports['domains']}",
-        "automation": f"http://127.0.0.1:{ports['automation']}",
-        "inbox": f"http://127.0.0.1:{ports['inbox']}",
-        "sender": f"http://127.0.0.1:{ports['sender']}",
-        "ingest": f"http://127.0.0.1:{ports['ingest']}",
+        service: f"http://127.0.0.1:{ports[service]}"
+        for service in ("domains", "automation", "inbox", "sender", "ingest")
     }
     system = System(ops["inbox"], ports["smtp"], relay, env)
     try:
-        for name, url in ops.items():
-            system.processes[name] = ServiceProcess(name, f"mailstream_{name}", env, url, log_dir).spawn()
+        for service, url in ops.items():  # side by side: start-up is mostly imports
+            system.processes[service] = ServiceProcess(service, f"mailstream_{service}", env, url, log_dir).spawn()
         for process in system.processes.values():
             process.wait_ready(timeout=120)
         yield system

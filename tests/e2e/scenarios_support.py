@@ -1,100 +1,25 @@
 """Shared pieces of the end-to-end scenarios: a whole system started with extra settings (a test DNS server, say),
 and the steps every scenario repeats through the public interfaces (CLI account, API stream, SMTP in, relay out).
 
-`running_system` builds the system exactly as `tests/e2e/conftest.py` does, with `extra_env` on top and a database
-of its own per module, so that scenario modules do not see each other's data.
+`running_system` (from `tests/e2e/conftest.py`) builds the system with `extra_env` on top, and a vhost and
+database of its own per module, so that scenario modules do not see each other's data.
 """
 
-import contextlib
 import json
-import shutil
 import smtplib
-import tempfile
 import threading
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.e2e.conftest import RelaySink, System, wait_for_json
-from tests.support import backends as backends_module
-from tests.support.backends import Backends
-from tests.support.processes import ServiceProcess, free_port
+from tests.e2e.conftest import System, wait_for_json
 from tests.support.waiting import wait_for_sync
 
-# A vhost of its own per system, so that work one module's processes left queued never reaches the next module's.
-isolated_vhost = getattr(backends_module, "isolated_vhost", None) or backends_module._vhost
-INBOUND_DOMAIN = "in.mailstream.test"
 # For modules that read the event stream: a keep-alive every second lets a listener thread stop promptly.
 LIVE_ENV = {"INBOX_SSE_KEEPALIVE_SECONDS": "1"}
-INTERNAL_TOKEN = "e2e-internal-token"
 # smtp-sink writes these lines before the mail it received; they are not part of what the client sent.
 SINK_PREFIXES = (b"X-Client-Addr:", b"X-Client-Proto:", b"X-Helo-Args:", b"X-Mail-Args:", b"X-Rcpt-Args:")
-
-
-@contextlib.contextmanager
-def running_system(
-    backends: Backends, tmp_path_factory: pytest.TempPathFactory, name: str, extra_env: dict[str, str] | None = None
-) -> Iterator[System]:
-    """The five services as real processes (plus smtp-sink as relay), with `extra_env` overriding the defaults."""
-    with isolated_vhost(backends.amqp_url) as amqp_url:
-        yield from _run(amqp_url, backends, tmp_path_factory, name, extra_env or {})
-
-
-def _run(
-    amqp_url: str, backends: Backends, tmp_path_factory: pytest.TempPathFactory, name: str, extra_env: dict[str, str]
-) -> Iterator[System]:
-    log_dir = tmp_path_factory.mktemp(f"logs-{name}")
-    relay_dir = Path(tempfile.mkdtemp(prefix=f"mailstream-relay-{name}-"))
-    relay = RelaySink(free_port(), relay_dir).start()
-    ports = {key: free_port() for key in ("smtp", "ingest", "inbox", "domains", "automation", "sender")}
-    env = {
-        "AMQP_URL": amqp_url,
-        "MONGODB_URI": backends.mongodb_uri,
-        "MONGODB_DATABASE": f"{backends.database}_e2e_{name}",
-        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
-        "DOMAINS_KEY_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        "MAILSTREAM_INBOUND_DOMAIN": INBOUND_DOMAIN,
-        "INGEST_SMTP_PORT": str(ports["smtp"]),
-        "INGEST_OPS_PORT": str(ports["ingest"]),
-        "INBOX_HTTP_PORT": str(ports["inbox"]),
-        "DOMAINS_HTTP_PORT": str(ports["domains"]),
-        "AUTOMATION_HTTP_PORT": str(ports["automation"]),
-        "SENDER_HTTP_PORT": str(ports["sender"]),
-        "DOMAINS_URL": f"http://127.0.0.1:{ports['domains']}",
-        "AUTOMATION_URL": f"http://127.0.0.1:{ports['automation']}",
-        "SENDER_URL": f"http://127.0.0.1:{ports['sender']}",
-        "SENDER_SMTP_HOST": "127.0.0.1",
-        "SENDER_SMTP_PORT": str(relay.port),
-        "DNS_NAMESERVERS": "127.0.0.1:1",  # nothing answers unless a module brings its DNS server
-        "SHUTDOWN_GRACE_SECONDS": "5",
-        **extra_env,
-    }
-    ops = {
-        "domains": f"http://127.0.0.1:{ports['domains']}",
-        "automation": f"http://127.0.0.1:{ports['automation']}",
-        "inbox": f"http://127.0.0.1:{ports['inbox']}",
-        "sender": f"http://127.0.0.1:{ports['sender']}",
-        "ingest": f"http://127.0.0.1:{ports['ingest']}",
-    }
-    system = System(ops["inbox"], ports["smtp"], relay, env)
-    try:
-        for service, url in ops.items():
-            system.processes[service] = ServiceProcess(service, f"mailstream_{service}", env, url, log_dir).spawn()
-        for process in system.processes.values():
-            process.wait_ready(timeout=120)
-        yield system
-    finally:
-        for process in system.processes.values():
-            process.request_stop()
-        for process in system.processes.values():
-            with contextlib.suppress(Exception):
-                process.stop()
-        relay.stop()
-        shutil.rmtree(relay_dir, ignore_errors=True)
 
 
 # --- set-up through the public API --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from email.utils import format_datetime, make_msgid
 
 import pytest
 
-from tests.e2e.conftest import System, wait_for_json
+from tests.e2e.conftest import System, running_system, wait_for_json
 from tests.e2e.scenarios_support import (
     LIVE_ENV,
     EventListener,
@@ -26,7 +26,6 @@ from tests.e2e.scenarios_support import (
     relay_dumps,
     relay_mail_to,
     reply,
-    running_system,
     sink_envelope,
     smtp_send,
     strip_sink_headers,

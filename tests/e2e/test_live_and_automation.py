@@ -14,7 +14,7 @@ from email.utils import make_msgid
 
 import pytest
 
-from tests.e2e.conftest import System, wait_for_json
+from tests.e2e.conftest import System, running_system, wait_for_json
 from tests.e2e.scenarios_support import (
     LIVE_ENV,
     EventListener,
@@ -23,7 +23,6 @@ from tests.e2e.scenarios_support import (
     new_stream,
     relay_mail_to,
     reply,
-    running_system,
     smtp_send,
     text_of,
     wait_for_conversation,

@@ -16,16 +16,14 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.e2e.conftest import System
+from tests.e2e.conftest import INTERNAL_TOKEN, System, running_system
 from tests.e2e.scenarios_support import (
-    INTERNAL_TOKEN,
     messages_of,
     new_account,
     new_stream,
     parse,
     relay_dumps,
     reply,
-    running_system,
     sink_envelope,
     smtp_send,
     strip_sink_headers,
