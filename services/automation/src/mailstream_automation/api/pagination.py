@@ -5,21 +5,17 @@ A cursor is url-safe base64 of the last item's sort values plus a checksum, so a
 (The same shape as the gateway's own lists.)
 """
 
-import base64
-import binascii
-import hashlib
-import json
-from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import HTTPException, Query
 from pydantic import BaseModel, Field
 
+from mailstream_common import cursors
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-_DATETIME_TAG = "$dt"
 
 
 class Page(BaseModel, Generic[T]):
@@ -40,30 +36,14 @@ class InvalidCursor(HTTPException):
         )
 
 
-def _checksum(payload: bytes) -> str:
-    return hashlib.blake2b(payload, digest_size=6, person=b"ms-auto-cur").hexdigest()
-
-
 def encode_cursor(values: dict[str, Any]) -> str:
-    plain = {k: {_DATETIME_TAG: v.isoformat()} if isinstance(v, datetime) else v for k, v in values.items()}
-    payload = json.dumps(plain, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=") + "." + _checksum(payload)
+    return cursors.encode_cursor(values)
 
 
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not cursor:
         return None
-    body, _, checksum = cursor.partition(".")
     try:
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        if not checksum or _checksum(payload) != checksum:
-            raise InvalidCursor()
-        values = json.loads(payload)
-        if not isinstance(values, dict):
-            raise InvalidCursor()
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        return cursors.decode_cursor(cursor)
+    except cursors.InvalidCursorError as exc:
         raise InvalidCursor() from exc
-    return {
-        k: datetime.fromisoformat(v[_DATETIME_TAG]) if isinstance(v, dict) and set(v) == {_DATETIME_TAG} else v
-        for k, v in values.items()
-    }

@@ -9,21 +9,17 @@ In a route: `limit: LimitParam = DEFAULT_LIMIT, cursor: CursorParam = None` (Fas
 then `after = decode_optional_cursor(cursor)` and `Page(items=..., next_cursor=encode_optional_cursor(values))`.
 """
 
-import base64
-import binascii
-import hashlib
-import json
-from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import HTTPException, Query
 from pydantic import BaseModel, Field
 
+from mailstream_common import cursors
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-_DATETIME_TAG = "$dt"
 
 
 class Page(BaseModel, Generic[T]):
@@ -47,40 +43,15 @@ class InvalidCursor(HTTPException):
         )
 
 
-def _checksum(payload: bytes) -> str:
-    return hashlib.blake2b(payload, digest_size=6, person=b"ms-cursor").hexdigest()
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {_DATETIME_TAG: value.isoformat()}
-    return value
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {_DATETIME_TAG}:
-        return datetime.fromisoformat(value[_DATETIME_TAG])
-    return value
-
-
 def encode_cursor(values: dict[str, Any]) -> str:
-    payload = json.dumps({k: _to_json(v) for k, v in values.items()}, separators=(",", ":"), sort_keys=True).encode()
-    body = base64.urlsafe_b64encode(payload).decode("ascii").rstrip("=")
-    return f"{body}.{_checksum(payload)}"
+    return cursors.encode_cursor(values)
 
 
 def decode_cursor(cursor: str) -> dict[str, Any]:
     """The values `encode_cursor` was given; raises `InvalidCursor` (422) on anything else."""
-    body, _, checksum = cursor.partition(".")
     try:
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        if not checksum or _checksum(payload) != checksum:
-            raise InvalidCursor()
-        values = json.loads(payload)
-        if not isinstance(values, dict):
-            raise InvalidCursor()
-        return {k: _from_json(v) for k, v in values.items()}
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        return cursors.decode_cursor(cursor)
+    except cursors.InvalidCursorError as exc:
         raise InvalidCursor() from exc
 
 
