@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pymongo.asynchronous.database import AsyncDatabase
 
 from ...repositories import blobs as blobs_repo
 from ...repositories import messages as messages_repo
@@ -174,11 +175,7 @@ async def get_raw(message_id: MessageId, principal: CurrentPrincipal, db: Db) ->
         raise not_found("message")
     if not doc.get("raw_blob_id"):
         raise not_found("raw message (an outbound message has one once sender built it)")
-    data = await blobs_repo.get(db, doc["raw_blob_id"])
-    if data is None:
-        raise not_found("raw message")
-    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(f"{message_id}.eml")}
-    return Response(content=data, media_type="message/rfc822", headers=headers)
+    return await _download(db, doc["raw_blob_id"], "message/rfc822", f"{message_id}.eml", "raw message")
 
 
 @router.get(
@@ -193,8 +190,14 @@ async def get_attachment(attachment_id: AttachmentId, principal: CurrentPrincipa
     record = await messages_repo.find_attachment(db, principal.account_id, attachment_id)
     if record is None:
         raise not_found("attachment")
-    data = await blobs_repo.get(db, record["sha256"])
+    media_type = record.get("content_type") or "application/octet-stream"
+    return await _download(db, record["sha256"], media_type, record.get("filename") or "attachment", "attachment")
+
+
+async def _download(db: AsyncDatabase, blob_id: str, media_type: str, filename: str, what: str) -> Response:
+    """A stored blob as a download; 404 naming `what` if its bytes are gone."""
+    data = await blobs_repo.get(db, blob_id)
     if data is None:
-        raise not_found("attachment")
-    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(record.get("filename") or "attachment")}
-    return Response(content=data, media_type=record.get("content_type") or "application/octet-stream", headers=headers)
+        raise not_found(what)
+    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(filename)}
+    return Response(content=data, media_type=media_type, headers=headers)
