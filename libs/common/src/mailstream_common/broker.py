@@ -87,6 +87,7 @@ class Broker:
         self._publish_channel: AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._consumers: list[_Consumer[Any]] = []
+        self._started = False
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -111,8 +112,10 @@ class Broker:
             await channel.close()
 
     def is_ready(self) -> bool:
+        """Connected, and (when this process consumes) every consumer is taking work."""
         return (
-            self._connection is not None
+            (self._started or not self._consumers)
+            and self._connection is not None
             and not self._connection.is_closed
             and self._publish_channel is not None
             and not self._publish_channel.is_closed
@@ -163,8 +166,13 @@ class Broker:
         self._consumers.append(_Consumer(self, spec, handler, {m.event_name: m for m in models}, prefetch))
 
     async def start(self) -> None:
+        # Every queue is declared and bound before any consumer takes work: otherwise the first command could be
+        # handled (and observed) while an event this process also listens to is still unroutable.
         for consumer in self._consumers:
-            await consumer.start()
+            await consumer.open()
+        for consumer in self._consumers:
+            await consumer.begin()
+        self._started = True
 
     async def close(self, grace: float = 20.0) -> None:
         """Stop every consumer (finishing or requeueing in-flight work), then close the connection."""
@@ -212,10 +220,13 @@ class _Consumer(Generic[E]):
         self.stopping = False
         self.in_flight: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    async def open(self) -> None:
         self.channel = await self.broker.connection.channel(publisher_confirms=True)
         await self.channel.set_qos(prefetch_count=self.prefetch)
         self.queue = await topology.declare_queue(self.channel, self.spec)
+
+    async def begin(self) -> None:
+        assert self.queue is not None, "open() first"
         self.tag = await self.queue.consume(self._on_message)
 
     async def stop(self, grace: float) -> None:
