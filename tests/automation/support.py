@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -10,6 +11,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from mailstream_common import topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, ConversationActionsRequested, HeaderField, MessageStored
+from tests.automation.conftest import INTERNAL_TOKEN
+from tests.support.processes import ServiceProcess, free_port
 from tests.support.waiting import wait_for
 
 
@@ -68,6 +71,24 @@ class CommandTap:
             await self._channel.close()
 
 
+def automation_process(
+    name: str, amqp_url: str, mongodb_uri: str, database: str, log_dir: Path, **env: str
+) -> ServiceProcess:
+    """`python -m mailstream_automation` (not yet started) on a port of its own."""
+    port = free_port()
+    environment = {
+        "AMQP_URL": amqp_url,
+        "MONGODB_URI": mongodb_uri,
+        "MONGODB_DATABASE": database,
+        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        "AUTOMATION_HTTP_PORT": str(port),
+        "CONSUMER_PREFETCH": "1",
+        "SHUTDOWN_GRACE_SECONDS": "5",
+        **env,
+    }
+    return ServiceProcess(name, "mailstream_automation", environment, f"http://127.0.0.1:{port}", log_dir)
+
+
 async def delete_queues(broker: Broker, spec: topology.QueueSpec) -> None:
     channel = await broker.connection.channel()
     try:
@@ -77,4 +98,4 @@ async def delete_queues(broker: Broker, spec: topology.QueueSpec) -> None:
         await channel.close()
 
 
-__all__ = ["CommandTap", "aio_pika", "delete_queues", "stored_message"]
+__all__ = ["CommandTap", "aio_pika", "automation_process", "delete_queues", "stored_message"]

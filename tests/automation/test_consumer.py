@@ -19,7 +19,7 @@ from mailstream_automation.rules import RuleDefinition, StoredRule
 from mailstream_common import topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, MessageStored
-from tests.automation.conftest import test_settings
+from tests.automation.conftest import ApiServer, test_settings
 from tests.automation.support import CommandTap, delete_queues, stored_message
 
 pytestmark = pytest.mark.integration
@@ -242,3 +242,36 @@ async def test_a_stored_rule_that_no_longer_validates_does_not_block_the_others(
     await automation.deliver(message)
     await automation.settle()
     assert [c.rule_id for c in automation.tap.for_message(message.message_id)] == [good.id]
+
+
+async def test_rule_changes_through_the_api_apply_to_the_very_next_message(automation: Automation, api: ApiServer):
+    """The runner caches the account's rules; the API shares nothing with it but the database, as another replica
+    would. Every kind of write must reach the next message."""
+
+    async def tags_of_next_message() -> list[str]:
+        message = stored_message(automation.account_id)
+        await automation.deliver(message)
+        await automation.settle()
+        return sorted(t for c in automation.tap.for_message(message.message_id) for a in c.actions for t in a.tags)  # type: ignore[union-attr]
+
+    def tagging(tag: str, **fields) -> dict:
+        return {"name": tag, "conditions": [REFUND], "actions": [{"type": "add_tags", "tags": [tag]}]} | fields
+
+    assert await tags_of_next_message() == []  # the runner has the account's rules (only the sentinel) cached now
+    async with api.client(automation.account_id) as client:
+        first = (await client.post("/v1/automation/rules", json=tagging("a"))).json()
+        assert await tags_of_next_message() == ["a"]
+        assert (await client.patch(f"/v1/automation/rules/{first['id']}", json={"enabled": False})).status_code == 200
+        assert await tags_of_next_message() == []
+        changed = await client.patch(f"/v1/automation/rules/{first['id']}", json=tagging("b", enabled=True))
+        assert changed.status_code == 200
+        assert await tags_of_next_message() == ["b"]
+        second = (await client.post("/v1/automation/rules", json=tagging("c", stop_processing=True))).json()
+        assert await tags_of_next_message() == ["b", "c"]
+        moved = await client.patch(f"/v1/automation/rules/{second['id']}", json={"position": 0})
+        assert moved.status_code == 200
+        assert await tags_of_next_message() == ["c"]  # first now, and it stops the evaluation
+        assert (await client.delete(f"/v1/automation/rules/{second['id']}")).status_code == 204
+        assert await tags_of_next_message() == ["b"]
+        assert (await client.delete(f"/v1/automation/rules/{first['id']}")).status_code == 204
+        assert await tags_of_next_message() == []

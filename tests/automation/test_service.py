@@ -10,10 +10,10 @@ import pytest
 
 from mailstream_common import topology
 from mailstream_common.broker import Broker
-from tests.automation.conftest import INTERNAL_TOKEN, gateway_headers
-from tests.automation.support import CommandTap, stored_message
+from tests.automation.conftest import gateway_headers
+from tests.automation.support import CommandTap, automation_process, stored_message
 from tests.support.backends import Backends
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -21,17 +21,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def service(automation_backends: Backends, tmp_path: Path) -> Iterator[ServiceProcess]:
-    port = free_port()
-    env = {
-        "AMQP_URL": automation_backends.amqp_url,
-        "MONGODB_URI": automation_backends.mongodb_uri,
-        "MONGODB_DATABASE": f"{automation_backends.database}_automation_service",
-        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
-        "AUTOMATION_HTTP_PORT": str(port),
-        "CONSUMER_PREFETCH": "1",
-        "SHUTDOWN_GRACE_SECONDS": "5",
-    }
-    process = ServiceProcess("automation", "mailstream_automation", env, f"http://127.0.0.1:{port}", tmp_path)
+    b = automation_backends
+    process = automation_process("automation", b.amqp_url, b.mongodb_uri, f"{b.database}_automation_service", tmp_path)
     process.start()
     try:
         yield process

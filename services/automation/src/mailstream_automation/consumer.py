@@ -19,6 +19,7 @@ from .facts import facts_from_message
 from .loop_protection import automatic_mail_reason, split_auto_reply
 from .metrics import AUTO_REPLIES_HELD_BACK, RULES_EVALUATED
 from .repository import RulesRepository, RunsRepository
+from .rules_cache import CachedRules, RulesCache
 from .runs import build_run, needs_publishing
 from .settings import AutomationSettings
 
@@ -32,6 +33,7 @@ class RuleRunner:
         self, rules: RulesRepository, runs: RunsRepository, broker: Broker, settings: AutomationSettings
     ) -> None:
         self.rules = rules
+        self.cached_rules = CachedRules(rules, RulesCache(settings.rules_cache_accounts))
         self.runs = runs
         self.broker = broker
         self.settings = settings
@@ -43,7 +45,7 @@ class RuleRunner:
         for run in await self.runs.for_message(event.account_id, event.message_id):
             if needs_publishing(run):
                 await self._publish(run)
-        rules = await self.rules.all_for_account(event.account_id)
+        rules = await self.cached_rules.enabled_for_account(event.account_id)
         if not rules:
             return
         facts = facts_from_message(event)

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 
 import uvicorn
 
@@ -13,6 +14,7 @@ from mailstream_common.contracts import MessageStored
 from .api.app import create_app
 from .consumer import RuleRunner
 from .repository import RulesRepository, RunsRepository, ensure_indexes
+from .retention import Pruner
 from .settings import AutomationSettings
 
 log = logging.getLogger(__name__)
@@ -27,13 +29,22 @@ async def main(stop: asyncio.Event) -> None:
     broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
     server: uvicorn.Server | None = None
     serving: asyncio.Task[None] | None = None
+    pruning: asyncio.Task[None] | None = None
     try:
         await ensure_indexes(db)
         await broker.connect()
         await broker.declare(topology.INBOX_ACTIONS)  # so our commands are routable before inbox first starts
-        runner = RuleRunner(RulesRepository(db), RunsRepository(db), broker, settings)
+        runs = RunsRepository(db)
+        runner = RuleRunner(RulesRepository(db), runs, broker, settings)
         broker.consume(topology.AUTOMATION_EVALUATE, runner.handle, MessageStored, prefetch=settings.consumer_prefetch)
         await broker.start()
+        pruner = Pruner(
+            runs,
+            retention_days=settings.runs_retention_days,
+            auto_reply_interval_hours=settings.auto_reply_interval_hours,
+            interval_seconds=settings.prune_interval_minutes * 60,
+        )
+        pruning = asyncio.create_task(pruner.run(stop, lambda: datetime.now(UTC)))
 
         app = create_app(settings, db, {"broker": broker.is_ready, "database": lambda: mongo.ping(client)})
         config = uvicorn.Config(
@@ -50,6 +61,10 @@ async def main(stop: asyncio.Event) -> None:
         stopped.cancel()
     finally:
         log.info("shutting down")
+        if pruning is not None:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
         if server is not None:
             server.should_exit = True
         if serving is not None:

@@ -8,3 +8,8 @@ AUTO_REPLIES_HELD_BACK = Counter(
     "Auto-replies not requested, by reason (loop protection, rate limit)",
     ["reason"],
 )
+RULES_CACHE = Counter(
+    "mailstream_automation_rules_cache_total",
+    "Rule look-ups per message: served from this replica's cache (hit) or loaded from the database (miss)",
+    ["result"],
+)

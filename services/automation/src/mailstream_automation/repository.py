@@ -2,10 +2,13 @@
 
 Rule order is the `position` field, renumbered 0..n-1 whenever a rule is placed or removed; ties (two concurrent
 creates) fall back to creation time and id, so the order is always total and stable.
+
+Every rule write ends by giving the account a new rules revision (`rules_cache.py` says why that keeps every
+replica's cache correct).
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 RULES = "automation_rules"
 RUNS = "automation_runs"
 REPLY_CLAIMS = "automation_reply_claims"
+RULE_REVISIONS = "automation_rule_revisions"
 
 INDEXES = {
     RULES: [
@@ -37,8 +41,13 @@ INDEXES = {
         IndexModel([("account_id", ASCENDING), ("message_id", ASCENDING)], name="runs_by_message"),
         IndexModel([("account_id", ASCENDING), ("conversation_id", ASCENDING)], name="runs_by_conversation"),
         IndexModel([("account_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="runs_by_time"),
+        IndexModel([("at", ASCENDING)], name="runs_by_age"),  # retention
     ],
-    REPLY_CLAIMS: [],  # keyed by _id = "<rule id>:<customer address>"
+    REPLY_CLAIMS: [
+        # keyed by _id = "<rule id>:<customer address>"
+        IndexModel([("last_at", ASCENDING)], name="reply_claims_by_age"),  # retention
+    ],
+    RULE_REVISIONS: [],  # keyed by _id = account id
 }
 
 
@@ -52,16 +61,17 @@ _ORDER = [("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)
 class RulesRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db[RULES]
+        self.revisions = db[RULE_REVISIONS]
 
     async def get(self, account_id: str, rule_id: str) -> StoredRule | None:
         doc = await self.collection.find_one({"_id": rule_id, "account_id": account_id})
         return None if doc is None else StoredRule.from_document(doc)
 
-    async def all_for_account(self, account_id: str) -> list[StoredRule]:
-        """Every rule of the account in evaluation order. A stored rule that no longer validates (e.g. a time zone
+    async def enabled_for_account(self, account_id: str) -> list[StoredRule]:
+        """The account's enabled rules in evaluation order. A stored rule that no longer validates (e.g. a time zone
         removed from the tz database) is logged and left out, so it cannot stop the account's other rules."""
         rules = []
-        async for doc in self.collection.find({"account_id": account_id}).sort(_ORDER):
+        async for doc in self.collection.find({"account_id": account_id, "enabled": True}).sort(_ORDER):
             try:
                 rules.append(StoredRule.from_document(doc))
             except ValidationError as exc:
@@ -83,7 +93,28 @@ class RulesRepository:
         cursor = self.collection.find(query).sort([("position", ASCENDING), ("_id", ASCENDING)]).limit(limit)
         return [StoredRule.from_document(doc) async for doc in cursor]
 
+    async def revision(self, account_id: str) -> str | None:
+        """The account's current rules revision (None before its first rule write since revisions exist)."""
+        doc = await self.revisions.find_one({"_id": account_id})
+        return None if doc is None else doc.get("revision")
+
+    async def _new_revision(self, account_id: str) -> None:
+        """A fresh random token (not a counter: FerretDB v1 may lose one of two concurrent `$inc`s)."""
+        document = {"revision": uuid4().hex, "at": datetime.now(UTC)}
+        try:
+            await self.revisions.replace_one({"_id": account_id}, document, upsert=True)
+        except DuplicateKeyError:  # a concurrent first upsert inserted it: now it exists, so replace it
+            await self.revisions.replace_one({"_id": account_id}, document)
+
     async def create(
+        self, account_id: str, definition: RuleDefinition, *, position: int | None, now: datetime
+    ) -> StoredRule:
+        try:
+            return await self._create(account_id, definition, position=position, now=now)
+        finally:  # also after a partial write: a cache must not keep what may have changed
+            await self._new_revision(account_id)
+
+    async def _create(
         self, account_id: str, definition: RuleDefinition, *, position: int | None, now: datetime
     ) -> StoredRule:
         last = await self.collection.find_one(
@@ -105,6 +136,14 @@ class RulesRepository:
     async def update(
         self, account_id: str, rule_id: str, definition: RuleDefinition, *, position: int | None, now: datetime
     ) -> StoredRule | None:
+        try:
+            return await self._update(account_id, rule_id, definition, position=position, now=now)
+        finally:
+            await self._new_revision(account_id)
+
+    async def _update(
+        self, account_id: str, rule_id: str, definition: RuleDefinition, *, position: int | None, now: datetime
+    ) -> StoredRule | None:
         result = await self.collection.update_one(
             {"_id": rule_id, "account_id": account_id}, {"$set": {**definition.to_document(), "updated_at": now}}
         )
@@ -115,14 +154,18 @@ class RulesRepository:
         return await self.get(account_id, rule_id)
 
     async def record_fired(self, rule_id: str, at: datetime) -> None:
-        """Statistics shown on the rule (best effort: a lost increment is not worth a retry)."""
+        """Statistics shown on the rule (best effort: a lost increment is not worth a retry). Not a new revision:
+        evaluation never looks at them, and a revision per fired rule would empty every replica's cache."""
         await self.collection.update_one({"_id": rule_id}, {"$set": {"last_fired_at": at}, "$inc": {"fired_count": 1}})
 
     async def delete(self, account_id: str, rule_id: str) -> bool:
-        result = await self.collection.delete_one({"_id": rule_id, "account_id": account_id})
-        if result.deleted_count:
-            await self._renumber(account_id, await self._ordered_ids(account_id))
-        return bool(result.deleted_count)
+        try:
+            result = await self.collection.delete_one({"_id": rule_id, "account_id": account_id})
+            if result.deleted_count:
+                await self._renumber(account_id, await self._ordered_ids(account_id))
+            return bool(result.deleted_count)
+        finally:
+            await self._new_revision(account_id)
 
     async def _ordered_ids(self, account_id: str) -> list[str]:
         cursor = self.collection.find({"account_id": account_id}, {"_id": 1}).sort(_ORDER)
@@ -175,6 +218,15 @@ class RunsRepository:
             query["$or"] = [{"at": {"$lt": before["at"]}}, {"at": before["at"], "_id": {"$lt": before["id"]}}]
         cursor = self.collection.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
         return [doc async for doc in cursor]
+
+    async def delete_runs_before(self, cutoff: datetime) -> int:
+        result = await self.collection.delete_many({"at": {"$lt": cutoff}})
+        return result.deleted_count
+
+    async def delete_reply_claims_before(self, cutoff: datetime) -> int:
+        """Claims whose last reply is older than the cutoff (the caller keeps those the rate limit still needs)."""
+        result = await self.claims.delete_many({"last_at": {"$lt": cutoff}})
+        return result.deleted_count
 
     async def claim_auto_reply(
         self, rule_id: str, customer: str, message_id: str, now: datetime, interval: timedelta

@@ -1,4 +1,4 @@
-"""Automation's settings: where its HTTP API listens and how cautious auto-replies are."""
+"""Automation's settings: where its HTTP API listens, how cautious auto-replies are, what is cached and kept."""
 
 from pydantic import Field
 
@@ -27,3 +27,21 @@ class AutomationSettings(CommonSettings):
         description="Also record runs of rules that were evaluated but did not fire (answers 'why not?')",
     )
     max_rules_per_account: int = Field(default=500, alias="AUTOMATION_MAX_RULES_PER_ACCOUNT", ge=1)
+    rules_cache_accounts: int = Field(
+        default=10_000,
+        alias="AUTOMATION_RULES_CACHE_ACCOUNTS",
+        ge=0,
+        description="Accounts whose enabled rules each replica keeps in memory (least recently used out; 0: none)",
+    )
+    runs_retention_days: float = Field(
+        default=30.0,
+        alias="AUTOMATION_RUNS_RETENTION_DAYS",
+        ge=1,  # far longer than a message can be redelivered (the retry tiers end within the hour)
+        description="Runs, and auto-reply claims no longer needed, older than this many days are deleted",
+    )
+    prune_interval_minutes: float = Field(
+        default=60.0,
+        alias="AUTOMATION_PRUNE_INTERVAL_MINUTES",
+        gt=0,
+        description="How often each replica deletes what is past retention",
+    )

@@ -1,0 +1,71 @@
+"""A per-process cache of each account's enabled rules, valid only for the rules revision it was loaded under.
+
+Every rule write through the API sets the account's revision document (`automation_rule_revisions`, `_id` = account
+id) to a fresh random token *after* the write. A message reads that token first (a bare `_id` read, cheap on
+FerretDB v1), then takes the cached rules only if they were loaded under the same token, and otherwise loads the
+rules and caches them under the token it read *before* loading. So a write that finished before a message is
+handled has changed the token that message reads, on every replica: it never sees rules older than that write.
+
+The token is random rather than a counter because FerretDB v1 does not isolate `$inc`: two concurrent bumps could
+both write n+1, and a replica that cached the rules between them would keep them. A fresh token always differs.
+"""
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .metrics import RULES_CACHE
+from .repository import RulesRepository
+from .rules import StoredRule
+
+
+@dataclass(frozen=True)
+class _Entry:
+    revision: str | None
+    rules: tuple[StoredRule, ...]
+
+
+class RulesCache:
+    """At most `max_accounts` accounts, least recently used out first; `max_accounts=0` caches nothing."""
+
+    def __init__(self, max_accounts: int) -> None:
+        self.max_accounts = max_accounts
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def lookup(self, account_id: str, revision: str | None) -> tuple[StoredRule, ...] | None:
+        """The cached rules when they were loaded under `revision`; None means: load them."""
+        entry = self._entries.get(account_id)
+        if entry is None or entry.revision != revision:
+            return None
+        self._entries.move_to_end(account_id)
+        return entry.rules
+
+    def store(self, account_id: str, revision: str | None, rules: Sequence[StoredRule]) -> None:
+        if self.max_accounts <= 0:
+            return
+        self._entries[account_id] = _Entry(revision, tuple(rules))
+        self._entries.move_to_end(account_id)
+        while len(self._entries) > self.max_accounts:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class CachedRules:
+    """The consumer's source of rules: the revision read on every message, the rules only when it changed."""
+
+    def __init__(self, repository: RulesRepository, cache: RulesCache) -> None:
+        self.repository = repository
+        self.cache = cache
+
+    async def enabled_for_account(self, account_id: str) -> tuple[StoredRule, ...]:
+        revision = await self.repository.revision(account_id)  # before the rules: see the module's docstring
+        rules = self.cache.lookup(account_id, revision)
+        if rules is not None:
+            RULES_CACHE.labels("hit").inc()
+            return rules
+        RULES_CACHE.labels("miss").inc()
+        loaded = tuple(await self.repository.enabled_for_account(account_id))
+        self.cache.store(account_id, revision, loaded)
+        return loaded
