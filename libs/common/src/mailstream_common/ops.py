@@ -1,7 +1,7 @@
 """/healthz, /readyz and /metrics for every service.
 
-HTTP services mount `ops_routes()` into their own app; the others (ingest, sender) run `OpsServer`, a small
-uvicorn server on a port of their own, in the same event loop as their work.
+HTTP services mount `ops_routes()` into their own app and serve it with `HttpServer`; ingest, which has no HTTP
+API, runs `OpsServer`, the ops routes alone on a port of their own. Both share the service's event loop.
 """
 
 import asyncio
@@ -9,6 +9,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -16,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +51,56 @@ def ops_routes(checks: Mapping[str, ReadinessCheck]) -> list[Route]:
     ]
 
 
-class OpsServer:
-    """A uvicorn server for the ops routes, sharing the service's event loop."""
+class HttpServer:
+    """An ASGI app under uvicorn, in the service's own event loop.
 
-    def __init__(self, host: str, port: int, checks: Mapping[str, ReadinessCheck]) -> None:
-        config = uvicorn.Config(
-            Starlette(routes=ops_routes(checks)), host=host, port=port, log_config=None, access_log=False
-        )
-        self._server = uvicorn.Server(config)
-        # The service frame owns SIGTERM/SIGINT; uvicorn's own capture would re-raise the signal at exit (-15).
+    The service frame (`service.run`) owns SIGTERM/SIGINT and sets `stop`; uvicorn's own signal capture would
+    re-raise the signal at exit (status -15), so it is switched off here, once for every service.
+    """
+
+    def __init__(self, app: ASGIApp, host: str, port: int, **config: Any) -> None:
+        self.address = f"{host}:{port}"
+        config.setdefault("log_config", None)
+        config.setdefault("access_log", False)
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **config))
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve())
+        """Return once the server listens (after the app's lifespan start-up); fail if it cannot (port taken)."""
+        self._task = asyncio.create_task(self._serve())
         while not self._server.started:
             if self._task.done():
-                self._task.result()  # raises the bind error
+                raise SystemExit(f"HTTP server on {self.address} failed to start")
             await asyncio.sleep(0.01)
 
+    async def _serve(self) -> None:
+        # uvicorn calls sys.exit() when it cannot bind or its lifespan start-up fails; a SystemExit escaping a task
+        # would tear down the whole event loop, so it ends this task instead and start()/wait() report it.
+        try:
+            await self._server.serve()
+        except SystemExit as exc:
+            log.error("HTTP server exited", extra={"address": self.address, "code": exc.code})
+
+    async def wait(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set; a server that ends by itself first is an error, not a shutdown."""
+        assert self._task is not None, "start() first"
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({self._task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not stop.is_set():
+            log.error("HTTP server stopped unexpectedly", extra={"address": self.address})
+            raise SystemExit(1)
+
     async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, run the app's lifespan shutdown."""
         self._server.should_exit = True
         if self._task is not None:
             await self._task
+
+
+class OpsServer(HttpServer):
+    """The ops routes on a port of their own, for services without an HTTP API (ingest)."""
+
+    def __init__(self, host: str, port: int, checks: Mapping[str, ReadinessCheck]) -> None:
+        super().__init__(Starlette(routes=ops_routes(checks)), host, port)

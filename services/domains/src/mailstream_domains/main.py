@@ -1,14 +1,12 @@
 """Wiring of the domains service: settings, Mongo, broker, HTTP app, background verifier, graceful shutdown."""
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
-import uvicorn
-
 from mailstream_common import mongo, service
 from mailstream_common.broker import Broker
+from mailstream_common.ops import HttpServer
 
 from .api import create_app
 from .dns_lookup import DnsLookup
@@ -62,24 +60,19 @@ async def main(stop: asyncio.Event, settings: DomainsSettings | None = None) -> 
         settings.internal_token.get_secret_value(),
         {"broker": broker.is_ready, "database": lambda: mongo.ping(client)},
     )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
-    )
-    # The service frame owns SIGTERM/SIGINT; uvicorn's own capture would re-raise the signal at exit (-15).
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server = HttpServer(app, settings.http_host, settings.http_port)
+    await server.start()
     verifier = BackgroundVerifier(manager, poll_seconds=settings.verifier_poll_seconds)
-    serving = asyncio.create_task(server.serve())
     verifier.start()
     log.info("listening", extra={"host": settings.http_host, "port": settings.http_port})
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    log.info("shutting down")
-    server.should_exit = True
-    await verifier.stop(settings.shutdown_grace_seconds)
-    await serving  # uvicorn finishes in-flight requests first
-    await broker.close(settings.shutdown_grace_seconds)
-    await client.close()
-    stopped.cancel()
+    try:
+        await server.wait(stop)
+    finally:
+        log.info("shutting down")
+        await verifier.stop(settings.shutdown_grace_seconds)
+        await server.stop()  # uvicorn finishes in-flight requests first
+        await broker.close(settings.shutdown_grace_seconds)
+        await client.close()
 
 
 def cli() -> None:

@@ -6,10 +6,8 @@ consumer work finishes or is requeued) and the database client.
 """
 
 import asyncio
-import contextlib
 
-import uvicorn
-
+from mailstream_common.ops import HttpServer
 from mailstream_common.service import run
 
 from .app import create_app
@@ -19,30 +17,20 @@ from .settings import InboxSettings
 async def main(stop: asyncio.Event) -> None:
     settings = InboxSettings()
     app = create_app(settings)
-    config = uvicorn.Config(
+    server = HttpServer(
         app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
+        settings.http_host,
+        settings.http_port,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # the service frame owns the signals (sets `stop`)
-    serving = asyncio.create_task(server.serve())
-    stopping = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if serving in done:  # the server ended by itself (e.g. the port was taken): surface why
-        stopping.cancel()
-        serving.result()
-        if not server.started:
-            raise SystemExit("inbox gateway failed to start")
-        return
-    app.state.live.close()
-    server.should_exit = True
-    await serving
+    await server.start()
+    try:
+        await server.wait(stop)
+    finally:
+        app.state.live.close()
+        await server.stop()
 
 
 def cli() -> None:

@@ -1,17 +1,16 @@
 """Wiring only: settings, logging, Mongo, broker, the consumers, the HTTP app, and shutdown."""
 
 import asyncio
-import contextlib
 import logging
 import socket
 import uuid
 
 import httpx
-import uvicorn
 
 from mailstream_common import mongo, service, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, DomainChanged, ReplyRequested
+from mailstream_common.ops import HttpServer
 
 from .api import create_app
 from .bounces import BounceRecorder, DomainEvents
@@ -79,36 +78,18 @@ async def main(stop: asyncio.Event) -> None:
         return await mongo.ping(client)
 
     app = create_app(suppressions, token, {"broker": broker.is_ready, "database": database_ready})
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
-    )
-    # The service frame owns SIGTERM/SIGINT; uvicorn's own capture would re-raise the signal at exit (-15).
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-    serving = asyncio.create_task(server.serve())
-    while not server.started:  # HTTP first: a port that is taken stops the process before it takes any work
-        if serving.done():
-            serving.result()
-            raise SystemExit(1)
-        await asyncio.sleep(0.02)
+    server = HttpServer(app, settings.http_host, settings.http_port)
+    await server.start()  # HTTP first: a port that is taken stops the process before it takes any work
     await broker.start()
     log.info("sender ready", extra={"relay": f"{settings.smtp_host}:{settings.smtp_port}", "http": settings.http_port})
-    failed = False
     try:
-        stop_waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
-        stop_waiter.cancel()
-        if not stop.is_set():  # the HTTP server ended by itself (e.g. its port was taken): fail loudly
-            log.error("HTTP server stopped unexpectedly", extra={"port": settings.http_port})
-            failed = True
+        await server.wait(stop)
     finally:
         await broker.close(settings.shutdown_grace_seconds)  # finish or requeue in-flight commands
-        server.should_exit = True
-        await serving
+        await server.stop()
         await relay.close()
         await http.aclose()
         await client.close()
-    if failed:
-        raise SystemExit(1)
 
 
 def cli() -> None:
