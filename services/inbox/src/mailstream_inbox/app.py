@@ -5,6 +5,8 @@ the broker, declares the queues the inbox publishes to (so no publish is unrouta
 delivery consumers (`INBOX_ROLE` all|worker) and the replica-local live-update queue (all|api), then starts them.
 """
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -35,6 +37,7 @@ from .api.routes import (
 )
 from .indexes import ensure_indexes
 from .live import LiveHub
+from .live_journal import LiveJournal
 from .security import KeyCache
 from .settings import InboxSettings
 
@@ -101,6 +104,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
     app.state.broker = broker
     app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.proxy_timeout_seconds, connect=5.0))
+    journal = LiveJournal(
+        app.state.db, retention_seconds=settings.events_retention_seconds, replay_max=settings.events_replay_max
+    )
+    journal_task: asyncio.Task[None] | None = None
     try:
         await ensure_indexes(app.state.db)
         await broker.connect()
@@ -108,16 +115,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.runs_consumers:
             consumers.register(broker, app.state.db, settings)
         if settings.serves_http:
+            app.state.live.journal = journal
             live_queue = topology.replica_queue("inbox", uuid.uuid4().hex, topology.GATEWAY_LIVE_EVENTS)
             broker.consume(live_queue, app.state.live.handle, topology.GATEWAY_LIVE_EVENTS, prefetch=256)
         await broker.start()
+        if settings.serves_http:
+            await journal.open()  # the live queue is bound: from now on this replica journals every live event
+            journal_task = asyncio.create_task(journal.run())
         app.state.started = True
         log.info("inbox ready", extra={"role": settings.role})
         yield
     finally:
         app.state.started = False
         app.state.live.close()
+        if journal_task is not None:
+            journal_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await journal_task
         await broker.close(settings.shutdown_grace_seconds)
+        if journal_task is not None:
+            await journal.close()  # after the queue is gone: nothing later is journaled by this replica
         await app.state.http.aclose()
         await client.close()
 

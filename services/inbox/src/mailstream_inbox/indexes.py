@@ -26,6 +26,7 @@ _REPOSITORY_MODULES = (
     "mailstream_inbox.repositories.canned_responses",
     "mailstream_inbox.repositories.templates",
     "mailstream_inbox.repositories.outbound",
+    "mailstream_inbox.repositories.live_events",
 )
 
 

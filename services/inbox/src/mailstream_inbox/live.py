@@ -2,7 +2,10 @@
 
 Every gateway process reads a replica-local queue bound to the live events (`topology.GATEWAY_LIVE_EVENTS`), so each
 replica sees every event once and hands it to the connected clients of that event's account. A client that cannot
-keep up (its buffer is full) is disconnected rather than allowed to grow memory; SSE clients reconnect by design.
+keep up (its buffer is full) is disconnected rather than allowed to grow memory; SSE clients reconnect by design,
+and get what they missed from the journal (`live_journal`): the hub journals each event before any client sees
+it, one event at a time in the queue's order, so a client that subscribes and then reads the journal misses
+nothing in between.
 """
 
 import asyncio
@@ -11,21 +14,25 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailstream_common.broker import Delivery
 from mailstream_common.contracts import ConversationChanged, Event, MessageDeliveryChanged, MessageStored
+
+if TYPE_CHECKING:
+    from .live_journal import LiveJournal
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LiveEvent:
-    """One SSE event: `event:` name, `id:` and a JSON `data:` object."""
+    """One SSE event: `event:` name, `id:` (the journal key once journaled) and a JSON `data:` object."""
 
     name: str
     id: str
     data: dict[str, Any]
+    event_id: str = ""  # the broker event's id: what tells a replayed event and its live copy apart
 
     def encode(self) -> str:
         payload = json.dumps(self.data, separators=(",", ":"), default=str)
@@ -50,7 +57,7 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "from": event.from_.model_dump() if event.from_ else None,
             "received_at": event.received_at.isoformat(),
         }
-        return event.account_id, LiveEvent(name, event.event_id, data)
+        return event.account_id, LiveEvent(name, event.event_id, data, event.event_id)
     if isinstance(event, MessageDeliveryChanged):
         data = {
             "conversation_id": event.conversation_id,
@@ -58,7 +65,7 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "status": event.status,
             "detail": event.detail,
         }
-        return event.account_id, LiveEvent("message.delivery_changed", event.event_id, data)
+        return event.account_id, LiveEvent("message.delivery_changed", event.event_id, data, event.event_id)
     if isinstance(event, ConversationChanged):
         data = {
             "conversation_id": event.conversation_id,
@@ -68,15 +75,16 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "priority": event.priority,
             "changed_by": event.changed_by,
         }
-        return event.account_id, LiveEvent("conversation.changed", event.event_id, data)
+        return event.account_id, LiveEvent("conversation.changed", event.event_id, data, event.event_id)
     return None
 
 
 class Subscription:
     """One connected client's buffer."""
 
-    def __init__(self, account_id: str, size: int) -> None:
+    def __init__(self, account_id: str, size: int, key_id: str | None = None) -> None:
         self.account_id = account_id
+        self.key_id = key_id
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=size)
         self.closed = False
 
@@ -113,10 +121,14 @@ class Subscription:
 class LiveHub:
     """Connected clients by account; `handle` is the broker consumer of the replica's live queue."""
 
-    def __init__(self, client_queue_size: int = 1000, max_clients_per_account: int = 200) -> None:
+    def __init__(
+        self, client_queue_size: int = 1000, max_clients_per_account: int = 200, journal: "LiveJournal | None" = None
+    ) -> None:
         self.client_queue_size = client_queue_size
         self.max_clients_per_account = max_clients_per_account
+        self.journal = journal
         self._clients: dict[str, set[Subscription]] = {}
+        self._in_order = asyncio.Lock()  # the broker runs handlers side by side; clients must see queue order
         self.closed = False
 
     def client_count(self, account_id: str | None = None) -> int:
@@ -129,8 +141,8 @@ class LiveHub:
         return self.client_count(account_id) < self.max_clients_per_account
 
     @contextmanager
-    def subscribe(self, account_id: str) -> Iterator[Subscription]:
-        subscription = Subscription(account_id, self.client_queue_size)
+    def subscribe(self, account_id: str, key_id: str | None = None) -> Iterator[Subscription]:
+        subscription = Subscription(account_id, self.client_queue_size, key_id)
         if self.closed:
             subscription.close()
         self._clients.setdefault(account_id, set()).add(subscription)
@@ -154,10 +166,25 @@ class LiveHub:
                 subscription.close()
         return delivered
 
-    async def handle(self, event: Event, delivery: Delivery) -> None:
+    async def handle(self, event: Event, delivery: Delivery | None) -> None:
         routed = to_live_event(event)
-        if routed is not None:
-            self.publish(*routed)
+        if routed is None:
+            return
+        account_id, live_event = routed
+        async with self._in_order:  # FIFO: handlers take the lock in the order the queue delivered them
+            if self.journal is not None:
+                live_event = await self.journal.record(account_id, live_event)
+            self.publish(account_id, live_event)
+
+    def close_key(self, key_id: str) -> int:
+        """End the streams opened with a key that was revoked; returns how many."""
+        closed = 0
+        for clients in self._clients.values():
+            for subscription in clients:
+                if subscription.key_id == key_id:
+                    subscription.close()
+                    closed += 1
+        return closed
 
     def close(self) -> None:
         """End every client's stream (shutdown: lets the HTTP server finish its open responses)."""

@@ -29,6 +29,19 @@ class InboxSettings(CommonSettings):
     sse_max_clients_per_account: int = Field(
         default=200, alias="INBOX_SSE_MAX_CLIENTS_PER_ACCOUNT", ge=1, description="Open event streams per replica"
     )
+    events_retention_seconds: float = Field(
+        default=3600.0,
+        alias="INBOX_EVENTS_RETENTION_SECONDS",
+        ge=10,
+        description="How long live events stay in the journal that reconnecting SSE clients are replayed from",
+    )
+    events_replay_max: int = Field(
+        default=1000,
+        alias="INBOX_EVENTS_REPLAY_MAX",
+        ge=1,
+        le=10_000,
+        description="Most events replayed on one reconnect; a client that missed more is told to resync",
+    )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, alias="INBOX_MAX_REQUEST_BYTES", ge=1024, description="Larger request bodies get 413"
     )

@@ -1,0 +1,302 @@
+"""Replay for reconnecting SSE clients: the journal of live events, their ids, and when a replay can be trusted.
+
+An SSE `id:` is a journal key, `<16-digit epoch microseconds>-<event id>`: the time the first gateway replica
+journaled the event (strictly increasing per replica, so a burst keeps its order), then its id as the tie-break. Keys sort as strings in journal order, so "everything after this id" is one
+range query per account, and every replica hands out the same id for the same event (the first write wins and
+the others read its key back).
+
+`GET /v1/events` with `Last-Event-ID` replays the account's entries after that key, unless it cannot promise
+they are complete; then it sends a `resync` event instead (the client reloads what it shows over the REST API):
+
+- `invalid_last_event_id`: not an id of this form, or one from the future;
+- `expired`: older than `INBOX_EVENTS_RETENTION_SECONDS` (the journal no longer holds what came after it);
+- `gap`: at some moment since then no gateway was journaling (none was running, or the database refused the
+  writes), so events published then are not in the journal;
+- `too_many_missed`: more than `INBOX_EVENTS_REPLAY_MAX` events to replay;
+- `journal_unavailable`: the database did not answer.
+"""
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+import pymongo
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from .live import LiveEvent
+from .repositories import live_events as live_events_repo
+
+log = logging.getLogger(__name__)
+
+_KEY = re.compile(r"([0-9]{16})-([0-9A-Za-z_-]{1,64})")  # ASCII digits: `\d` matches every script
+_EVENT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+MAX_LAST_EVENT_ID_LENGTH = 100
+FUTURE_TOLERANCE_SECONDS = 60.0  # a cursor further ahead than this was not issued by a replica with a sane clock
+SPAN_SLACK_SECONDS = 1.0  # replicas' clocks differ a little; spans that nearly touch cover the moment between
+
+RESYNC_REASONS = {
+    "invalid_last_event_id": "Last-Event-ID is not an id this API issued",
+    "expired": "Last-Event-ID is older than the replay window",
+    "gap": "events published since Last-Event-ID were not all recorded (no gateway was recording for a while)",
+    "too_many_missed": "more events were missed than are replayed",
+    "journal_unavailable": "the event journal could not be read",
+}
+
+
+# --- pure: keys, cursors, coverage ---
+
+
+def to_micros(epoch_seconds: float) -> int:
+    return int(epoch_seconds * 1_000_000)
+
+
+def event_key(epoch_us: int, event_id: str) -> str:
+    """The journal key and SSE id of an event journaled at `epoch_us` (microseconds)."""
+    if not _EVENT_ID.fullmatch(event_id):  # producers choose event ids; keep the key's alphabet and length fixed
+        event_id = hashlib.sha256(event_id.encode()).hexdigest()[:32]
+    return f"{epoch_us:016d}-{event_id}"
+
+
+def position_key(epoch_us: int) -> str:
+    """A cursor that is not an event: just before every event journaled in or after `epoch_us`."""
+    return f"{epoch_us:016d}-0"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    key: str
+    epoch_us: int
+
+    @property
+    def seconds(self) -> float:
+        return self.epoch_us / 1_000_000
+
+
+def parse_cursor(text: str) -> Cursor | None:
+    """The cursor in a Last-Event-ID; None when it is not one this API issued."""
+    if len(text) > MAX_LAST_EVENT_ID_LENGTH:
+        return None
+    match = _KEY.fullmatch(text.strip())
+    if match is None:
+        return None
+    return Cursor(match.group(0), int(match.group(1)))
+
+
+def check_cursor(text: str, now: float, retention_seconds: float) -> Cursor | str:
+    """The cursor to replay after, or the resync reason when the id cannot be one (see RESYNC_REASONS)."""
+    cursor = parse_cursor(text)
+    if cursor is None or cursor.seconds > now + FUTURE_TOLERANCE_SECONDS:
+        return "invalid_last_event_id"
+    if cursor.seconds < now - retention_seconds:
+        return "expired"
+    return cursor
+
+
+@dataclass(frozen=True)
+class Span:
+    """A time span (epoch seconds) during which one gateway incarnation journaled every live event it received."""
+
+    start: float
+    end: float
+
+
+def first_gap(since: float, until: float, spans: Iterable[Span], slack: float = SPAN_SLACK_SECONDS) -> float | None:
+    """Where the union of `spans` first fails to cover [since, until]; None when it covers it all."""
+    reach = since
+    for span in sorted(spans, key=lambda s: s.start):
+        if reach >= until:
+            break
+        if span.end < reach:
+            continue
+        if span.start - slack > reach:
+            return reach
+        reach = max(reach, span.end)
+    return None if reach >= until else reach
+
+
+@dataclass
+class Replay:
+    """What a (re)connecting client is sent before the live events."""
+
+    after: str | None = None  # the honoured Last-Event-ID: live events up to it were seen already
+    events: list[LiveEvent] = field(default_factory=list)
+    resync: str | None = None  # a RESYNC_REASONS key
+
+
+# --- I/O shell ---
+
+
+class LiveJournal:
+    """This replica's side of the journal: write what it fans out, replay, keep its span, prune when its turn.
+
+    `run()` is the background loop (heartbeat every `heartbeat_seconds`, pruning once per period for the whole
+    deployment); `open()` starts this incarnation's span once its live queue is bound, `close()` ends it once the
+    queue is gone.
+    """
+
+    heartbeat_seconds = 5.0
+    write_timeout_seconds = 5.0
+    read_timeout_seconds = 10.0
+    pause_after_failure_seconds = 5.0  # a database that failed is not waited on for every event meanwhile
+
+    def __init__(
+        self,
+        db: AsyncDatabase,
+        *,
+        retention_seconds: float,
+        replay_max: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.retention_seconds = retention_seconds
+        self.replay_max = replay_max
+        self.clock = clock
+        self.writer_id: str | None = None
+        self.span_started: float | None = None
+        self._failed = False  # a write failed since the last heartbeat: this span cannot be extended
+        self._paused_until = 0.0
+        self._in_flight_since: float | None = None
+        self._pruned_period: int | None = None
+        self._last_stamp_us = 0
+
+    @property
+    def prune_interval_seconds(self) -> float:
+        return max(1.0, min(60.0, self.retention_seconds / 10))
+
+    @property
+    def alive_tolerance_seconds(self) -> float:
+        """How long after its last heartbeat another replica's span still counts (it may be alive but late)."""
+        return 3 * self.heartbeat_seconds
+
+    async def open(self) -> None:
+        await self._new_span(self.clock())
+
+    async def _new_span(self, now: float) -> None:
+        self.writer_id = uuid.uuid4().hex
+        self.span_started = now
+        try:
+            await live_events_repo.open_span(self.db, self.writer_id, now)
+        except PyMongoError:
+            log.warning("could not record the live journal span; retrying at the next heartbeat")
+            self._failed = True
+
+    async def record(self, account_id: str, event: LiveEvent) -> LiveEvent:
+        """`event` with its journal key as id; journaled first, so a client subscribing later can replay it.
+
+        A failed write still returns the event (live clients get it), under a key of this replica's clock, and
+        ends this replica's span: a replay across it answers `gap` unless another replica journaled it.
+        """
+        now = self.clock()
+        self._last_stamp_us = max(to_micros(now), self._last_stamp_us + 1)
+        key = event_key(self._last_stamp_us, event.event_id)
+        if now < self._paused_until:
+            self._failed = True
+            return replace(event, id=key)
+        self._in_flight_since = now
+        try:
+            with pymongo.timeout(self.write_timeout_seconds):
+                key = await live_events_repo.record(
+                    self.db, account_id, event.event_id, key, event.name, event.data, now
+                )
+        except PyMongoError as exc:
+            self._failed = True
+            self._paused_until = self.clock() + self.pause_after_failure_seconds
+            log.warning("live event not journaled; reconnecting clients may be asked to resync", exc_info=exc)
+        finally:
+            self._in_flight_since = None
+        return replace(event, id=key)
+
+    async def replay(self, account_id: str, last_event_id: str | None) -> Replay:
+        """What a client that last saw `last_event_id` missed (see the module docstring for resyncs)."""
+        if last_event_id is None:
+            return Replay()
+        now = self.clock()
+        checked = check_cursor(last_event_id, now, self.retention_seconds)
+        if isinstance(checked, str):
+            return Replay(resync=checked)
+        try:
+            with pymongo.timeout(self.read_timeout_seconds):
+                spans = await self._spans(now)
+                if first_gap(checked.seconds, now, spans) is not None:
+                    return Replay(resync="gap")
+                docs = await live_events_repo.entries_after(self.db, account_id, checked.key, limit=self.replay_max + 1)
+        except PyMongoError:
+            log.warning("live journal unreadable; client asked to resync", exc_info=True)
+            return Replay(resync="journal_unavailable")
+        if len(docs) > self.replay_max:
+            return Replay(resync="too_many_missed")
+        events = [LiveEvent(d["name"], d["key"], d["data"], d["event_id"]) for d in docs]
+        return Replay(after=checked.key, events=events)
+
+    async def _spans(self, now: float) -> list[Span]:
+        spans = []
+        for doc in await live_events_repo.spans(self.db):
+            end = doc["seen_at"].timestamp()
+            spans.append(
+                Span(doc["started_at"].timestamp(), end if doc.get("stopped") else end + self.alive_tolerance_seconds)
+            )
+        if self.span_started is not None and not self._failed:
+            spans.append(Span(self.span_started, now))  # this replica is alive: its own span reaches now
+        return spans
+
+    async def heartbeat(self) -> None:
+        """Extend this replica's span, or start a new one after a failed write (the old span ends where it was)."""
+        now = self.clock()
+        if self._failed or self.writer_id is None:
+            if self.writer_id is not None:  # it ends at its last heartbeat, not "maybe alive" for a while longer
+                await live_events_repo.end_span(self.db, self.writer_id)
+            self._failed = False
+            await self._new_span(now)
+            return
+        seen = min(now, self._in_flight_since or now)  # an unfinished write may still fail
+        try:
+            await live_events_repo.extend_span(self.db, self.writer_id, seen)
+        except PyMongoError:
+            self._failed = True
+            raise
+
+    async def prune_if_due(self) -> int | None:
+        """Prune once per period for the whole deployment; the entries deleted, or None when not this replica."""
+        now = self.clock()
+        period = int(now // self.prune_interval_seconds)
+        if period == self._pruned_period:
+            return None
+        self._pruned_period = period
+        if not await live_events_repo.claim_prune(self.db, period, now):
+            return None
+        return await live_events_repo.prune(
+            self.db,
+            older_than=now - self.retention_seconds,
+            claims_older_than=now - 10 * self.prune_interval_seconds,
+        )
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self.heartbeat()
+            except PyMongoError:
+                log.warning("live journal heartbeat failed", exc_info=True)
+            try:
+                deleted = await self.prune_if_due()
+            except PyMongoError:
+                log.warning("live journal pruning failed", exc_info=True)
+            else:
+                if deleted:
+                    log.info("live journal pruned", extra={"deleted": deleted})
+
+    async def close(self) -> None:
+        """End this incarnation's span (call once the live queue is gone: nothing after now is journaled here)."""
+        if self.writer_id is None or self._failed:
+            return
+        try:
+            with pymongo.timeout(self.write_timeout_seconds):  # shutdown does not wait on a database that is gone
+                await live_events_repo.end_span(self.db, self.writer_id, self.clock())
+        except PyMongoError:
+            log.warning("could not close the live journal span", exc_info=True)
