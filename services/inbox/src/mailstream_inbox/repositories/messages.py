@@ -7,7 +7,8 @@ A message document:
     attachments [{id, filename, content_type, size, sha256, part_id, content_id, inline}],
     message_id_header, in_reply_to [..], references [..], authentication {spf,dkim,dmarc,header} | None,
     forwarded {method, by, original_from, ...} | None, customer {name,address},
-    delivery {status queued|sent|failed, detail, updated_at, attempt, smtp_code, version} | None (outbound only),
+    delivery {status queued|sent|failed, detail, updated_at, attempt, smtp_code, version, report_id} | None
+    (outbound only; each version is claimed in `delivery_claims` before it is written: consumers/delivery.py),
     raw_blob_id (sha256 in `blobs`), dedup_key, created_at, parse_warnings [..],
     published (the follow-up event was confirmed by the broker), pending_event (an outbound message's
     ReplyRequested, kept until the broker confirmed it so a redelivery can send exactly that again),
@@ -186,27 +187,52 @@ async def mark_failed_to_queue(db: AsyncDatabase, message_id: str, detail: str) 
     )
 
 
-async def compare_and_set_delivery(
-    db: AsyncDatabase, message_id: str, expected_version: int, delivery: dict[str, Any], *, event_pending: bool
+DELIVERY_CLAIMS = "delivery_claims"  # who writes a message's next delivery version (see claim_delivery)
+
+
+def delivery_claim_id(message_id: str, version: int) -> str:
+    return f"{message_id}:{version}"
+
+
+async def claim_delivery(db: AsyncDatabase, claim: dict[str, Any]) -> bool:
+    """Take the right to write delivery version `claim["version"]` of a message; False if another report has it.
+
+    A unique `_id` insert is the only write FerretDB v1 makes atomic (a compare-and-set update is read-filter-write
+    there: two can both match). The claim records the change itself, so a worker may finish it for a dead holder.
+    """
+    assert claim["_id"] == delivery_claim_id(claim["message_id"], claim["version"])
+    try:
+        await db[DELIVERY_CLAIMS].insert_one(claim)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def get_delivery_claim(db: AsyncDatabase, message_id: str, version: int) -> dict[str, Any] | None:
+    return await db[DELIVERY_CLAIMS].find_one({"_id": delivery_claim_id(message_id, version)})
+
+
+async def release_delivery_claim(db: AsyncDatabase, claim_id: str) -> None:
+    await db[DELIVERY_CLAIMS].delete_one({"_id": claim_id})
+
+
+async def write_delivery(
+    db: AsyncDatabase, message_id: str, previous_version: int, delivery: dict[str, Any], raw_blob_id: str | None
 ) -> dict[str, Any] | None:
-    """Replace `delivery` only if its version is still `expected_version` (a concurrent report may have moved it);
-    the document after the change, or None when it lost that race."""
+    """Store a claimed delivery version over `previous_version`; the document after, or None if it was not there.
+
+    Only the holder of the version's claim calls this, so the version filter is not what keeps writers apart (it
+    cannot on FerretDB v1); it keeps a claim that was finished already from being written twice."""
+    change: dict[str, Any] = {"delivery": delivery}
+    if raw_blob_id is not None:
+        change["raw_blob_id"] = raw_blob_id
+    # Version 0 is also a message without a delivery (or its version) yet, as the consumer reads it.
+    expected = {"$in": [0, None]} if previous_version == 0 else previous_version
     return await db[COLLECTION].find_one_and_update(
-        {"_id": message_id, "delivery.version": expected_version},
-        {"$set": {"delivery": delivery, "delivery_event_pending": event_pending}},
+        {"_id": message_id, "delivery.version": expected},
+        {"$set": change},
         return_document=ReturnDocument.AFTER,
     )
-
-
-async def clear_delivery_event(db: AsyncDatabase, message_id: str) -> None:
-    await db[COLLECTION].update_one({"_id": message_id}, {"$set": {"delivery_event_pending": False}})
-
-
-async def set_raw_blob(db: AsyncDatabase, message_id: str, sha256: str, *, overwrite: bool) -> None:
-    query: dict[str, Any] = {"_id": message_id}
-    if not overwrite:
-        query["raw_blob_id"] = None
-    await db[COLLECTION].update_one(query, {"$set": {"raw_blob_id": sha256}})
 
 
 async def mark_rule_applied(db: AsyncDatabase, message_id: str, rule_id: str) -> None:
