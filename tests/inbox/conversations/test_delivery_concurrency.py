@@ -1,0 +1,102 @@
+"""Delivery reports for one message handled at the same time (prefetch > 1, or two inbox workers).
+
+FerretDB v1 applies an update as read-filter-write without isolation, so a compare-and-set on `delivery.version`
+alone let a `sent` and a bounce for the same message both "win": the message could end `sent` after its bounce, and
+both changes were announced. These tests publish such reports together on the real broker, to the real consumer of
+the in-process gateway, against the session's database.
+"""
+
+from mailstream_common.contracts import DeliveryReported, MessageDeliveryChanged
+from mailstream_common.metrics import MESSAGES_CONSUMED
+from tests.support.inbox_gateway import EventTap
+from tests.support.waiting import wait_for
+
+from .test_threading_and_replies import only_conversation
+
+ROUNDS = 24  # messages, each getting its reports at once; the unfixed consumer lost at least one in every run
+SENTINEL_MESSAGE_ID = "f" * 32
+
+
+def outcome_count(outcome: str) -> float:
+    return MESSAGES_CONSUMED.labels("inbox.delivery", outcome)._value.get()
+
+
+async def queue_replies(stream, conversation_id: str, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        response = await stream.account.agent.post(
+            f"/v1/conversations/{conversation_id}/replies", json={"text": f"Reply {n}"}
+        )
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["message_id"])
+    return ids
+
+
+async def events_until_sentinel(tap: EventTap, test_broker, account_id: str) -> list[MessageDeliveryChanged]:
+    """Every delivery change published so far: a marker published now arrives after all of them (one FIFO queue;
+    the consumer published and had confirmed each one before it acked the report that caused it)."""
+    await test_broker.publish(
+        MessageDeliveryChanged(
+            account_id=account_id, conversation_id=None, message_id=SENTINEL_MESSAGE_ID, status="queued"
+        )
+    )
+    seen = []
+    while True:
+        event = await tap.next_matching(MessageDeliveryChanged)
+        if event.message_id == SENTINEL_MESSAGE_ID:
+            return seen
+        seen.append(event)
+
+
+async def test_concurrent_reports_keep_the_highest_status_and_announce_each_change_once(
+    stream, deliver, backends, test_broker
+):
+    await deliver(stream)
+    conversation = await only_conversation(stream)
+    account_id = stream.account.account_id
+    message_ids = await queue_replies(stream, conversation["id"], ROUNDS)
+    sent_raw = {mid: f"Subject: Re: x\r\nX-Round: {mid}\r\n\r\nsent\r\n".encode() for mid in message_ids}
+
+    reports = []
+    for mid in message_ids:
+        # What really happens: a retry's deferral, the relay's acceptance, and its bounce, all queued together.
+        reports.append(DeliveryReported(account_id=account_id, message_id=mid, status="deferred", detail="451 busy"))
+        reports.append(
+            DeliveryReported(
+                account_id=account_id, message_id=mid, status="sent", detail="250 ok", attempt=2, raw=sent_raw[mid]
+            )
+        )
+        reports.append(
+            DeliveryReported(message_id=mid, status="bounced", detail="550 5.1.1 no such user", permanent=True)
+        )
+
+    acked, dead = outcome_count("ack"), outcome_count("dead")
+    async with EventTap(backends.amqp_url, [MessageDeliveryChanged]) as tap:
+        for report in reports:
+            await test_broker.publish(report)
+
+        async def all_applied() -> bool:
+            return outcome_count("ack") >= acked + len(reports)
+
+        await wait_for(all_applied, timeout=60, what=f"{len(reports)} delivery reports acked")
+        events = await events_until_sentinel(tap, test_broker, account_id)
+    assert outcome_count("dead") == dead
+
+    announced: dict[str, list[str]] = {mid: [] for mid in message_ids}
+    for event in events:
+        announced[event.message_id].append(event.status)
+    wrong = {}
+    for mid in message_ids:
+        response = await stream.account.agent.get(f"/v1/messages/{mid}")
+        delivery = response.json()["delivery"]
+        raw = await stream.account.agent.get(f"/v1/messages/{mid}/raw")
+        # Failed wins whatever the order; "sent" is announced only if it was applied before the bounce, and then
+        # before "failed". The relay's copy is kept even when the bounce got there first.
+        if (
+            delivery["status"] != "failed"
+            or "no such user" not in delivery["detail"]
+            or announced[mid] not in (["failed"], ["sent", "failed"])
+            or raw.content != sent_raw[mid]
+        ):
+            wrong[mid] = (delivery["status"], delivery["detail"], announced[mid], raw.status_code)
+    assert not wrong, f"{len(wrong)} of {ROUNDS} messages went wrong: {wrong}"
