@@ -95,6 +95,7 @@ def replica_queue(service: str, replica_id: str, events: tuple[type[Event], ...]
 
 INGEST_STREAM_EVENTS = (StreamChanged,)
 SENDER_DOMAIN_EVENTS = (DomainChanged,)
+SENDER_REPLICA_EVENTS = (DomainChanged, StreamChanged)  # signing-key and stream caches: one replica queue
 GATEWAY_LIVE_EVENTS = (MessageStored, ConversationChanged, MessageDeliveryChanged)
 
 
