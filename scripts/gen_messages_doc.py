@@ -43,11 +43,13 @@ PRODUCERS = {
     "delivery.reported": "sender (each attempt), ingest (bounces)",
     "stream.changed": "inbox",
     "domain.changed": "domains",
+    "api_key.revoked": "inbox (API key revoked)",
 }
 
 REPLICA_CONSUMERS = {
     "stream.changed": "ingest replica queues (RCPT cache)",
     "domain.changed": "sender replica queues (signing-key cache)",
+    "api_key.revoked": "gateway replica queues (API-key cache)",
 }
 
 

@@ -31,7 +31,10 @@ def test_event_names_are_unique_routing_keys():
 
 def test_every_event_has_a_consumer():
     replica_events = (
-        set(topology.INGEST_STREAM_EVENTS) | set(topology.SENDER_DOMAIN_EVENTS) | set(topology.GATEWAY_LIVE_EVENTS)
+        set(topology.INGEST_STREAM_EVENTS)
+        | set(topology.SENDER_DOMAIN_EVENTS)
+        | set(topology.GATEWAY_LIVE_EVENTS)
+        | set(topology.GATEWAY_KEY_EVENTS)
     )
     bound = {event for queue in topology.WORK_QUEUES for event in queue.events} | replica_events
     assert set(ALL_EVENTS) <= bound, set(ALL_EVENTS) - bound

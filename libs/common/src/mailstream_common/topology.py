@@ -18,6 +18,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from .contracts import (
+    ApiKeyRevoked,
     ConversationActionsRequested,
     ConversationChanged,
     DeliveryReported,
@@ -97,6 +98,8 @@ INGEST_STREAM_EVENTS = (StreamChanged,)
 SENDER_DOMAIN_EVENTS = (DomainChanged,)
 SENDER_REPLICA_EVENTS = (DomainChanged, StreamChanged)  # signing-key and stream caches: one replica queue
 GATEWAY_LIVE_EVENTS = (MessageStored, ConversationChanged, MessageDeliveryChanged)
+GATEWAY_KEY_EVENTS = (ApiKeyRevoked,)  # key-cache invalidation, on the same replica queue as the live events
+GATEWAY_REPLICA_EVENTS = GATEWAY_LIVE_EVENTS + GATEWAY_KEY_EVENTS
 
 
 async def declare_exchange(channel: AbstractChannel) -> AbstractExchange:

@@ -18,7 +18,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mailstream_common import mongo, topology
-from mailstream_common.broker import Broker
+from mailstream_common.broker import Broker, Delivery
+from mailstream_common.contracts import ApiKeyRevoked, Event
 from mailstream_common.ops import ops_routes
 
 from . import consumers
@@ -62,7 +63,7 @@ ROUTERS = (
 # with no such process running they would be unroutable, and the broker would refuse the publish. This bounded
 # journal queue keeps them routable and holds the latest few for inspection; nobody consumes it.
 BROADCAST_JOURNAL_QUEUE = "inbox.broadcast.journal"
-BROADCAST_JOURNAL_EVENTS = ("stream.changed", "conversation.changed", "message.delivery_changed")
+BROADCAST_JOURNAL_EVENTS = ("stream.changed", "conversation.changed", "message.delivery_changed", "api_key.revoked")
 
 OPENAPI_DESCRIPTION = """Mailstream: email as a stream for customer-service inboxes.
 
@@ -95,6 +96,20 @@ async def _declare_published_queues(broker: Broker) -> None:
         await channel.close()
 
 
+def _replica_handler(app: FastAPI):
+    """The replica queue's consumer: live events to the hub, key revocations to the key cache (and open streams)."""
+
+    async def handle(event: Event, delivery: Delivery) -> None:
+        if isinstance(event, ApiKeyRevoked):
+            app.state.key_cache.forget_key(event.key_id)
+            closed = app.state.live.close_key(event.key_id)
+            log.info("revoked API key forgotten", extra={"key_id": event.key_id, "streams_closed": closed})
+            return
+        await app.state.live.handle(event, delivery)
+
+    return handle
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: InboxSettings = app.state.settings
@@ -116,8 +131,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             consumers.register(broker, app.state.db, settings)
         if settings.serves_http:
             app.state.live.journal = journal
-            live_queue = topology.replica_queue("inbox", uuid.uuid4().hex, topology.GATEWAY_LIVE_EVENTS)
-            broker.consume(live_queue, app.state.live.handle, topology.GATEWAY_LIVE_EVENTS, prefetch=256)
+            replica_queue = topology.replica_queue("inbox", uuid.uuid4().hex, topology.GATEWAY_REPLICA_EVENTS)
+            broker.consume(replica_queue, _replica_handler(app), topology.GATEWAY_REPLICA_EVENTS, prefetch=256)
         await broker.start()
         if settings.serves_http:
             await journal.open()  # the live queue is bound: from now on this replica journals every live event

@@ -1,8 +1,9 @@
 """API-key authentication: turn a bearer key into the account and role it acts for.
 
 A verified key is remembered per replica for a few seconds (`INBOX_API_KEY_CACHE_SECONDS`) so that a page load
-does not cost one extra query per request; revoking through this replica forgets it at once, other replicas
-within that delay.
+does not cost one extra query per request. Revoking a key through the API publishes `api_key.revoked`, which every
+gateway replica receives on its replica queue and forgets the key at once; the cache lifetime bounds the delay
+only when that broadcast is lost (the broker refused it) or the key was revoked behind the API's back (the CLI).
 """
 
 import base64

@@ -12,6 +12,7 @@ from .conversations import (
     RuleAction,
 )
 from .domains import DomainChanged
+from .keys import ApiKeyRevoked
 from .mail import MailAnalysed, MailReceived
 from .replies import DeliveryReported, EmailTemplate, ReplyRequested
 from .streams import StreamChanged
@@ -27,11 +28,13 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     DeliveryReported,
     StreamChanged,
     DomainChanged,
+    ApiKeyRevoked,
 )
 
 __all__ = [
     "ALL_EVENTS",
     "Address",
+    "ApiKeyRevoked",
     "Contract",
     "ConversationActionsRequested",
     "ConversationChanged",

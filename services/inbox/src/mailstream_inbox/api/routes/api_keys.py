@@ -1,17 +1,23 @@
 """The account's API keys: create (shown once), list, inspect, revoke; and `GET /v1/me` for the calling key."""
 
+import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mailstream_common.broker import PublishError
+from mailstream_common.contracts import ApiKeyRevoked
+
 from ...repositories import accounts as accounts_repo
 from ...repositories import api_keys as api_keys_repo
 from ...validation import HeaderSafeStr
-from ..deps import AdminPrincipal, CurrentPrincipal, Db
+from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db
 from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, not_found
 from ..pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_optional_cursor
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["account and keys"], responses=AUTH_RESPONSES)
 
@@ -119,9 +125,16 @@ async def get_api_key(key_id: KeyId, principal: AdminPrincipal, db: Db) -> ApiKe
 @router.delete(
     "/v1/api-keys/{key_id}", status_code=204, responses=NOT_FOUND_RESPONSE, summary="Revoke an API key (admin)"
 )
-async def revoke_api_key(key_id: KeyId, principal: AdminPrincipal, db: Db, request: Request) -> Response:
+async def revoke_api_key(
+    key_id: KeyId, principal: AdminPrincipal, db: Db, broker: BrokerDep, request: Request
+) -> Response:
     doc = await api_keys_repo.revoke_api_key(db, principal.account_id, key_id)
     if doc is None:
         raise not_found("API key")
     request.app.state.key_cache.forget_key(key_id)
+    try:  # every other replica forgets it now; repeating a revocation repeats this, which is harmless
+        await broker.publish(ApiKeyRevoked(account_id=principal.account_id, key_id=key_id))
+    except PublishError:
+        # The key is revoked in the database; other replicas stop trusting their copy within the cache lifetime.
+        log.warning("revocation not broadcast; other replicas notice it within INBOX_API_KEY_CACHE_SECONDS")
     return Response(status_code=204)
