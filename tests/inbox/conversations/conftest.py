@@ -25,8 +25,12 @@ class StreamFixture:
 
 
 def handled(queue: str) -> float:
-    """Messages a consumer of this process finished (acked, retried or dead-lettered) on `queue`."""
-    return sum(MESSAGES_CONSUMED.labels(queue, outcome)._value.get() for outcome in ("ack", "retry", "dead"))
+    """Messages a consumer of this process finished for good (acked or dead-lettered) on `queue`.
+
+    Not "retry": a message scheduled for a retry (a lease not won in time, the database busy under load) is not
+    handled yet, and a test that went on would look for a conversation that does not exist yet.
+    """
+    return sum(MESSAGES_CONSUMED.labels(queue, outcome)._value.get() for outcome in ("ack", "dead"))
 
 
 async def consumed(queue: str, before: float, count: int) -> None:
@@ -35,7 +39,7 @@ async def consumed(queue: str, before: float, count: int) -> None:
     async def probe() -> bool:
         return handled(queue) >= before + count
 
-    await wait_for(probe, timeout=20, what=f"{count} message(s) handled on {queue}")
+    await wait_for(probe, timeout=60, what=f"{count} message(s) handled on {queue}")
 
 
 async def create_stream(account: ApiAccount, address: str = "support@acme.test", **body) -> StreamFixture:
