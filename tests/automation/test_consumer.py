@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import aio_pika
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_automation.consumer import RuleRunner
 from mailstream_automation.repository import RulesRepository, RunsRepository, ensure_indexes
 from mailstream_automation.rules import RuleDefinition, StoredRule
+from mailstream_automation.runs import run_id_for
 from mailstream_common import topology
-from mailstream_common.broker import Broker
+from mailstream_common.broker import HEADER_ATTEMPT, HEADER_EVENT, HEADER_SCHEMA_VERSION, Broker
 from mailstream_common.contracts import Address, MessageStored
 from tests.automation.conftest import ApiServer, test_settings
 from tests.automation.support import CommandTap, delete_queues, stored_message
@@ -275,3 +277,56 @@ async def test_rule_changes_through_the_api_apply_to_the_very_next_message(autom
         assert await tags_of_next_message() == ["b"]
         assert (await client.delete(f"/v1/automation/rules/{first['id']}")).status_code == 204
         assert await tags_of_next_message() == []
+
+
+async def test_a_retried_message_publishes_what_an_earlier_attempt_recorded_for_a_rule_disabled_since(
+    automation: Automation,
+):
+    """A retry (the broker's `x-attempt` > 1) looks for every unpublished run of the message, not only those of the
+    rules it evaluates now: the decision was made, so the command goes out once."""
+    rule = await automation.add_rule()
+    message = stored_message(automation.account_id)
+    await automation.runs.insert_once(
+        {
+            "_id": run_id_for(rule.id, message.message_id),
+            "rule_id": rule.id,
+            "rule_name": rule.name,
+            "account_id": automation.account_id,
+            "message_id": message.message_id,
+            "conversation_id": message.conversation_id,
+            "customer": "kana@example.net",
+            "fired": True,
+            "matched_conditions": [],
+            "actions": [TAG],
+            "skipped_actions": [],
+            "published": False,
+            "at": datetime.now(UTC),
+        }
+    )
+    await automation.rules.update(
+        automation.account_id,
+        rule.id,
+        rule.model_copy(update={"enabled": False}),
+        position=None,
+        now=datetime.now(UTC),
+    )
+    channel = await automation.broker.connection.channel()
+    exchange = await topology.declare_exchange(channel)
+    await exchange.publish(
+        aio_pika.Message(
+            message.model_dump_json(by_alias=True).encode(),
+            content_type="application/json",
+            headers={
+                HEADER_EVENT: message.event_name,
+                HEADER_SCHEMA_VERSION: message.schema_version,
+                HEADER_ATTEMPT: 2,
+            },
+        ),
+        routing_key=message.event_name,
+    )
+    await channel.close()
+    [command] = await automation.tap.wait_for_message(message.message_id)
+    assert command.rule_id == rule.id and [a.model_dump() for a in command.actions] == [TAG]
+    await automation.settle()
+    [run] = await automation.runs_of(message.message_id)
+    assert run["published"] is True

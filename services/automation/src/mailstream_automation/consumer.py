@@ -41,10 +41,13 @@ class RuleRunner:
     async def handle(self, event: MessageStored, delivery: Delivery) -> None:
         if event.direction != "inbound":
             return  # our own replies and agents' mail never trigger rules
-        # Finish what an earlier delivery of this message recorded but could not publish.
-        for run in await self.runs.for_message(event.account_id, event.message_id):
-            if needs_publishing(run):
-                await self._publish(run)
+        if delivery.redelivered or delivery.attempt > 1:
+            # Finish what an earlier delivery recorded but could not publish: also runs of rules that this
+            # evaluation no longer reaches (deleted, disabled, reordered since). A scan on FerretDB, so only here:
+            # a first delivery can only meet its own runs through a duplicate event, handled per rule below.
+            for run in await self.runs.for_message(event.account_id, event.message_id):
+                if needs_publishing(run):
+                    await self._publish(run)
         rules = await self.cached_rules.enabled_for_account(event.account_id)
         if not rules:
             return
@@ -61,8 +64,11 @@ class RuleRunner:
             RULES_EVALUATED.labels("fired" if outcome.fired else "not_fired").inc()
             if not outcome.fired and not self.settings.record_unfired_runs:
                 continue
-            if await self.runs.find(rule.id, event.message_id) is not None:
-                continue  # decided on an earlier delivery (and published above if it still had to be)
+            earlier = await self.runs.find(rule.id, event.message_id)
+            if earlier is not None:  # decided on an earlier delivery or by a duplicate of this event
+                if needs_publishing(earlier):
+                    await self._publish(earlier)
+                continue
             now = datetime.now(UTC)
             actions, skipped = list(rule.actions), []
             if outcome.fired and rule.has_auto_reply():

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from mailstream_common import mongo
 
 from .rules import RuleDefinition, StoredRule
+from .runs import run_id_for
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,9 @@ class RunsRepository:
         self.claims = db[REPLY_CLAIMS]
 
     async def find(self, rule_id: str, message_id: str) -> dict[str, Any] | None:
-        return await self.collection.find_one({"rule_id": rule_id, "message_id": message_id})
+        """By `_id` (derived from the key). A run recorded before ids were derived is not found here; `insert_once`
+        then meets it on the unique (rule_id, message_id) index and returns it instead of inserting."""
+        return await self.collection.find_one({"_id": run_id_for(rule_id, message_id)})
 
     async def for_message(self, account_id: str, message_id: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.collection.find({"account_id": account_id, "message_id": message_id})]

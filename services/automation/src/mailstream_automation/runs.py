@@ -2,12 +2,20 @@
 
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid5
 
 from mailstream_common.contracts import MessageStored
 
 from .evaluation import RuleOutcome
 from .rules import StoredRule
+
+_RUN_NAMESPACE = UUID("5f0c8f8e-3b1d-4d8a-9d53-7a3c2f6e1b40")
+
+
+def run_id_for(rule_id: str, message_id: str) -> str:
+    """The run's `_id`, derived from its unique key: "was this decided already?" is a bare `_id` read, the only
+    query FerretDB v1 does not answer by scanning the collection."""
+    return uuid5(_RUN_NAMESPACE, f"{rule_id}:{message_id}").hex
 
 
 def build_run(
@@ -22,7 +30,7 @@ def build_run(
 ) -> dict[str, Any]:
     """A run document; `(rule_id, message_id)` is its unique key, `published` turns true after the broker confirm."""
     return {
-        "_id": uuid4().hex,
+        "_id": run_id_for(rule.id, event.message_id),
         "rule_id": rule.id,
         "rule_name": rule.name,
         "account_id": event.account_id,
