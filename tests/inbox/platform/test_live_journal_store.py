@@ -186,3 +186,48 @@ async def test_ids_that_are_not_cursors_ask_to_resync_without_a_query(mongo_db, 
     journal = replica(mongo_db, Clock(T0))
     assert (await journal.replay("acct", last_event_id)).resync == "invalid_last_event_id"
     assert (await journal.replay("acct", None)).resync is None
+
+
+async def test_recent_events_are_replayed_from_memory_older_ones_from_the_database(mongo_db):
+    clock = Clock(T0)
+    journal = replica(mongo_db, clock)
+    await journal.open()
+    clock.now = T0 + 5
+    recent = [await journal.record("acct", live_event(f"s{i}")) for i in range(2)]
+    await mongo_db[live_events_repo.LIVE_EVENTS].delete_many({})  # only memory still has them
+    clock.now = T0 + 6
+    from_memory = await journal.replay("acct", position_key(to_micros(T0 + 3)))
+    assert [e.id for e in from_memory.events] == [e.id for e in recent]
+    # A cursor from before this replica was complete (another replica's, say) is answered by the database.
+    assert (await journal.replay("acct", position_key(to_micros(T0 + 0.5)))).events == []
+
+
+async def test_a_broker_interruption_ends_what_memory_and_the_span_can_promise(mongo_db):
+    clock, up = Clock(T0), [True]
+    journal = LiveJournal(mongo_db, retention_seconds=60, replay_max=100, clock=clock, receiving=lambda: up[0])
+    await journal.open()
+    clock.now = T0 + 3
+    seen = await journal.record("acct", live_event("seen"))
+    clock.now = T0 + 5
+    await journal.heartbeat()
+
+    clock.now = T0 + 6
+    up[0] = False
+    journal.receiving_interrupted()
+    clock.now = T0 + 10
+    await journal.heartbeat()  # not receiving: the span is not extended over the outage
+    clock.now = T0 + 20
+    up[0] = True
+    journal.receiving_resumed()
+    clock.now = T0 + 25
+    await journal.heartbeat()  # a new span from here
+    after = await journal.record("acct", live_event("after"))
+    clock.now = T0 + 30
+    assert (await journal.replay("acct", seen.id)).resync == "gap", "events published at T0+6..20 never arrived"
+    replay = await journal.replay("acct", position_key(to_micros(T0 + 22.5)))
+    assert [e.id for e in replay.events] == [after.id]
+    spans = await live_events_repo.spans(mongo_db)
+    assert sorted((s["started_at"].timestamp(), s["seen_at"].timestamp(), s["stopped"]) for s in spans) == [
+        (T0, T0 + 5, True),
+        (T0 + 25, T0 + 25, False),
+    ]

@@ -4,7 +4,8 @@ same broker and database.
 - A key revoked through one replica is refused by the other at once (`api_key.revoked` on the replica queues),
   although the other cached it for far longer (`INBOX_API_KEY_CACHE_SECONDS=300`), and its open streams end.
 - Both replicas journal every live event, once between them, under the same SSE id; a client resumes on the
-  other replica with the id it got from the first.
+  other replica with the id it got from the first (that replica keeps nothing in memory, so this replay is the
+  database's).
 
 The replica is ready (`/readyz`) only once its replica queue is bound, so events published after that reach it.
 A stream on the replica counts as open once it sent its first `id:` (which it does after subscribing).
@@ -34,6 +35,7 @@ def replica(backends, tmp_path_factory):
             "INBOX_HTTP_PORT": str(port),
             "INBOX_ROLE": "api",  # the package's gateway owns the work queues
             "INBOX_API_KEY_CACHE_SECONDS": "300",
+            "INBOX_EVENTS_MEMORY_MAX": "0",  # replays come from the database here (the package gateway: memory)
             "SHUTDOWN_GRACE_SECONDS": "5",
         },
         f"http://127.0.0.1:{port}",

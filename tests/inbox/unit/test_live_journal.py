@@ -4,7 +4,9 @@ from mailstream_inbox.api.routes.events import FRESH_CURSOR_MARGIN_US, opening
 from mailstream_inbox.live import LiveEvent
 from mailstream_inbox.live_journal import (
     MAX_LAST_EVENT_ID_LENGTH,
+    MEMORY_SLACK_SECONDS,
     Cursor,
+    RecentEvents,
     Replay,
     Span,
     check_cursor,
@@ -99,3 +101,45 @@ def test_a_stream_opens_with_the_replay_a_resync_or_a_first_position():
     assert lines[0] == f"id: {position_key(subscribed_us - FRESH_CURSOR_MARGIN_US)}"
     assert lines[1] == "event: resync"
     assert lines[2].startswith('data: {"reason":"expired","detail":')
+
+
+def _at(seconds: float, name: str) -> LiveEvent:
+    key = event_key(to_micros(seconds), name)
+    return LiveEvent("conversation.changed", key, {"conversation_id": name}, name)
+
+
+def _cursor(seconds: float) -> Cursor:
+    return parse_cursor(position_key(to_micros(seconds)))
+
+
+def test_recent_events_answer_only_for_what_they_saw_all_of():
+    recent = RecentEvents(max_events=100, max_age_seconds=3600)
+    recent.add("a", _at(NOW + 1, "early"), NOW + 1)
+    assert recent.after("a", _cursor(NOW), NOW + 10) is None, "not complete for anything before reset()"
+
+    recent.reset(complete_since=NOW)
+    for offset, name in ((5, "b1"), (4, "b0"), (6, "other")):  # arrival order need not be key order
+        recent.add("b" if name != "other" else "x", _at(NOW + offset, name), NOW + offset)
+    assert recent.after("b", _cursor(NOW), NOW + 10) is None, "too close to the moment it became complete"
+    since = NOW + MEMORY_SLACK_SECONDS
+    assert [e.event_id for e in recent.after("b", _cursor(since), NOW + 10)] == ["b0", "b1"]
+    assert [e.event_id for e in recent.after("b", _cursor(NOW + 4.5), NOW + 10)] == ["b1"]
+    assert recent.after("b", _cursor(NOW + 7), NOW + 10) == [], "complete: nothing newer happened"
+    assert recent.after("nobody", _cursor(since), NOW + 10) == []
+
+    recent.reset(complete_since=None)  # receiving was interrupted
+    assert recent.after("b", _cursor(NOW + 7), NOW + 10) is None
+
+
+def test_recent_events_forget_the_oldest_and_say_so():
+    recent = RecentEvents(max_events=2, max_age_seconds=60)
+    recent.reset(complete_since=NOW)
+    for i in range(3):
+        recent.add("a", _at(NOW + 10 + i, f"e{i}"), NOW + 10 + i)
+    assert len(recent) == 2
+    assert recent.complete_since == NOW + 10, "e0 is gone: only cursors after it can be answered"
+    assert recent.after("a", _cursor(NOW + 10 + MEMORY_SLACK_SECONDS - 0.5), NOW + 13) is None
+    assert [e.event_id for e in recent.after("a", _cursor(NOW + 10 + MEMORY_SLACK_SECONDS), NOW + 13)] == ["e2"]
+
+    assert recent.after("a", _cursor(NOW + 80), NOW + 80) == [], "older than max_age: evicted on the way"
+    assert len(recent) == 0 and recent.complete_since == NOW + 12

@@ -120,12 +120,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.broker = broker
     app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.proxy_timeout_seconds, connect=5.0))
     journal = LiveJournal(
-        app.state.db, retention_seconds=settings.events_retention_seconds, replay_max=settings.events_replay_max
+        app.state.db,
+        retention_seconds=settings.events_retention_seconds,
+        replay_max=settings.events_replay_max,
+        memory_max=settings.events_memory_max,
+        receiving=broker.is_ready,
     )
     journal_task: asyncio.Task[None] | None = None
     try:
         await ensure_indexes(app.state.db)
         await broker.connect()
+        # While the connection is down the replica queue is gone: events published then never reach this replica.
+        broker.connection.close_callbacks.add(lambda *_: journal.receiving_interrupted())
+        broker.connection.reconnect_callbacks.add(lambda *_: journal.receiving_resumed())
         await _declare_published_queues(broker)
         if settings.runs_consumers:
             consumers.register(broker, app.state.db, settings)

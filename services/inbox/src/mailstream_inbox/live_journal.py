@@ -5,8 +5,11 @@ journaled the event (strictly increasing per replica, so a burst keeps its order
 range query per account, and every replica hands out the same id for the same event (the first write wins and
 the others read its key back).
 
-`GET /v1/events` with `Last-Event-ID` replays the account's entries after that key, unless it cannot promise
-they are complete; then it sends a `resync` event instead (the client reloads what it shows over the REST API):
+`GET /v1/events` with `Last-Event-ID` replays the account's entries after that key. Recent ones come from this
+replica's memory (`RecentEvents`: what it fanned out since it started receiving, so no query at all); older ones,
+or a client coming from a replica that started earlier, from the database (a scan on FerretDB v1, bounded by the
+retention). When it cannot promise the replay is complete, it sends a `resync` event instead (the client reloads
+what it shows over the REST API):
 
 - `invalid_last_event_id`: not an id of this form, or one from the future;
 - `expired`: older than `INBOX_EVENTS_RETENTION_SECONDS` (the journal no longer holds what came after it);
@@ -22,6 +25,7 @@ import logging
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -39,6 +43,9 @@ _EVENT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 MAX_LAST_EVENT_ID_LENGTH = 100
 FUTURE_TOLERANCE_SECONDS = 60.0  # a cursor further ahead than this was not issued by a replica with a sane clock
 SPAN_SLACK_SECONDS = 1.0  # replicas' clocks differ a little; spans that nearly touch cover the moment between
+# An event published just before a replica bound its queue may be journaled (by another replica) just after: the
+# replica's memory answers only for cursors at least this much younger than the moment it became complete.
+MEMORY_SLACK_SECONDS = 2.0
 
 RESYNC_REASONS = {
     "invalid_last_event_id": "Last-Event-ID is not an id this API issued",
@@ -129,6 +136,54 @@ class Replay:
     resync: str | None = None  # a RESYNC_REASONS key
 
 
+class RecentEvents:
+    """The live events this replica fanned out lately, per account, in memory: most replays need no query.
+
+    Complete for every account since `complete_since` (epoch seconds; None: for nothing), which is when this
+    replica started receiving, and moves forward as entries are evicted (older than `max_age_seconds`, or more
+    than `max_events`) or when receiving was interrupted (a broker reconnect).
+    """
+
+    def __init__(self, max_events: int, max_age_seconds: float) -> None:
+        self.max_events = max_events
+        self.max_age_seconds = max_age_seconds
+        self.complete_since: float | None = None
+        self._arrivals: deque[tuple[float, str]] = deque()  # (key time, account), in arrival order
+        self._by_account: dict[str, deque[LiveEvent]] = {}
+
+    def __len__(self) -> int:
+        return len(self._arrivals)
+
+    def reset(self, complete_since: float | None) -> None:
+        self._arrivals.clear()
+        self._by_account.clear()
+        self.complete_since = complete_since
+
+    def add(self, account_id: str, event: LiveEvent, now: float) -> None:
+        cursor = parse_cursor(event.id)
+        self._arrivals.append((cursor.seconds if cursor else now, account_id))
+        self._by_account.setdefault(account_id, deque()).append(event)
+        self._evict(now)
+
+    def _evict(self, now: float) -> None:
+        arrivals = self._arrivals
+        while arrivals and (len(arrivals) > self.max_events or arrivals[0][0] < now - self.max_age_seconds):
+            at, account_id = arrivals.popleft()
+            events = self._by_account[account_id]
+            events.popleft()
+            if not events:
+                del self._by_account[account_id]
+            if self.complete_since is not None:  # what sorted before `at` may be gone now
+                self.complete_since = max(self.complete_since, at)
+
+    def after(self, account_id: str, cursor: Cursor, now: float) -> list[LiveEvent] | None:
+        """The account's events with a key after the cursor, in key order; None when memory cannot tell."""
+        self._evict(now)
+        if self.complete_since is None or cursor.seconds < self.complete_since + MEMORY_SLACK_SECONDS:
+            return None
+        return sorted((e for e in self._by_account.get(account_id, ()) if e.id > cursor.key), key=lambda e: e.id)
+
+
 # --- I/O shell ---
 
 
@@ -151,12 +206,16 @@ class LiveJournal:
         *,
         retention_seconds: float,
         replay_max: int,
+        memory_max: int = 20_000,
         clock: Callable[[], float] = time.time,
+        receiving: Callable[[], bool] = lambda: True,
     ) -> None:
         self.db = db
         self.retention_seconds = retention_seconds
         self.replay_max = replay_max
         self.clock = clock
+        self.receiving = receiving  # whether the live queue is consumed now (the broker connection is up)
+        self.recent = RecentEvents(memory_max, retention_seconds)
         self.writer_id: str | None = None
         self.span_started: float | None = None
         self._failed = False  # a write failed since the last heartbeat: this span cannot be extended
@@ -175,7 +234,19 @@ class LiveJournal:
         return 3 * self.heartbeat_seconds
 
     async def open(self) -> None:
-        await self._new_span(self.clock())
+        now = self.clock()
+        self.recent.reset(complete_since=now)
+        await self._new_span(now)
+
+    def receiving_interrupted(self) -> None:
+        """The broker connection dropped: events published until it is back never reach this replica."""
+        self._failed = True
+        self.recent.reset(complete_since=None)
+
+    def receiving_resumed(self) -> None:
+        """The live queue is bound again: memory is complete from now; the span restarts at the next heartbeat."""
+        self._failed = True
+        self.recent.reset(complete_since=self.clock())
 
     async def _new_span(self, now: float) -> None:
         self.writer_id = uuid.uuid4().hex
@@ -197,20 +268,22 @@ class LiveJournal:
         key = event_key(self._last_stamp_us, event.event_id)
         if now < self._paused_until:
             self._failed = True
-            return replace(event, id=key)
-        self._in_flight_since = now
-        try:
-            with pymongo.timeout(self.write_timeout_seconds):
-                key = await live_events_repo.record(
-                    self.db, account_id, event.event_id, key, event.name, event.data, now
-                )
-        except PyMongoError as exc:
-            self._failed = True
-            self._paused_until = self.clock() + self.pause_after_failure_seconds
-            log.warning("live event not journaled; reconnecting clients may be asked to resync", exc_info=exc)
-        finally:
-            self._in_flight_since = None
-        return replace(event, id=key)
+        else:
+            self._in_flight_since = now
+            try:
+                with pymongo.timeout(self.write_timeout_seconds):
+                    key = await live_events_repo.record(
+                        self.db, account_id, event.event_id, key, event.name, event.data, now
+                    )
+            except PyMongoError as exc:
+                self._failed = True
+                self._paused_until = self.clock() + self.pause_after_failure_seconds
+                log.warning("live event not journaled; reconnecting clients may be asked to resync", exc_info=exc)
+            finally:
+                self._in_flight_since = None
+        journaled = replace(event, id=key)
+        self.recent.add(account_id, journaled, self.clock())  # before anyone sees it, like the database entry
+        return journaled
 
     async def replay(self, account_id: str, last_event_id: str | None) -> Replay:
         """What a client that last saw `last_event_id` missed (see the module docstring for resyncs)."""
@@ -220,6 +293,11 @@ class LiveJournal:
         checked = check_cursor(last_event_id, now, self.retention_seconds)
         if isinstance(checked, str):
             return Replay(resync=checked)
+        remembered = self.recent.after(account_id, checked, now)
+        if remembered is not None:
+            if len(remembered) > self.replay_max:
+                return Replay(resync="too_many_missed")
+            return Replay(after=checked.key, events=remembered)
         try:
             with pymongo.timeout(self.read_timeout_seconds):
                 spans = await self._spans(now)
@@ -248,6 +326,9 @@ class LiveJournal:
     async def heartbeat(self) -> None:
         """Extend this replica's span, or start a new one after a failed write (the old span ends where it was)."""
         now = self.clock()
+        if not self.receiving():  # a span must not claim a time this replica was not receiving
+            self._failed = True
+            return
         if self._failed or self.writer_id is None:
             if self.writer_id is not None:  # it ends at its last heartbeat, not "maybe alive" for a while longer
                 await live_events_repo.end_span(self.db, self.writer_id)
@@ -293,10 +374,11 @@ class LiveJournal:
 
     async def close(self) -> None:
         """End this incarnation's span (call once the live queue is gone: nothing after now is journaled here)."""
-        if self.writer_id is None or self._failed:
+        if self.writer_id is None:
             return
+        seen = None if self._failed else self.clock()  # after a failure the span ends at its last heartbeat
         try:
             with pymongo.timeout(self.write_timeout_seconds):  # shutdown does not wait on a database that is gone
-                await live_events_repo.end_span(self.db, self.writer_id, self.clock())
+                await live_events_repo.end_span(self.db, self.writer_id, seen)
         except PyMongoError:
             log.warning("could not close the live journal span", exc_info=True)

@@ -42,6 +42,12 @@ class InboxSettings(CommonSettings):
         le=10_000,
         description="Most events replayed on one reconnect; a client that missed more is told to resync",
     )
+    events_memory_max: int = Field(
+        default=20_000,
+        alias="INBOX_EVENTS_MEMORY_MAX",
+        ge=0,
+        description="Recent live events each replica keeps in memory to replay without a query (0: always query)",
+    )
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, alias="INBOX_MAX_REQUEST_BYTES", ge=1024, description="Larger request bodies get 413"
     )
