@@ -55,7 +55,8 @@ class InboxSettings(CommonSettings):
         default=10.0,
         alias="INBOX_API_KEY_CACHE_SECONDS",
         ge=0,
-        description="How long a replica trusts a verified key before looking it up again (revocation delay elsewhere)",
+        description="How long a replica trusts a verified key before looking it up again (revocations are broadcast;"
+        " this bounds the delay when a broadcast is lost or a key is revoked with the CLI)",
     )
 
     @property
