@@ -16,9 +16,10 @@ from mailstream_common import topology
 from mailstream_common.broker import HEADER_EVENT, HEADER_SCHEMA_VERSION, Broker
 from mailstream_common.contracts import DeliveryReported, ReplyRequested
 from mailstream_common.mongo import ensure_indexes
+from mailstream_sender.caches import SuppressionCache, stream_cache
 from mailstream_sender.delivery import RelayConfig, SmtpRelay
 from mailstream_sender.replies import ReplySender, SenderPolicy
-from mailstream_sender.repository import INDEXES
+from mailstream_sender.repository import INDEXES, Suppressions
 from mailstream_sender.signing import SigningKeyCache
 from tests.sender.dkim_verifiers import DkimDns, dkim_txt_record
 from tests.sender.domains_stub import DomainKey, DomainsStub
@@ -123,11 +124,17 @@ class InProcessSender:
 
 @pytest.fixture
 async def sender_factory(broker: Broker, mongo_db: AsyncDatabase, relay: RecordingSink, domains: DomainsStub):
-    """Build and start an in-process sender; `max_age_seconds` and `relay_port` may be overridden."""
+    """Build and start an in-process sender; its caches are those of the service (the default lifetimes)."""
     await ensure_indexes(mongo_db, INDEXES)
     made: list[tuple[InProcessSender, SmtpRelay, httpx.AsyncClient]] = []
 
-    async def make(*, max_age_seconds: float = 600, relay_port: int | None = None) -> InProcessSender:
+    async def make(
+        *,
+        max_age_seconds: float = 600,
+        relay_port: int | None = None,
+        suppression_cache_seconds: float = 5.0,
+        retention_hours: float = 72,
+    ) -> InProcessSender:
         spec = topology.QueueSpec(f"tests.sender.replies.{next(_queue_numbers)}.{uuid4().hex[:6]}", (), (1, 2), 10)
         http = httpx.AsyncClient(timeout=5)
         smtp = SmtpRelay(RelayConfig("127.0.0.1", relay_port or relay.port, timeout=5, pool_size=2))
@@ -141,7 +148,16 @@ async def sender_factory(broker: Broker, mongo_db: AsyncDatabase, relay: Recordi
             capture,
             smtp,
             SigningKeyCache(http, domains.url, TOKEN),
-            SenderPolicy(BOUNCE_DOMAIN, TOKEN.encode(), max_age_seconds, spec.max_attempts, retry_base_seconds=0.5),
+            SenderPolicy(
+                BOUNCE_DOMAIN,
+                TOKEN.encode(),
+                max_age_seconds,
+                spec.max_attempts,
+                retry_base_seconds=0.5,
+                retention_hours=retention_hours,
+            ),
+            streams=stream_cache(mongo_db, ttl_seconds=60),
+            suppressions=SuppressionCache(Suppressions(mongo_db), ttl_seconds=suppression_cache_seconds),
         )
         broker.consume(spec, harness.sender.handle, ReplyRequested, prefetch=8)
         await broker.start()

@@ -1,6 +1,7 @@
 """The reply consumer against the real broker, database and an SMTP relay: what reaches the relay, what is
 reported back, retries, refusals and exactly-once behaviour."""
 
+import time
 from email import message_from_bytes, policy
 
 import pytest
@@ -258,3 +259,28 @@ async def test_delivered_through_postfix_smtp_sink_and_verifiable_from_its_dump(
     assert dkim_dns.verify_with_dkimpy(dump) == [True]
     assert "result pass" in dkim_dns.verify_with_mail_dkim(dump)
     assert message_from_bytes(message, policy=policy.default)["Subject"] == "Re: 配送について"
+
+
+async def test_a_suppression_written_elsewhere_applies_within_the_cache_lifetime(
+    sender_factory, mongo_db, relay, acme_key
+):
+    """Another replica's suppression does not reach this worker's cached list by event: it applies once the list
+    expires (`SENDER_SUPPRESSION_CACHE_SECONDS`, 1 s here), the documented window."""
+    harness = await sender_factory(suppression_cache_seconds=1.0)
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    warm_up = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(warm_up)
+    assert (await until(lambda: harness.final_report(warm_up.message_id))).status == "sent"
+
+    await Suppressions(mongo_db).suppress(acme_key.account_id, "kana@example.net", "complained elsewhere")
+    written = time.monotonic()
+
+    async def next_mail_refused():
+        command = reply_command(acme_key.account_id, stream["_id"])
+        await harness.send(command)
+        report = await until(lambda: harness.final_report(command.message_id), what="the next mail's outcome")
+        return report.status == "failed" and "complained elsewhere" in report.detail
+
+    await wait_for(next_mail_refused, timeout=20, interval=0.2, what="a mail refused by the new suppression")
+    # Refused once the list expired: well within the lifetime plus one mail's handling on a loaded machine.
+    assert time.monotonic() - written < 1.0 + 10

@@ -1,9 +1,11 @@
 """The sender as a real process (`python -m mailstream_sender`): crash safety, competing workers, the
-suppression API and the bounce consumer, through the real broker, database, HTTP and SMTP."""
+suppression API and the bounce consumer, the caches' invalidation by events and by this process's own writes, and
+pruning, through the real broker, database, HTTP and SMTP."""
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -14,7 +16,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common import topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import DeliveryReported, DomainChanged
+from mailstream_common.contracts import DeliveryReported, DomainChanged, StreamChanged
+from mailstream_common.mongo import ensure_indexes
+from mailstream_sender.repository import DELIVERIES, INDEXES
 from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
 from tests.sender.domains_stub import DomainKey, DomainsStub
 from tests.support.backends import Backends, isolated_vhost
@@ -43,12 +47,12 @@ class SenderProcesses:
         self.logs = logs
         self.running: list[ServiceProcess] = []
 
-    def start(self) -> tuple[ServiceProcess, str]:
+    def start(self, **env: str) -> tuple[ServiceProcess, str]:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         name = f"sender-{uuid4().hex[:6]}"
         process = ServiceProcess(
-            name, "mailstream_sender", {**self.env_base, "SENDER_HTTP_PORT": str(port)}, url, self.logs
+            name, "mailstream_sender", {**self.env_base, "SENDER_HTTP_PORT": str(port), **env}, url, self.logs
         )
         self.running.append(process)  # before start(): a worker that never gets ready is still stopped
         process.start()
@@ -154,8 +158,18 @@ def _headers(account_id: str, role: str = "admin", token: str = TOKEN) -> dict[s
     return {"X-Internal-Token": token, "X-Account-Id": account_id, "X-Role": role}
 
 
+async def _final_state(db: AsyncDatabase, message_id: str, what: str) -> dict:
+    async def final():
+        doc = await db["sender_deliveries"].find_one({"_id": message_id})
+        return doc if doc and doc["state"] in ("sent", "failed") else None
+
+    return await wait_for(final, what=what)
+
+
 async def test_suppression_api_bounces_and_blocking(processes, broker, mongo_db, relay, acme_key):
-    _, url = processes.start()
+    """Every suppression change made through this process applies to its very next mail: the cached list lives for
+    an hour here, so only the invalidation by the write itself can explain it."""
+    _, url = processes.start(SENDER_SUPPRESSION_CACHE_SECONDS="3600")
     account = acme_key.account_id
     stream = await add_stream(mongo_db, account)
     api = httpx.AsyncClient(base_url=url, headers=_headers(account), timeout=10)
@@ -164,6 +178,9 @@ async def test_suppression_api_bounces_and_blocking(processes, broker, mongo_db,
         assert (await api.get("/readyz")).json()["ready"] is True
         assert "mailstream_broker_consumed_total" in (await api.get("/metrics")).text
         assert (await api.get("/v1/suppressions")).json() == {"items": [], "next_cursor": None}
+        warm_up = reply_command(account, stream["_id"])  # the process now holds the account's (empty) list
+        await broker.publish(warm_up)
+        assert (await _final_state(mongo_db, warm_up.message_id, "the warm-up mail"))["state"] == "sent"
 
         # Auth: only the internal token; writes need admin; another account sees nothing.
         assert (await api.get("/v1/suppressions", headers=_headers(account, token="nope"))).status_code == 401
@@ -189,18 +206,18 @@ async def test_suppression_api_bounces_and_blocking(processes, broker, mongo_db,
             return doc and doc["state"] == "failed" and "suppression list (complained)" in doc["detail"]
 
         await wait_for(blocked_failed, what="the reply to a suppressed address refused")
-        assert relay.attempts == 0
+        assert relay.attempts == 1  # the warm-up mail only
 
         assert (await api.delete("/v1/suppressions/kana@example.net")).status_code == 204
         assert (await api.delete("/v1/suppressions/kana@example.net")).status_code == 404
         allowed = reply_command(account, stream["_id"])
         await broker.publish(allowed)
-        relay.wait_for(1)
+        relay.wait_for(2)
 
         # Two hard bounces (for two different sent mails) put the address on the list.
         second = reply_command(account, stream["_id"])
         await broker.publish(second)
-        relay.wait_for(2)
+        relay.wait_for(3)
         for command in (allowed, second):
 
             async def is_sent(command=command):
@@ -223,8 +240,95 @@ async def test_suppression_api_bounces_and_blocking(processes, broker, mongo_db,
             return items and items[0]["source"] == "bounces" and items[0]["hard_bounces"] == 2
 
         await wait_for(suppressed_by_bounces, what="the address suppressed after two hard bounces")
+        after_bounces = reply_command(account, stream["_id"])
+        await broker.publish(after_bounces)
+        refused = await _final_state(mongo_db, after_bounces.message_id, "the mail after the bounces")
+        assert refused["state"] == "failed" and "hard bounced 2 times" in refused["detail"]
+        assert relay.attempts == 3
     finally:
         await api.aclose()
+
+
+async def _metric(url: str, line_prefix: str) -> float:
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_prefix + " "))
+
+
+STREAM_INVALIDATIONS = 'mailstream_sender_cache_invalidations_total{cache="streams"}'
+
+
+@pytest.mark.parametrize(
+    ("change", "stored", "reason"),
+    [
+        ("deleted", {"deleted": True}, "does not exist"),
+        ("updated", {"allow_agent_send": False}, "does not allow agents to send"),
+    ],
+)
+async def test_stream_changed_event_stops_sending_at_once(
+    processes, broker, mongo_db, relay, acme_key, change, stored, reason
+):
+    """The stream record is cached for an hour here: a change in the database alone does not reach the worker,
+    the `stream.changed` event inbox publishes after its write does, for the very next mail."""
+    _, url = processes.start(SENDER_STREAM_CACHE_SECONDS="3600")
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    first = reply_command(acme_key.account_id, stream["_id"])
+    await broker.publish(first)
+    assert (await _final_state(mongo_db, first.message_id, "the first mail"))["state"] == "sent"
+
+    await mongo_db["streams"].update_one({"_id": stream["_id"]}, {"$set": stored})
+    cached = reply_command(acme_key.account_id, stream["_id"])
+    await broker.publish(cached)
+    cached_state = await _final_state(mongo_db, cached.message_id, "a mail from the cached record")
+    assert cached_state["state"] == "sent", cached_state["detail"]
+
+    before = await _metric(url, STREAM_INVALIDATIONS)
+    event = {**stream, **stored}
+    await broker.publish(
+        StreamChanged(
+            change=change,
+            account_id=event["account_id"],
+            topic_id=event["topic_id"],
+            stream_id=event["_id"],
+            address=event["address"],
+            forwarding_address=event["forwarding_address"],
+            allow_agent_send=event["allow_agent_send"],
+        )
+    )
+
+    async def event_applied():
+        return await _metric(url, STREAM_INVALIDATIONS) > before
+
+    await wait_for(event_applied, what="the worker applied stream.changed")
+    after = reply_command(acme_key.account_id, stream["_id"])
+    await broker.publish(after)
+    refused = await _final_state(mongo_db, after.message_id, "the mail after the event")
+    assert refused["state"] == "failed" and reason in refused["detail"]
+    assert len(relay.messages()) == 2
+
+
+async def test_the_service_prunes_delivery_records_past_retention(processes, mongo_db):
+    """At start and then every interval (0.6 s here): final records older than the retention (72 h) go."""
+    await ensure_indexes(mongo_db, INDEXES)
+    collection = mongo_db[DELIVERIES]
+    now = datetime.now(UTC)
+
+    def record(state: str, hours_ago: float) -> dict:
+        at = now - timedelta(hours=hours_ago)
+        return {"_id": uuid4().hex, "state": state, "attempts": 1, "created_at": at, "updated_at": at}
+
+    kept = [record("sent", 70), record("deferred", 100)]
+    await collection.insert_many([record("sent", 73), *kept])
+    process, _ = processes.start(SENDER_PRUNE_INTERVAL_MINUTES="0.01")
+
+    async def only_kept_left() -> bool:
+        return {d["_id"] async for d in collection.find({})} == {r["_id"] for r in kept}
+
+    await wait_for(only_kept_left, what="the record past retention pruned at start")
+    # One written after start-up, already past retention, goes at the next interval.
+    await collection.insert_one(record("failed", 100))
+    await wait_for(only_kept_left, what="the next interval's pruning")
+    assert process.stop(20) == 0, process.logs()
 
 
 async def test_domain_changed_event_makes_the_next_mail_use_the_rotated_key(

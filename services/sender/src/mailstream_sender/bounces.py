@@ -1,12 +1,11 @@
-"""Hard bounces feed the per-account suppression list; domain events keep the signing-key cache current."""
+"""Hard bounces feed the per-account suppression list."""
 
 import logging
 
 from mailstream_common.broker import Delivery
-from mailstream_common.contracts import DeliveryReported, DomainChanged
+from mailstream_common.contracts import DeliveryReported
 
 from .repository import Deliveries, Suppressions
-from .signing import SigningKeyCache
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,3 @@ class BounceRecorder:
             )
             if suppression is not None:
                 log.info("address suppressed after hard bounces", extra={"hard_bounces": suppression.hard_bounces})
-
-
-class DomainEvents:
-    """Consumer of this replica's own queue of `domain.changed`: drop the cached key of that domain."""
-
-    def __init__(self, keys: SigningKeyCache) -> None:
-        self.keys = keys
-
-    async def handle(self, event: DomainChanged, delivery: Delivery) -> None:
-        self.keys.invalidate(event.name)

@@ -1,22 +1,26 @@
 """Wiring only: settings, logging, Mongo, broker, the consumers, the HTTP app, and shutdown."""
 
 import asyncio
+import contextlib
 import logging
 import socket
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 
 from mailstream_common import mongo, service, topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import DeliveryReported, DomainChanged, ReplyRequested
+from mailstream_common.contracts import DeliveryReported, DomainChanged, ReplyRequested, StreamChanged
 from mailstream_common.ops import HttpServer
 
 from .api import create_app
-from .bounces import BounceRecorder, DomainEvents
+from .bounces import BounceRecorder
+from .caches import CacheEvents, SuppressionCache, stream_cache
 from .delivery import RelayConfig, SmtpRelay
 from .replies import ReplySender, SenderPolicy
 from .repository import INDEXES, Deliveries, Suppressions
+from .retention import Pruner
 from .settings import SenderSettings
 from .signing import SigningKeyCache
 
@@ -54,6 +58,10 @@ async def main(stop: asyncio.Event) -> None:
     keys = SigningKeyCache(http, settings.domains_url, token, settings.signing_key_cache_seconds)
     relay = SmtpRelay(relay_config(settings))
     spec = topology.SENDER_REPLIES
+    deliveries, suppressions = Deliveries(db), Suppressions(db)
+    streams = stream_cache(db, ttl_seconds=settings.stream_cache_seconds)
+    # One Suppressions object for the API, the bounce consumer and the guard's cache: its writes drop the cache.
+    suppression_cache = SuppressionCache(suppressions, ttl_seconds=settings.suppression_cache_seconds)
     replies = ReplySender(
         db,
         broker.publish,
@@ -65,14 +73,21 @@ async def main(stop: asyncio.Event) -> None:
             max_age_seconds=settings.max_age_seconds,
             max_attempts=spec.max_attempts,
             retry_base_seconds=settings.retry_base_seconds,
+            retention_hours=settings.deliveries_retention_hours,
         ),
+        streams=streams,
+        suppressions=suppression_cache,
     )
-    deliveries, suppressions = Deliveries(db), Suppressions(db)
     bounces = BounceRecorder(deliveries, suppressions, settings.suppress_after_hard_bounces)
     broker.consume(spec, replies.handle, ReplyRequested, prefetch=settings.consumer_prefetch)
     broker.consume(topology.SENDER_BOUNCES, bounces.handle, DeliveryReported, prefetch=settings.consumer_prefetch)
-    domain_queue = topology.replica_queue("sender", uuid.uuid4().hex, topology.SENDER_DOMAIN_EVENTS)
-    broker.consume(domain_queue, DomainEvents(keys).handle, DomainChanged)
+    replica_queue = topology.replica_queue("sender", uuid.uuid4().hex, topology.SENDER_REPLICA_EVENTS)
+    broker.consume(replica_queue, CacheEvents(keys, streams).handle, (DomainChanged, StreamChanged))
+    pruner = Pruner(
+        deliveries,
+        retention_hours=settings.deliveries_retention_hours,
+        interval_seconds=settings.prune_interval_minutes * 60,
+    )
 
     async def database_ready() -> bool:
         return await mongo.ping(client)
@@ -81,10 +96,14 @@ async def main(stop: asyncio.Event) -> None:
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()  # HTTP first: a port that is taken stops the process before it takes any work
     await broker.start()
+    pruning = asyncio.create_task(pruner.run(stop, lambda: datetime.now(UTC)))
     log.info("sender ready", extra={"relay": f"{settings.smtp_host}:{settings.smtp_port}", "http": settings.http_port})
     try:
         await server.wait(stop)
     finally:
+        pruning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruning
         await broker.close(settings.shutdown_grace_seconds)  # finish or requeue in-flight commands
         await server.stop()
         await relay.close()

@@ -1,12 +1,17 @@
 """The reply consumer: a reply command becomes one sent (or refused, or failed) mail, reported back to inbox.
 
-It reads as a list of steps, Postal style: the idempotency check, the guard steps (each returns a refusal reason
-or None), build the MIME, sign, record `sending`, deliver, record and report the outcome.
+It reads as a list of steps, Postal style: record `sending` unless already final (the idempotency check and the
+attempt in one write), the guard steps (each returns a refusal reason or None), build the MIME, sign, deliver,
+record and report the outcome.
 
-Exactly-once as far as it can be had: the state in `sender_deliveries` is checked before and recorded around the
-SMTP transaction, so a command redelivered after the relay accepted the mail and the state was recorded is only
-acknowledged (its report re-published). The window that remains: a crash after the relay's 250 reply and before
-`sent` is recorded leaves `sending`, and the redelivered command sends the mail a second time (at-least-once).
+Exactly-once as far as it can be had: the state in `sender_deliveries` is checked and written before the SMTP
+transaction (one atomic conditional upsert) and recorded after it, so a command redelivered after the relay accepted
+the mail and the state was recorded is only acknowledged (its report re-published). The window that remains: a
+crash after the relay's 250 reply and before `sent` is recorded leaves `sending`, and the redelivered command sends
+the mail a second time (at-least-once).
+
+Database round trips per mail: the two writes around the SMTP transaction; the stream and the suppression list come
+from per-process caches (`caches.py`), the signing key from its own cache.
 """
 
 import logging
@@ -20,12 +25,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Delivery, Retry, backoff_seconds
 from mailstream_common.contracts import Address, DeliveryReported, ReplyRequested, utcnow
-from mailstream_common.streams import StreamRecord, get_stream
+from mailstream_common.streams import StreamRecord
 from mailstream_common.verp import encode_bounce_address
 
+from .caches import StreamCache, SuppressionCache, stream_cache
 from .compose import ComposeError, compose
 from .delivery import SendResult, SmtpRelay
 from .repository import FINAL_STATES, Deliveries, DeliveryRecord, Suppressions
+from .retention import is_past_retention
 from .signing import SigningKeyCache, SigningKeyUnavailable, sign
 from .templating import TemplateRenderError, render
 
@@ -63,6 +70,7 @@ class SenderPolicy:
     max_age_seconds: float
     max_attempts: int
     retry_base_seconds: float = 5.0
+    retention_hours: float = 72  # commands older than this are refused: their record may have been pruned
 
 
 class ReplySender:
@@ -73,6 +81,9 @@ class ReplySender:
         relay: SmtpRelay,
         keys: SigningKeyCache,
         policy: SenderPolicy,
+        *,
+        streams: StreamCache | None = None,
+        suppressions: SuppressionCache | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
@@ -82,9 +93,12 @@ class ReplySender:
         self.policy = policy
         self.clock = clock
         self.deliveries = Deliveries(db)
-        self.suppressions = Suppressions(db)
+        # Without caches (ttl 0) every mail reads the database, which is always current.
+        self.streams = stream_cache(db, ttl_seconds=0) if streams is None else streams
+        self.suppressions = SuppressionCache(Suppressions(db), ttl_seconds=0) if suppressions is None else suppressions
         # The guard steps, in order: each answers None (go on) or the reason the mail must not be sent.
         self.guards: list[tuple[str, Callable[[Outgoing], Awaitable[str | None]]]] = [
+            ("command is within the record retention", self.command_is_not_too_old),
             ("stream allows agents to send", self.stream_allows_sending),
             ("From is the stream's address", self.from_is_stream_address),
             ("recipients are not suppressed", self.recipients_not_suppressed),
@@ -93,14 +107,17 @@ class ReplySender:
     # --- the steps ----------------------------------------------------------------------------------------------
 
     async def handle(self, request: ReplyRequested, delivery: Delivery) -> None:
-        existing = await self.deliveries.get(request.message_id)
-        if existing is not None and existing.state in FINAL_STATES:
-            log.info("already %s; re-reporting", existing.state, extra={"message_id": request.message_id})
-            await self.publish(self._report_of(existing, delivery.attempt))
+        recipients = list(dict.fromkeys(a.address.strip().lower() for a in [*request.to, *request.cc]))
+        # `sending` (attempt + 1) unless already final: the idempotency check and the attempt are one atomic write.
+        # Recorded before the guards too: a refusal is then a second write, but a mail that goes out needs no read.
+        record = await self.deliveries.begin_attempt(request.message_id, request.account_id, recipients)
+        if record.state in FINAL_STATES:  # sent or refused before (a redelivery), or by another worker meanwhile
+            log.info("already %s; re-reporting", record.state, extra={"message_id": request.message_id})
+            await self.publish(self._report_of(record, delivery.attempt))
             OUTCOMES.labels("duplicate").inc()
             return
 
-        outgoing = Outgoing(request, recipients=[a.address.strip().lower() for a in [*request.to, *request.cc]])
+        outgoing = Outgoing(request, recipients=recipients)
         for name, guard in self.guards:
             if (reason := await guard(outgoing)) is not None:
                 log.info("reply refused", extra={"message_id": request.message_id, "guard": name, "reason": reason})
@@ -123,10 +140,6 @@ class ReplySender:
         except SigningKeyUnavailable as exc:  # the domains service is down: a temporary failure like any other
             await self._temporary(outgoing, SendResult.unreachable(f"DKIM key not available: {exc}"), None, delivery)
             return
-        record = await self.deliveries.begin_attempt(request.message_id, request.account_id, outgoing.recipients)
-        if record.state in FINAL_STATES:  # another worker finished it meanwhile
-            await self.publish(self._report_of(record, delivery.attempt))
-            return
 
         mail_from = encode_bounce_address(request.message_id, self.policy.bounce_secret, self.policy.bounce_domain)
         started = time.perf_counter()
@@ -134,11 +147,20 @@ class ReplySender:
         SMTP_SECONDS.observe(time.perf_counter() - started)
         await self._outcome(outgoing, result, raw, signing_note, delivery)
 
+    async def command_is_not_too_old(self, outgoing: Outgoing) -> str | None:
+        request = outgoing.request
+        if is_past_retention(request.occurred_at, self.clock(), self.policy.retention_hours):
+            return (
+                f"the command is from {request.occurred_at.isoformat()}, older than the delivery records are kept "
+                f"({self.policy.retention_hours:g} h), so whether it was sent already cannot be told"
+            )
+        return None
+
     async def stream_allows_sending(self, outgoing: Outgoing) -> str | None:
         request = outgoing.request
         if request.kind == "forwarding_test":
             return None  # Mailstream's own check mail, sent from its own address
-        stream = await get_stream(self.db, request.stream_id)
+        stream = await self.streams.get(request.stream_id)
         if stream is None or stream.deleted or stream.account_id != request.account_id:
             return f"stream {request.stream_id} does not exist"
         if not stream.allow_agent_send:

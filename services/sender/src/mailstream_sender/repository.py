@@ -25,7 +25,7 @@ DELIVERIES = "sender_deliveries"
 SUPPRESSIONS = "sender_suppressions"
 
 INDEXES = {
-    DELIVERIES: [IndexModel([("account_id", ASCENDING)])],
+    DELIVERIES: [IndexModel([("account_id", ASCENDING)]), IndexModel([("updated_at", ASCENDING)])],  # retention
     SUPPRESSIONS: [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)], unique=True)],
 }
 
@@ -98,9 +98,28 @@ class Deliveries:
         return None if doc is None else DeliveryRecord.from_document(doc)
 
     async def begin_attempt(self, message_id: str, account_id: str, recipients: list[str]) -> DeliveryRecord:
-        """Mark the send in progress (counting the attempt) unless it is already final; return the record."""
+        """Mark the send in progress (counting the attempt) unless it is already final; return the record.
+
+        A command's first attempt is one insert: the unique `_id` makes it atomic, and FerretDB v1 pushes an `_id`
+        down to SQLite only when it is the whole filter (an `_id` plus a `state` condition scans every record,
+        ~0.5 s at a thousand records). Only when the record exists (a retry or a redelivery) does the conditional
+        update run: `sending` again unless it is final."""
         now = utcnow()
-        try:
+        first = {
+            "_id": message_id,
+            "state": "sending",
+            "attempts": 1,
+            "account_id": account_id,
+            "recipients": recipients,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for _ in range(3):
+            try:
+                await with_retries(lambda: self.collection.insert_one(dict(first)))
+                return DeliveryRecord.from_document(first)
+            except DuplicateKeyError:
+                pass
             doc = await with_retries(
                 lambda: self.collection.find_one_and_update(
                     {"_id": message_id, "state": {"$nin": list(FINAL_STATES)}},
@@ -112,16 +131,32 @@ class Deliveries:
                             "recipients": recipients,
                         },
                         "$inc": {"attempts": 1},
-                        "$setOnInsert": {"created_at": now},
                     },
-                    upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
+            ) or await self.collection.find_one({"_id": message_id})  # not matched: it is final
+            if doc is not None:
+                return DeliveryRecord.from_document(doc)
+            # Pruned between the insert and the update (it was final and old): insert again.
+        raise RuntimeError(f"delivery record {message_id} kept vanishing")
+
+    async def delete_finished_before(self, cutoff: datetime, *, batch: int = 1000) -> int:
+        """Delete final (sent/failed) records last written before `cutoff`; how many went.
+
+        In batches by `_id`: on FerretDB each delete holds SQLite's single writer lock, and one delete of a whole
+        backlog would stall every mail's writes meanwhile."""
+        finished_before = {"state": {"$in": list(FINAL_STATES)}, "updated_at": {"$lt": cutoff}}
+        deleted = 0
+        while True:
+            ids = [doc["_id"] async for doc in self.collection.find(finished_before, {"_id": 1}).limit(batch)]
+            if not ids:
+                return deleted
+            result = await with_retries(
+                lambda ids=ids: self.collection.delete_many({"_id": {"$in": ids}, **finished_before})
             )
-        except DuplicateKeyError:  # it exists and is final: the upsert could not match it
-            doc = await self.collection.find_one({"_id": message_id})
-        assert doc is not None
-        return DeliveryRecord.from_document(doc)
+            deleted += result.deleted_count
+            if len(ids) < batch or result.deleted_count == 0:  # the rest is another replica's (or next time's)
+                return deleted
 
     async def finish(
         self,
@@ -136,7 +171,7 @@ class Deliveries:
         permanent: bool = False,
         raw: bytes | None = None,
     ) -> None:
-        """Record an outcome (sent/failed are final; deferred is not). Creates the record for early refusals."""
+        """Record an outcome (sent/failed are final; deferred is not) on the record `begin_attempt` made."""
         fields: dict[str, Any] = {
             "state": state,
             "updated_at": utcnow(),
@@ -149,13 +184,17 @@ class Deliveries:
         }
         if raw is not None:
             fields["raw"] = raw
-        await with_retries(
-            lambda: self.collection.update_one(
-                {"_id": message_id},
-                {"$set": fields, "$setOnInsert": {"created_at": utcnow(), "attempts": 0}},
-                upsert=True,
+        # Not an upsert: on FerretDB that costs a second scan, and the record exists (non-final ones are never
+        # pruned). Only a record deleted by hand gets the fallback.
+        updated = await with_retries(lambda: self.collection.update_one({"_id": message_id}, {"$set": fields}))
+        if updated.matched_count == 0:
+            await with_retries(
+                lambda: self.collection.update_one(
+                    {"_id": message_id},
+                    {"$set": fields, "$setOnInsert": {"created_at": utcnow(), "attempts": 0}},
+                    upsert=True,
+                )
             )
-        )
 
 
 @dataclass(frozen=True)
@@ -179,10 +218,17 @@ class Suppression:
 
 class Suppressions:
     """Per (account, address): the hard bounces seen (by message id, so a redelivered bounce counts once) and
-    whether the address is suppressed. One document per pair, unique index on both."""
+    whether the address is suppressed. One document per pair, unique index on both.
+
+    `on_change` callbacks get the account id after every write (the guard's cache drops that account)."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db[SUPPRESSIONS]
+        self.on_change: list[Callable[[str], None]] = []
+
+    def _changed(self, account_id: str) -> None:
+        for callback in self.on_change:
+            callback(account_id)
 
     async def _ensure(self, account_id: str, address: str) -> None:
         document = {
@@ -226,6 +272,7 @@ class Suppressions:
                     {"_id": doc_id, "suppressed": False}, update, return_document=ReturnDocument.AFTER
                 )
             ) or await self.collection.find_one({"_id": doc_id})
+        self._changed(account_id)
         return Suppression.from_document(doc) if doc and doc.get("suppressed") else None
 
     async def suppress(self, account_id: str, address: str, reason: str) -> Suppression:
@@ -239,12 +286,18 @@ class Suppressions:
             )
         )
         assert doc is not None
+        self._changed(account_id)
         return Suppression.from_document(doc)
 
     async def find(self, account_id: str, addresses: list[str]) -> list[Suppression]:
         cursor = self.collection.find(
             {"account_id": account_id, "address": {"$in": [a.lower() for a in addresses]}, "suppressed": True}
         )
+        return [Suppression.from_document(doc) async for doc in cursor]
+
+    async def all_suppressed(self, account_id: str, *, limit: int) -> list[Suppression]:
+        """The account's suppressed addresses, at most `limit` of them."""
+        cursor = self.collection.find({"account_id": account_id, "suppressed": True}).limit(limit)
         return [Suppression.from_document(doc) async for doc in cursor]
 
     async def get(self, account_id: str, address: str) -> Suppression | None:
@@ -265,4 +318,5 @@ class Suppressions:
                 {"account_id": account_id, "address": address.lower(), "suppressed": True}
             )
         )
+        self._changed(account_id)
         return result.deleted_count == 1

@@ -2,9 +2,11 @@
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from mailstream_common.settings import CommonSettings
+
+from .retention import minimum_retention_hours
 
 
 class SenderSettings(CommonSettings):
@@ -38,6 +40,32 @@ class SenderSettings(CommonSettings):
         default=300.0, alias="SENDER_SIGNING_KEY_CACHE_SECONDS", description="Also invalidated by domain.changed"
     )
     suppress_after_hard_bounces: int = Field(default=2, alias="SENDER_SUPPRESS_AFTER_HARD_BOUNCES", ge=1)
+    stream_cache_seconds: float = Field(
+        default=60.0, alias="SENDER_STREAM_CACHE_SECONDS", ge=0, description="Also invalidated by stream.changed"
+    )
+    suppression_cache_seconds: float = Field(
+        default=5.0,
+        alias="SENDER_SUPPRESSION_CACHE_SECONDS",
+        ge=0,
+        description="How late another replica's suppression change may apply here",
+    )
+    deliveries_retention_hours: float = Field(
+        default=72,
+        alias="SENDER_DELIVERIES_RETENTION_HOURS",
+        gt=0,
+        description="Final delivery records older than this are pruned; older commands are refused",
+    )
+    prune_interval_minutes: float = Field(default=60.0, alias="SENDER_PRUNE_INTERVAL_MINUTES", gt=0)
+
+    @model_validator(mode="after")
+    def _retention_outlives_retries(self) -> "SenderSettings":
+        minimum = minimum_retention_hours(self.max_age_seconds)
+        if self.deliveries_retention_hours < minimum:
+            raise ValueError(
+                f"SENDER_DELIVERIES_RETENTION_HOURS must be at least {minimum:g} "
+                "(SENDER_MAX_AGE_SECONDS plus the longest retry delay, an hour)"
+            )
+        return self
 
     @property
     def effective_bounce_domain(self) -> str:

@@ -1,0 +1,180 @@
+"""Per-process caches in front of the two reads every mail's guard steps make: the stream record and the account's
+suppression list. On FerretDB every read scans its collection, so each one saved is worth ~tens of ms per mail.
+
+- Streams (inbox owns them) are kept until `stream.changed` names them (this replica's own queue, next to
+  `domain.changed`), or for a short TTL, the fallback for an event missed while the broker connection was down.
+- Suppressions (this service writes them: the bounce consumer and the suppression API) are kept per account, as the
+  whole list. A write through this process drops its account at once; a write by another replica is seen after at
+  most the TTL (`SENDER_SUPPRESSION_CACHE_SECONDS`): that is the window in which a fresh suppression may not yet
+  apply on the other replicas (and a lifted one may still refuse there).
+
+Both share `ReadThroughCache`: concurrent misses of one key share one load, and an invalidation also disowns a load
+in flight, whose result may predate the change it was told about: the callers already waiting get that result (they
+raced the change anyway), but it is not kept.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from prometheus_client import Counter
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common.broker import Delivery
+from mailstream_common.contracts import DomainChanged, StreamChanged
+from mailstream_common.streams import StreamRecord, get_stream
+
+from .repository import Suppression, Suppressions
+from .signing import SigningKeyCache
+
+CACHE_LOOKUPS = Counter(
+    "mailstream_sender_cache_lookups_total",
+    "Cache lookups by cache and result (hit, shared, miss)",
+    ["cache", "result"],
+)
+CACHE_INVALIDATIONS = Counter(
+    "mailstream_sender_cache_invalidations_total", "Invalidations applied (entry and load in flight dropped)", ["cache"]
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class CacheLoadAbandoned(RuntimeError):
+    """The load this caller was waiting on was cancelled (shutdown): the command is retried later."""
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[V]):
+    value: V
+    expires_at: float
+
+
+class ReadThroughCache(Generic[K, V]):
+    """key -> `load(key)`, kept `ttl_seconds` (0: never kept; loads are still shared), at most `max_entries` (the
+    oldest go first)."""
+
+    def __init__(
+        self,
+        name: str,
+        load: Callable[[K], Awaitable[V]],
+        *,
+        ttl_seconds: float,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self._load = load
+        self._ttl = ttl_seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[K, _Entry[V]] = {}
+        self._loads: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K) -> V:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires_at > self._clock():
+            CACHE_LOOKUPS.labels(self.name, "hit").inc()
+            return entry.value
+        if (pending := self._loads.get(key)) is not None:
+            CACHE_LOOKUPS.labels(self.name, "shared").inc()
+            return await asyncio.shield(pending)
+        CACHE_LOOKUPS.labels(self.name, "miss").inc()
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loads[key] = future
+        try:
+            value = await self._load(key)
+        except BaseException as exc:
+            if self._loads.get(key) is future:
+                del self._loads[key]
+            failure = (
+                CacheLoadAbandoned(f"{self.name} load cancelled") if isinstance(exc, asyncio.CancelledError) else exc
+            )
+            future.set_exception(failure)
+            future.exception()  # mark retrieved: the waiters (if any) raise it themselves
+            raise
+        if self._loads.get(key) is future:  # not invalidated while loading: the value is current enough to keep
+            del self._loads[key]
+            self._store(key, value)
+        future.set_result(value)
+        return value
+
+    def invalidate(self, key: K) -> None:
+        self._entries.pop(key, None)
+        self._loads.pop(key, None)
+        CACHE_INVALIDATIONS.labels(self.name).inc()
+
+    def _store(self, key: K, value: V) -> None:
+        if self._ttl <= 0 or self._max_entries <= 0:
+            return
+        self._entries.pop(key, None)  # re-inserted at the end: insertion order is age order
+        self._entries[key] = _Entry(value, self._clock() + self._ttl)
+        while len(self._entries) > self._max_entries:
+            del self._entries[next(iter(self._entries))]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+StreamCache = ReadThroughCache[str, StreamRecord | None]
+
+
+def stream_cache(db: AsyncDatabase, *, ttl_seconds: float, max_entries: int = 10_000) -> StreamCache:
+    """stream id -> the stream record (deleted ones included, so the guard can say why), or None if unknown."""
+
+    async def load(stream_id: str) -> StreamRecord | None:
+        return await get_stream(db, stream_id)
+
+    return ReadThroughCache("streams", load, ttl_seconds=ttl_seconds, max_entries=max_entries)
+
+
+AccountSuppressions = Mapping[str, Suppression] | None
+"""An account's suppressed addresses; None when it has more than the cache holds (then each mail asks)."""
+
+
+class SuppressionCache:
+    """The guard's view of the suppression list. Registers itself with the repository so that every write through
+    that repository object (this process's API and bounce consumer) drops the account at once."""
+
+    def __init__(
+        self, suppressions: Suppressions, *, ttl_seconds: float, max_accounts: int = 10_000, max_per_account: int = 5000
+    ) -> None:
+        self.suppressions = suppressions
+        self.max_per_account = max_per_account
+        self.cache: ReadThroughCache[str, AccountSuppressions] = ReadThroughCache(
+            "suppressions", self._load, ttl_seconds=ttl_seconds, max_entries=max_accounts
+        )
+        suppressions.on_change.append(self.cache.invalidate)
+
+    async def _load(self, account_id: str) -> AccountSuppressions:
+        found = await self.suppressions.all_suppressed(account_id, limit=self.max_per_account + 1)
+        return None if len(found) > self.max_per_account else {s.address: s for s in found}
+
+    async def find(self, account_id: str, addresses: list[str]) -> list[Suppression]:
+        """Those of `addresses` the account has suppressed."""
+        known = await self.cache.get(account_id)
+        if known is None:
+            return await self.suppressions.find(account_id, addresses)
+        return suppressed_among(known, addresses)
+
+
+def suppressed_among(known: Mapping[str, Suppression], addresses: list[str]) -> list[Suppression]:
+    """The suppressions of `addresses` (case-insensitive, each once, in the order given)."""
+    return [known[a] for a in dict.fromkeys(a.strip().lower() for a in addresses) if a in known]
+
+
+class CacheEvents:
+    """Consumer of this replica's own queue: `domain.changed` drops the domain's signing key, `stream.changed` the
+    stream record (the next mail re-reads it; inbox publishes after its write, so that read sees the change)."""
+
+    def __init__(self, keys: SigningKeyCache, streams: StreamCache) -> None:
+        self.keys = keys
+        self.streams = streams
+
+    async def handle(self, event: DomainChanged | StreamChanged, delivery: Delivery) -> None:
+        if isinstance(event, DomainChanged):
+            self.keys.invalidate(event.name)
+        else:
+            self.streams.invalidate(event.stream_id)
