@@ -1,6 +1,6 @@
 """The sender service as a whole: `python -m mailstream_sender` worker processes draining reply commands from
-RabbitMQ, with their `sender_deliveries` state writes, DKIM signing (RSA-2048) and `delivery.reported` publishes,
-to Postfix's smtp-sink.
+RabbitMQ, with their `sender_deliveries` state writes, guard reads (stream, suppressions; cached per process since
+the caches were added), DKIM signing (RSA-2048) and `delivery.reported` publishes, to Postfix's smtp-sink.
 
     eval "$(scripts/deps.sh)"   # AMQP_URL, MONGODB_URI
     uv run python bench/sender_service.py [--count 2000] [--workers 1 2]
@@ -133,7 +133,8 @@ async def run_once(found: backends.Backends, workers: int, count: int, size: int
 
 
 def _breakdown(metrics: str) -> dict[str, float]:
-    """Mean milliseconds per mail of the first worker's histograms: whole handler, SMTP, signing."""
+    """Mean milliseconds of the first worker's histograms: whole handler, SMTP, signing (per mail), and each of the
+    two delivery-record writes (`begin`: sending; `finish`: the outcome)."""
     sums: dict[str, float] = {}
     for line in metrics.splitlines():
         for name, key in (
@@ -143,12 +144,17 @@ def _breakdown(metrics: str) -> dict[str, float]:
             ("mailstream_sender_smtp_seconds_count", "smtp_count"),
             ("mailstream_sender_sign_seconds_sum", "sign_sum"),
             ("mailstream_sender_sign_seconds_count", "sign_count"),
+            ('mailstream_sender_record_write_seconds_sum{step="begin"}', "begin_sum"),
+            ('mailstream_sender_record_write_seconds_count{step="begin"}', "begin_count"),
+            ('mailstream_sender_record_write_seconds_sum{step="finish"}', "finish_sum"),
+            ('mailstream_sender_record_write_seconds_count{step="finish"}', "finish_count"),
         ):
             if line.startswith(name + " "):
                 sums[key] = float(line.split()[-1])
     return {
         what: round(1000 * sums.get(f"{what}_sum", 0) / max(1.0, sums.get(f"{what}_count", 0)), 1)
-        for what in ("handle", "smtp", "sign")
+        for what in ("handle", "smtp", "sign", "begin", "finish")
+        if f"{what}_count" in sums
     }
 
 

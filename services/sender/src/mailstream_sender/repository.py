@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 from uuid import uuid4
 
+from prometheus_client import Histogram
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, DuplicateKeyError, NetworkTimeout, OperationFailure
@@ -28,6 +29,13 @@ INDEXES = {
     DELIVERIES: [IndexModel([("account_id", ASCENDING)]), IndexModel([("updated_at", ASCENDING)])],  # retention
     SUPPRESSIONS: [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)], unique=True)],
 }
+
+RECORD_WRITE_SECONDS = Histogram(
+    "mailstream_sender_record_write_seconds",
+    "Time of one delivery-record write: begin (sending) or finish (the outcome)",
+    ["step"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 T = TypeVar("T")
 _TRANSIENT_MARKERS = ("database is locked", "SQLITE_BUSY")
@@ -104,6 +112,10 @@ class Deliveries:
         down to SQLite only when it is the whole filter (an `_id` plus a `state` condition scans every record,
         ~0.5 s at a thousand records). Only when the record exists (a retry or a redelivery) does the conditional
         update run: `sending` again unless it is final."""
+        with RECORD_WRITE_SECONDS.labels("begin").time():
+            return await self._begin_attempt(message_id, account_id, recipients)
+
+    async def _begin_attempt(self, message_id: str, account_id: str, recipients: list[str]) -> DeliveryRecord:
         now = utcnow()
         first = {
             "_id": message_id,
@@ -184,6 +196,10 @@ class Deliveries:
         }
         if raw is not None:
             fields["raw"] = raw
+        with RECORD_WRITE_SECONDS.labels("finish").time():
+            await self._finish(message_id, fields)
+
+    async def _finish(self, message_id: str, fields: dict[str, Any]) -> None:
         # Not an upsert: on FerretDB that costs a second scan, and the record exists (non-final ones are never
         # pruned). Only a record deleted by hand gets the fallback.
         updated = await with_retries(lambda: self.collection.update_one({"_id": message_id}, {"$set": fields}))
