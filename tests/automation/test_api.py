@@ -287,6 +287,8 @@ async def test_runs_are_listed_newest_first_with_their_reasons(api: ApiServer):
         assert [r["message_id"] for r in everything] == ["m2", "m1", "m0"]
         one = (await client.get("/v1/automation/runs", params={"message_id": "m1"})).json()["items"]
         assert [(r["message_id"], r["fired"]) for r in one] == [("m1", False)]
+        for listing in (path, "/v1/automation/runs"):  # pages are bounded: at most 200 runs per request
+            assert ["query", "limit"] in error_locs(await client.get(listing, params={"limit": 201}))
     async with api.client(account()) as stranger:
         assert (await stranger.get("/v1/automation/runs", params={"message_id": "m1"})).json()["items"] == []
 
