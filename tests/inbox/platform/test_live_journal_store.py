@@ -169,6 +169,7 @@ async def test_a_failed_write_still_reaches_live_clients_but_ends_the_span(mongo
     assert delivered.id == event_key(to_micros(T0 + 1), lost.event_id), "a key of this replica's clock"
     clock.now = T0 + 2
     unwritten = await journal.record("acct", live_event("paused"))  # not even tried while the database recovers
+    assert (await journal.replay("acct", before.id)).resync == "gap", "at once, not only after the next heartbeat"
     entry = live_events_repo.entry_id("acct", unwritten.event_id)
     assert await mongo_db[live_events_repo.LIVE_EVENTS].find_one({"_id": entry}) is None
 

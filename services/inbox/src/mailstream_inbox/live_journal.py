@@ -218,6 +218,8 @@ class LiveJournal:
         self.recent = RecentEvents(memory_max, retention_seconds)
         self.writer_id: str | None = None
         self.span_started: float | None = None
+        self._span_seen: float | None = None  # the end of this replica's span as recorded
+        self._spans_to_end: set[str] = set()  # earlier spans of this replica whose end is not recorded yet
         self._failed = False  # a write failed since the last heartbeat: this span cannot be extended
         self._paused_until = 0.0
         self._in_flight_since: float | None = None
@@ -250,7 +252,7 @@ class LiveJournal:
 
     async def _new_span(self, now: float) -> None:
         self.writer_id = uuid.uuid4().hex
-        self.span_started = now
+        self.span_started = self._span_seen = now
         try:
             await live_events_repo.open_span(self.db, self.writer_id, now)
         except PyMongoError:
@@ -315,12 +317,14 @@ class LiveJournal:
     async def _spans(self, now: float) -> list[Span]:
         spans = []
         for doc in await live_events_repo.spans(self.db):
+            if doc["_id"] == self.writer_id:
+                continue  # this replica knows its own span better (below)
             end = doc["seen_at"].timestamp()
-            spans.append(
-                Span(doc["started_at"].timestamp(), end if doc.get("stopped") else end + self.alive_tolerance_seconds)
-            )
-        if self.span_started is not None and not self._failed:
-            spans.append(Span(self.span_started, now))  # this replica is alive: its own span reaches now
+            ended = doc.get("stopped") or doc["_id"] in self._spans_to_end
+            spans.append(Span(doc["started_at"].timestamp(), end if ended else end + self.alive_tolerance_seconds))
+        if self.span_started is not None and self._span_seen is not None:
+            # Alive and journaling: its span reaches now; after a failure it ends where it was last recorded.
+            spans.append(Span(self.span_started, self._span_seen if self._failed else now))
         return spans
 
     async def heartbeat(self) -> None:
@@ -330,17 +334,21 @@ class LiveJournal:
             self._failed = True
             return
         if self._failed or self.writer_id is None:
-            if self.writer_id is not None:  # it ends at its last heartbeat, not "maybe alive" for a while longer
-                await live_events_repo.end_span(self.db, self.writer_id)
-            self._failed = False
+            if self.writer_id is not None:
+                self._spans_to_end.add(self.writer_id)
+            self._failed = False  # before any await: a write failing meanwhile must be noticed again
             await self._new_span(now)
-            return
-        seen = min(now, self._in_flight_since or now)  # an unfinished write may still fail
-        try:
-            await live_events_repo.extend_span(self.db, self.writer_id, seen)
-        except PyMongoError:
-            self._failed = True
-            raise
+        else:
+            seen = min(now, self._in_flight_since or now)  # an unfinished write may still fail
+            try:
+                await live_events_repo.extend_span(self.db, self.writer_id, seen)
+            except PyMongoError:
+                self._failed = True
+                raise
+            self._span_seen = max(self._span_seen or seen, seen)
+        for writer_id in list(self._spans_to_end):  # they end at their last heartbeat, not "maybe alive" longer
+            await live_events_repo.end_span(self.db, writer_id)
+            self._spans_to_end.discard(writer_id)
 
     async def prune_if_due(self) -> int | None:
         """Prune once per period for the whole deployment; the entries deleted, or None when not this replica."""
@@ -380,5 +388,7 @@ class LiveJournal:
         try:
             with pymongo.timeout(self.write_timeout_seconds):  # shutdown does not wait on a database that is gone
                 await live_events_repo.end_span(self.db, self.writer_id, seen)
+                for writer_id in self._spans_to_end:
+                    await live_events_repo.end_span(self.db, writer_id)
         except PyMongoError:
             log.warning("could not close the live journal span", exc_info=True)
