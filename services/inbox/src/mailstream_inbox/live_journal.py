@@ -1,9 +1,9 @@
 """Replay for reconnecting SSE clients: the journal of live events, their ids, and when a replay can be trusted.
 
 An SSE `id:` is a journal key, `<16-digit epoch microseconds>-<event id>`: the time the first gateway replica
-journaled the event (strictly increasing per replica, so a burst keeps its order), then its id as the tie-break. Keys sort as strings in journal order, so "everything after this id" is one
-range query per account, and every replica hands out the same id for the same event (the first write wins and
-the others read its key back).
+journaled the event (strictly increasing per replica, so a burst keeps its order), then its id as the tie-break.
+Keys sort as strings in journal order, so "everything after this id" is one range query per account, and every
+replica hands out the same id for the same event (the first write wins and the others read its key back).
 
 `GET /v1/events` with `Last-Event-ID` replays the account's entries after that key. Recent ones come from this
 replica's memory (`RecentEvents`: what it fanned out since it started receiving, so no query at all); older ones,
@@ -13,8 +13,8 @@ what it shows over the REST API):
 
 - `invalid_last_event_id`: not an id of this form, or one from the future;
 - `expired`: older than `INBOX_EVENTS_RETENTION_SECONDS` (the journal no longer holds what came after it);
-- `gap`: at some moment since then no gateway was journaling (none was running, or the database refused the
-  writes), so events published then are not in the journal;
+- `gap`: at some moment since then no gateway was journaling (none was running, the database refused the
+  writes, or the broker connection was down), so events published then are not in the journal;
 - `too_many_missed`: more than `INBOX_EVENTS_REPLAY_MAX` events to replay;
 - `journal_unavailable`: the database did not answer.
 """
