@@ -8,7 +8,7 @@ from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 
 from mailstream_common.contracts import Address, ConversationChanged, MessageDeliveryChanged, MessageStored
-from mailstream_inbox.api.pagination import decode_cursor, encode_cursor
+from mailstream_common.pages import decode_cursor, encode_cursor
 from mailstream_inbox.api.routes.proxy import UPSTREAMS, merge_openapi
 from mailstream_inbox.live import LiveHub, to_live_event
 from mailstream_inbox.repositories.streams import new_forwarding_address

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from pydantic import ValidationError
 
+from mailstream_common.pages import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_cursor
+
 from ..evaluation import evaluate_rule
 from ..loop_protection import automatic_mail_reason, split_auto_reply
 from ..references import reference_errors
@@ -13,7 +15,6 @@ from ..repository import RunsRepository
 from ..rules import RuleDefinition, StoredRule
 from . import examples
 from .deps import Admin, AnyCaller, Db, Rules, Runs, Settings
-from .pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_cursor, encode_cursor
 from .schemas import RuleCreate, RulePublic, RuleTest, RuleTestResult, RuleUpdate, RunPublic
 
 router = APIRouter(prefix="/v1/automation", tags=["automation"])
@@ -80,7 +81,7 @@ async def list_rules(
         filters["enabled"] = enabled
     if topic_id is not None:
         filters["topic_id"] = topic_id
-    items = await rules.page(caller.account_id, limit=limit + 1, after=decode_cursor(cursor), filters=filters)
+    items = await rules.page(caller.account_id, limit=limit + 1, after=decode_optional_cursor(cursor), filters=filters)
     more = len(items) > limit
     items = items[:limit]
     next_cursor = encode_cursor({"position": items[-1].position, "id": items[-1].id}) if more else None
@@ -222,7 +223,7 @@ async def list_all_runs(
 async def _runs_page(
     runs: RunsRepository, account_id: str, limit: int, cursor: str | None, filters: dict[str, Any]
 ) -> Page[RunPublic]:
-    docs = await runs.page(account_id, limit=limit + 1, before=decode_cursor(cursor), filters=filters)
+    docs = await runs.page(account_id, limit=limit + 1, before=decode_optional_cursor(cursor), filters=filters)
     more = len(docs) > limit
     docs = docs[:limit]
     next_cursor = encode_cursor({"at": docs[-1]["at"], "id": docs[-1]["_id"]}) if more else None

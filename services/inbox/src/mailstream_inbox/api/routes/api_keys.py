@@ -9,13 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailstream_common.broker import PublishError
 from mailstream_common.contracts import ApiKeyRevoked
+from mailstream_common.pages import (
+    DEFAULT_LIMIT,
+    CursorParam,
+    LimitParam,
+    Page,
+    decode_optional_cursor,
+    encode_optional_cursor,
+)
 
 from ...repositories import accounts as accounts_repo
 from ...repositories import api_keys as api_keys_repo
 from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db
 from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, not_found
-from ..pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_optional_cursor
 
 log = logging.getLogger(__name__)
 

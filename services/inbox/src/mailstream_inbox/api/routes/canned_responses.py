@@ -10,13 +10,21 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mailstream_common.pages import (
+    DEFAULT_LIMIT,
+    CursorParam,
+    LimitParam,
+    Page,
+    decode_optional_cursor,
+    encode_optional_cursor,
+)
+
 from ...placeholders import syntax_error
 from ...repositories import canned_responses as canned_repo
 from ...repositories import topics as topics_repo
 from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, CurrentPrincipal, Db
 from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, field_error, not_found
-from ..pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_optional_cursor
 
 router = APIRouter(tags=["canned responses"], responses=AUTH_RESPONSES)
 

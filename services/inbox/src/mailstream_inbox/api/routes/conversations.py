@@ -11,6 +11,14 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mailstream_common.contracts import Address, utcnow
+from mailstream_common.pages import (
+    DEFAULT_LIMIT,
+    CursorParam,
+    LimitParam,
+    Page,
+    decode_optional_cursor,
+    encode_optional_cursor,
+)
 
 from ... import outbound
 from ...consumers.actions import conversation_changed
@@ -22,7 +30,6 @@ from ...repositories import streams as streams_repo
 from ...validation import EmailAddressStr, HeaderSafeStr
 from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
 from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
-from ..pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_optional_cursor
 from .messages import MessagePublic, message_public
 
 router = APIRouter(tags=["conversations"], responses=AUTH_RESPONSES)

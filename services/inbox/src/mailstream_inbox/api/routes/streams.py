@@ -14,6 +14,14 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mailstream_common.contracts import Address, ReplyRequested, StreamChanged
+from mailstream_common.pages import (
+    DEFAULT_LIMIT,
+    CursorParam,
+    LimitParam,
+    Page,
+    decode_optional_cursor,
+    encode_optional_cursor,
+)
 
 from ...repositories import streams as streams_repo
 from ...repositories import topics as topics_repo
@@ -21,7 +29,6 @@ from ...stream_setup import OUTLOOK_REASON, provider_instructions
 from ...validation import EmailAddressStr, HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db, Principal, SettingsDep
 from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
-from ..pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_optional_cursor
 
 router = APIRouter(tags=["topics and streams"], responses=AUTH_RESPONSES)
 

@@ -6,12 +6,20 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mailstream_common.pages import (
+    DEFAULT_LIMIT,
+    CursorParam,
+    LimitParam,
+    Page,
+    decode_optional_cursor,
+    encode_optional_cursor,
+)
+
 from ...repositories import streams as streams_repo
 from ...repositories import topics as topics_repo
 from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, CurrentPrincipal, Db
 from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
-from ..pagination import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_optional_cursor
 
 router = APIRouter(tags=["topics and streams"], responses=AUTH_RESPONSES)
 

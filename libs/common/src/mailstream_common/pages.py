@@ -1,10 +1,6 @@
-"""Cursor pagination: `{"items": [...], "next_cursor": "..."|null}` with `?limit=` and `?cursor=`.
+"""The list shape of every HTTP API: `{"items": [...], "next_cursor": "..."|null}` with `?limit=` and `?cursor=`.
 
-A cursor is opaque to clients: url-safe base64 of a small JSON object (the last item's sort values) plus a
-checksum, so a truncated or edited cursor is refused with 422 instead of silently restarting the list. It is not
-a secret and needs none: every query stays scoped to the caller's account, so a forged cursor only moves within
-the caller's own data. Datetimes survive the round trip (they are the sort keys of most lists).
-
+FastAPI types for the cursors of `mailstream_common.cursors` (needs the `api` extra: `mailstream-common[api]`).
 In a route: `limit: LimitParam = DEFAULT_LIMIT, cursor: CursorParam = None` (FastAPI wants the default there),
 then `after = decode_optional_cursor(cursor)` and `Page(items=..., next_cursor=encode_optional_cursor(values))`.
 """
