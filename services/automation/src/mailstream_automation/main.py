@@ -5,11 +5,10 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-import uvicorn
-
 from mailstream_common import mongo, service, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import MessageStored
+from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
 from .consumer import RuleRunner
@@ -27,8 +26,7 @@ async def main(stop: asyncio.Event) -> None:
     client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name=SERVICE)
     db = client[settings.mongodb_database]
     broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
-    server: uvicorn.Server | None = None
-    serving: asyncio.Task[None] | None = None
+    server: HttpServer | None = None
     pruning: asyncio.Task[None] | None = None
     try:
         await ensure_indexes(db)
@@ -47,18 +45,10 @@ async def main(stop: asyncio.Event) -> None:
         pruning = asyncio.create_task(pruner.run(stop, lambda: datetime.now(UTC)))
 
         app = create_app(settings, db, {"broker": broker.is_ready, "database": lambda: mongo.ping(client)})
-        config = uvicorn.Config(
-            app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False, lifespan="off"
-        )
-        server = uvicorn.Server(config)
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # the service frame owns signals
-        serving = asyncio.create_task(server.serve())
+        server = HttpServer(app, settings.http_host, settings.http_port, lifespan="off")
+        await server.start()
         log.info("automation ready", extra={"port": settings.http_port})
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if serving.done():
-            serving.result()  # the HTTP server died (e.g. the port is taken): fail loudly
-        stopped.cancel()
+        await server.wait(stop)
     finally:
         log.info("shutting down")
         if pruning is not None:
@@ -66,10 +56,7 @@ async def main(stop: asyncio.Event) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await pruning
         if server is not None:
-            server.should_exit = True
-        if serving is not None:
-            with contextlib.suppress(Exception):
-                await serving
+            await server.stop()
         await broker.close(grace=settings.shutdown_grace_seconds)
         await client.close()
 
