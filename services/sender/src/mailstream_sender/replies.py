@@ -108,8 +108,9 @@ class ReplySender:
 
     async def handle(self, request: ReplyRequested, delivery: Delivery) -> None:
         recipients = list(dict.fromkeys(a.address.strip().lower() for a in [*request.to, *request.cc]))
-        # `sending` (attempt + 1) unless already final: the idempotency check and the attempt are one atomic write.
-        # Recorded before the guards too: a refusal is then a second write, but a mail that goes out needs no read.
+        # `sending` (attempt + 1) unless already final: the idempotency check and the attempt in one atomic write (a
+        # first attempt's insert; a retry's conditional update). Before the guards, so that no mail needs a read of
+        # its record; a refusal then costs a second write, like any outcome.
         record = await self.deliveries.begin_attempt(request.message_id, request.account_id, recipients)
         if record.state in FINAL_STATES:  # sent or refused before (a redelivery), or by another worker meanwhile
             log.info("already %s; re-reporting", record.state, extra={"message_id": request.message_id})
