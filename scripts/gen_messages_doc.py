@@ -47,7 +47,7 @@ PRODUCERS = {
 }
 
 REPLICA_CONSUMERS = {
-    "stream.changed": "ingest replica queues (RCPT cache)",
+    "stream.changed": "ingest replica queues (RCPT cache), sender replica queues (stream cache)",
     "domain.changed": "sender replica queues (signing-key cache)",
     "api_key.revoked": "gateway replica queues (API-key cache)",
 }

@@ -6,7 +6,7 @@ from .base import Event
 
 
 class StreamChanged(Event):
-    """A stream was created, changed or deleted; ingest keeps its recipient cache current from these."""
+    """A stream was created, changed or deleted; ingest's recipient cache and sender's stream cache follow these."""
 
     event_name: ClassVar[str] = "stream.changed"
 
