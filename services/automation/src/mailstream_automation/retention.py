@@ -15,11 +15,12 @@ delete rather than a TTL index because FerretDB v1 has no TTL indexes, and one c
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from mailstream_common.periodic import run_every
 
 from .repository import RunsRepository
 
@@ -60,11 +61,5 @@ class Pruner:
         return runs, claims
 
     async def run(self, stop: asyncio.Event, clock: Callable[[], datetime]) -> None:
-        """Prune now and then every interval until `stop`; a failure is logged and tried again next time."""
-        while not stop.is_set():
-            try:
-                await self.prune_once(clock())
-            except Exception:
-                log.exception("pruning failed; trying again at the next interval")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        """Prune now and then every interval until `stop`."""
+        await run_every(self.interval_seconds, stop, lambda: self.prune_once(clock()), name="prune automation runs")
