@@ -41,10 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest_smtp import vhost, wait_ready  # noqa: E402
 
 from mailstream_common import mongo  # noqa: E402
-from mailstream_inbox.api.pagination import encode_cursor  # noqa: E402
+from mailstream_common.pages import encode_cursor  # noqa: E402
 from mailstream_inbox.indexes import collect_indexes  # noqa: E402
 from mailstream_inbox.repositories import accounts as accounts_repo  # noqa: E402
 from mailstream_inbox.repositories import api_keys as api_keys_repo  # noqa: E402
+from mailstream_inbox.repositories import conversation_search as search_repo  # noqa: E402
 from mailstream_inbox.repositories import conversations as conversations_repo  # noqa: E402
 from mailstream_inbox.repositories import messages as messages_repo  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
@@ -73,6 +74,7 @@ def seed_account(db, account_id: str, conversations: int, per: int, label: str) 
     ids: list[str] = []
     conv_batch: list[dict] = []
     msg_batch: list[dict] = []
+    search_batch: list[dict] = []
     for i in range(conversations):
         first_header = f"<{uuid.uuid4().hex}@example.net>"
         cid = conversations_repo.conversation_id_for(stream_id, first_header)
@@ -141,7 +143,13 @@ def seed_account(db, account_id: str, conversations: int, per: int, label: str) 
                 "updated_at": first,
                 "message_ids": message_ids,
                 "origin_key": first_header,
-                "search_terms": [
+            }
+        )
+        search_batch.append(
+            {
+                "_id": cid,
+                "account_id": account_id,
+                "terms": [
                     conversations_repo.search_snippet(subject, customer["name"], customer["address"]),
                     *(conversations_repo.search_snippet(subject, f"{BODY}(message {m})") for m in range(per)),
                 ],
@@ -150,10 +158,12 @@ def seed_account(db, account_id: str, conversations: int, per: int, label: str) 
         if len(msg_batch) >= 2000:
             db.messages.insert_many(msg_batch, ordered=False)
             db.conversations.insert_many(conv_batch, ordered=False)
-            msg_batch, conv_batch = [], []
+            db[search_repo.COLLECTION].insert_many(search_batch, ordered=False)
+            msg_batch, conv_batch, search_batch = [], [], []
     if msg_batch:
         db.messages.insert_many(msg_batch, ordered=False)
         db.conversations.insert_many(conv_batch, ordered=False)
+        db[search_repo.COLLECTION].insert_many(search_batch, ordered=False)
     return ids
 
 
@@ -230,7 +240,7 @@ def main() -> None:
             ]
         }
         term = f"customera{args.conversations * 2 // 3}@example"
-        search_filter = conversations_repo.list_query(account_id, q=term)
+        search_pattern = search_repo.term_pattern(term)
 
         with contextlib.ExitStack() as stack:
             amqp_url = stack.enter_context(vhost(amqp))
@@ -268,6 +278,19 @@ def main() -> None:
             def bare(collection, query, sort_by, projection=None):
                 return lambda: list(db[collection].find(query, projection).sort(sort_by).limit(51))
 
+            def search_bare():
+                # What the API does: the matching ids from the search collection, then the page of conversations.
+                found = [
+                    d["_id"]
+                    for d in db[search_repo.COLLECTION].find(
+                        {"account_id": account_id, "terms": {"$regex": search_pattern}}, {"_id": 1}
+                    )
+                ]
+                query = conversations_repo.search_query(
+                    conversations_repo.list_query(account_id), search_pattern, found
+                )
+                return list(db.conversations.find(query, projection).sort(sort).limit(51))
+
             def open_api():
                 return http.get(f"/v1/conversations/{random.choice(ids)}/messages", params={"limit": 50}).json()
 
@@ -275,7 +298,7 @@ def main() -> None:
                 # The same documents the API returns, the way the API reads them (conversation, then each message
                 # by _id), without HTTP, auth or serialisation. A `find({"conversation_id": ...})` is reported apart.
                 conversation = db.conversations.find_one(
-                    {"_id": random.choice(ids), "account_id": account_id}, {"search_terms": 0}
+                    {"_id": random.choice(ids), "account_id": account_id}, {"message_ids": 1}
                 )
                 return [
                     db.messages.find_one({"_id": m, "account_id": account_id}, {"pending_event": 0, "headers": 0})
@@ -312,7 +335,7 @@ def main() -> None:
                     "search q=<customer address>",
                     scans,
                     api("/v1/conversations", {"q": term, "limit": 50}),
-                    bare("conversations", search_filter, sort, projection),
+                    search_bare,
                 ),
             ]
             print(

@@ -20,6 +20,7 @@ _REPOSITORY_MODULES = (
     "mailstream_inbox.repositories.topics",
     "mailstream_inbox.repositories.streams",
     "mailstream_inbox.repositories.conversations",
+    "mailstream_inbox.repositories.conversation_search",
     "mailstream_inbox.repositories.messages",
     "mailstream_inbox.repositories.blobs",
     "mailstream_inbox.repositories.attachments",

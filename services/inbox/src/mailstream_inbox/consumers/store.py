@@ -257,6 +257,7 @@ async def store_for_stream(
         message_at=stored["created_at"],
         snippet=conversations_repo.search_snippet(stored.get("subject"), stored.get("text")),
         inbound=True,
+        account_id=stored["account_id"],
     )
     await streams_repo.mark_receiving(db, stream["_id"])
     if not stored.get("published"):

@@ -8,11 +8,15 @@ A conversation document:
     last_inbound_message_id / last_inbound_at: the newest customer message (what a reply threads on),
     origin_key: the dedup key of the message that opened it; `_id` is derived from (stream, origin_key), so a
         redelivered first mail finds the conversation it created instead of opening a second one,
-    search_terms: lower-cased snippets (subject, customer, the start of each message) that `q` searches.
+    search_terms: only on conversations written before the search split (see below); new ones never get it.
 
-Search: FerretDB v1 has no `$text`, so `q` is a case-insensitive substring match (escaped regex over the
-lower-cased `search_terms`). It scans the account's conversations, bounded by the snippet sizes below; good for
-tens of thousands of conversations, not for millions (that wants a search engine).
+Search: FerretDB v1 has no `$text`, so `q` is a case-insensitive substring match (escaped regex over lower-cased
+snippets: subject, customer, the start of each message). The snippets live in `conversation_search`, one document
+per conversation, so that a list (a scan of this collection on FerretDB v1) does not decode them. A search finds
+the matching ids there, then pages through `conversations` with the list's filters, order and cursor, limited to
+those ids, or to a conversation whose own legacy `search_terms` match (written before the split: searchable
+without a migration). Both are scans on FerretDB v1, bounded by the snippet sizes below; good for tens of
+thousands of conversations, not for millions (that wants a search engine).
 
 Counters are idempotent: a message is counted by the same update that appends its id to `message_ids`, guarded by
 "not in `message_ids` yet", and `last_message_at` only moves forward, so a redelivered mail never counts twice.
@@ -22,7 +26,6 @@ The thread keys of a conversation (the Message-IDs of its messages) are looked u
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,13 +38,13 @@ from mailstream_common.contracts import utcnow
 from mailstream_common.mongo import insert_once
 
 from ..threading import ThreadCandidate
+from . import conversation_search as search_repo
 from . import keyset_page
 from .messages import find_owned, keyed_id
 
 COLLECTION = "conversations"
 SUBJECTS = "conversation_subjects"  # _id: subject_key(...) -> {conversation_id}: the subject fallback's lookup
 SNIPPET_CHARS = 400
-MAX_SEARCH_TERMS = 40
 _CANDIDATE_FIELDS = {"_id": 1, "stream_id": 1, "customer_key": 1, "normalized_subject": 1, "last_message_at": 1}
 LIST_PROJECTION = {"search_terms": 0, "message_ids": 0}
 
@@ -141,9 +144,19 @@ async def create_once(
     origin_key: str,
     started_at: datetime,
 ) -> tuple[dict[str, Any], bool]:
-    """The conversation opened by the message with `origin_key`, created unless it already exists."""
+    """The conversation opened by the message with `origin_key`, created unless it already exists.
+
+    Its search document is written first: a crash in between leaves a search document no conversation joins
+    (harmless), while the other order would leave a conversation whose redelivered first mail (found by
+    `find_by_origin`, not created again) never gets its subject and customer searchable.
+    """
+    conversation_id = conversation_id_for(stream_id, origin_key)
+    async with _conversation_lock(db, conversation_id):
+        await search_repo.add_terms(
+            db, conversation_id, account_id, [search_snippet(subject, customer.get("name"), customer.get("address"))]
+        )
     doc = {
-        "_id": conversation_id_for(stream_id, origin_key),
+        "_id": conversation_id,
         "account_id": account_id,
         "topic_id": topic_id,
         "stream_id": stream_id,
@@ -163,7 +176,6 @@ async def create_once(
         "updated_at": utcnow(),
         "message_ids": [],
         "origin_key": origin_key,
-        "search_terms": [search_snippet(subject, customer.get("name"), customer.get("address"))],
     }
     return await insert_once(db[COLLECTION], doc, {"_id": doc["_id"]})
 
@@ -210,17 +222,23 @@ async def record_message(
     message_at: datetime,
     snippet: str | None,
     inbound: bool,
+    account_id: str | None = None,
 ) -> None:
     """Fold a stored message into its conversation; safe to repeat (each step is guarded or monotonic).
 
-    A customer writing again reopens a pending or closed conversation.
+    A customer writing again reopens a pending or closed conversation. A `snippet` (needs `account_id`, which owns
+    the search document) is added to the conversation's search terms.
     """
+    if snippet and account_id is None:
+        raise ValueError("a search snippet needs the conversation's account_id")
     async with _conversation_lock(db, conversation_id):
-        await _record_message(db, conversation_id, message_id, message_at, snippet, inbound)
+        await _record_message(db, conversation_id, message_id, message_at, inbound)
+        if snippet and account_id is not None:  # bounded: a long thread stops adding snippets
+            await search_repo.add_terms(db, conversation_id, account_id, [snippet])
 
 
 async def _record_message(
-    db: AsyncDatabase, conversation_id: str, message_id: str, message_at: datetime, snippet: str | None, inbound: bool
+    db: AsyncDatabase, conversation_id: str, message_id: str, message_at: datetime, inbound: bool
 ) -> None:
     conversations = db[COLLECTION]
     await conversations.update_one(
@@ -230,11 +248,6 @@ async def _record_message(
     await conversations.update_one(
         {"_id": conversation_id}, {"$max": {"last_message_at": message_at}, "$set": {"updated_at": utcnow()}}
     )
-    if snippet:  # bounded: a long thread stops adding snippets
-        await conversations.update_one(
-            {"_id": conversation_id, "message_count": {"$lte": MAX_SEARCH_TERMS}},
-            {"$addToSet": {"search_terms": snippet}},
-        )
     if inbound:
         await conversations.update_one(
             {"_id": conversation_id, "$or": [{"last_inbound_at": None}, {"last_inbound_at": {"$lte": message_at}}]},
@@ -265,7 +278,6 @@ def list_query(
     status: str | None = None,
     tag: str | None = None,
     assignee: str | None = None,
-    q: str | None = None,
 ) -> dict[str, Any]:
     # A conversation is opened just before its first message is stored; until that message is folded in, it has
     # nothing to show, and listing it would offer an empty thread.
@@ -279,15 +291,24 @@ def list_query(
     ):
         if value is not None:
             query[field] = value
-    if q and q.strip():
-        query["search_terms"] = {"$regex": re.escape(" ".join(q.split()).lower())}
     return query
 
 
+def search_query(query: dict[str, Any], pattern: str, matching_ids: list[str]) -> dict[str, Any]:
+    """`query` narrowed to the conversations whose search document matched (`matching_ids`), or whose own
+    `search_terms` (written before the search split) match `pattern`."""
+    return {**query, "$or": [{"_id": {"$in": matching_ids}}, {"search_terms": {"$regex": pattern}}]}
+
+
 async def list_page(
-    db: AsyncDatabase, query: dict[str, Any], *, limit: int, after: dict[str, Any] | None
+    db: AsyncDatabase, query: dict[str, Any], *, limit: int, after: dict[str, Any] | None, q: str | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Newest activity first, `_id` breaking ties, keyset-paginated (a deep page costs what the first does)."""
+    """Newest activity first, `_id` breaking ties, keyset-paginated (a deep page costs what the first does).
+
+    With `q`, only the conversations whose search terms contain it (same order, filters and cursor)."""
+    pattern = search_repo.term_pattern(q)
+    if pattern is not None:
+        query = search_query(query, pattern, await search_repo.matching_ids(db, query["account_id"], pattern))
     return await keyset_page(
         db[COLLECTION],
         query,

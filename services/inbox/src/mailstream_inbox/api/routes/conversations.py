@@ -176,9 +176,9 @@ async def list_conversations(
 ) -> Page[ConversationPublic]:
     """Most recent activity first. `q` matches the subject, the customer, and the start of each message body."""
     query = conversations_repo.list_query(
-        principal.account_id, topic_id=topic_id, stream_id=stream_id, status=status, tag=tag, assignee=assignee, q=q
+        principal.account_id, topic_id=topic_id, stream_id=stream_id, status=status, tag=tag, assignee=assignee
     )
-    docs, last = await conversations_repo.list_page(db, query, limit=limit, after=decode_optional_cursor(cursor))
+    docs, last = await conversations_repo.list_page(db, query, limit=limit, after=decode_optional_cursor(cursor), q=q)
     return Page(items=[conversation_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
 
 
