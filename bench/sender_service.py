@@ -1,12 +1,15 @@
 """The sender service as a whole: `python -m mailstream_sender` worker processes draining reply commands from
-RabbitMQ, with their `sender_deliveries` state writes, guard reads (stream, suppressions; cached per process since
+RabbitMQ, with their `sender_deliveries` state writes (and `sender_mails` inserts, where the code has them), guard reads (stream, suppressions; cached per process since
 the caches were added), DKIM signing (RSA-2048) and `delivery.reported` publishes, to Postfix's smtp-sink.
 
     eval "$(scripts/deps.sh)"   # AMQP_URL, MONGODB_URI
-    uv run python bench/sender_service.py [--count 2000] [--workers 1 2]
+    uv run python bench/sender_service.py [--count 2000] [--workers 1 2] [--preload 3000]
 
 It uses a private RabbitMQ vhost and database (like the tests), a stand-in domains service serving the key, and
 pre-fills `sender.replies` before the workers start. Rate = sent mails / (last `sent` record - first one).
+`--preload N` first writes N final delivery records of a day before (each with its ~5 KB mail, where the code under
+test keeps it: in the record, or in `sender_mails` when the code has that collection), the steady state of a
+service that keeps days of records, which FerretDB's `_id` updates pay for.
 """
 
 import argparse
@@ -15,6 +18,7 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -28,6 +32,7 @@ from pymongo import AsyncMongoClient  # noqa: E402
 from mailstream_common import topology  # noqa: E402
 from mailstream_common.broker import Broker  # noqa: E402
 from mailstream_common.contracts import ReplyRequested  # noqa: E402
+from mailstream_sender import repository  # noqa: E402
 from tests.sender.domains_stub import DomainKey, DomainsStub  # noqa: E402
 from tests.support import backends  # noqa: E402
 from tests.support.processes import ServiceProcess, free_port  # noqa: E402
@@ -57,10 +62,32 @@ def command(stream_id: str, size: int) -> ReplyRequested:
     )
 
 
-async def run_once(found: backends.Backends, workers: int, count: int, size: int, logs: Path) -> dict:
+async def preload(db, records: int, size: int, at: datetime) -> str:
+    """`records` final delivery records written at `at`, each with a mail of `size` bytes, stored the way the code
+    under test stores them; which way that was."""
+    apart = hasattr(repository, "MAILS")  # the code keeps the mail bytes in a collection of their own
+    raw = (b"X-Preloaded: yes\r\n\r\n" + b"0123456789abcdef" * (size // 16))[:size]
+    for start in range(0, records, 200):
+        ids = [uuid4().hex for _ in range(min(200, records - start))]
+        state = {"state": "sent", "attempts": 1, "account_id": ACCOUNT, "recipients": ["kana@example.net"]}
+        state |= {"created_at": at, "updated_at": at, "detail": "relay accepted", "smtp_code": 250}
+        if apart:
+            await db["sender_deliveries"].insert_many([{"_id": i, **state, "raw_kept": True} for i in ids])
+            await db["sender_mails"].insert_many([{"_id": i, "account_id": ACCOUNT, "raw": raw} for i in ids])
+        else:
+            await db["sender_deliveries"].insert_many([{"_id": i, **state, "raw": raw} for i in ids])
+    return "sender_mails" if apart else "in the record"
+
+
+async def run_once(
+    found: backends.Backends, workers: int, count: int, size: int, logs: Path, preloaded: int = 0
+) -> dict:
     database = f"{found.database}_{workers}w"
     client = AsyncMongoClient(found.mongodb_uri, tz_aware=True)
     db = client[database]
+    # Preloaded records are a day old; the run's own are those created since.
+    this_run = {"created_at": {"$gte": datetime.now(UTC) - timedelta(hours=1)}}
+    layout = await preload(db, preloaded, size, datetime.now(UTC) - timedelta(days=1)) if preloaded else None
     stream_id = uuid4().hex
     await db["streams"].insert_one(
         {
@@ -106,12 +133,12 @@ async def run_once(found: backends.Backends, workers: int, count: int, size: int
         for process in processes:
             process.start()
         deadline = time.monotonic() + 600
-        while await db["sender_deliveries"].count_documents({"state": "sent"}) < count:
+        while await db["sender_deliveries"].count_documents({"state": "sent", **this_run}) < count:
             if time.monotonic() > deadline:
                 raise RuntimeError("not all sent within 10 minutes")
-            await asyncio.sleep(0.5)
-        first = await db["sender_deliveries"].find_one({}, sort=[("created_at", 1)])
-        last = await db["sender_deliveries"].find_one({}, sort=[("updated_at", -1)])
+            await asyncio.sleep(2 if preloaded else 0.5)  # each poll scans the collection: rarely when it is large
+        first = await db["sender_deliveries"].find_one(this_run, sort=[("created_at", 1)])
+        last = await db["sender_deliveries"].find_one(this_run, sort=[("updated_at", -1)])
         seconds = (last["updated_at"] - first["created_at"]).total_seconds()
         async with httpx.AsyncClient(timeout=10) as http:
             breakdown = _breakdown((await http.get(f"{processes[0].ops_url}/metrics")).text)
@@ -126,6 +153,8 @@ async def run_once(found: backends.Backends, workers: int, count: int, size: int
     return {
         "workers": workers,
         "count": count,
+        "preloaded": preloaded,
+        "preloaded_mails": layout,
         "fill_seconds": round(fill_seconds, 1),
         "mails_per_s": round(count / seconds, 1),
         "worker_0_mean_ms": breakdown,
@@ -134,7 +163,8 @@ async def run_once(found: backends.Backends, workers: int, count: int, size: int
 
 def _breakdown(metrics: str) -> dict[str, float]:
     """Mean milliseconds of the first worker's histograms: whole handler, SMTP, signing (per mail), and each of the
-    two delivery-record writes (`begin`: sending; `finish`: the outcome)."""
+    delivery writes (`begin`: sending; `mail`: the signed bytes, where the code stores them apart; `finish`: the
+    outcome)."""
     sums: dict[str, float] = {}
     for line in metrics.splitlines():
         for name, key in (
@@ -146,6 +176,8 @@ def _breakdown(metrics: str) -> dict[str, float]:
             ("mailstream_sender_sign_seconds_count", "sign_count"),
             ('mailstream_sender_record_write_seconds_sum{step="begin"}', "begin_sum"),
             ('mailstream_sender_record_write_seconds_count{step="begin"}', "begin_count"),
+            ('mailstream_sender_record_write_seconds_sum{step="mail"}', "mail_sum"),
+            ('mailstream_sender_record_write_seconds_count{step="mail"}', "mail_count"),
             ('mailstream_sender_record_write_seconds_sum{step="finish"}', "finish_sum"),
             ('mailstream_sender_record_write_seconds_count{step="finish"}', "finish_count"),
         ):
@@ -153,7 +185,7 @@ def _breakdown(metrics: str) -> dict[str, float]:
                 sums[key] = float(line.split()[-1])
     return {
         what: round(1000 * sums.get(f"{what}_sum", 0) / max(1.0, sums.get(f"{what}_count", 0)), 1)
-        for what in ("handle", "smtp", "sign", "begin", "finish")
+        for what in ("handle", "smtp", "sign", "begin", "mail", "finish")
         if f"{what}_count" in sums
     }
 
@@ -163,13 +195,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--size", type=int, default=5000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--preload", type=int, default=0, help="final records (with mails) already there")
     args = parser.parse_args()
     logs = Path(os.environ.get("BENCH_LOG_DIR", "/tmp/mailstream-bench-logs"))
     logs.mkdir(parents=True, exist_ok=True)
     results: dict[str, object] = {"load_before": os.getloadavg(), "runs": []}
     with backends.provide(os.environ.get("AMQP_URL"), os.environ.get("MONGODB_URI")) as found:
         for workers in args.workers:
-            results["runs"].append(asyncio.run(run_once(found, workers, args.count, args.size, logs)))  # type: ignore[union-attr]
+            results["runs"].append(asyncio.run(run_once(found, workers, args.count, args.size, logs, args.preload)))  # type: ignore[union-attr]
     results["load_after"] = os.getloadavg()
     json.dump(results, sys.stdout, indent=2)
     print()

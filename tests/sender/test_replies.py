@@ -1,14 +1,16 @@
 """The reply consumer against the real broker, database and an SMTP relay: what reaches the relay, what is
 reported back, retries, refusals and exactly-once behaviour."""
 
+import itertools
 import time
+from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
 
-from mailstream_common.contracts import EmailTemplate
+from mailstream_common.contracts import EmailTemplate, utcnow
 from mailstream_common.verp import decode_bounce_address, encode_bounce_address
-from mailstream_sender.repository import Deliveries, Suppressions
+from mailstream_sender.repository import DELIVERIES, Deliveries, Mails, Suppressions
 from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
 from tests.support.smtp_sink import PostfixSink
 from tests.support.waiting import wait_for
@@ -86,6 +88,7 @@ async def test_domain_without_verified_key_sends_unsigned_and_says_so(sender_fac
 
 async def test_temporary_failure_is_retried_then_delivered_once(sender_factory, mongo_db, relay, acme_key):
     harness = await sender_factory()
+    harness.sender.clock = _clock_moving_a_minute_per_call()
     stream = await add_stream(mongo_db, acme_key.account_id)
     relay.answer_next("451 4.3.0 Temporary local problem, try again in 1 second")
     command = reply_command(acme_key.account_id, stream["_id"])
@@ -99,6 +102,8 @@ async def test_temporary_failure_is_retried_then_delivered_once(sender_factory, 
     assert deferred.smtp_code == 451 and "try again" in deferred.detail
     assert len(relay.messages()) == 1 and relay.attempts == 2
     assert (await Deliveries(mongo_db).get(command.message_id)).attempts == 2
+    # The retry sent the bytes the first attempt built and stored, not a copy built again (with a later Date).
+    assert relay.messages()[0].data == report.raw == (await Mails(mongo_db).get(command.message_id)).raw
 
 
 async def test_permanent_failure_fails_at_once(sender_factory, mongo_db, relay, acme_key):
@@ -225,6 +230,45 @@ async def test_redelivered_command_after_sent_is_reported_not_resent(sender_fact
     again = harness.reports_for(command.message_id)[1]
     assert again.status == "sent" and again.relay_queue_id == first.relay_queue_id and again.raw == first.raw
     assert len(relay.messages()) == 1
+    # The bytes are read back from `sender_mails`: the record, updated twice per mail, stays small.
+    record = await mongo_db[DELIVERIES].find_one({"_id": command.message_id})
+    assert "raw" not in record and record["raw_kept"] is True
+    assert (await Mails(mongo_db).get(command.message_id)).raw == first.raw
+
+
+def _clock_moving_a_minute_per_call():
+    """A Date header per composition that differs from any other: a mail built twice would not be identical."""
+    minutes = itertools.count()
+    return lambda: utcnow() + timedelta(minutes=next(minutes))
+
+
+async def test_a_retry_after_a_crash_resends_the_stored_bytes_unchanged(sender_factory, mongo_db, relay, acme_key):
+    """The window exactly-once cannot close (the relay took the mail, the worker died before recording `sent`):
+    the redelivered command sends the mail again, byte for byte the stored one, not a newly built and signed copy
+    (which would carry another Date and signature)."""
+    harness = await sender_factory()
+    harness.sender.clock = _clock_moving_a_minute_per_call()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    record_outcome = harness.sender.deliveries.finish
+    crashed: list[str] = []
+
+    async def die_before_the_first_sent_is_recorded(message_id, account_id, recipients, state, **fields):
+        if state == "sent" and not crashed:
+            crashed.append(message_id)
+            raise ConnectionError("worker died after the relay's 250")
+        await record_outcome(message_id, account_id, recipients, state, **fields)
+
+    harness.sender.deliveries.finish = die_before_the_first_sent_is_recorded
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id), what="the redelivered command's report")
+
+    assert crashed == [command.message_id]
+    first, second = relay.messages()
+    assert first.data == second.data == report.raw
+    assert (await Mails(mongo_db).get(command.message_id)).raw == first.data
+    record = await Deliveries(mongo_db).get(command.message_id)
+    assert record.state == "sent" and record.attempts == 2 and record.relay_queue_id == second.queue_id
 
 
 async def until(condition, *, timeout: float = 15.0, what: str = ""):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.mongo import ensure_indexes
-from mailstream_sender.repository import INDEXES, Deliveries
+from mailstream_sender.repository import INDEXES, Deliveries, Mails
 from mailstream_sender.retention import Pruner, is_past_retention, minimum_retention_hours, prune_cutoff
 from mailstream_sender.settings import SenderSettings
 from tests.sender.conftest import add_stream, reply_command
@@ -57,10 +57,14 @@ async def test_only_final_records_past_retention_are_deleted_in_batches(mongo_db
         record("sending", timedelta(hours=100)),
     ]
     await deliveries.collection.insert_many(old_final + kept)
+    mails = Mails(mongo_db)
+    for doc in old_final + kept:  # each record's signed bytes, kept apart
+        await mails.keep(doc["_id"], "acct", b"Subject: x\r\n\r\nbody\r\n", "unsigned")
 
     pruner = Pruner(deliveries, retention_hours=72, interval_seconds=3600)
     assert await deliveries.delete_finished_before(prune_cutoff(NOW, 72), batch=4) == 6  # two batches
     assert {d["_id"] async for d in deliveries.collection.find({})} == {r["_id"] for r in kept}
+    assert {d["_id"] async for d in mails.collection.find({})} == {r["_id"] for r in kept}  # mails go with them
     assert await pruner.prune_once(NOW) == 0  # idempotent: another replica pruning too changes nothing
 
 

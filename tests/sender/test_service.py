@@ -18,7 +18,7 @@ from mailstream_common import topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, DomainChanged, StreamChanged
 from mailstream_common.mongo import ensure_indexes
-from mailstream_sender.repository import DELIVERIES, INDEXES
+from mailstream_sender.repository import DELIVERIES, INDEXES, MAILS
 from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
 from tests.sender.domains_stub import DomainKey, DomainsStub
 from tests.support.backends import Backends, isolated_vhost
@@ -308,9 +308,10 @@ async def test_stream_changed_event_stops_sending_at_once(
 
 
 async def test_the_service_prunes_delivery_records_past_retention(processes, mongo_db):
-    """At start and then every interval (0.6 s here): final records older than the retention (72 h) go."""
+    """At start and then every interval (0.6 s here): final records older than the retention (72 h) go, and with
+    them their stored mails."""
     await ensure_indexes(mongo_db, INDEXES)
-    collection = mongo_db[DELIVERIES]
+    collection, mails = mongo_db[DELIVERIES], mongo_db[MAILS]
     now = datetime.now(UTC)
 
     def record(state: str, hours_ago: float) -> dict:
@@ -318,11 +319,14 @@ async def test_the_service_prunes_delivery_records_past_retention(processes, mon
         return {"_id": uuid4().hex, "state": state, "attempts": 1, "created_at": at, "updated_at": at}
 
     kept = [record("sent", 70), record("deferred", 100)]
-    await collection.insert_many([record("sent", 73), *kept])
+    past = record("sent", 73)
+    await collection.insert_many([past, *kept])
+    await mails.insert_many([{"_id": r["_id"], "raw": b"x", "created_at": r["created_at"]} for r in [past, *kept]])
     process, _ = processes.start(SENDER_PRUNE_INTERVAL_MINUTES="0.01")
 
     async def only_kept_left() -> bool:
-        return {d["_id"] async for d in collection.find({})} == {r["_id"] for r in kept}
+        kept_ids = {r["_id"] for r in kept}
+        return {d["_id"] async for d in collection.find({})} == kept_ids == {d["_id"] async for d in mails.find({})}
 
     await wait_for(only_kept_left, what="the record past retention pruned at start")
     # One written after start-up, already past retention, goes at the next interval.

@@ -1,17 +1,19 @@
 """The reply consumer: a reply command becomes one sent (or refused, or failed) mail, reported back to inbox.
 
 It reads as a list of steps, Postal style: record `sending` unless already final (the idempotency check and the
-attempt in one write), the guard steps (each returns a refusal reason or None), build the MIME, sign, deliver,
+attempt in one write), the guard steps (each returns a refusal reason or None), build the MIME and sign it (once
+per mail: the bytes are stored before the first SMTP transaction and every later attempt sends them), deliver,
 record and report the outcome.
 
 Exactly-once as far as it can be had: the state in `sender_deliveries` is checked and written before the SMTP
-transaction (one atomic conditional upsert) and recorded after it, so a command redelivered after the relay accepted
-the mail and the state was recorded is only acknowledged (its report re-published). The window that remains: a
-crash after the relay's 250 reply and before `sent` is recorded leaves `sending`, and the redelivered command sends
-the mail a second time (at-least-once).
+transaction (one atomic insert, or a conditional update on a retry) and recorded after it, so a command redelivered
+after the relay accepted the mail and the state was recorded is only acknowledged (its report re-published, with
+the stored bytes). The window that remains: a crash after the relay's 250 reply and before `sent` is recorded
+leaves `sending`, and the redelivered command sends the mail a second time (at-least-once), byte for byte the same.
 
-Database round trips per mail: the two writes around the SMTP transaction; the stream and the suppression list come
-from per-process caches (`caches.py`), the signing key from its own cache.
+Database round trips per mail: three writes (the `sending` insert and the mail's insert before the SMTP transaction,
+the outcome update after it); the stream and the suppression list come from per-process caches (`caches.py`), the
+signing key from its own cache.
 """
 
 import logging
@@ -31,7 +33,7 @@ from mailstream_common.verp import encode_bounce_address
 from .caches import StreamCache, SuppressionCache, stream_cache
 from .compose import ComposeError, compose
 from .delivery import SendResult, SmtpRelay
-from .repository import FINAL_STATES, Deliveries, DeliveryRecord, Suppressions
+from .repository import FINAL_STATES, Deliveries, DeliveryRecord, Mails, StoredMail, Suppressions
 from .retention import is_past_retention
 from .signing import SigningKeyCache, SigningKeyUnavailable, sign
 from .templating import TemplateRenderError, render
@@ -93,6 +95,7 @@ class ReplySender:
         self.policy = policy
         self.clock = clock
         self.deliveries = Deliveries(db)
+        self.mails = Mails(db)
         # Without caches (ttl 0) every mail reads the database, which is always current.
         self.streams = stream_cache(db, ttl_seconds=0) if streams is None else streams
         self.suppressions = SuppressionCache(Suppressions(db), ttl_seconds=0) if suppressions is None else suppressions
@@ -111,10 +114,10 @@ class ReplySender:
         # `sending` (attempt + 1) unless already final: the idempotency check and the attempt in one atomic write (a
         # first attempt's insert; a retry's conditional update). Before the guards, so that no mail needs a read of
         # its record; a refusal then costs a second write, like any outcome.
-        record = await self.deliveries.begin_attempt(request.message_id, request.account_id, recipients)
+        record, first_attempt = await self.deliveries.begin_attempt(request.message_id, request.account_id, recipients)
         if record.state in FINAL_STATES:  # sent or refused before (a redelivery), or by another worker meanwhile
             log.info("already %s; re-reporting", record.state, extra={"message_id": request.message_id})
-            await self.publish(self._report_of(record, delivery.attempt))
+            await self.publish(await self._report_of(record, delivery.attempt))
             OUTCOMES.labels("duplicate").inc()
             return
 
@@ -126,6 +129,24 @@ class ReplySender:
                 OUTCOMES.labels("refused").inc()
                 return
 
+        # A retry or redelivery sends the bytes an earlier attempt stored (same Date, same signature: a relay that
+        # took the first copy before a crash gets an identical second one); a first attempt has none to look for.
+        mail = None if first_attempt else await self.mails.get(request.message_id)
+        if mail is None:
+            mail = await self._build_and_store(outgoing, delivery)
+            if mail is None:
+                return  # refused or deferred, and reported
+
+        mail_from = encode_bounce_address(request.message_id, self.policy.bounce_secret, self.policy.bounce_domain)
+        started = time.perf_counter()
+        result = await self.relay.send(mail_from, outgoing.recipients, mail.raw)
+        SMTP_SECONDS.observe(time.perf_counter() - started)
+        await self._outcome(outgoing, result, mail.raw, mail.signing_note, delivery)
+
+    async def _build_and_store(self, outgoing: Outgoing, delivery: Delivery) -> StoredMail | None:
+        """Template, MIME, signature; stored before any SMTP transaction (the crash window stays one write). None
+        when the mail cannot be built (failed) or signed right now (deferred): the outcome is recorded."""
+        request = outgoing.request
         assert outgoing.sender is not None
         try:
             rendered = render(request.template, request.text, request.html, request.template_context)
@@ -133,20 +154,17 @@ class ReplySender:
         except (TemplateRenderError, ComposeError) as exc:
             await self._final(outgoing, "failed", f"not sent: {exc}", delivery, permanent=True)
             OUTCOMES.labels("invalid").inc()
-            return
+            return None
         outgoing.recipients = composed.recipients
 
         try:
             raw, signing_note = await self._sign(outgoing, composed.data)
         except SigningKeyUnavailable as exc:  # the domains service is down: a temporary failure like any other
             await self._temporary(outgoing, SendResult.unreachable(f"DKIM key not available: {exc}"), None, delivery)
-            return
-
-        mail_from = encode_bounce_address(request.message_id, self.policy.bounce_secret, self.policy.bounce_domain)
-        started = time.perf_counter()
-        result = await self.relay.send(mail_from, outgoing.recipients, raw)
-        SMTP_SECONDS.observe(time.perf_counter() - started)
-        await self._outcome(outgoing, result, raw, signing_note, delivery)
+            return None
+        # Another worker holding the same command (a redelivery racing it) may have stored its bytes first: then
+        # those are sent, so both send the same mail.
+        return await self.mails.keep(request.message_id, request.account_id, raw, signing_note)
 
     async def command_is_not_too_old(self, outgoing: Outgoing) -> str | None:
         request = outgoing.request
@@ -277,7 +295,7 @@ class ReplySender:
             smtp_code=smtp_code,
             relay_queue_id=relay_queue_id,
             permanent=permanent,
-            raw=raw,
+            raw_kept=raw is not None,
         )
         await self.publish(
             self._report(
@@ -318,8 +336,12 @@ class ReplySender:
             correlation_id=outgoing.request.correlation_id,
         )
 
-    @staticmethod
-    def _report_of(record: DeliveryRecord, attempt: int) -> DeliveryReported:
+    async def _report_of(self, record: DeliveryRecord, attempt: int) -> DeliveryReported:
+        """The report of a final record, again: the same bytes as the first time (`raw_kept`), read back."""
+        raw = record.raw
+        if raw is None and record.raw_kept:
+            stored = await self.mails.get(record.message_id)
+            raw = stored.raw if stored is not None else None
         return DeliveryReported(
             account_id=record.account_id,
             message_id=record.message_id,
@@ -330,5 +352,5 @@ class ReplySender:
             relay_queue_id=record.relay_queue_id,
             recipient=record.recipients[0] if record.recipients else None,
             attempt=attempt,
-            raw=record.raw,
+            raw=raw,
         )

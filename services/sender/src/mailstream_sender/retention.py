@@ -1,6 +1,7 @@
-"""Retention of `sender_deliveries`: final records are deleted once they can no longer matter, by every replica,
-periodically (FerretDB v1 has no TTL indexes; one code path serves both databases; a delete is idempotent, so
-replicas pruning at the same time only repeat each other's work).
+"""Retention of `sender_deliveries` (and of each record's bytes in `sender_mails`, deleted with it): final records
+are deleted once they can no longer matter, by every replica, periodically (FerretDB v1 has no TTL indexes; one code
+path serves both databases; a delete is idempotent, so replicas pruning at the same time only repeat each other's
+work).
 
 What a final (`sent`/`failed`) record protects, and so how long it must live:
 
