@@ -21,11 +21,11 @@ Records that are not final (`sending`, `deferred`) are never pruned: their comma
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from mailstream_common.periodic import run_every
 from mailstream_common.topology import SENDER_REPLIES
 
 from .repository import Deliveries
@@ -64,11 +64,5 @@ class Pruner:
         return deleted
 
     async def run(self, stop: asyncio.Event, clock: Callable[[], datetime]) -> None:
-        """Prune now and then every interval until `stop`; a failure is logged and tried again next time."""
-        while not stop.is_set():
-            try:
-                await self.prune_once(clock())
-            except Exception:
-                log.exception("pruning failed; trying again at the next interval")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        """Prune now and then every interval until `stop`."""
+        await run_every(self.interval_seconds, stop, lambda: self.prune_once(clock()), name="prune delivery records")
