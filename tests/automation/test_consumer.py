@@ -205,23 +205,7 @@ async def test_a_run_recorded_but_not_published_is_published_on_redelivery(autom
     """A crash between recording the run and the broker's confirm: the next delivery publishes it, once."""
     rule = await automation.add_rule()
     message = stored_message(automation.account_id)
-    await automation.runs.insert_once(
-        {
-            "_id": uuid.uuid4().hex,
-            "rule_id": rule.id,
-            "rule_name": rule.name,
-            "account_id": automation.account_id,
-            "message_id": message.message_id,
-            "conversation_id": message.conversation_id,
-            "customer": "kana@example.net",
-            "fired": True,
-            "matched_conditions": [],
-            "actions": [TAG],
-            "skipped_actions": [],
-            "published": False,
-            "at": datetime.now(UTC),
-        }
-    )
+    await automation.runs.insert_once(unpublished_fired_run(uuid.uuid4().hex, rule, message, automation.account_id))
     await automation.deliver(message, message)
     await automation.settle()
     assert len(automation.tap.for_message(message.message_id)) == 1
@@ -287,21 +271,7 @@ async def test_a_retried_message_publishes_what_an_earlier_attempt_recorded_for_
     rule = await automation.add_rule()
     message = stored_message(automation.account_id)
     await automation.runs.insert_once(
-        {
-            "_id": run_id_for(rule.id, message.message_id),
-            "rule_id": rule.id,
-            "rule_name": rule.name,
-            "account_id": automation.account_id,
-            "message_id": message.message_id,
-            "conversation_id": message.conversation_id,
-            "customer": "kana@example.net",
-            "fired": True,
-            "matched_conditions": [],
-            "actions": [TAG],
-            "skipped_actions": [],
-            "published": False,
-            "at": datetime.now(UTC),
-        }
+        unpublished_fired_run(run_id_for(rule.id, message.message_id), rule, message, automation.account_id)
     )
     await automation.rules.update(
         automation.account_id,
@@ -330,3 +300,22 @@ async def test_a_retried_message_publishes_what_an_earlier_attempt_recorded_for_
     await automation.settle()
     [run] = await automation.runs_of(message.message_id)
     assert run["published"] is True
+
+
+def unpublished_fired_run(run_id: str, rule, message, account_id: str) -> dict:
+    """A run as a worker leaves it when it crashed after recording the decision and before the broker's confirm."""
+    return {
+        "_id": run_id,
+        "rule_id": rule.id,
+        "rule_name": rule.name,
+        "account_id": account_id,
+        "message_id": message.message_id,
+        "conversation_id": message.conversation_id,
+        "customer": "kana@example.net",
+        "fired": True,
+        "matched_conditions": [],
+        "actions": [TAG],
+        "skipped_actions": [],
+        "published": False,
+        "at": datetime.now(UTC),
+    }
