@@ -53,6 +53,14 @@ async def events_until_sentinel(tap: EventTap, test_broker, account_id: str) -> 
         seen.append(event)
 
 
+async def one_queued_reply(stream, deliver) -> tuple[str, str]:
+    """(account id, message id) of an agent's reply queued in a fresh conversation of `stream`."""
+    await deliver(stream)
+    conversation = await only_conversation(stream)
+    [message_id] = await queue_replies(stream, conversation["id"], 1)
+    return stream.account.account_id, message_id
+
+
 async def test_concurrent_reports_keep_the_highest_status_and_announce_each_change_once(
     stream, deliver, backends, test_broker
 ):
@@ -134,10 +142,7 @@ async def no_claims_left(db, message_id: str) -> bool:
 async def test_a_report_redelivered_after_a_crash_finishes_its_claim_and_others_wait_for_it(
     stream, deliver, backends, test_broker, inbox_gateway
 ):
-    await deliver(stream)
-    conversation = await only_conversation(stream)
-    account_id = stream.account.account_id
-    [message_id] = await queue_replies(stream, conversation["id"], 1)
+    account_id, message_id = await one_queued_reply(stream, deliver)
     sent = DeliveryReported(account_id=account_id, message_id=message_id, status="sent", detail="250 ok")
     bounce = DeliveryReported(message_id=message_id, status="bounced", detail="550 gone", permanent=True)
     await crashed_after_claiming(inbox_gateway.db, sent)
@@ -156,10 +161,7 @@ async def test_a_report_redelivered_after_a_crash_finishes_its_claim_and_others_
 async def test_a_dead_workers_claim_is_finished_by_the_next_report_once_its_lease_ran_out(
     stream, deliver, backends, test_broker, inbox_gateway
 ):
-    await deliver(stream)
-    conversation = await only_conversation(stream)
-    account_id = stream.account.account_id
-    [message_id] = await queue_replies(stream, conversation["id"], 1)
+    account_id, message_id = await one_queued_reply(stream, deliver)
     sent = DeliveryReported(account_id=account_id, message_id=message_id, status="sent", detail="250 ok")
     await crashed_after_claiming(inbox_gateway.db, sent, age_seconds=2 * delivery.CLAIM_LEASE_SECONDS)
 
@@ -176,10 +178,7 @@ async def test_a_dead_workers_claim_is_finished_by_the_next_report_once_its_leas
 async def test_a_change_written_but_not_announced_before_a_crash_is_announced_once_on_redelivery(
     stream, deliver, backends, test_broker, inbox_gateway
 ):
-    await deliver(stream)
-    conversation = await only_conversation(stream)
-    account_id = stream.account.account_id
-    [message_id] = await queue_replies(stream, conversation["id"], 1)
+    account_id, message_id = await one_queued_reply(stream, deliver)
     sent = DeliveryReported(account_id=account_id, message_id=message_id, status="sent", detail="250 ok")
     claim = await crashed_after_claiming(inbox_gateway.db, sent)
     assert await messages_repo.write_delivery(inbox_gateway.db, message_id, 0, claim["delivery"], None)
