@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailstream_sender.caches import CacheLoadAbandoned, ReadThroughCache, suppressed_among
+from mailstream_sender.caches import suppressed_among
+from mailstream_sender.read_through import CacheLoadAbandoned, ReadThroughCache
 from mailstream_sender.repository import Suppression
 
 
@@ -161,3 +162,24 @@ def test_suppressed_among_is_case_insensitive_each_once_in_order():
     found = suppressed_among(known, ["CEO@example.org", "ok@example.net", " Kana@Example.net", "ceo@example.org"])
     assert [s.address for s in found] == ["ceo@example.org", "kana@example.net"]
     assert suppressed_among({}, ["kana@example.net"]) == []
+
+
+async def test_invalidate_where_drops_matching_entries_and_loads_in_flight_only():
+    """How a signing key is dropped for every account of a rotated domain, even while it is being fetched."""
+    source, clock = Source(), Clock()
+    keys = cache(source, clock)
+    source.values.update({"acme.test|a1": "old", "acme.test|a2": "old", "other.test|a1": "kept"})
+    for key in ("acme.test|a2", "other.test|a1"):
+        await keys.get(key)
+    source.gate = asyncio.Event()
+    fetching = asyncio.create_task(keys.get("acme.test|a1"))
+    await asyncio.sleep(0)  # the load has read "old" and waits
+
+    source.values.update({"acme.test|a1": "new", "acme.test|a2": "new"})
+    keys.invalidate_where(lambda key: key.startswith("acme.test|"))
+    source.gate.set()
+    assert await fetching == "old"  # the caller raced the rotation; its answer is not kept
+    assert await keys.get("acme.test|a1") == "new"
+    assert await keys.get("acme.test|a2") == "new"
+    assert await keys.get("other.test|a1") == "kept"
+    assert source.loads.count("other.test|a1") == 1

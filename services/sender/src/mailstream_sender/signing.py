@@ -5,16 +5,15 @@ The cache is invalidated per domain by `domain.changed` events (rotation, verifi
 a TTL as a safety net for a missed event. A domain without a verified key (404) is cached as "unsigned" too.
 """
 
-import asyncio
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .dkim_fast import FastDKIM
+from .read_through import ReadThroughCache
 
 log = logging.getLogger(__name__)
 
@@ -66,52 +65,25 @@ def sign(message: bytes, key: SigningKey) -> bytes:
     return headers + message
 
 
-@dataclass
-class _Entry:
-    key: SigningKey | None
-    expires_at: float
-
-
-@dataclass
 class SigningKeyCache:
     """Asks `GET {domains_url}/internal/signing-key?domain=&account_id=` and remembers the answer per domain."""
 
-    http: httpx.AsyncClient
-    domains_url: str
-    internal_token: str
-    ttl_seconds: float = 300.0
-    _entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
-    _fills: dict[tuple[str, str], asyncio.Future[SigningKey | None]] = field(default_factory=dict)
+    def __init__(self, http: httpx.AsyncClient, domains_url: str, internal_token: str, ttl_seconds: float = 300.0):
+        self.http = http
+        self.domains_url = domains_url
+        self.internal_token = internal_token
+        # One fetch per domain however many mails wait; a domain.changed during a fetch disowns its answer.
+        self._cache: ReadThroughCache[tuple[str, str], SigningKey | None] = ReadThroughCache(
+            "signing_keys", lambda key: self._fetch(*key), ttl_seconds=ttl_seconds
+        )
 
     async def get(self, domain: str, account_id: str) -> SigningKey | None:
         """The loaded key, or None when the domain has no verified key (send unsigned)."""
-        cache_key = (domain.lower(), account_id)
-        entry = self._entries.get(cache_key)
-        if entry is not None and entry.expires_at > time.monotonic():
-            return entry.key
-        if (pending := self._fills.get(cache_key)) is not None:  # one fetch per domain, however many mails wait
-            return await asyncio.shield(pending)
-        future: asyncio.Future[SigningKey | None] = asyncio.get_running_loop().create_future()
-        self._fills[cache_key] = future
-        try:
-            key = await self._fetch(*cache_key)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        else:
-            future.set_result(key)
-            self._entries[cache_key] = _Entry(key, time.monotonic() + self.ttl_seconds)
-            return key
-        finally:
-            del self._fills[cache_key]
+        return await self._cache.get((domain.lower(), account_id))
 
     def invalidate(self, domain: str) -> None:
-        for cache_key in [k for k in self._entries if k[0] == domain.lower()]:
-            del self._entries[cache_key]
+        domain = domain.lower()
+        self._cache.invalidate_where(lambda key: key[0] == domain)
 
     async def _fetch(self, domain: str, account_id: str) -> SigningKey | None:
         try:
