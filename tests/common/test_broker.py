@@ -168,3 +168,37 @@ async def test_publish_to_closed_connection_raises(backends):
     await broker.connection.close()
     with pytest.raises(PublishError):
         await broker.publish(_stream_event(), timeout=2)
+
+
+async def test_every_queue_of_the_process_exists_before_any_consumer_takes_work_and_readiness_waits(backends):
+    """A handler that publishes to (or relies on) another queue of the same process must never find it missing:
+    `start()` declares all queues before the first consumer begins, and `/readyz` stays false until then."""
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+    first, second = _spec(), _spec()
+    await broker.declare(first)
+    await broker.publish(_stream_event())  # waiting in `first` before the process starts consuming
+    second_existed: list[bool] = []
+
+    async def handle_first(event: StreamChanged, delivery: Delivery) -> None:
+        channel = await broker.connection.channel()
+        try:
+            await channel.declare_queue(second.name, passive=True)
+            second_existed.append(True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            second_existed.append(False)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def handle_second(event: StreamChanged, delivery: Delivery) -> None:
+        pass
+
+    broker.consume(first, handle_first, StreamChanged)
+    broker.consume(second, handle_second, StreamChanged)
+    assert not broker.is_ready()  # connected, but nothing consumes yet
+    await broker.start()
+    assert broker.is_ready()
+    await wait_for(lambda: asyncio.sleep(0, second_existed), what="the first consumer's delivery")
+    assert second_existed[0] is True
+    await broker.close()
