@@ -2,7 +2,7 @@
 # Make sure, idempotently, that everything Mailstream needs on this machine is installed and running:
 #   - Debian packages: rabbitmq-server, postfix (smtp-sink/smtp-source), swaks, dnsmasq, DKIM/SPF verifiers
 #   - RabbitMQ running on 127.0.0.1:5672          (skipped when AMQP_URL is set)
-#   - FerretDB v1 (SQLite) on 127.0.0.1:27017     (skipped when MONGODB_URI is set), built once with Go and cached
+#   - SecantusDB on 127.0.0.1:27017               (skipped when MONGODB_URI is set), in its own tool environment
 #   - uv, and the project's Python environment from uv.lock
 # Prints nothing on stdout but `export` lines for the servers it started, so callers may `eval "$(deps.sh)"`.
 set -euo pipefail
@@ -10,8 +10,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${MAILSTREAM_CACHE:-$HOME/.cache/mailstream}"
 STATE="${MAILSTREAM_STATE:-$CACHE/state}"
-FERRETDB_VERSION="${FERRETDB_VERSION:-v1.24.0}"
-FERRETDB_BIN="$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb"
+SECANTUS_VERSION="${SECANTUS_VERSION:-0.7.0b3}"
+SECANTUS_PORT="${SECANTUS_PORT:-27017}"
+SECANTUS_DATA="${SECANTUS_DATA:-$STATE/secantusdb}"
 mkdir -p "$CACHE" "$STATE"
 
 say() { echo "deps: $*" >&2; }
@@ -22,6 +23,13 @@ wait_for_port() {  # host port seconds what
     if ((SECONDS > deadline)); then say "$4 did not open $1:$2 within $3 s"; return 1; fi
     sleep 0.3
   done
+}
+
+ensure_uv() {
+  if ! command -v uv >/dev/null 2>&1; then
+    say "installing uv"
+    python3 -m pip install -q uv >&2
+  fi
 }
 
 apt_packages=(rabbitmq-server postfix swaks dnsmasq-base opendkim-tools libmail-dkim-perl libmail-spf-perl curl jq openssl)
@@ -49,39 +57,33 @@ if [[ -z "${AMQP_URL:-}" ]]; then
   echo "export AMQP_URL=amqp://guest:guest@127.0.0.1:5672/"
 fi
 
-# --- FerretDB (MongoDB wire protocol over SQLite) ---------------------------------------------------------
-build_ferretdb() {
-  say "building FerretDB $FERRETDB_VERSION from the Go module proxy (once; cached in $CACHE)"
-  local dir src
-  dir="$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-  src="$(mktemp -d)"
-  cp -r "$dir/." "$src"
-  chmod -R u+w "$src"
-  # cmd/ferretdb panics at start without build/version/version.txt, which the module zip does not carry.
-  echo "$FERRETDB_VERSION" > "$src/build/version/version.txt"
-  mkdir -p "$(dirname "$FERRETDB_BIN")"
-  (cd "$src" && go build -trimpath -tags ferretdb_no_postgresql -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb >&2)
-  mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
-  rm -rf "$src"
-}
-
+# --- SecantusDB (MongoDB wire protocol on WiredTiger) -------------------------------------------------------
+# Development, CI and the one-machine default only; production points MONGODB_URI at real MongoDB. SecantusDB is
+# GPL-2.0 and beta, so it lives in a tool environment of its own under the cache and is run as a separate process:
+# no service imports it or lists it as a dependency.
 if [[ -z "${MONGODB_URI:-}" ]]; then
-  [[ -x "$FERRETDB_BIN" ]] || build_ferretdb
-  if ! (exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null; then
-    say "starting FerretDB on 127.0.0.1:27017 (data in $STATE/ferretdb)"
-    mkdir -p "$STATE/ferretdb"
-    nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$STATE/ferretdb/" --state-dir="$STATE" \
-      --listen-addr=127.0.0.1:27017 --debug-addr=127.0.0.1:27018 --telemetry=disable --log-level=warn \
-      >"$STATE/ferretdb.log" 2>&1 &
-    echo $! > "$STATE/ferretdb.pid"
-    wait_for_port 127.0.0.1 27017 60 ferretdb
+  SECANTUS_ENV="$CACHE/secantusdb-$SECANTUS_VERSION"
+  if [[ ! -f "$SECANTUS_ENV/.installed" ]]; then
+    say "installing SecantusDB $SECANTUS_VERSION into $SECANTUS_ENV"
+    ensure_uv
+    rm -rf "$SECANTUS_ENV"
+    UV_PYTHON_DOWNLOADS=never uv venv -q --python python3 "$SECANTUS_ENV" >&2
+    VIRTUAL_ENV="$SECANTUS_ENV" uv pip install -q "secantusdb==$SECANTUS_VERSION" >&2
+    touch "$SECANTUS_ENV/.installed"  # only a finished install counts
   fi
-  echo "export MONGODB_URI=mongodb://127.0.0.1:27017/"
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$SECANTUS_PORT") 2>/dev/null; then
+    # Journal synced on every commit: a write the services were told is durable survives kill -9 of the server.
+    say "starting SecantusDB on 127.0.0.1:$SECANTUS_PORT (data in $SECANTUS_DATA)"
+    mkdir -p "$SECANTUS_DATA"
+    nohup "$SECANTUS_ENV/bin/secantusd-py" --host 127.0.0.1 --port "$SECANTUS_PORT" \
+      --storage-path "$SECANTUS_DATA" --sync-on-commit --log-level WARNING \
+      >"$STATE/secantusdb.log" 2>&1 &
+    echo $! > "$STATE/secantusdb.pid"
+    wait_for_port 127.0.0.1 "$SECANTUS_PORT" 120 secantusdb
+  fi
+  echo "export MONGODB_URI=mongodb://127.0.0.1:$SECANTUS_PORT/"
 fi
 
 # --- Python environment ------------------------------------------------------------------------------------
-if ! command -v uv >/dev/null 2>&1; then
-  say "installing uv"
-  python3 -m pip install -q uv >&2
-fi
+ensure_uv
 (cd "$ROOT" && UV_PYTHON_DOWNLOADS=never uv sync --frozen --all-packages -q >&2)

@@ -1,6 +1,6 @@
 """Which RabbitMQ and MongoDB the tests run against.
 
-1. `AMQP_URL` / `MONGODB_URI` set (scripts/test.sh sets them to the local RabbitMQ and FerretDB): use those.
+1. `AMQP_URL` / `MONGODB_URI` set (scripts/test.sh sets them to the local RabbitMQ and SecantusDB): use those.
 2. Otherwise, where a Docker engine answers: real RabbitMQ and MongoDB through testcontainers.
 3. Otherwise fail loudly: a test that silently skips its back-end would prove nothing.
 
@@ -39,8 +39,9 @@ def _docker_available() -> bool:
 def _describe_mongo(uri: str) -> str:
     with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
         info = client.admin.command("buildInfo")
-    ferret = info.get("ferretdbVersion") or (info.get("ferretdb") or {}).get("version")
-    return f"FerretDB {ferret}" if ferret else f"MongoDB {info.get('version')}"
+    # SecantusDB answers MongoDB's version (7.0.0) and adds its own: name the server that really ran.
+    secantus = info.get("secantusVersion")
+    return f"SecantusDB {secantus}" if secantus else f"MongoDB {info.get('version')}"
 
 
 @contextlib.contextmanager
