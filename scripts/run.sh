@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole system on this machine: RabbitMQ, FerretDB (or the servers AMQP_URL / MONGODB_URI name), a local
+# Run the whole system on this machine: RabbitMQ, SecantusDB (or the servers AMQP_URL / MONGODB_URI name), a local
 # SMTP sink as the outbound smarthost (unless SENDER_SMTP_HOST is set), and all five services.
 # Logs go to .state/logs/<service>.log; Ctrl-C (or SIGTERM) shuts every service down gracefully.
 set -euo pipefail
