@@ -1,15 +1,15 @@
 """HTTP: the public domain paths (reached only through the gateway), the sender's signing-key path, and ops.
 
-Trust: every request must carry `X-Internal-Token`; the gateway adds it with `X-Account-Id` (the tenant) and
-`X-Role` after authenticating the customer's API key. The tenant comes from that header only, so another
-account's domain id answers 404 exactly like a missing one.
+Trust (mailstream_common.service_auth): the public paths answer only the gateway's credential, which it sends with
+`X-Account-Id` (the tenant) and `X-Role` after authenticating the customer's API key. The tenant comes from that
+header only, so another account's domain id answers 404 exactly like a missing one. `/internal/signing-key` answers
+only the sender's credential (the gateway's gets 403), and every read of a private key is logged and counted.
 """
 
 import base64
 import binascii
-import hmac
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -19,16 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mailstream_common import logs
 from mailstream_common.ops import ReadinessCheck, ops_routes
+from mailstream_common.service_auth import Forwarded, admin_only, forwarded_account, require_caller
 
+from . import metrics
 from .manager import DomainExists, DomainManager, RotationInProgress
 from .validation import DomainNameError, validate_sending_domain
 
 
-@dataclass(frozen=True)
-class Caller:
-    account_id: str
-    role: str
+log = logging.getLogger(__name__)
 
+Caller = Forwarded
 
 # --- schemas ---------------------------------------------------------------------------------------------------
 
@@ -165,13 +165,16 @@ def _decode_cursor(cursor: str) -> str:
         raise HTTPException(422, detail=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from None
 
 
-def create_app(manager: DomainManager, internal_token: str, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
+def create_app(
+    manager: DomainManager, service_callers: Mapping[str, str], checks: Mapping[str, ReadinessCheck]
+) -> FastAPI:
+    """`service_callers`: caller name -> SHA-256 of its token (`CommonSettings.service_callers`)."""
     app = FastAPI(
         title="Mailstream domains",
         version="1",
         description="Sending domains: DKIM keys, the SPF/DKIM/DMARC records to publish and their live verification.",
     )
-    expected_token = internal_token.encode()
+    app.state.service_callers = dict(service_callers)
 
     @app.middleware("http")
     async def correlation(request: Request, call_next: Any) -> Response:
@@ -184,24 +187,8 @@ def create_app(manager: DomainManager, internal_token: str, checks: Mapping[str,
         response.headers["X-Correlation-Id"] = cid
         return response
 
-    def internal(request: Request) -> None:
-        token = request.headers.get("x-internal-token", "")
-        if not hmac.compare_digest(token.encode(), expected_token):
-            raise HTTPException(401, "a valid X-Internal-Token is required (call through the gateway)")
-
-    def caller(request: Request, _: Annotated[None, Depends(internal)]) -> Caller:
-        account_id = request.headers.get("x-account-id", "").strip()
-        role = request.headers.get("x-role", "").strip()
-        if not account_id:
-            raise HTTPException(401, "X-Account-Id is required")
-        if role not in ("admin", "agent"):
-            raise HTTPException(403, "X-Role must be admin or agent")
-        return Caller(account_id, role)
-
-    def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
-        if who.role != "admin":
-            raise HTTPException(403, "only admin keys may change sending domains")
-        return who
+    caller = forwarded_account
+    admin = admin_only("only admin keys may change sending domains")
 
     not_found = {404: {"description": "No such domain in this account"}}
 
@@ -259,9 +246,16 @@ def create_app(manager: DomainManager, internal_token: str, checks: Mapping[str,
     async def signing_key(
         domain: Annotated[str, Query(min_length=1, max_length=253)],
         account_id: Annotated[str, Query(min_length=1, max_length=64)],
-        _: Annotated[None, Depends(internal)],
+        service: Annotated[str, Depends(require_caller("sender"))],
     ) -> Any:
+        # Internal only: the gateway neither forwards this path nor holds a credential it accepts; the account is
+        # the one the sender's reply belongs to. Who read which key is logged (never the key) and counted.
         key = await manager.signing_key(account_id, domain)
+        outcome = "missing" if key is None else "found"
+        metrics.SIGNING_KEY_READS.labels(service, outcome).inc()
+        log.info(
+            "signing key read", extra={"caller": service, "domain": domain, "account_id": account_id, "outcome": outcome}
+        )
         if key is None:
             return JSONResponse({"detail": "no verified signing key for this domain"}, status_code=404)
         return key

@@ -27,6 +27,7 @@ once per rule and customer per interval (24 h by default); each run records what
 def create_app(settings: AutomationSettings, db: AsyncDatabase, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
     app = FastAPI(title="Mailstream automation", version="1.0.0", description=DESCRIPTION, routes=ops_routes(checks))
     app.state.settings = settings
+    app.state.service_callers = settings.service_callers  # only the gateway's token opens the rule API
     app.state.db = db
     app.state.metrics = metrics
     app.include_router(router)

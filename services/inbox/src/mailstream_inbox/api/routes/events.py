@@ -163,7 +163,7 @@ async def live_events(
     summary="A one-minute ticket to open the event stream without an Authorization header (EventSource)",
 )
 async def create_events_ticket(principal: CurrentPrincipal, settings: SettingsDep) -> EventsTicket:
-    ticket, expires = issue_ticket(principal, settings.internal_token.get_secret_value())
+    ticket, expires = issue_ticket(principal, settings.gateway_token.get_secret_value())
     return EventsTicket(
         ticket=ticket, expires_at=datetime.fromtimestamp(expires, UTC), url=f"/v1/events?ticket={ticket}"
     )
