@@ -23,8 +23,8 @@ from mailstream_sender.repository import INDEXES, Suppressions
 from mailstream_sender.signing import SigningKeyCache
 from tests.sender.dkim_verifiers import DkimDns, dkim_txt_record
 from tests.sender.domains_stub import DomainKey, DomainsStub
-from tests.support.smtp_sink import RecordingSink
 from tests.support.service_tokens import SENDER_TOKEN, VERP_SECRET
+from tests.support.smtp_sink import RecordingSink
 
 TOKEN = SENDER_TOKEN  # the sender's own credential towards domains
 VERP = VERP_SECRET

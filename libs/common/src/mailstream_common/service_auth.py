@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request
 
-TOKEN_HEADER = "X-Internal-Token"
+TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name
 #: Headers only the gateway sets; it drops whatever the client sent under these names.
 GATEWAY_HEADERS = ("x-internal-token", "x-account-id", "x-role", "x-key-id", "x-correlation-id")
 CALLERS = ("gateway", "sender")
@@ -113,6 +113,7 @@ def forwarded_account(request: Request) -> Forwarded:
 
 def admin_only(message: str) -> Callable[[Forwarded], Forwarded]:
     """Wrap `forwarded_account` for routes that change things: an agent key gets 403 with `message`."""
+
     def dependency(who: Annotated[Forwarded, Depends(forwarded_account)]) -> Forwarded:
         if who.role != "admin":
             raise HTTPException(403, message)

@@ -9,11 +9,10 @@ import hashlib
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # Development credentials only (the defaults of a bare `python -m`); scripts/run.sh and deployments set real ones.
-DEV_GATEWAY_TOKEN = "dev-gateway-token-change-me"
-DEV_SENDER_TOKEN = "dev-sender-token-change-me"
-DEV_VERP_SECRET = "dev-verp-secret-change-me"
+DEV_GATEWAY_TOKEN = "dev-gateway-token-change-me"  # noqa: S105 - documented dev default
+DEV_SENDER_TOKEN = "dev-sender-token-change-me"  # noqa: S105 - documented dev default
+DEV_VERP_SECRET = "dev-verp-secret-change-me"  # noqa: S105 - documented dev default
 
 
 class CommonSettings(BaseSettings):

@@ -25,7 +25,6 @@ from . import metrics
 from .manager import DomainExists, DomainManager, RotationInProgress
 from .validation import DomainNameError, validate_sending_domain
 
-
 log = logging.getLogger(__name__)
 
 Caller = Forwarded
@@ -254,7 +253,8 @@ def create_app(
         outcome = "missing" if key is None else "found"
         metrics.SIGNING_KEY_READS.labels(service, outcome).inc()
         log.info(
-            "signing key read", extra={"caller": service, "domain": domain, "account_id": account_id, "outcome": outcome}
+            "signing key read",
+            extra={"caller": service, "domain": domain, "account_id": account_id, "outcome": outcome},
         )
         if key is None:
             return JSONResponse({"detail": "no verified signing key for this domain"}, status_code=404)
