@@ -50,9 +50,7 @@ def traversal_targets(domain: str = "victim.test", account: str = "victim-accoun
         out[f"{service}/control-in-parameter"] = (prefix + "/a%0Fb").encode()
         out[f"{service}/query-and-control-in-parameter"] = (prefix + "/%3Fx%01").encode()
     # The issue's reproductions, exactly.
-    out["issue/dot-dot"] = (
-        f"/v1/domains/../../internal/signing-key?domain={domain}&account_id={account}".encode()
-    )
+    out["issue/dot-dot"] = f"/v1/domains/../../internal/signing-key?domain={domain}&account_id={account}".encode()
     out["issue/encoded"] = (
         f"/v1/domains/%2E%2E/%2E%2E/internal/signing-key?domain={domain}&account_id={account}".encode()
     )

@@ -25,7 +25,14 @@ def test_every_traversal_is_refused_before_matching(name: str, target: bytes) ->
 
 @pytest.mark.parametrize(
     "raw",
-    [b"/v1/domains/a b", b"/v1/domains/\xc3\xa9", b"/v1/domains/%zz", b"/v1/domains/%e9", b"v1/domains", b"/v1/domains/%"],
+    [
+        b"/v1/domains/a b",
+        b"/v1/domains/\xc3\xa9",
+        b"/v1/domains/%zz",
+        b"/v1/domains/%e9",
+        b"v1/domains",
+        b"/v1/domains/%",
+    ],
 )
 def test_malformed_paths_are_400(raw: bytes) -> None:
     with pytest.raises(PathRefused) as refused:
@@ -66,7 +73,9 @@ def test_a_known_path_with_another_method_is_405_with_every_allowed_method() -> 
     assert refused.value.allow == ("POST",)
 
 
-@pytest.mark.parametrize("path", ["/v1/domains/d1/secret", "/v1/automation", "/v1/suppressionsx", "/internal/signing-key"])
+@pytest.mark.parametrize(
+    "path", ["/v1/domains/d1/secret", "/v1/automation", "/v1/suppressionsx", "/internal/signing-key"]
+)
 def test_anything_not_in_the_table_is_404(path: str) -> None:
     with pytest.raises(PathRefused) as refused:
         match("GET", split_path(path.encode()))

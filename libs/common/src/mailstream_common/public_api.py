@@ -148,9 +148,7 @@ def _literal_count(operation: Operation) -> int:
     return sum(1 for s in operation.segments if not s.startswith("{"))
 
 
-def match(
-    method: str, segments: tuple[str, ...], operations: Iterable[Operation] = PUBLIC_OPERATIONS
-) -> Matched:
+def match(method: str, segments: tuple[str, ...], operations: Iterable[Operation] = PUBLIC_OPERATIONS) -> Matched:
     """The public operation for this method and path (the most literal template wins, as in the upstream's own
     router: `POST /rules/test` before `/rules/{rule_id}`); PathRefused(404) or MethodRefused (405)."""
     candidates = [(op, params) for op in operations if (params := _bind(op.segments, segments)) is not None]
