@@ -58,10 +58,13 @@ def test_parameters_are_decoded_once_and_re_encoded_into_the_template() -> None:
     assert match("GET", split_path(b"/v1/domains/%C3%A9")).upstream_path == "/v1/domains/%C3%A9"
 
 
-def test_the_most_literal_template_wins_like_the_upstream_router() -> None:
+def test_a_path_is_the_most_literal_template_it_fits() -> None:
     assert match("POST", split_path(b"/v1/automation/rules/test")).operation.template == "/v1/automation/rules/test"
-    got = match("GET", split_path(b"/v1/automation/rules/test"))
-    assert (got.operation.template, got.params) == ("/v1/automation/rules/{rule_id}", {"rule_id": "test"})
+    with pytest.raises(MethodRefused) as refused:
+        match("GET", split_path(b"/v1/automation/rules/test"))
+    assert refused.value.allow == ("POST",)
+    got = match("GET", split_path(b"/v1/automation/rules/r1"))
+    assert (got.operation.template, got.params) == ("/v1/automation/rules/{rule_id}", {"rule_id": "r1"})
 
 
 def test_a_known_path_with_another_method_is_405_with_every_allowed_method() -> None:

@@ -149,13 +149,16 @@ def _literal_count(operation: Operation) -> int:
 
 
 def match(method: str, segments: tuple[str, ...], operations: Iterable[Operation] = PUBLIC_OPERATIONS) -> Matched:
-    """The public operation for this method and path (the most literal template wins, as in the upstream's own
-    router: `POST /rules/test` before `/rules/{rule_id}`); PathRefused(404) or MethodRefused (405)."""
-    candidates = [(op, params) for op in operations if (params := _bind(op.segments, segments)) is not None]
+    """The public operation for this method and path, or PathRefused(404) / MethodRefused (405).
+
+    A path is the most literal template it fits, as documented: `/rules/test` is the path of `POST /rules/test`
+    only, so `GET /rules/test` is 405 (not a rule id "test", which no rule has), and its `Allow` says POST."""
+    fitting = [(op, params) for op in operations if (params := _bind(op.segments, segments)) is not None]
+    most_literal = max((_literal_count(op) for op, _ in fitting), default=0)
+    candidates = [(op, params) for op, params in fitting if _literal_count(op) == most_literal]
     same_method = [(op, params) for op, params in candidates if op.method == method.upper()]
     if same_method:
-        op, params = max(same_method, key=lambda pair: _literal_count(pair[0]))
-        return Matched(op, params)
+        return Matched(*same_method[0])
     if candidates:
         raise MethodRefused(sorted({op.method for op, _ in candidates}))
     raise PathRefused(404, "not found")

@@ -25,6 +25,11 @@ TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name
 #: Headers only the gateway sets; it drops whatever the client sent under these names.
 GATEWAY_HEADERS = ("x-internal-token", "x-account-id", "x-role", "x-key-id", "x-correlation-id")
 CALLERS = ("gateway", "sender")
+#: The statuses `forwarded_account` / `admin_only` answer, for the `responses=` of the routes that use them.
+AUTH_RESPONSES: dict[int | str, dict] = {
+    401: {"description": "Missing or invalid API key (or not called through the gateway)"},
+    403: {"description": "The key's role may not do this (changes need an admin key)"},
+}
 
 log = logging.getLogger(__name__)
 

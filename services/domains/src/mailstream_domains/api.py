@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mailstream_common import logs
+from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ReadinessCheck, ops_routes
-from mailstream_common.service_auth import Forwarded, admin_only, forwarded_account, require_caller
+from mailstream_common.service_auth import AUTH_RESPONSES, Forwarded, admin_only, forwarded_account, require_caller
 
 from . import metrics
 from .manager import DomainExists, DomainManager, RotationInProgress
@@ -38,7 +39,12 @@ class DomainCreate(BaseModel):
         json_schema_extra={"examples": [{"name": "acme.com", "dkim_key_bits": 2048}, {"name": "mails.acme.com"}]},
     )
 
-    name: str = Field(description="A domain or subdomain the account owns (not a free-mail domain)", max_length=253)
+    name: str = Field(
+        description="A domain or subdomain the account owns (not a free-mail domain): dot-separated labels of letters,"
+        " digits and hyphens (IDNs in their xn-- form), at most 253 characters",
+        min_length=1,
+        max_length=253,
+    )
     dkim_key_bits: Literal[1024, 2048] = Field(default=2048, description="RSA key length; 2048 is recommended")
 
     @field_validator("name")
@@ -161,7 +167,9 @@ def _decode_cursor(cursor: str) -> str:
     try:
         return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise HTTPException(422, detail=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from None
+        raise HTTPException(
+            422, detail=[{"type": "value_error", "loc": ["query", "cursor"], "msg": "invalid cursor", "input": cursor}]
+        ) from None
 
 
 def create_app(
@@ -174,6 +182,7 @@ def create_app(
         description="Sending domains: DKIM keys, the SPF/DKIM/DMARC records to publish and their live verification.",
     )
     app.state.service_callers = dict(service_callers)
+    install_allow_header(app)
 
     @app.middleware("http")
     async def correlation(request: Request, call_next: Any) -> Response:
@@ -189,9 +198,15 @@ def create_app(
     caller = forwarded_account
     admin = admin_only("only admin keys may change sending domains")
 
-    not_found = {404: {"description": "No such domain in this account"}}
+    not_found = {**AUTH_RESPONSES, 404: {"description": "No such domain in this account"}}
 
-    @app.post("/v1/domains", status_code=201, response_model=DomainPublic, tags=["domains"], responses={409: {}})
+    @app.post(
+        "/v1/domains",
+        status_code=201,
+        response_model=DomainPublic,
+        tags=["domains"],
+        responses={**AUTH_RESPONSES, 409: {"description": "Already a sending domain of this account"}},
+    )
     async def create_domain(body: DomainCreate, who: Annotated[Caller, Depends(admin)]) -> dict[str, Any]:
         """Add a sending domain: generates its DKIM key and lists the DNS records to publish."""
         try:
@@ -199,11 +214,18 @@ def create_app(
         except DomainExists:
             raise HTTPException(409, f"{body.name} is already a sending domain of this account") from None
 
-    @app.get("/v1/domains", response_model=DomainList, tags=["domains"])
+    @app.get("/v1/domains", response_model=DomainList, tags=["domains"], responses=AUTH_RESPONSES)
     async def list_domains(
         who: Annotated[Caller, Depends(caller)],
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=400,
+                pattern=r"^[A-Za-z0-9_-]+$",
+                description="`next_cursor` of the previous page (opaque, url-safe base64); omit for the first page",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         after = _decode_cursor(cursor) if cursor else None
         items = await manager.list_for(who.account_id, after_name=after, limit=limit + 1)

@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
+from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ReadinessCheck, ops_routes
-from mailstream_common.service_auth import Forwarded, admin_only, forwarded_account
+from mailstream_common.service_auth import AUTH_RESPONSES, Forwarded, admin_only, forwarded_account
 
 from .repository import Suppression, Suppressions
 
@@ -56,13 +57,17 @@ def create_app(
     caller = forwarded_account
     admin = admin_only("admin role required")
 
-    router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])
+    router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"], responses=AUTH_RESPONSES)
+    not_suppressed = {404: {"description": "The address is not suppressed in this account"}}
 
     @router.get("", response_model=SuppressionList, summary="Addresses replies are not sent to")
     async def list_suppressions(
         who: Annotated[Forwarded, Depends(caller)],
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=254, description="`next_cursor` of the previous page; omit for the first page"),
+        ] = None,
     ) -> SuppressionList:
         found = await suppressions.list(who.account_id, limit=limit + 1, after=cursor)
         page = found[:limit]
@@ -73,14 +78,19 @@ def create_app(
     async def add_suppression(body: SuppressionCreate, who: Annotated[Forwarded, Depends(admin)]) -> SuppressionPublic:
         return SuppressionPublic.of(await suppressions.suppress(who.account_id, body.address, body.reason))
 
-    @router.get("/{address}", response_model=SuppressionPublic)
+    @router.get("/{address}", response_model=SuppressionPublic, responses=not_suppressed)
     async def get_suppression(address: str, who: Annotated[Forwarded, Depends(caller)]) -> SuppressionPublic:
         found = await suppressions.get(who.account_id, address)
         if found is None:
             raise HTTPException(404, "not suppressed")
         return SuppressionPublic.of(found)
 
-    @router.delete("/{address}", status_code=204, summary="Lift a suppression (the bounce count restarts)")
+    @router.delete(
+        "/{address}",
+        status_code=204,
+        summary="Lift a suppression (the bounce count restarts)",
+        responses=not_suppressed,
+    )
     async def remove_suppression(address: str, who: Annotated[Forwarded, Depends(admin)]) -> Response:
         if not await suppressions.remove(who.account_id, address):
             raise HTTPException(404, "not suppressed")
@@ -88,6 +98,7 @@ def create_app(
 
     app = FastAPI(title="Mailstream sender", version="1")
     app.state.service_callers = dict(service_callers)
+    install_allow_header(app)
     app.include_router(router)
     app.router.routes.extend(ops_routes(checks))
     return app

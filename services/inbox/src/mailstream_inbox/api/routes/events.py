@@ -23,9 +23,9 @@ from ...live import LiveHub
 from ...live_journal import RESYNC_REASONS, LiveJournal, Replay, position_key, to_micros
 from ...security import issue_ticket
 from ..deps import CurrentPrincipal, Principal, SettingsDep, get_principal_or_ticket
-from ..errors import AUTH_RESPONSES
+from ..errors import COMMON_RESPONSES
 
-router = APIRouter(tags=["live updates"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["live updates"], responses=COMMON_RESPONSES)
 
 POLL_SECONDS = 1.0
 RECONNECT_MILLISECONDS = 3000

@@ -59,6 +59,15 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 router = APIRouter(tags=["proxied"])
 
+GATEWAY_RESPONSES = {
+    "400": {"description": "A path the gateway refuses (dot segments, encoded slashes, control characters...)"},
+    "401": {"description": "Missing, invalid or revoked API key"},
+    "403": {"description": "The key's role may not do this (changes need an admin key)"},
+    "404": {"description": "No such resource in this account"},
+    "502": {"description": "The service behind this path is unavailable"},
+    "504": {"description": "The service behind this path did not answer in time"},
+}
+
 
 def raw_path_of(request: Request) -> bytes:
     """The path as it came on the wire (ASGI `raw_path`); the decoded `path` hides %2f, %2e and the like."""
@@ -187,6 +196,11 @@ def merge_openapi(base: dict[str, Any], upstream: Upstream, remote: dict[str, An
                 del operation["parameters"]
             if security:
                 operation["security"] = security
+            # What the gateway itself answers before (or instead of) the upstream.
+            responses = operation.setdefault("responses", {})
+            for status, response in GATEWAY_RESPONSES.items():
+                if status != "404" or "{" in path:
+                    responses.setdefault(status, response)
         merged.setdefault("paths", {})[path] = item
     return merged
 
