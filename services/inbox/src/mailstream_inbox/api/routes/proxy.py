@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from mailstream_common import logs
 from mailstream_common.public_api import (
@@ -108,11 +109,15 @@ async def forward(request: Request, principal, settings) -> Response:
     base = getattr(settings, upstream.settings_field).rstrip("/")
     client: httpx.AsyncClient = request.app.state.http
     try:
+        body = await request.body()
+    except ClientDisconnect:  # the caller gave up (its timeout): nothing to forward, nobody to answer
+        return Response(status_code=400)
+    try:
         upstream_response = await client.request(
             request.method,
             base + matched.upstream_path,
             params=list(request.query_params.multi_items()),
-            content=await request.body(),
+            content=body,
             headers=upstream_headers(request, principal, settings.gateway_token.get_secret_value()),
         )
     except httpx.TimeoutException:
