@@ -320,7 +320,8 @@ async def test_optional_ed25519_second_key(harness: DomainsHarness, dns: DnsServ
     dns.set_records(published(view, "spf"))
     dns.update({r["host"]: [r["value"]] for r in view["dns_records"] if r["algorithm"] == "rsa"})
     await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())
-    assert (await harness.client.get(key_url, headers=sender_headers())).json()["ed25519"] is None  # its record is missing
+    # The Ed25519 record is missing, so only the RSA key signs.
+    assert (await harness.client.get(key_url, headers=sender_headers())).json()["ed25519"] is None
     dns.set_records(published(view))
     await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())
     second = (await harness.client.get(key_url, headers=sender_headers())).json()["ed25519"]

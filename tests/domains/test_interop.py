@@ -23,7 +23,9 @@ def mail(subject: str) -> bytes:
 
 
 async def signing_key(harness: DomainsHarness) -> dict:
-    response = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=sender_headers())
+    response = await harness.client.get(
+        "/internal/signing-key?domain=acme.test&account_id=acct-a", headers=sender_headers()
+    )
     assert response.status_code == 200, response.text
     return response.json()
 

@@ -64,7 +64,11 @@ async def test_the_background_verifier_turns_published_records_into_signing(
 
         event = await wait_for(verified_event, timeout=40, what="domain.changed verified")
         assert (event.domain_id, event.signing_selector) == (view["id"], view["dns_records"][0]["selector"])
-        key = (await client.get("/internal/signing-key?domain=acme.test&account_id=acct-p", headers={"X-Internal-Token": SENDER_TOKEN})).json()
+        key = (
+            await client.get(
+                "/internal/signing-key?domain=acme.test&account_id=acct-p", headers={"X-Internal-Token": SENDER_TOKEN}
+            )
+        ).json()
         metrics = (await client.get("/metrics")).text
         assert 'mailstream_domains_record_checks_total{purpose="dkim",status="verified"}' in metrics
 

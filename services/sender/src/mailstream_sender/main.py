@@ -54,7 +54,9 @@ async def main(stop: asyncio.Event) -> None:
     await broker.declare(topology.INBOX_DELIVERY)  # our reports must be routable even before inbox starts
 
     http = httpx.AsyncClient(timeout=10.0)
-    keys = SigningKeyCache(http, settings.domains_url, settings.sender_token.get_secret_value(), settings.signing_key_cache_seconds)
+    keys = SigningKeyCache(
+        http, settings.domains_url, settings.sender_token.get_secret_value(), settings.signing_key_cache_seconds
+    )
     relay = SmtpRelay(relay_config(settings))
     spec = topology.SENDER_REPLIES
     deliveries, suppressions = Deliveries(db), Suppressions(db)
