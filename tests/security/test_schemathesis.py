@@ -23,7 +23,7 @@ CHECKS = (
 )
 
 
-def schemathesis_run(gateway: str, api_key: str) -> subprocess.CompletedProcess[str]:
+def schemathesis_run(gateway: str, api_key: str, workdir: Path) -> subprocess.CompletedProcess[str]:
     """The schemathesis CLI (its pytest plugin does not run under this pytest) with a fixed, bounded budget: three
     generated examples per operation plus the documented ones, deterministic, so a failure reproduces."""
     return subprocess.run(
@@ -50,6 +50,7 @@ def schemathesis_run(gateway: str, api_key: str) -> subprocess.CompletedProcess[
             "30",
             "--continue-on-failure",
         ],
+        cwd=workdir,  # its cache (.schemathesis/) stays out of the checkout
         capture_output=True,
         text=True,
         timeout=600,
@@ -58,8 +59,8 @@ def schemathesis_run(gateway: str, api_key: str) -> subprocess.CompletedProcess[
 
 
 @pytest.mark.parametrize("who", ["attacker-agent", "attacker-admin"])
-def test_the_gateway_keeps_its_documented_contract(secured: Secured, who: str) -> None:
-    result = schemathesis_run(secured.system.gateway, secured.keys[who])
+def test_the_gateway_keeps_its_documented_contract(secured: Secured, who: str, tmp_path: Path) -> None:
+    result = schemathesis_run(secured.system.gateway, secured.keys[who], tmp_path)
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "generated" in result.stdout, result.stdout[-2000:]
 
