@@ -133,6 +133,12 @@ async def test_list_pages_with_a_cursor(harness: DomainsHarness) -> None:
     assert [d["name"] for d in second["items"]] == ["c.test"] and second["next_cursor"] is None
     assert (await harness.client.get("/v1/domains?limit=500", headers=headers())).status_code == 422
     assert (await harness.client.get("/v1/domains?cursor=!!!", headers=headers())).status_code == 422
+    # A cursor of the documented alphabet that decodes to nothing valid: 422 in the documented ValidationError shape.
+    invalid = await harness.client.get("/v1/domains?cursor=null", headers=headers())
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"] == [
+        {"type": "value_error", "loc": ["query", "cursor"], "msg": "invalid cursor", "input": "null"}
+    ]
 
 
 async def test_verify_then_signing_key_for_sender(
