@@ -32,13 +32,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from ingest_smtp import vhost  # noqa: E402
 
 from tests.support.processes import ServiceProcess, free_port  # noqa: E402
+from tests.support.service_tokens import service_env  # noqa: E402
 
 
 def start_system(amqp_url: str, mongodb_uri: str, database: str, log_dir: Path) -> tuple[dict, dict, list]:
     ports = {name: free_port() for name in ("smtp", "ingest", "inbox", "domains", "automation", "sender", "relay")}
     env = {
         "AMQP_URL": amqp_url, "MONGODB_URI": mongodb_uri, "MONGODB_DATABASE": database,
-        "MAILSTREAM_INTERNAL_TOKEN": "bench-internal-token",
+        **service_env(),
         "DOMAINS_KEY_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
         "MAILSTREAM_INBOUND_DOMAIN": "in.mailstream.test", "INGEST_SMTP_PORT": str(ports["smtp"]),
         "INGEST_OPS_PORT": str(ports["ingest"]), "INBOX_HTTP_PORT": str(ports["inbox"]),

@@ -36,9 +36,10 @@ from mailstream_sender import repository  # noqa: E402
 from tests.sender.domains_stub import DomainKey, DomainsStub  # noqa: E402
 from tests.support import backends  # noqa: E402
 from tests.support.processes import ServiceProcess, free_port  # noqa: E402
+from tests.support.service_tokens import SENDER_TOKEN, service_env  # noqa: E402
 from tests.support.smtp_sink import PostfixSink  # noqa: E402
 
-TOKEN = "bench-internal-token"
+TOKEN = SENDER_TOKEN  # the sender's credential towards (the stub of) domains
 ACCOUNT = "b" * 32
 
 
@@ -121,7 +122,7 @@ async def run_once(
                 "AMQP_URL": found.amqp_url,
                 "MONGODB_URI": found.mongodb_uri,
                 "MONGODB_DATABASE": database,
-                "MAILSTREAM_INTERNAL_TOKEN": TOKEN,
+                **service_env(),
                 "DOMAINS_URL": domains.url,
                 "SENDER_SMTP_PORT": str(sink.port),
                 "SENDER_HTTP_PORT": str(port),

@@ -9,14 +9,24 @@ cd "$ROOT"
 
 STATE="$ROOT/.state"
 mkdir -p "$STATE/logs" "$STATE/outbox"
-# Dev secrets, made once per checkout; production sets these from a secret store.
-if [[ ! -f "$STATE/dev.env" ]]; then
-  umask 077
-  {
-    echo "MAILSTREAM_INTERNAL_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-    echo "DOMAINS_KEY_ENCRYPTION_KEY=$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')"
-  } > "$STATE/dev.env"
-fi
+# Dev secrets, made once per checkout (a line missing from an older file is added; existing ones are kept, so the
+# DKIM keys already stored stay readable); production sets these from a secret store. Each calling service has its
+# own token; receivers are given only its SHA-256 (see libs/common/src/mailstream_common/service_auth.py).
+(umask 077 && touch "$STATE/dev.env")
+python3 - "$STATE/dev.env" <<'PY'
+import base64, hashlib, os, secrets, sys
+
+path = sys.argv[1]
+lines = [line for line in open(path).read().splitlines() if line and not line.startswith("MAILSTREAM_INTERNAL_TOKEN=")]
+values = dict(line.split("=", 1) for line in lines)
+for name in ("MAILSTREAM_GATEWAY_TOKEN", "MAILSTREAM_SENDER_TOKEN", "MAILSTREAM_VERP_SECRET"):
+    values.setdefault(name, secrets.token_urlsafe(32))
+values.setdefault("DOMAINS_KEY_ENCRYPTION_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+for name in ("MAILSTREAM_GATEWAY_TOKEN", "MAILSTREAM_SENDER_TOKEN"):
+    values[name + "_SHA256"] = hashlib.sha256(values[name].encode()).hexdigest()
+with open(os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600), "w") as out:
+    out.writelines(f"{name}={value}\n" for name, value in values.items())
+PY
 set -a
 # shellcheck disable=SC1091
 source "$STATE/dev.env"

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import uvicorn
-from pydantic import SecretStr
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_automation.api.app import create_app
@@ -17,9 +16,10 @@ from mailstream_automation.settings import AutomationSettings
 from mailstream_common.broker import Broker
 from tests.support.backends import Backends, _vhost
 from tests.support.processes import free_port
+from tests.support.service_tokens import GATEWAY_TOKEN, service_env
 from tests.support.waiting import wait_for
 
-INTERNAL_TOKEN = "automation-test-token"
+INTERNAL_TOKEN = GATEWAY_TOKEN  # the gateway's own credential: the only one automation accepts
 
 
 def gateway_headers(account_id: str, role: str = "admin", token: str = INTERNAL_TOKEN) -> dict[str, str]:
@@ -28,7 +28,7 @@ def gateway_headers(account_id: str, role: str = "admin", token: str = INTERNAL_
 
 
 def test_settings(**overrides) -> AutomationSettings:
-    return AutomationSettings(internal_token=SecretStr(INTERNAL_TOKEN), **overrides)
+    return AutomationSettings(**{**service_env(), **overrides})
 
 
 test_settings.__test__ = False  # a helper, not a test

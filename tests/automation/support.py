@@ -11,8 +11,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from mailstream_common import topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, ConversationActionsRequested, HeaderField, MessageStored
-from tests.automation.conftest import INTERNAL_TOKEN
 from tests.support.processes import ServiceProcess, free_port
+from tests.support.service_tokens import service_env
 from tests.support.waiting import wait_for
 
 
@@ -80,7 +80,7 @@ def automation_process(
         "AMQP_URL": amqp_url,
         "MONGODB_URI": mongodb_uri,
         "MONGODB_DATABASE": database,
-        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        **service_env(),
         "AUTOMATION_HTTP_PORT": str(port),
         "CONSUMER_PREFETCH": "1",
         "SHUTDOWN_GRACE_SECONDS": "5",

@@ -8,6 +8,7 @@ import pytest
 
 from mailstream_automation.repository import RunsRepository
 from tests.automation.conftest import ApiServer
+from tests.support.service_tokens import GATEWAY_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,8 @@ def error_locs(response: httpx.Response) -> list[list]:
         {},
         {"X-Internal-Token": "wrong", "X-Account-Id": "a", "X-Role": "admin"},
         {"X-Account-Id": "a", "X-Role": "admin"},
-        {"X-Internal-Token": "automation-test-token", "X-Role": "admin"},
-        {"X-Internal-Token": "automation-test-token", "X-Account-Id": "a", "X-Role": "root"},
+        {"X-Internal-Token": GATEWAY_TOKEN, "X-Role": "admin"},
+        {"X-Internal-Token": GATEWAY_TOKEN, "X-Account-Id": "a", "X-Role": "root"},
     ],
 )
 async def test_requests_without_the_gateways_token_and_tenant_are_refused(api: ApiServer, headers):

@@ -256,7 +256,14 @@ def test_compose_reads_every_secret_from_the_documented_env_file(compose: dict) 
     assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
     set_in_example = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
     assert required <= set_in_example, f"required but not set in .env.example: {sorted(required - set_in_example)}"
-    assert {"MAILSTREAM_INTERNAL_TOKEN", "DOMAINS_KEY_ENCRYPTION_KEY"} <= required
+    assert {
+        "MAILSTREAM_GATEWAY_TOKEN",
+        "MAILSTREAM_GATEWAY_TOKEN_SHA256",
+        "MAILSTREAM_SENDER_TOKEN",
+        "MAILSTREAM_SENDER_TOKEN_SHA256",
+        "MAILSTREAM_VERP_SECRET",
+        "DOMAINS_KEY_ENCRYPTION_KEY",
+    } <= required
 
 
 # --- Helm chart --------------------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from mailstream_domains.manager import DomainManager
 from mailstream_domains.plan import RecordPolicy
 from mailstream_domains.repository import INDEXES, DomainRepository
 from tests.support.dns_server import DnsServer
+from tests.support.service_tokens import GATEWAY_TOKEN, SENDER_TOKEN, callers
 
-INTERNAL_TOKEN = "test-internal-token"
+INTERNAL_TOKEN = GATEWAY_TOKEN  # what the gateway sends on the public routes
 SPF_INCLUDE = "_spf.mailstream.test"
 SENDING_IP = "127.0.0.1"
 BOUNCE_DOMAIN = "bounces.mailstream.test"
@@ -51,6 +52,11 @@ def headers(account_id: str = "acct-a", role: str = "admin", token: str = INTERN
     return {"X-Internal-Token": token, "X-Account-Id": account_id, "X-Role": role}
 
 
+def sender_headers() -> dict[str, str]:
+    """What the sender sends to /internal/signing-key: its own credential, nothing else."""
+    return {"X-Internal-Token": SENDER_TOKEN}
+
+
 @dataclass
 class DomainsHarness:
     manager: DomainManager
@@ -62,7 +68,7 @@ class DomainsHarness:
 async def harness(mongo_db: AsyncDatabase, broker: Broker, lookup: DnsLookup) -> AsyncIterator[DomainsHarness]:
     await mongo.ensure_indexes(mongo_db, INDEXES)
     manager = DomainManager(DomainRepository(mongo_db), KeyVault(), lookup, broker.publish, POLICY)
-    app = create_app(manager, INTERNAL_TOKEN, {})
+    app = create_app(manager, callers(), {})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://domains") as client:
         yield DomainsHarness(manager, client, mongo_db)
 

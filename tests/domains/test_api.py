@@ -6,9 +6,11 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from mailstream_domains import metrics
 from mailstream_domains.validation import MUST_OWN
-from tests.domains.conftest import DomainsHarness, headers, published
+from tests.domains.conftest import DomainsHarness, headers, published, sender_headers
 from tests.support.dns_server import DnsServer
+from tests.support.service_tokens import GATEWAY_TOKEN
 from tests.support.waiting import wait_for
 
 
@@ -84,9 +86,9 @@ async def test_the_same_domain_twice_is_a_conflict(harness: DomainsHarness) -> N
         ({}, 401),
         ({"X-Account-Id": "acct-a", "X-Role": "admin"}, 401),
         ({"X-Internal-Token": "wrong", "X-Account-Id": "acct-a", "X-Role": "admin"}, 401),
-        ({"X-Internal-Token": "test-internal-token", "X-Role": "admin"}, 401),
-        ({"X-Internal-Token": "test-internal-token", "X-Account-Id": "acct-a", "X-Role": "owner"}, 403),
-        ({"X-Internal-Token": "test-internal-token", "X-Account-Id": "acct-a", "X-Role": "agent"}, 403),
+        ({"X-Internal-Token": GATEWAY_TOKEN, "X-Role": "admin"}, 401),
+        ({"X-Internal-Token": GATEWAY_TOKEN, "X-Account-Id": "acct-a", "X-Role": "owner"}, 401),
+        ({"X-Internal-Token": GATEWAY_TOKEN, "X-Account-Id": "acct-a", "X-Role": "agent"}, 403),
     ],
 )
 async def test_writes_need_the_internal_token_and_an_admin(harness: DomainsHarness, sent: dict, status: int) -> None:
@@ -131,25 +133,44 @@ async def test_list_pages_with_a_cursor(harness: DomainsHarness) -> None:
     assert [d["name"] for d in second["items"]] == ["c.test"] and second["next_cursor"] is None
     assert (await harness.client.get("/v1/domains?limit=500", headers=headers())).status_code == 422
     assert (await harness.client.get("/v1/domains?cursor=!!!", headers=headers())).status_code == 422
+    # A cursor of the documented alphabet that decodes to nothing valid: 422 in the documented ValidationError shape.
+    invalid = await harness.client.get("/v1/domains?cursor=null", headers=headers())
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"] == [
+        {"type": "value_error", "loc": ["query", "cursor"], "msg": "invalid cursor", "input": "null"}
+    ]
 
 
-async def test_verify_then_signing_key_for_sender(harness: DomainsHarness, dns: DnsServer, domain_events: list) -> None:
+async def test_verify_then_signing_key_for_sender(
+    harness: DomainsHarness, dns: DnsServer, domain_events: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailstream_domains.api")
+    reads = metrics.SIGNING_KEY_READS.labels("sender", "found")
+    reads_before = reads._value.get()
     view = await create(harness)
     key_url = "/internal/signing-key?domain=acme.test&account_id=acct-a"
-    assert (await harness.client.get(key_url, headers=headers())).status_code == 404  # not verified yet
+    assert (await harness.client.get(key_url, headers=sender_headers())).status_code == 404  # not verified yet
     dns.set_records(published(view))
     verified = (await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())).json()
     assert verified["status"] == "verified", verified
     assert all(r["status"] == "verified" and r["checked_at"] for r in verified["dns_records"])
     selector = record(view, "dkim")["selector"]
     assert verified["signing_selector"] == selector
-    response = await harness.client.get(key_url, headers=headers())
+    response = await harness.client.get(key_url, headers=sender_headers())
     assert response.status_code == 200
     key = response.json()
     assert key["selector"] == selector and key["algorithm"] == "rsa-sha256" and key["domain"] == "acme.test"
     assert key["private_key_pem"].startswith("-----BEGIN RSA PRIVATE KEY-----") and key["ed25519"] is None
+    # Every read is counted and logged with who read which domain's key, never the key itself.
+    assert reads._value.get() == reads_before + 1
+    [logged] = [r for r in caplog.records if r.getMessage() == "signing key read" and r.outcome == "found"]
+    assert (logged.caller, logged.domain, logged.account_id) == ("sender", "acme.test", "acct-a")
+    assert not [r for r in caplog.records if "PRIVATE KEY" in r.getMessage() + str(r.__dict__)]
     assert (await harness.client.get(key_url, headers={"X-Internal-Token": "nope"})).status_code == 401
-    assert (await harness.client.get(key_url.replace("acct-a", "acct-b"), headers=headers())).status_code == 404
+    # The gateway's credential is valid but does not open the key route: only the sender's does.
+    refused = await harness.client.get(key_url, headers=headers())
+    assert refused.status_code == 403 and "PRIVATE KEY" not in refused.text
+    assert (await harness.client.get(key_url.replace("acct-a", "acct-b"), headers=sender_headers())).status_code == 404
     events = await wait_for(lambda: _events(domain_events, 2), what="created + status_changed events")
     assert [(e.change, e.status, e.signing_selector) for e in events] == [
         ("created", "pending", None),
@@ -169,7 +190,7 @@ async def test_a_removed_record_stops_signing(harness: DomainsHarness, dns: DnsS
     after = (await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())).json()
     assert after["status"] == "pending" and after["signing_selector"] is None
     assert record(after, "dkim")["problem"] == "missing"
-    key = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=headers())
+    key = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=sender_headers())
     assert key.status_code == 404
     events = await wait_for(lambda: _events(domain_events, 3), what="three events")
     assert (events[2].change, events[2].signing_selector) == ("status_changed", None)
@@ -202,7 +223,7 @@ async def test_rotation_switches_signing_only_once_the_new_record_verifies(
     assert (
         retiring["selector"] == old and not retiring["required"] and "keep it published until" in retiring["notes"][0]
     )
-    key = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=headers())
+    key = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=sender_headers())
     assert key.json()["selector"] == new["selector"]
     events = await wait_for(lambda: _events(domain_events, 3), what="rotation event")
     assert (events[-1].change, events[-1].signing_selector) == ("key_rotated", new["selector"])
@@ -271,7 +292,7 @@ async def test_private_keys_never_reach_a_response_or_a_log_line(
         (await harness.client.get("/openapi.json")).text,
     ]
     pem = (
-        await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=headers())
+        await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=sender_headers())
     ).json()["private_key_pem"]
     # The PEM starts with the public modulus (also in the DKIM record); the lines after it hold d, p, q, ...
     secret_lines = [line for line in pem.splitlines() if "PRIVATE KEY" not in line][8:]
@@ -305,10 +326,11 @@ async def test_optional_ed25519_second_key(harness: DomainsHarness, dns: DnsServ
     dns.set_records(published(view, "spf"))
     dns.update({r["host"]: [r["value"]] for r in view["dns_records"] if r["algorithm"] == "rsa"})
     await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())
-    assert (await harness.client.get(key_url, headers=headers())).json()["ed25519"] is None  # its record is missing
+    # The Ed25519 record is missing, so only the RSA key signs.
+    assert (await harness.client.get(key_url, headers=sender_headers())).json()["ed25519"] is None
     dns.set_records(published(view))
     await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())
-    second = (await harness.client.get(key_url, headers=headers())).json()["ed25519"]
+    second = (await harness.client.get(key_url, headers=sender_headers())).json()["ed25519"]
     assert second["selector"] == ed["selector"]
     private = serialization.load_pem_private_key(second["private_key_pem"].encode(), None)
     raw_public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

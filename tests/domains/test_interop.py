@@ -7,7 +7,7 @@ from email.utils import make_msgid
 
 import dkim
 
-from tests.domains.conftest import SENDING_IP, DomainsHarness, headers, published
+from tests.domains.conftest import SENDING_IP, DomainsHarness, headers, published, sender_headers
 from tests.support.dns_server import DnsServer
 from tests.support.mail_auth import dkim_result, dkim_verify, spf_result
 
@@ -23,7 +23,9 @@ def mail(subject: str) -> bytes:
 
 
 async def signing_key(harness: DomainsHarness) -> dict:
-    response = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=headers())
+    response = await harness.client.get(
+        "/internal/signing-key?domain=acme.test&account_id=acct-a", headers=sender_headers()
+    )
     assert response.status_code == 200, response.text
     return response.json()
 

@@ -12,9 +12,10 @@ from tests.domains.conftest import BOUNCE_DOMAIN, MAILSTREAM_ZONE, SPF_INCLUDE, 
 from tests.support import backends as backends_module
 from tests.support.dns_server import DnsServer
 from tests.support.processes import ServiceProcess, free_port
+from tests.support.service_tokens import GATEWAY_TOKEN, SENDER_TOKEN, service_env
 from tests.support.waiting import wait_for
 
-TOKEN = "process-internal-token"
+TOKEN = GATEWAY_TOKEN
 pytestmark = pytest.mark.integration
 
 
@@ -29,7 +30,7 @@ def domains_process(backends: backends_module.Backends, dns: DnsServer, tmp_path
             "AMQP_URL": backends.amqp_url,
             "MONGODB_URI": backends.mongodb_uri,
             "MONGODB_DATABASE": f"{backends.database}_process",
-            "MAILSTREAM_INTERNAL_TOKEN": TOKEN,
+            **service_env(),
             "MAILSTREAM_BOUNCE_DOMAIN": BOUNCE_DOMAIN,
             "DOMAINS_HTTP_PORT": str(port),
             "DOMAINS_SPF_INCLUDE": SPF_INCLUDE,
@@ -63,7 +64,11 @@ async def test_the_background_verifier_turns_published_records_into_signing(
 
         event = await wait_for(verified_event, timeout=40, what="domain.changed verified")
         assert (event.domain_id, event.signing_selector) == (view["id"], view["dns_records"][0]["selector"])
-        key = (await client.get("/internal/signing-key?domain=acme.test&account_id=acct-p", headers=admin)).json()
+        key = (
+            await client.get(
+                "/internal/signing-key?domain=acme.test&account_id=acct-p", headers={"X-Internal-Token": SENDER_TOKEN}
+            )
+        ).json()
         metrics = (await client.get("/metrics")).text
         assert 'mailstream_domains_record_checks_total{purpose="dkim",status="verified"}' in metrics
 

@@ -20,11 +20,11 @@ import pytest
 
 from tests.support.backends import Backends, isolated_vhost
 from tests.support.processes import ServiceProcess, free_port
+from tests.support.service_tokens import service_env
 from tests.support.waiting import wait_for_sync
 
 _system_counter = itertools.count()
 INBOUND_DOMAIN = "in.mailstream.test"
-INTERNAL_TOKEN = "e2e-internal-token"
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 
@@ -117,7 +117,7 @@ def _run_system(
         "AMQP_URL": amqp_url,
         "MONGODB_URI": backends.mongodb_uri,
         "MONGODB_DATABASE": f"{backends.database}_e2e_{name}",
-        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        **service_env(),
         "DOMAINS_KEY_ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
         "MAILSTREAM_INBOUND_DOMAIN": INBOUND_DOMAIN,
         "INGEST_SMTP_PORT": str(ports["smtp"]),

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.e2e.conftest import INTERNAL_TOKEN, System, running_system
+from tests.e2e.conftest import System, running_system
 from tests.e2e.scenarios_support import (
     messages_of,
     new_account,
@@ -32,6 +32,7 @@ from tests.e2e.scenarios_support import (
 from tests.support.backends import Backends
 from tests.support.dns_server import DnsServer
 from tests.support.mail_auth import dkim_verify, spf_result
+from tests.support.service_tokens import SENDER_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -201,7 +202,7 @@ def test_a_reply_from_a_verified_domain_is_signed_and_passes_spf_and_dmarc(syste
     key = httpx.get(
         f"{system.env['DOMAINS_URL']}/internal/signing-key",
         params={"domain": DOMAIN, "account_id": account["account_id"]},
-        headers={"X-Internal-Token": INTERNAL_TOKEN},
+        headers={"X-Internal-Token": SENDER_TOKEN},  # the sender's credential: the only one that opens it
         timeout=10,
     )
     assert key.status_code == 200, key.text

@@ -23,7 +23,7 @@ from mailstream_ingest.settings import IngestSettings
 from tests.support.processes import free_port
 from tests.support.waiting import wait_for
 
-INTERNAL_TOKEN = "ingest-test-internal-token"
+VERP_SECRET = "ingest-test-verp-secret"
 INBOUND_DOMAIN = "in.mailstream.test"
 
 
@@ -75,7 +75,7 @@ async def run_ingest(amqp_url: str, db: AsyncDatabase, mongodb_uri: str, **overr
         "AMQP_URL": amqp_url,
         "MONGODB_URI": mongodb_uri,
         "MONGODB_DATABASE": db.name,
-        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        "MAILSTREAM_VERP_SECRET": VERP_SECRET,
         "MAILSTREAM_INBOUND_DOMAIN": INBOUND_DOMAIN,
         "INGEST_SMTP_PORT": smtp_port,
         "INGEST_OPS_PORT": ops_port,

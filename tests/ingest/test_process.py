@@ -6,7 +6,7 @@ import smtplib
 
 import pytest
 
-from tests.ingest.conftest import INBOUND_DOMAIN, INTERNAL_TOKEN, add_stream
+from tests.ingest.conftest import INBOUND_DOMAIN, VERP_SECRET, add_stream
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.waiting import wait_for_sync
 
@@ -20,7 +20,7 @@ async def test_real_process_logs_each_mail_and_stops_cleanly(vhost, mongo_db, ba
         "AMQP_URL": vhost[1],
         "MONGODB_URI": backends.mongodb_uri,
         "MONGODB_DATABASE": mongo_db.name,
-        "MAILSTREAM_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        "MAILSTREAM_VERP_SECRET": VERP_SECRET,
         "MAILSTREAM_INBOUND_DOMAIN": INBOUND_DOMAIN,
         "INGEST_SMTP_PORT": str(smtp_port),
         "INGEST_OPS_PORT": str(ops_port),
@@ -46,5 +46,5 @@ async def test_real_process_logs_each_mail_and_stops_cleanly(vhost, mongo_db, ba
     analysed = [line for line in lines if line["message"] == "mail analysed"]
     assert analysed and analysed[0]["correlation_id"] == accepted[0]["mail_id"]
     text = process.log_path.read_text()
-    assert INTERNAL_TOKEN not in text
+    assert VERP_SECRET not in text
     assert vhost[1] not in text  # the AMQP URL carries the password

@@ -116,7 +116,7 @@ async def test_database_down_is_lookup_unavailable(setup):
 async def test_directory(setup, address, expected):
     _, streams, cache = setup
     streams.live["fwd@in.mailstream.test"] = target("fwd@in.mailstream.test")
-    directory = RecipientDirectory(cache, internal_token=SECRET, bounce_domain=DOMAIN)
+    directory = RecipientDirectory(cache, verp_secret=SECRET, bounce_domain=DOMAIN)
     assert await directory.resolve(address) == expected
 
 
@@ -141,7 +141,7 @@ async def test_handler_replies(setup):
         published.append(event)
 
     handler = smtp.IngestHandler(
-        RecipientDirectory(cache, internal_token=SECRET, bounce_domain=DOMAIN), publish, max_recipients=3
+        RecipientDirectory(cache, verp_secret=SECRET, bounce_domain=DOMAIN), publish, max_recipients=3
     )
     replies, data = await _transaction(
         handler,
@@ -169,7 +169,7 @@ async def test_handler_refuses_when_not_durable_or_lookup_down(setup):
         raise ConnectionError("broker down")
 
     handler = smtp.IngestHandler(
-        RecipientDirectory(cache, internal_token=SECRET, bounce_domain=DOMAIN), failing, max_recipients=3
+        RecipientDirectory(cache, verp_secret=SECRET, bounce_domain=DOMAIN), failing, max_recipients=3
     )
     replies, data = await _transaction(handler, ["a@in.mailstream.test"])
     assert (replies, data) == ([smtp.RCPT_OK], smtp.NOT_DURABLE)

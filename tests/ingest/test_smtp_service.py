@@ -12,7 +12,7 @@ import pytest
 from mailstream_common import topology, verp
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, MailAnalysed, MailReceived, StreamChanged
-from tests.ingest.conftest import INBOUND_DOMAIN, INTERNAL_TOKEN, add_stream, run_ingest, take_messages
+from tests.ingest.conftest import INBOUND_DOMAIN, VERP_SECRET, add_stream, run_ingest, take_messages
 from tests.ingest.fixtures import eml
 from tests.ingest.smtp_client import send
 from tests.support.processes import free_port
@@ -170,7 +170,7 @@ async def test_confirmation_and_broken_mail_are_surfaced(full, mongo_db):
 
 async def test_bounce_to_verp_address_reports_the_delivery(full, mongo_db):
     message_id = "0123456789abcdef0123456789abcdef"
-    bounce = verp.encode_bounce_address(message_id, INTERNAL_TOKEN.encode(), INBOUND_DOMAIN)
+    bounce = verp.encode_bounce_address(message_id, VERP_SECRET.encode(), INBOUND_DOMAIN)
     forged = f"bounce+{message_id}.aaaaaaaaaaaaaaaa@{INBOUND_DOMAIN}"
     result = await send(full.smtp_port, "", [forged, bounce], eml("dsn_bounce_postfix.eml", BOUNCE_ADDRESS=bounce))
     assert [code for code, _ in result.rcpt] == [550, 250]

@@ -23,9 +23,11 @@ from mailstream_sender.repository import INDEXES, Suppressions
 from mailstream_sender.signing import SigningKeyCache
 from tests.sender.dkim_verifiers import DkimDns, dkim_txt_record
 from tests.sender.domains_stub import DomainKey, DomainsStub
+from tests.support.service_tokens import SENDER_TOKEN, VERP_SECRET
 from tests.support.smtp_sink import RecordingSink
 
-TOKEN = "sender-test-internal-token"
+TOKEN = SENDER_TOKEN  # the sender's own credential towards domains
+VERP = VERP_SECRET
 BOUNCE_DOMAIN = "bounces.mailstream.test"
 ACME_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 _queue_numbers = itertools.count()
@@ -150,7 +152,7 @@ async def sender_factory(broker: Broker, mongo_db: AsyncDatabase, relay: Recordi
             SigningKeyCache(http, domains.url, TOKEN),
             SenderPolicy(
                 BOUNCE_DOMAIN,
-                TOKEN.encode(),
+                VERP.encode(),
                 max_age_seconds,
                 spec.max_attempts,
                 retry_base_seconds=0.5,

@@ -11,7 +11,7 @@ import pytest
 from mailstream_common.contracts import EmailTemplate, utcnow
 from mailstream_common.verp import decode_bounce_address, encode_bounce_address
 from mailstream_sender.repository import DELIVERIES, Deliveries, Mails, Suppressions
-from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
+from tests.sender.conftest import BOUNCE_DOMAIN, VERP, add_stream, reply_command
 from tests.support.smtp_sink import PostfixSink
 from tests.support.waiting import wait_for
 
@@ -38,7 +38,7 @@ async def test_reply_is_built_signed_delivered_and_reported(sender_factory, mong
     assert report.smtp_code == 250
     assert report.raw == mail.data  # the exact bytes the relay received
     assert "DKIM rsa-sha256 d=acme.test s=ms1" in report.detail
-    assert decode_bounce_address(mail.mail_from, TOKEN.encode(), BOUNCE_DOMAIN) == command.message_id
+    assert decode_bounce_address(mail.mail_from, VERP.encode(), BOUNCE_DOMAIN) == command.message_id
     assert mail.rcpt_tos == ["hanako@example.jp"]
 
     msg = mail.message()
@@ -296,7 +296,7 @@ async def test_delivered_through_postfix_smtp_sink_and_verifiable_from_its_dump(
     finally:
         sink.stop()  # the dump was read before: stop() removes the directory
     # smtp-sink prepends its own X-* envelope lines and a Received header, then writes the message as received.
-    verp = encode_bounce_address(command.message_id, TOKEN.encode(), BOUNCE_DOMAIN)
+    verp = encode_bounce_address(command.message_id, VERP.encode(), BOUNCE_DOMAIN)
     assert f"X-Mail-Args: <{verp}>".encode() in dump
     message = dump[dump.index(b"DKIM-Signature:") :]
     assert message.replace(b"\r\n", b"\n").rstrip(b"\n") == report.raw.replace(b"\r\n", b"\n").rstrip(b"\n")

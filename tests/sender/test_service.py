@@ -19,10 +19,11 @@ from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, DomainChanged, StreamChanged
 from mailstream_common.mongo import ensure_indexes
 from mailstream_sender.repository import DELIVERIES, INDEXES, MAILS
-from tests.sender.conftest import BOUNCE_DOMAIN, TOKEN, add_stream, reply_command
+from tests.sender.conftest import BOUNCE_DOMAIN, add_stream, reply_command
 from tests.sender.domains_stub import DomainKey, DomainsStub
 from tests.support.backends import Backends, isolated_vhost
 from tests.support.processes import ServiceProcess, free_port
+from tests.support.service_tokens import GATEWAY_TOKEN, SENDER_TOKEN, service_env
 from tests.support.smtp_sink import RecordingSink
 from tests.support.waiting import wait_for
 
@@ -35,7 +36,7 @@ class SenderProcesses:
             "AMQP_URL": backends.amqp_url,
             "MONGODB_URI": backends.mongodb_uri,
             "MONGODB_DATABASE": db.name,
-            "MAILSTREAM_INTERNAL_TOKEN": TOKEN,
+            **service_env(),
             "MAILSTREAM_BOUNCE_DOMAIN": BOUNCE_DOMAIN,
             "DOMAINS_URL": domains.url,
             "SENDER_SMTP_HOST": "127.0.0.1",
@@ -154,7 +155,7 @@ async def test_crash_and_graceful_stop_lose_and_duplicate_nothing_across_competi
     assert message_ids == sorted(c.message_id_header for c in sent_before + pending)  # each exactly once
 
 
-def _headers(account_id: str, role: str = "admin", token: str = TOKEN) -> dict[str, str]:
+def _headers(account_id: str, role: str = "admin", token: str = GATEWAY_TOKEN) -> dict[str, str]:
     return {"X-Internal-Token": token, "X-Account-Id": account_id, "X-Role": role}
 
 
@@ -182,8 +183,10 @@ async def test_suppression_api_bounces_and_blocking(processes, broker, mongo_db,
         await broker.publish(warm_up)
         assert (await _final_state(mongo_db, warm_up.message_id, "the warm-up mail"))["state"] == "sent"
 
-        # Auth: only the internal token; writes need admin; another account sees nothing.
+        # Auth: only the gateway's credential; writes need admin; another account sees nothing.
         assert (await api.get("/v1/suppressions", headers=_headers(account, token="nope"))).status_code == 401
+        # The sender's own credential is valid but not one the public routes accept.
+        assert (await api.get("/v1/suppressions", headers=_headers(account, token=SENDER_TOKEN))).status_code == 403
         agent_post = await api.post(
             "/v1/suppressions", json={"address": "x@example.net"}, headers=_headers(account, "agent")
         )

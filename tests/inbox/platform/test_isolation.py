@@ -40,7 +40,7 @@ ADMIN_ONLY = [
     ("POST", "/v1/streams/{stream}/verify-forwarding", None),
     ("POST", "/v1/domains", {"name": "acme.com"}),
     ("DELETE", "/v1/automation/rules/abc", None),
-    ("PUT", "/v1/suppressions/x", {}),
+    ("DELETE", "/v1/suppressions/x", None),
 ]
 
 

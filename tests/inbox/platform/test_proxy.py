@@ -1,4 +1,5 @@
-"""Domains, automation and suppressions routed verbatim to a real upstream HTTP server, with the internal headers."""
+"""Domains, automation and suppressions: the allowed operations routed to a real upstream HTTP server, with the
+gateway's headers."""
 
 import asyncio
 import contextlib
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from tests.inbox.conftest import create_account_with_keys
 from tests.support.inbox_gateway import running_gateway
 from tests.support.processes import free_port
+from tests.support.service_tokens import GATEWAY_TOKEN
 from tests.support.waiting import wait_for
 
 UPSTREAM_OPENAPI = {
@@ -94,7 +96,7 @@ async def proxy_gateway(backends):
             AUTOMATION_URL=upstream + "/",
             SENDER_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens: the sender is "down"
             INBOX_PROXY_TIMEOUT_SECONDS="1",
-            MAILSTREAM_INTERNAL_TOKEN="test-internal-token",
+            MAILSTREAM_GATEWAY_TOKEN=GATEWAY_TOKEN,
         ) as gateway,
     ):
         yield gateway
@@ -124,7 +126,7 @@ async def test_requests_are_forwarded_verbatim_with_the_internal_headers(proxied
     assert seen["query"] == [["status", "201"], ["tag", "a"], ["tag", "b"]]
     assert seen["body"].encode() == raw_body
     headers = seen["headers"]
-    assert headers["x-internal-token"] == "test-internal-token"
+    assert headers["x-internal-token"] == GATEWAY_TOKEN
     assert headers["x-account-id"] == proxied_account.account_id
     assert headers["x-role"] == "admin"
     assert headers["x-key-id"]
@@ -140,9 +142,21 @@ async def test_nested_paths_statuses_and_agents(proxied_account):
     assert seen["path"] == "/v1/automation/rules/r1/runs"
     assert seen["headers"]["x-role"] == "agent"
     assert seen["headers"]["x-key-id"] == proxied_account.agent_key_id
-    for method in ("POST", "PATCH", "PUT", "DELETE"):
-        refused = await proxied_account.agent.request(method, "/v1/domains/d1/verify")
+    for method, path in (
+        ("POST", "/v1/domains/d1/verify"),
+        ("DELETE", "/v1/domains/d1"),
+        ("PATCH", "/v1/automation/rules/r1"),
+        ("POST", "/v1/suppressions"),
+    ):
+        refused = await proxied_account.agent.request(method, path)
         assert refused.status_code == 403, method
+    # Not a public operation: 405 with the methods the path has, whoever asks; nothing is forwarded.
+    for client in (proxied_account.agent, proxied_account.admin):
+        wrong = await client.put("/v1/domains/d1/verify")
+        assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+    rules = await proxied_account.admin.put("/v1/automation/rules")
+    assert (rules.status_code, rules.headers["allow"]) == (405, "GET, POST")
+    assert (await proxied_account.admin.get("/v1/domains/d1/unknown")).status_code == 404
     deleted = await proxied_account.admin.delete("/v1/domains/d1", params={"status": "204"})
     assert deleted.status_code == 204
 

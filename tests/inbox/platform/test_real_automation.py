@@ -15,9 +15,8 @@ from mailstream_automation.settings import AutomationSettings
 from tests.inbox.conftest import create_account_with_keys
 from tests.support.inbox_gateway import running_gateway
 from tests.support.processes import free_port
+from tests.support.service_tokens import GATEWAY_TOKEN, service_env
 from tests.support.waiting import wait_for
-
-TOKEN = "shared-internal-token"
 
 
 @contextlib.asynccontextmanager
@@ -25,7 +24,7 @@ async def automation_server(mongodb_uri: str, database: str):
     client = AsyncMongoClient(mongodb_uri, tz_aware=True)
     db = client[database]
     await ensure_automation_indexes(db)
-    settings = AutomationSettings(MONGODB_URI=mongodb_uri, MONGODB_DATABASE=database, MAILSTREAM_INTERNAL_TOKEN=TOKEN)
+    settings = AutomationSettings(MONGODB_URI=mongodb_uri, MONGODB_DATABASE=database, **service_env())
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -58,7 +57,7 @@ async def gateway_with_automation(backends):
             database,
             INBOX_ROLE="api",
             AUTOMATION_URL=automation_url,
-            MAILSTREAM_INTERNAL_TOKEN=TOKEN,
+            MAILSTREAM_GATEWAY_TOKEN=GATEWAY_TOKEN,
         ) as gateway,
     ):
         yield gateway

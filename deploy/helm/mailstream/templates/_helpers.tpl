@@ -213,6 +213,7 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 {{- end }}
 {{- include "mailstream.bounceDomainEnv" . }}
 {{- include "mailstream.dnsNameserversEnv" . }}
+{{- include "mailstream.secretEnv" (list . "MAILSTREAM_VERP_SECRET" .Values.secrets.verpSecretKey) }}
 {{- end }}
 
 {{- define "mailstream.env.inbox" -}}
@@ -223,9 +224,11 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 - name: SENDER_URL
   value: {{ include "mailstream.internalUrl" (list . "sender") | quote }}
 {{- include "mailstream.bounceDomainEnv" . }}
+{{- include "mailstream.secretEnv" (list . "MAILSTREAM_GATEWAY_TOKEN" .Values.secrets.gatewayTokenKey) }}
 {{- end }}
 
 {{- define "mailstream.env.automation" -}}
+{{- include "mailstream.secretEnv" (list . "MAILSTREAM_GATEWAY_TOKEN_SHA256" (printf "%s-sha256" .Values.secrets.gatewayTokenKey)) }}
 {{- end }}
 
 {{- define "mailstream.env.domains" -}}
@@ -245,6 +248,8 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 {{- end }}
 {{- include "mailstream.bounceDomainEnv" . }}
 {{- include "mailstream.dnsNameserversEnv" . }}
+{{- include "mailstream.secretEnv" (list . "MAILSTREAM_GATEWAY_TOKEN_SHA256" (printf "%s-sha256" .Values.secrets.gatewayTokenKey)) }}
+{{- include "mailstream.secretEnv" (list . "MAILSTREAM_SENDER_TOKEN_SHA256" (printf "%s-sha256" .Values.secrets.senderTokenKey)) }}
 {{- end }}
 
 {{- define "mailstream.env.sender" -}}
@@ -262,6 +267,9 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 - name: SENDER_HELO_NAME
   value: {{ .Values.smarthost.heloName | quote }}
 {{- end }}
+{{- include "mailstream.secretEnv" (list . "MAILSTREAM_SENDER_TOKEN" .Values.secrets.senderTokenKey) }}
+{{- include "mailstream.secretEnv" (list . "MAILSTREAM_GATEWAY_TOKEN_SHA256" (printf "%s-sha256" .Values.secrets.gatewayTokenKey)) }}
+{{- include "mailstream.secretEnv" (list . "MAILSTREAM_VERP_SECRET" .Values.secrets.verpSecretKey) }}
 {{- with .Values.smarthost.authSecret }}
 {{- if .name }}
 - name: SENDER_SMTP_USERNAME

@@ -25,7 +25,13 @@ class Page(BaseModel, Generic[T]):
 
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (default 50, max 200)")]
 CursorParam = Annotated[
-    str | None, Query(max_length=2048, description="`next_cursor` of the previous page; omit for the first page")
+    str | None,
+    Query(
+        max_length=2048,
+        # What encode_cursor makes: url-safe base64 of the sort values, a dot, a 12-hex-digit checksum.
+        pattern=r"^[A-Za-z0-9_-]*\.[0-9a-f]{12}$",
+        description="`next_cursor` of the previous page (opaque); omit for the first page",
+    ),
 ]
 
 

@@ -4,8 +4,15 @@ Each service subclasses `CommonSettings` with its own fields and its own ops por
 public contract (shared/api-contract.md) so that a bare `python -m mailstream_<service>` works on a dev machine.
 """
 
+import hashlib
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development credentials only (the defaults of a bare `python -m`); scripts/run.sh and deployments set real ones.
+DEV_GATEWAY_TOKEN = "dev-gateway-token-change-me"  # noqa: S105 - documented dev default
+DEV_SENDER_TOKEN = "dev-sender-token-change-me"  # noqa: S105 - documented dev default
+DEV_VERP_SECRET = "dev-verp-secret-change-me"  # noqa: S105 - documented dev default
 
 
 class CommonSettings(BaseSettings):
@@ -23,12 +30,24 @@ class CommonSettings(BaseSettings):
     )
     mongodb_database: str = Field(default="mailstream", alias="MONGODB_DATABASE")
     inbound_domain: str = Field(default="in.mailstream.test", alias="MAILSTREAM_INBOUND_DOMAIN")
-    internal_token: SecretStr = Field(
-        default=SecretStr("dev-internal-token-change-me"),
-        alias="MAILSTREAM_INTERNAL_TOKEN",
-        description="Shared secret for service-to-service HTTP calls (gateway -> domains/automation, sender -> domains)",
+    # Service-to-service auth (mailstream_common.service_auth): receivers hold only the SHA-256 of each caller's
+    # own token. The defaults are the digests of the dev tokens below, so a bare dev run works; deployments set both.
+    gateway_token_sha256: str = Field(
+        default=hashlib.sha256(DEV_GATEWAY_TOKEN.encode()).hexdigest(),
+        alias="MAILSTREAM_GATEWAY_TOKEN_SHA256",
+        description="SHA-256 (hex) of the gateway's token: domains, automation and sender accept the gateway",
+    )
+    sender_token_sha256: str = Field(
+        default=hashlib.sha256(DEV_SENDER_TOKEN.encode()).hexdigest(),
+        alias="MAILSTREAM_SENDER_TOKEN_SHA256",
+        description="SHA-256 (hex) of the sender's token: domains accepts the sender on its signing-key route",
     )
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     ops_host: str = Field(default="127.0.0.1", alias="OPS_HOST", description="Where /healthz, /readyz, /metrics listen")
     shutdown_grace_seconds: float = Field(default=20.0, alias="SHUTDOWN_GRACE_SECONDS")
     consumer_prefetch: int = Field(default=32, alias="CONSUMER_PREFETCH", ge=1, le=10_000)
+
+    @property
+    def service_callers(self) -> dict[str, str]:
+        """Caller name -> SHA-256 of its token, for `app.state.service_callers`."""
+        return {"gateway": self.gateway_token_sha256, "sender": self.sender_token_sha256}

@@ -1,15 +1,15 @@
 """HTTP: the public domain paths (reached only through the gateway), the sender's signing-key path, and ops.
 
-Trust: every request must carry `X-Internal-Token`; the gateway adds it with `X-Account-Id` (the tenant) and
-`X-Role` after authenticating the customer's API key. The tenant comes from that header only, so another
-account's domain id answers 404 exactly like a missing one.
+Trust (mailstream_common.service_auth): the public paths answer only the gateway's credential, which it sends with
+`X-Account-Id` (the tenant) and `X-Role` after authenticating the customer's API key. The tenant comes from that
+header only, so another account's domain id answers 404 exactly like a missing one. `/internal/signing-key` answers
+only the sender's credential (the gateway's gets 403), and every read of a private key is logged and counted.
 """
 
 import base64
 import binascii
-import hmac
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,17 +18,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mailstream_common import logs
+from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ReadinessCheck, ops_routes
+from mailstream_common.service_auth import AUTH_RESPONSES, Forwarded, admin_only, forwarded_account, require_caller
 
+from . import metrics
 from .manager import DomainExists, DomainManager, RotationInProgress
 from .validation import DomainNameError, validate_sending_domain
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class Caller:
-    account_id: str
-    role: str
-
+Caller = Forwarded
 
 # --- schemas ---------------------------------------------------------------------------------------------------
 
@@ -39,7 +39,12 @@ class DomainCreate(BaseModel):
         json_schema_extra={"examples": [{"name": "acme.com", "dkim_key_bits": 2048}, {"name": "mails.acme.com"}]},
     )
 
-    name: str = Field(description="A domain or subdomain the account owns (not a free-mail domain)", max_length=253)
+    name: str = Field(
+        description="A domain or subdomain the account owns (not a free-mail domain): dot-separated labels of letters,"
+        " digits and hyphens (IDNs in their xn-- form), at most 253 characters",
+        min_length=1,
+        max_length=253,
+    )
     dkim_key_bits: Literal[1024, 2048] = Field(default=2048, description="RSA key length; 2048 is recommended")
 
     @field_validator("name")
@@ -162,16 +167,22 @@ def _decode_cursor(cursor: str) -> str:
     try:
         return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise HTTPException(422, detail=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from None
+        raise HTTPException(
+            422, detail=[{"type": "value_error", "loc": ["query", "cursor"], "msg": "invalid cursor", "input": cursor}]
+        ) from None
 
 
-def create_app(manager: DomainManager, internal_token: str, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
+def create_app(
+    manager: DomainManager, service_callers: Mapping[str, str], checks: Mapping[str, ReadinessCheck]
+) -> FastAPI:
+    """`service_callers`: caller name -> SHA-256 of its token (`CommonSettings.service_callers`)."""
     app = FastAPI(
         title="Mailstream domains",
         version="1",
         description="Sending domains: DKIM keys, the SPF/DKIM/DMARC records to publish and their live verification.",
     )
-    expected_token = internal_token.encode()
+    app.state.service_callers = dict(service_callers)
+    install_allow_header(app)
 
     @app.middleware("http")
     async def correlation(request: Request, call_next: Any) -> Response:
@@ -184,28 +195,18 @@ def create_app(manager: DomainManager, internal_token: str, checks: Mapping[str,
         response.headers["X-Correlation-Id"] = cid
         return response
 
-    def internal(request: Request) -> None:
-        token = request.headers.get("x-internal-token", "")
-        if not hmac.compare_digest(token.encode(), expected_token):
-            raise HTTPException(401, "a valid X-Internal-Token is required (call through the gateway)")
+    caller = forwarded_account
+    admin = admin_only("only admin keys may change sending domains")
 
-    def caller(request: Request, _: Annotated[None, Depends(internal)]) -> Caller:
-        account_id = request.headers.get("x-account-id", "").strip()
-        role = request.headers.get("x-role", "").strip()
-        if not account_id:
-            raise HTTPException(401, "X-Account-Id is required")
-        if role not in ("admin", "agent"):
-            raise HTTPException(403, "X-Role must be admin or agent")
-        return Caller(account_id, role)
+    not_found = {**AUTH_RESPONSES, 404: {"description": "No such domain in this account"}}
 
-    def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
-        if who.role != "admin":
-            raise HTTPException(403, "only admin keys may change sending domains")
-        return who
-
-    not_found = {404: {"description": "No such domain in this account"}}
-
-    @app.post("/v1/domains", status_code=201, response_model=DomainPublic, tags=["domains"], responses={409: {}})
+    @app.post(
+        "/v1/domains",
+        status_code=201,
+        response_model=DomainPublic,
+        tags=["domains"],
+        responses={**AUTH_RESPONSES, 409: {"description": "Already a sending domain of this account"}},
+    )
     async def create_domain(body: DomainCreate, who: Annotated[Caller, Depends(admin)]) -> dict[str, Any]:
         """Add a sending domain: generates its DKIM key and lists the DNS records to publish."""
         try:
@@ -213,11 +214,18 @@ def create_app(manager: DomainManager, internal_token: str, checks: Mapping[str,
         except DomainExists:
             raise HTTPException(409, f"{body.name} is already a sending domain of this account") from None
 
-    @app.get("/v1/domains", response_model=DomainList, tags=["domains"])
+    @app.get("/v1/domains", response_model=DomainList, tags=["domains"], responses=AUTH_RESPONSES)
     async def list_domains(
         who: Annotated[Caller, Depends(caller)],
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=400,
+                pattern=r"^[A-Za-z0-9_-]+$",
+                description="`next_cursor` of the previous page (opaque, url-safe base64); omit for the first page",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         after = _decode_cursor(cursor) if cursor else None
         items = await manager.list_for(who.account_id, after_name=after, limit=limit + 1)
@@ -259,9 +267,17 @@ def create_app(manager: DomainManager, internal_token: str, checks: Mapping[str,
     async def signing_key(
         domain: Annotated[str, Query(min_length=1, max_length=253)],
         account_id: Annotated[str, Query(min_length=1, max_length=64)],
-        _: Annotated[None, Depends(internal)],
+        service: Annotated[str, Depends(require_caller("sender"))],
     ) -> Any:
+        # Internal only: the gateway neither forwards this path nor holds a credential it accepts; the account is
+        # the one the sender's reply belongs to. Who read which key is logged (never the key) and counted.
         key = await manager.signing_key(account_id, domain)
+        outcome = "missing" if key is None else "found"
+        metrics.SIGNING_KEY_READS.labels(service, outcome).inc()
+        log.info(
+            "signing key read",
+            extra={"caller": service, "domain": domain, "account_id": account_id, "outcome": outcome},
+        )
         if key is None:
             return JSONResponse({"detail": "no verified signing key for this domain"}, status_code=404)
         return key

@@ -57,7 +57,7 @@ async def main(stop: asyncio.Event, settings: DomainsSettings | None = None) -> 
     manager = build_manager(settings, DomainRepository(db), broker)
     app = create_app(
         manager,
-        settings.internal_token.get_secret_value(),
+        settings.service_callers,
         {"broker": broker.is_ready, "database": lambda: mongo.ping(client)},
     )
     server = HttpServer(app, settings.http_host, settings.http_port)

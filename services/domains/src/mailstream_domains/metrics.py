@@ -11,3 +11,8 @@ DOMAIN_EVENTS = Counter(
     "mailstream_domains_events_total", "domain.changed events, by change and outcome", ["change", "outcome"]
 )
 VERIFIER_ROUNDS = Counter("mailstream_domains_verifier_rounds_total", "Background verifier rounds", ["outcome"])
+SIGNING_KEY_READS = Counter(
+    "mailstream_domains_signing_key_reads_total",
+    "Reads of a DKIM private key through /internal/signing-key, by calling service and outcome (found, missing)",
+    ["caller", "outcome"],
+)

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from mailstream_common import mongo, topology
 from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import ApiKeyRevoked, Event
+from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ops_routes
 
 from . import consumers
@@ -201,6 +202,7 @@ def create_app(settings: InboxSettings | None = None) -> FastAPI:
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
     app.state.started = False
     install_error_handlers(app)
+    install_allow_header(app)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(CorrelationAndMetrics)
     _install_ops(app)

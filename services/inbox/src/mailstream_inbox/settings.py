@@ -2,9 +2,9 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from mailstream_common.settings import CommonSettings
+from mailstream_common.settings import DEV_GATEWAY_TOKEN, CommonSettings
 
 
 class InboxSettings(CommonSettings):
@@ -18,6 +18,12 @@ class InboxSettings(CommonSettings):
     domains_url: str = Field(default="http://127.0.0.1:8102", alias="DOMAINS_URL")
     automation_url: str = Field(default="http://127.0.0.1:8103", alias="AUTOMATION_URL")
     sender_url: str = Field(default="http://127.0.0.1:8104", alias="SENDER_URL")
+    gateway_token: SecretStr = Field(
+        default=SecretStr(DEV_GATEWAY_TOKEN),
+        alias="MAILSTREAM_GATEWAY_TOKEN",
+        description="The gateway's own credential on the calls it forwards (opens public routes only); SSE tickets"
+        " are signed with a key derived from it",
+    )
     bounce_domain: str | None = Field(
         default=None, alias="MAILSTREAM_BOUNCE_DOMAIN", description="Defaults to the inbound domain"
     )

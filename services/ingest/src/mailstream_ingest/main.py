@@ -48,7 +48,7 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
         )
         directory = RecipientDirectory(
             cache,
-            internal_token=settings.internal_token.get_secret_value().encode(),
+            verp_secret=settings.verp_secret.get_secret_value().encode(),
             bounce_domain=settings.effective_bounce_domain,
         )
 

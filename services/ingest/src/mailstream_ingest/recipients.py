@@ -135,9 +135,9 @@ def database_lookup(db: AsyncDatabase) -> StreamLookup:
 class RecipientDirectory:
     """Resolves one RCPT TO address; the SMTP handler turns the resolution into a reply."""
 
-    def __init__(self, streams: StreamCache, *, internal_token: bytes, bounce_domain: str) -> None:
+    def __init__(self, streams: StreamCache, *, verp_secret: bytes, bounce_domain: str) -> None:
         self.streams = streams
-        self._internal_token = internal_token
+        self._verp_secret = verp_secret
         self._bounce_domain = bounce_domain.lower()
 
     async def resolve(self, address: str) -> Resolution:
@@ -146,7 +146,7 @@ class RecipientDirectory:
             return Unknown()
         local, _, domain = address.rpartition("@")
         if domain == self._bounce_domain and local.startswith(verp.PREFIX):
-            token = verp.decode_bounce_address(address, self._internal_token, self._bounce_domain)
+            token = verp.decode_bounce_address(address, self._verp_secret, self._bounce_domain)
             if token:
                 return Bounce(token)
         target = await self.streams.find(address)

@@ -2,9 +2,9 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from mailstream_common.settings import CommonSettings
+from mailstream_common.settings import DEV_VERP_SECRET, CommonSettings
 
 
 class IngestSettings(CommonSettings):
@@ -12,6 +12,11 @@ class IngestSettings(CommonSettings):
         default="all", alias="INGEST_ROLE", description="Run the SMTP front door, the analysis worker, or both"
     )
     ops_port: int = Field(default=8101, alias="INGEST_OPS_PORT")
+    verp_secret: SecretStr = Field(
+        default=SecretStr(DEV_VERP_SECRET),
+        alias="MAILSTREAM_VERP_SECRET",
+        description="HMAC key of the VERP bounce addresses (the sender signs them, ingest checks them); its own secret",
+    )
 
     # --- SMTP front door ---
     smtp_host: str = Field(default="127.0.0.1", alias="INGEST_SMTP_HOST")

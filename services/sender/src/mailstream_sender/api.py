@@ -1,16 +1,17 @@
-"""The sender's HTTP app: the suppression list (public paths, proxied by the gateway, trusting only the internal
-token) and /healthz, /readyz, /metrics."""
+"""The sender's HTTP app: the suppression list (public paths, proxied by the gateway, trusting only the gateway's
+credential, see mailstream_common.service_auth) and /healthz, /readyz, /metrics."""
 
-import hmac
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
+from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ReadinessCheck, ops_routes
+from mailstream_common.service_auth import AUTH_RESPONSES, Forwarded, admin_only, forwarded_account
 
 from .repository import Suppression, Suppressions
 
@@ -49,35 +50,24 @@ class SuppressionList(BaseModel):
     next_cursor: str | None
 
 
-class Caller(BaseModel):
-    account_id: str
-    role: Literal["admin", "agent"]
+def create_app(
+    suppressions: Suppressions, service_callers: Mapping[str, str], checks: Mapping[str, ReadinessCheck]
+) -> FastAPI:
+    """`service_callers`: caller name -> SHA-256 of its token (only the gateway's opens these routes)."""
+    caller = forwarded_account
+    admin = admin_only("admin role required")
 
-
-def create_app(suppressions: Suppressions, internal_token: str, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
-    def caller(
-        x_internal_token: Annotated[str | None, Header()] = None,
-        x_account_id: Annotated[str | None, Header()] = None,
-        x_role: Annotated[str | None, Header()] = None,
-    ) -> Caller:
-        if not x_internal_token or not hmac.compare_digest(x_internal_token.encode(), internal_token.encode()):
-            raise HTTPException(401, "missing or invalid internal token")
-        if not x_account_id or x_role not in ("admin", "agent"):
-            raise HTTPException(401, "missing account or role")
-        return Caller(account_id=x_account_id, role=x_role)  # type: ignore[arg-type]
-
-    def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
-        if who.role != "admin":
-            raise HTTPException(403, "admin role required")
-        return who
-
-    router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"])
+    router = APIRouter(prefix="/v1/suppressions", tags=["suppressions"], responses=AUTH_RESPONSES)
+    not_suppressed = {404: {"description": "The address is not suppressed in this account"}}
 
     @router.get("", response_model=SuppressionList, summary="Addresses replies are not sent to")
     async def list_suppressions(
-        who: Annotated[Caller, Depends(caller)],
+        who: Annotated[Forwarded, Depends(caller)],
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=254, description="`next_cursor` of the previous page; omit for the first page"),
+        ] = None,
     ) -> SuppressionList:
         found = await suppressions.list(who.account_id, limit=limit + 1, after=cursor)
         page = found[:limit]
@@ -85,23 +75,30 @@ def create_app(suppressions: Suppressions, internal_token: str, checks: Mapping[
         return SuppressionList(items=[SuppressionPublic.of(s) for s in page], next_cursor=next_cursor)
 
     @router.post("", status_code=201, response_model=SuppressionPublic, summary="Suppress an address")
-    async def add_suppression(body: SuppressionCreate, who: Annotated[Caller, Depends(admin)]) -> SuppressionPublic:
+    async def add_suppression(body: SuppressionCreate, who: Annotated[Forwarded, Depends(admin)]) -> SuppressionPublic:
         return SuppressionPublic.of(await suppressions.suppress(who.account_id, body.address, body.reason))
 
-    @router.get("/{address}", response_model=SuppressionPublic)
-    async def get_suppression(address: str, who: Annotated[Caller, Depends(caller)]) -> SuppressionPublic:
+    @router.get("/{address}", response_model=SuppressionPublic, responses=not_suppressed)
+    async def get_suppression(address: str, who: Annotated[Forwarded, Depends(caller)]) -> SuppressionPublic:
         found = await suppressions.get(who.account_id, address)
         if found is None:
             raise HTTPException(404, "not suppressed")
         return SuppressionPublic.of(found)
 
-    @router.delete("/{address}", status_code=204, summary="Lift a suppression (the bounce count restarts)")
-    async def remove_suppression(address: str, who: Annotated[Caller, Depends(admin)]) -> Response:
+    @router.delete(
+        "/{address}",
+        status_code=204,
+        summary="Lift a suppression (the bounce count restarts)",
+        responses=not_suppressed,
+    )
+    async def remove_suppression(address: str, who: Annotated[Forwarded, Depends(admin)]) -> Response:
         if not await suppressions.remove(who.account_id, address):
             raise HTTPException(404, "not suppressed")
         return Response(status_code=204)
 
     app = FastAPI(title="Mailstream sender", version="1")
+    app.state.service_callers = dict(service_callers)
+    install_allow_header(app)
     app.include_router(router)
     app.router.routes.extend(ops_routes(checks))
     return app

@@ -45,7 +45,6 @@ def relay_config(settings: SenderSettings) -> RelayConfig:
 
 async def main(stop: asyncio.Event) -> None:
     settings = SenderSettings()
-    token = settings.internal_token.get_secret_value()
     client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-sender")
     db = client[settings.mongodb_database]
     await mongo.ensure_indexes(db, INDEXES)
@@ -55,7 +54,9 @@ async def main(stop: asyncio.Event) -> None:
     await broker.declare(topology.INBOX_DELIVERY)  # our reports must be routable even before inbox starts
 
     http = httpx.AsyncClient(timeout=10.0)
-    keys = SigningKeyCache(http, settings.domains_url, token, settings.signing_key_cache_seconds)
+    keys = SigningKeyCache(
+        http, settings.domains_url, settings.sender_token.get_secret_value(), settings.signing_key_cache_seconds
+    )
     relay = SmtpRelay(relay_config(settings))
     spec = topology.SENDER_REPLIES
     deliveries, suppressions = Deliveries(db), Suppressions(db)
@@ -69,7 +70,7 @@ async def main(stop: asyncio.Event) -> None:
         keys,
         SenderPolicy(
             bounce_domain=settings.effective_bounce_domain,
-            bounce_secret=token.encode(),
+            bounce_secret=settings.verp_secret.get_secret_value().encode(),
             max_age_seconds=settings.max_age_seconds,
             max_attempts=spec.max_attempts,
             retry_base_seconds=settings.retry_base_seconds,
@@ -92,7 +93,7 @@ async def main(stop: asyncio.Event) -> None:
     async def database_ready() -> bool:
         return await mongo.ping(client)
 
-    app = create_app(suppressions, token, {"broker": broker.is_ready, "database": database_ready})
+    app = create_app(suppressions, settings.service_callers, {"broker": broker.is_ready, "database": database_ready})
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()  # HTTP first: a port that is taken stops the process before it takes any work
     await broker.start()

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from mailstream_common.settings import CommonSettings
+from mailstream_common.settings import DEV_SENDER_TOKEN, DEV_VERP_SECRET, CommonSettings
 
 from .retention import minimum_retention_hours
 
@@ -12,6 +12,16 @@ from .retention import minimum_retention_hours
 class SenderSettings(CommonSettings):
     http_host: str = Field(default="127.0.0.1", alias="SENDER_HTTP_HOST")
     http_port: int = Field(default=8104, alias="SENDER_HTTP_PORT", description="Suppression API + /healthz etc.")
+    sender_token: SecretStr = Field(
+        default=SecretStr(DEV_SENDER_TOKEN),
+        alias="MAILSTREAM_SENDER_TOKEN",
+        description="The sender's own credential on its calls to domains (the signing-key route accepts only it)",
+    )
+    verp_secret: SecretStr = Field(
+        default=SecretStr(DEV_VERP_SECRET),
+        alias="MAILSTREAM_VERP_SECRET",
+        description="HMAC key of the VERP bounce addresses (the sender signs them, ingest checks them); its own secret",
+    )
 
     smtp_host: str = Field(default="127.0.0.1", alias="SENDER_SMTP_HOST", description="The smarthost")
     smtp_port: int = Field(default=2526, alias="SENDER_SMTP_PORT")

@@ -68,10 +68,10 @@ def sign(message: bytes, key: SigningKey) -> bytes:
 class SigningKeyCache:
     """Asks `GET {domains_url}/internal/signing-key?domain=&account_id=` and remembers the answer per domain."""
 
-    def __init__(self, http: httpx.AsyncClient, domains_url: str, internal_token: str, ttl_seconds: float = 300.0):
+    def __init__(self, http: httpx.AsyncClient, domains_url: str, sender_token: str, ttl_seconds: float = 300.0):
         self.http = http
         self.domains_url = domains_url
-        self.internal_token = internal_token
+        self.sender_token = sender_token  # the sender's own credential: domains opens the key route to it only
         # One fetch per domain however many mails wait; a domain.changed during a fetch disowns its answer.
         self._cache: ReadThroughCache[tuple[str, str], SigningKey | None] = ReadThroughCache(
             "signing_keys", lambda key: self._fetch(*key), ttl_seconds=ttl_seconds
@@ -90,7 +90,7 @@ class SigningKeyCache:
             response = await self.http.get(
                 f"{self.domains_url.rstrip('/')}/internal/signing-key",
                 params={"domain": domain, "account_id": account_id},
-                headers={"X-Internal-Token": self.internal_token},
+                headers={"X-Internal-Token": self.sender_token},
             )
         except httpx.HTTPError as exc:
             raise SigningKeyUnavailable(f"domains service unreachable: {type(exc).__name__}") from exc

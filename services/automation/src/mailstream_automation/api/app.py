@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
+from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ReadinessCheck, ops_routes
 
 from .. import metrics  # the service's own metrics are on /metrics from the start
@@ -27,9 +28,11 @@ once per rule and customer per interval (24 h by default); each run records what
 def create_app(settings: AutomationSettings, db: AsyncDatabase, checks: Mapping[str, ReadinessCheck]) -> FastAPI:
     app = FastAPI(title="Mailstream automation", version="1.0.0", description=DESCRIPTION, routes=ops_routes(checks))
     app.state.settings = settings
+    app.state.service_callers = settings.service_callers  # only the gateway's token opens the rule API
     app.state.db = db
     app.state.metrics = metrics
     app.include_router(router)
+    install_allow_header(app)
 
     @app.exception_handler(ConnectionFailure)
     async def _database_down(_: Request, __: ConnectionFailure) -> JSONResponse:

@@ -1,25 +1,20 @@
-"""Who is calling: the gateway, vouching for an account and a role with the shared internal token.
+"""Who is calling: the gateway, vouching for an account and a role (mailstream_common.service_auth).
 
 The headers are read from the request rather than declared as parameters so that they stay out of the public
 OpenAPI document the gateway merges (its callers never send them; the gateway adds them).
 """
 
-import hmac
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 from pymongo.asynchronous.database import AsyncDatabase
+
+from mailstream_common.service_auth import Forwarded, admin_only, forwarded_account
 
 from ..repository import RulesRepository, RunsRepository
 from ..settings import AutomationSettings
 
-
-@dataclass(frozen=True)
-class Caller:
-    account_id: str
-    role: Literal["admin", "agent"]
-    key_id: str | None
+Caller = Forwarded
 
 
 def get_settings(request: Request) -> AutomationSettings:
@@ -30,25 +25,7 @@ def get_db(request: Request) -> AsyncDatabase:
     return request.app.state.db
 
 
-def get_caller(request: Request) -> Caller:
-    settings: AutomationSettings = request.app.state.settings
-    token = request.headers.get("x-internal-token", "")
-    expected = settings.internal_token.get_secret_value()
-    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or invalid internal token")
-    account_id = request.headers.get("x-account-id", "").strip()
-    if not account_id:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing X-Account-Id")
-    role = request.headers.get("x-role", "agent").strip().lower()
-    if role not in ("admin", "agent"):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="unknown X-Role")
-    return Caller(account_id, role, request.headers.get("x-key-id"))  # type: ignore[arg-type]
-
-
-def require_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-    if caller.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="managing automation rules needs an admin key")
-    return caller
+require_admin = admin_only("managing automation rules needs an admin key")
 
 
 def get_rules(db: Annotated[AsyncDatabase, Depends(get_db)]) -> RulesRepository:
@@ -59,7 +36,7 @@ def get_runs(db: Annotated[AsyncDatabase, Depends(get_db)]) -> RunsRepository:
     return RunsRepository(db)
 
 
-AnyCaller = Annotated[Caller, Depends(get_caller)]
+AnyCaller = Annotated[Caller, Depends(forwarded_account)]
 Admin = Annotated[Caller, Depends(require_admin)]
 Rules = Annotated[RulesRepository, Depends(get_rules)]
 Runs = Annotated[RunsRepository, Depends(get_runs)]

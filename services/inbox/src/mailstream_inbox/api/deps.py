@@ -95,7 +95,7 @@ async def get_principal_or_ticket(
     """The bearer key, or a short-lived ticket in the query (browsers' EventSource cannot send headers)."""
     if ticket is None:
         return await get_principal(request, db, credentials)
-    principal = read_ticket(ticket, settings.internal_token.get_secret_value())
+    principal = read_ticket(ticket, settings.gateway_token.get_secret_value())
     if principal is None:
         raise _unauthorized("invalid or expired ticket")
     key = await api_keys_repo.get_api_key(db, principal.account_id, principal.key_id)

@@ -22,6 +22,14 @@ AUTH_RESPONSES = {
     401: {"description": "Missing, invalid or revoked API key"},
     403: {"description": "The key's role may not do this"},
 }
+BAD_REQUEST_RESPONSE = {
+    400: {
+        "description": "Malformed request: a body that is not UTF-8 JSON, or a path the gateway refuses (dot segments,"
+        " encoded slashes, control characters)"
+    }
+}
+#: What any route of the gateway may answer besides its own statuses (the `responses=` of every router).
+COMMON_RESPONSES = {**BAD_REQUEST_RESPONSE, **AUTH_RESPONSES}
 
 
 def not_found(what: str = "resource") -> HTTPException:

@@ -22,11 +22,11 @@ from ...repositories import accounts as accounts_repo
 from ...repositories import api_keys as api_keys_repo
 from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db
-from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, not_found
+from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, not_found
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["account and keys"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["account and keys"], responses=COMMON_RESPONSES)
 
 KeyId = Annotated[str, Path(max_length=64)]
 

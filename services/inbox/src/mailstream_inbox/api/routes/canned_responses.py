@@ -24,9 +24,9 @@ from ...repositories import canned_responses as canned_repo
 from ...repositories import topics as topics_repo
 from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, CurrentPrincipal, Db
-from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, field_error, not_found
+from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, field_error, not_found
 
-router = APIRouter(tags=["canned responses"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["canned responses"], responses=COMMON_RESPONSES)
 
 CannedId = Annotated[str, Path(max_length=64)]
 Title = Annotated[HeaderSafeStr, Field(min_length=1, max_length=200)]

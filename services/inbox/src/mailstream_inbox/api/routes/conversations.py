@@ -29,10 +29,10 @@ from ...repositories import messages as messages_repo
 from ...repositories import streams as streams_repo
 from ...validation import EmailAddressStr, HeaderSafeStr
 from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
-from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
+from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
 from .messages import MessagePublic, message_public
 
-router = APIRouter(tags=["conversations"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["conversations"], responses=COMMON_RESPONSES)
 
 ConversationId = Annotated[str, Path(max_length=64)]
 Status = Literal["open", "pending", "closed"]

@@ -18,9 +18,9 @@ from ...repositories import streams as streams_repo
 from ...repositories import templates as templates_repo
 from ...sanitize import sanitize_html
 from ..deps import AdminPrincipal, CurrentPrincipal, Db
-from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, not_found
+from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, not_found
 
-router = APIRouter(tags=["email template"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["email template"], responses=COMMON_RESPONSES)
 
 StreamId = Annotated[str, Path(max_length=64)]
 _EXAMPLE = {
@@ -119,7 +119,11 @@ async def put_email_template(body: EmailTemplateBody, principal: AdminPrincipal,
     return _public(await templates_repo.put(db, principal.account_id, {"html": body.html, "text": body.text}))
 
 
-@router.post("/v1/email-template/preview", response_model=PreviewResult)
+@router.post(
+    "/v1/email-template/preview",
+    response_model=PreviewResult,
+    responses={404: {"description": "`stream_id` is not a stream of this account"}},
+)
 async def preview_email_template(body: PreviewRequest, principal: CurrentPrincipal, db: Db) -> PreviewResult:
     """The template applied to `text` (and `html`), as a customer would receive it."""
     stream = {}

@@ -23,9 +23,9 @@ from ...live import LiveHub
 from ...live_journal import RESYNC_REASONS, LiveJournal, Replay, position_key, to_micros
 from ...security import issue_ticket
 from ..deps import CurrentPrincipal, Principal, SettingsDep, get_principal_or_ticket
-from ..errors import AUTH_RESPONSES
+from ..errors import COMMON_RESPONSES
 
-router = APIRouter(tags=["live updates"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["live updates"], responses=COMMON_RESPONSES)
 
 POLL_SECONDS = 1.0
 RECONNECT_MILLISECONDS = 3000
@@ -163,7 +163,7 @@ async def live_events(
     summary="A one-minute ticket to open the event stream without an Authorization header (EventSource)",
 )
 async def create_events_ticket(principal: CurrentPrincipal, settings: SettingsDep) -> EventsTicket:
-    ticket, expires = issue_ticket(principal, settings.internal_token.get_secret_value())
+    ticket, expires = issue_ticket(principal, settings.gateway_token.get_secret_value())
     return EventsTicket(
         ticket=ticket, expires_at=datetime.fromtimestamp(expires, UTC), url=f"/v1/events?ticket={ticket}"
     )

@@ -15,9 +15,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ...repositories import blobs as blobs_repo
 from ...repositories import messages as messages_repo
 from ..deps import CurrentPrincipal, Db
-from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, not_found
+from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, not_found
 
-router = APIRouter(tags=["messages"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["messages"], responses=COMMON_RESPONSES)
 
 MessageId = Annotated[str, Path(max_length=64)]
 AttachmentId = Annotated[str, Path(max_length=64)]

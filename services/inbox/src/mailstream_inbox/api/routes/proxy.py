@@ -1,9 +1,13 @@
-"""Domains, automation and suppressions, routed verbatim to the services that own them.
+"""Domains, automation and suppressions: the public operations of the services that own them, forwarded by
+allow-list (mailstream_common.public_api), never by prefix.
 
-The gateway authenticates the API key, applies the role rule (agents may read, only admins may write), and
-forwards method, path, query, body and status unchanged, adding the internal headers the services trust:
-`X-Internal-Token`, `X-Account-Id`, `X-Role`, `X-Key-Id` (and `X-Correlation-Id`). Those services serve the public
-paths themselves; their `/openapi.json` documents are merged into the gateway's (see `merged_openapi`).
+The gateway authenticates the API key, normalises the raw request path once (dot segments, encoded slashes,
+control characters... are refused before anything is forwarded), matches method and path against the public
+operations, applies the role rule (agents may read, only admins may write), and calls the upstream at the path
+built from the matched template. It adds the headers the services trust: its own credential in
+`X-Internal-Token` (which opens the upstreams' public routes only, see mailstream_common.service_auth),
+`X-Account-Id`, `X-Role`, `X-Key-Id` (and `X-Correlation-Id`). The upstreams' `/openapi.json` documents are
+merged into the gateway's for the allowed operations only (see `merged_openapi`).
 """
 
 import asyncio
@@ -12,12 +16,23 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from mailstream_common import logs
+from mailstream_common.public_api import (
+    PREFIXES,
+    PUBLIC_OPERATIONS,
+    MethodRefused,
+    PathRefused,
+    match,
+    split_path,
+)
+from mailstream_common.service_auth import GATEWAY_HEADERS
 
 from ..deps import CurrentPrincipal, SettingsDep
 from ..errors import forbidden
@@ -32,28 +47,42 @@ class Upstream:
     settings_field: str
 
 
-UPSTREAMS = (
-    Upstream("domains", "/v1/domains", "domains_url"),
-    Upstream("automation", "/v1/automation", "automation_url"),
-    Upstream("sender", "/v1/suppressions", "sender_url"),
-)
+UPSTREAMS = tuple(Upstream(name, prefix, f"{name}_url") for name, prefix in PREFIXES.items())
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "accept-language", "if-none-match", "if-match")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "cache-control", "etag", "retry-after", "link")
-INTERNAL_HEADERS = frozenset({"x-internal-token", "x-account-id", "x-role", "x-key-id", "x-correlation-id"})
+INTERNAL_HEADERS = frozenset(GATEWAY_HEADERS)
 OPENAPI_RETRY_SECONDS = 30.0
 OPENAPI_REFRESH_SECONDS = 300.0
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# Every method reaches the handler, so that a refused path or method gets the gateway's own 400/404/405.
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 router = APIRouter(tags=["proxied"])
 
+GATEWAY_RESPONSES = {
+    "400": {"description": "A path the gateway refuses (dot segments, encoded slashes, control characters...)"},
+    "401": {"description": "Missing, invalid or revoked API key"},
+    "403": {"description": "The key's role may not do this (changes need an admin key)"},
+    "404": {"description": "No such resource in this account"},
+    "502": {"description": "The service behind this path is unavailable"},
+    "504": {"description": "The service behind this path did not answer in time"},
+}
 
-def upstream_headers(request: Request, principal, internal_token: str) -> dict[str, str]:
+
+def raw_path_of(request: Request) -> bytes:
+    """The path as it came on the wire (ASGI `raw_path`); the decoded `path` hides %2f, %2e and the like."""
+    raw = request.scope.get("raw_path")
+    if raw:
+        return raw.split(b"?", 1)[0]
+    return quote(request.scope["path"], safe="/:@!$&'()*+,=-._~").encode()
+
+
+def upstream_headers(request: Request, principal, gateway_token: str) -> dict[str, str]:
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
     headers.update(
         {
-            "X-Internal-Token": internal_token,
+            "X-Internal-Token": gateway_token,
             "X-Account-Id": principal.account_id,
             "X-Role": principal.role,
             "X-Key-Id": principal.key_id,
@@ -63,21 +92,36 @@ def upstream_headers(request: Request, principal, internal_token: str) -> dict[s
     return headers
 
 
-async def forward(request: Request, upstream: Upstream, principal, settings) -> Response:
+async def forward(request: Request, principal, settings) -> Response:
+    try:
+        matched = match(request.method, split_path(raw_path_of(request)))
+    except PathRefused as refused:
+        if refused.status == 400:
+            log.warning("proxy path refused", extra={"reason": refused.reason, "account_id": principal.account_id})
+        return JSONResponse({"detail": refused.reason}, status_code=refused.status)
+    except MethodRefused as refused:
+        return JSONResponse(
+            {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(refused.allow)}
+        )
+    upstream = next(u for u in UPSTREAMS if u.name == matched.operation.service)
     if request.method not in READ_METHODS and principal.role != "admin":
         raise forbidden(f"only admin keys may change {upstream.prefix.removeprefix('/v1/')}")
     base = getattr(settings, upstream.settings_field).rstrip("/")
     client: httpx.AsyncClient = request.app.state.http
     try:
+        body = await request.body()
+    except ClientDisconnect:  # the caller gave up (its timeout): nothing to forward, nobody to answer
+        return Response(status_code=400)
+    try:
         upstream_response = await client.request(
             request.method,
-            base + request.url.path,
+            base + matched.upstream_path,
             params=list(request.query_params.multi_items()),
-            content=await request.body(),
-            headers=upstream_headers(request, principal, settings.internal_token.get_secret_value()),
+            content=body,
+            headers=upstream_headers(request, principal, settings.gateway_token.get_secret_value()),
         )
     except httpx.TimeoutException:
-        log.warning("upstream timed out", extra={"upstream": upstream.name, "path": request.url.path})
+        log.warning("upstream timed out", extra={"upstream": upstream.name, "path": matched.operation.template})
         return JSONResponse({"detail": f"the {upstream.name} service did not answer in time"}, status_code=504)
     except httpx.TransportError as exc:
         log.warning("upstream unreachable", extra={"upstream": upstream.name, "error": type(exc).__name__})
@@ -92,7 +136,7 @@ async def forward(request: Request, upstream: Upstream, principal, settings) -> 
 
 def _add_routes(upstream: Upstream) -> None:
     async def proxied(request: Request, principal: CurrentPrincipal, settings: SettingsDep) -> Response:
-        return await forward(request, upstream, principal, settings)
+        return await forward(request, principal, settings)
 
     proxied.__name__ = f"proxy_{upstream.name}"
     router.add_api_route(upstream.prefix, proxied, methods=METHODS, include_in_schema=False)
@@ -138,8 +182,11 @@ def merge_openapi(base: dict[str, Any], upstream: Upstream, remote: dict[str, An
     for name, schema in remote_schemas.items():
         schemas[renames.get(name, name)] = _rewrite_refs(schema, renames)
     security = [{scheme: []} for scheme in merged.get("components", {}).get("securitySchemes", {})] or None
+    allowed = {(op.template, op.method.lower()) for op in PUBLIC_OPERATIONS if op.service == upstream.name}
     for path, item in remote.get("paths", {}).items():
-        if not (path == upstream.prefix or path.startswith(upstream.prefix + "/")):
+        # Only what the gateway forwards is documented (the allow-list, not the prefix).
+        item = {key: value for key, value in item.items() if not isinstance(value, dict) or (path, key) in allowed}
+        if not any(isinstance(value, dict) for value in item.values()):
             continue
         item = _rewrite_refs(item, renames)
         for operation in item.values():
@@ -154,6 +201,11 @@ def merge_openapi(base: dict[str, Any], upstream: Upstream, remote: dict[str, An
                 del operation["parameters"]
             if security:
                 operation["security"] = security
+            # What the gateway itself answers before (or instead of) the upstream.
+            responses = operation.setdefault("responses", {})
+            for status, response in GATEWAY_RESPONSES.items():
+                if status != "404" or "{" in path:
+                    responses.setdefault(status, response)
         merged.setdefault("paths", {})[path] = item
     return merged
 
@@ -162,9 +214,7 @@ async def _fetch_openapi(app: FastAPI, upstream: Upstream) -> dict[str, Any] | N
     settings = app.state.settings
     url = getattr(settings, upstream.settings_field).rstrip("/") + "/openapi.json"
     try:
-        response = await app.state.http.get(
-            url, headers={"X-Internal-Token": settings.internal_token.get_secret_value()}, timeout=3.0
-        )
+        response = await app.state.http.get(url, timeout=3.0)  # public document: no credential needed
         if response.status_code == 200:
             return response.json()
         log.warning("upstream openapi unavailable", extra={"upstream": upstream.name, "status": response.status_code})

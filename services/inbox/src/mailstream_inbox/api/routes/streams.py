@@ -28,9 +28,9 @@ from ...repositories import topics as topics_repo
 from ...stream_setup import OUTLOOK_REASON, provider_instructions
 from ...validation import EmailAddressStr, HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db, Principal, SettingsDep
-from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
+from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
 
-router = APIRouter(tags=["topics and streams"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["topics and streams"], responses=COMMON_RESPONSES)
 
 StreamId = Annotated[str, Path(max_length=64)]
 TopicId = Annotated[str, Path(max_length=64)]

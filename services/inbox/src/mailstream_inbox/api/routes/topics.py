@@ -19,9 +19,9 @@ from ...repositories import streams as streams_repo
 from ...repositories import topics as topics_repo
 from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, CurrentPrincipal, Db
-from ..errors import AUTH_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
+from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
 
-router = APIRouter(tags=["topics and streams"], responses=AUTH_RESPONSES)
+router = APIRouter(tags=["topics and streams"], responses=COMMON_RESPONSES)
 
 TopicId = Annotated[str, Path(max_length=64)]
 TopicName = Annotated[HeaderSafeStr, Field(min_length=1, max_length=200)]
