@@ -2,7 +2,7 @@
 
 Run it against your own MongoDB (a replica set, a standalone, Atlas) before trusting Mailstream on it:
 
-    MONGODB_URI=mongodb://host:27017/ AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ \
+    MONGODB_URI=mongodb://host:27017/ AMQP_URL=amqp://unused.invalid/ \  # the module never uses the broker
         uv run --frozen pytest tests/common/test_database_semantics.py
 
 Everything happens in a scratch database of its own, dropped afterwards. The rules are those that
