@@ -1,8 +1,9 @@
 """Every database behaviour the services rely on, pinned against whatever server `MONGODB_URI` names.
 
-Run it against your own MongoDB (a replica set, a standalone, Atlas) before trusting Mailstream on it:
+Run it against your own MongoDB (a replica set, a standalone, Atlas) before trusting Mailstream on it (it never
+uses the broker; the shared fixture only wants some AMQP_URL):
 
-    MONGODB_URI=mongodb://host:27017/ AMQP_URL=amqp://unused.invalid/ \  # the module never uses the broker
+    MONGODB_URI=mongodb://host:27017/ AMQP_URL=amqp://unused.invalid/ \
         uv run --frozen pytest tests/common/test_database_semantics.py
 
 Everything happens in a scratch database of its own, dropped afterwards. The rules are those that
