@@ -269,13 +269,18 @@ async def test_an_unsatisfiable_write_concern_is_reported_not_ignored(backends, 
         await client.close()
 
 
-def test_the_write_concern_settings_default_to_majority_and_journal(monkeypatch):
+async def test_the_write_concern_settings_default_to_majority_and_journal(monkeypatch):
     monkeypatch.delenv("MONGODB_WRITE_CONCERN_W", raising=False)
     monkeypatch.delenv("MONGODB_WRITE_CONCERN_J", raising=False)
     assert mongo.write_concern(CommonSettings()).document == {"w": "majority", "j": True}
+    # Services call create_client without settings: it reads the environment, and wins over the URI's options.
     monkeypatch.setenv("MONGODB_WRITE_CONCERN_W", "1")
     monkeypatch.setenv("MONGODB_WRITE_CONCERN_J", "false")
-    assert mongo.write_concern(CommonSettings()).document == {"w": 1, "j": False}
+    client = mongo.create_client("mongodb://127.0.0.1:1/?w=2&journal=true", app_name="settings-only")
+    try:
+        assert client.write_concern.document == {"w": 1, "j": False}
+    finally:
+        await client.close()
 
 
 # --- explain of each hot query ------------------------------------------------------------------------------------
