@@ -71,7 +71,9 @@ class SecantusServer:
                 return
             except PyMongoError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"secantusd not answering on {self.port} within {timeout}s:\n{self.logs()}") from None
+                    raise RuntimeError(
+                        f"secantusd not answering on {self.port} within {timeout}s:\n{self.logs()}"
+                    ) from None
                 time.sleep(0.1)
 
     def kill9(self) -> None:
