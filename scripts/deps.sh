@@ -4,7 +4,8 @@
 #   - RabbitMQ running on 127.0.0.1:5672          (skipped when AMQP_URL is set)
 #   - SecantusDB on 127.0.0.1:27017               (skipped when MONGODB_URI is set), in its own tool environment
 #   - uv, and the project's Python environment from uv.lock
-# Prints nothing on stdout but `export` lines for the servers it started, so callers may `eval "$(deps.sh)"`.
+# Prints nothing on stdout but `export` lines for the servers it started (and SECANTUSD_BIN, the SecantusDB binary),
+# so callers may `eval "$(deps.sh)"`.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,6 +83,8 @@ if [[ -z "${MONGODB_URI:-}" ]]; then
     wait_for_port 127.0.0.1 "$SECANTUS_PORT" 120 secantusdb
   fi
   echo "export MONGODB_URI=mongodb://127.0.0.1:$SECANTUS_PORT/"
+  # For tests that run a SecantusDB of their own (tests/reliability kills one with -9 and restarts it).
+  echo "export SECANTUSD_BIN=$SECANTUS_ENV/bin/secantusd-py"
 fi
 
 # --- Python environment ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the whole system on this machine: RabbitMQ, SecantusDB (or the servers AMQP_URL / MONGODB_URI name), a local
-# SMTP sink as the outbound smarthost (unless SENDER_SMTP_HOST is set), and all five services.
+# Run the whole system on this machine: RabbitMQ, SecantusDB with its journal synced on commit (scripts/deps.sh), or
+# the servers AMQP_URL / MONGODB_URI name, a local SMTP sink as the outbound smarthost (unless SENDER_SMTP_HOST is
+# set), and all five services.
 # Logs go to .state/logs/<service>.log; Ctrl-C (or SIGTERM) shuts every service down gracefully.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

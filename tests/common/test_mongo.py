@@ -1,4 +1,4 @@
-"""The idempotent-write pattern on the real Mongo-protocol server (FerretDB in CI)."""
+"""The idempotent-write pattern and index bootstrap on the real Mongo-protocol server (SecantusDB in CI)."""
 
 import pytest
 from pymongo import ASCENDING, IndexModel

@@ -1,35 +1,71 @@
 """MongoDB: one async client per process, per-service index bootstrap, and the idempotent-write pattern.
 
-Everything here must run on real MongoDB and on FerretDB v1 (SQLite), so: no transactions, no change streams,
-no $lookup, no TTL or partial indexes, and no dots or '$' in field names (headers are lists of pairs).
+The code is written for MongoDB's semantics and relies on these rules (each one is pinned by
+tests/common/test_database_semantics.py, which runs against whatever server MONGODB_URI names):
+
+- A write to one document is atomic: a conditional `update_one` / `find_one_and_update` whose filter carries a
+  state or version guard is applied by exactly one of any number of concurrent writers; `$inc`, `$push`,
+  `$addToSet` and `$set`s of different fields never lose a concurrent update.
+- `find_one_and_update` returns the document as it was (or is) around that one atomic write: a claim or a counter.
+- A unique index rejects a second document with error code 11000 (`DuplicateKeyError`): the idempotency key of
+  every consumer (`insert_once`), and the loser's signal in a guarded upsert (the filter misses, the insert collides).
+- TTL indexes delete expired documents in the background (within about a minute on MongoDB; not at the instant);
+  partial indexes hold, and enforce uniqueness over, only the documents their filter matches.
+- One `createIndexes` call may name several indexes, some of which exist already (a no-op for those).
+- Writes are acknowledged with the client-wide write concern below; with the default (`w="majority"`, `j=True`) an
+  acknowledged write is in the journal of a majority of the replica set, so a consumer that acknowledges its broker
+  message after the write never acknowledges something a database crash can take back.
 """
 
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from .settings import CommonSettings
+
 log = logging.getLogger(__name__)
 
 
-def create_client(uri: str, *, app_name: str) -> AsyncMongoClient:
-    """The one client of a process (it pools connections; make it once, share it)."""
-    return AsyncMongoClient(uri, tz_aware=True, appname=app_name, serverSelectionTimeoutMS=5000)
+def write_concern(settings: CommonSettings) -> WriteConcern:
+    """The write concern of `MONGODB_WRITE_CONCERN_W` / `MONGODB_WRITE_CONCERN_J` ("majority"/true by default)."""
+    w: int | str = settings.mongodb_write_concern_w
+    if isinstance(w, str) and w.isdigit():
+        w = int(w)  # "1" is a node count; "majority" (or a tag set name) stays a string
+    return WriteConcern(w=w, j=settings.mongodb_write_concern_j)
+
+
+def create_client(uri: str, *, app_name: str, settings: CommonSettings | None = None) -> AsyncMongoClient:
+    """The one client of a process (it pools connections; make it once, share it).
+
+    Every write through it uses the durable write concern of `settings` (read from the environment when not
+    given), so no repository has to remember it. It takes precedence over any `w`/`journal` option in the URI.
+    """
+    concern = write_concern(settings if settings is not None else CommonSettings())
+    return AsyncMongoClient(
+        uri,
+        tz_aware=True,
+        appname=app_name,
+        serverSelectionTimeoutMS=5000,
+        w=concern.document["w"],
+        journal=concern.document["j"],
+    )
 
 
 async def ensure_indexes(db: AsyncDatabase, indexes: Mapping[str, Sequence[IndexModel]]) -> None:
-    """Create each service's indexes at start-up; idempotent, so every replica may run it.
+    """Create each service's indexes at start-up: one createIndexes call per collection.
 
-    One index per createIndexes call: FerretDB v1 drops the connection when one call names several indexes of
-    which some exist already.
+    Idempotent (indexes that exist with the same keys and options are left alone), so every replica may run it.
+    An index that exists under the same name with other keys or options fails the call loudly (code 85/86):
+    dropping it is a decision for whoever changed the definition, not something to do silently at start-up.
     """
     for collection, models in indexes.items():
-        for model in models:
-            await db[collection].create_indexes([model])
+        if models:
+            await db[collection].create_indexes(list(models))
 
 
 async def ping(client: AsyncMongoClient) -> bool:

@@ -26,9 +26,19 @@ class CommonSettings(BaseSettings):
     mongodb_uri: SecretStr = Field(
         default=SecretStr("mongodb://127.0.0.1:27017/"),
         alias="MONGODB_URI",
-        description="MongoDB (or FerretDB) URI; secret because it may carry credentials",
+        description="MongoDB URI; secret because it may carry credentials",
     )
     mongodb_database: str = Field(default="mailstream", alias="MONGODB_DATABASE")
+    mongodb_write_concern_w: str = Field(
+        default="majority",
+        alias="MONGODB_WRITE_CONCERN_W",
+        description="Write concern `w` of every write: 'majority' (a write a failover cannot roll back) or a count",
+    )
+    mongodb_write_concern_j: bool = Field(
+        default=True,
+        alias="MONGODB_WRITE_CONCERN_J",
+        description="Write concern `j`: acknowledge a write only once it is in the journal (survives a crash)",
+    )
     inbound_domain: str = Field(default="in.mailstream.test", alias="MAILSTREAM_INBOUND_DOMAIN")
     # Service-to-service auth (mailstream_common.service_auth): receivers hold only the SHA-256 of each caller's
     # own token. The defaults are the digests of the dev tokens below, so a bare dev run works; deployments set both.
