@@ -205,7 +205,9 @@ async def test_a_run_recorded_but_not_published_is_published_on_redelivery(autom
     """A crash between recording the run and the broker's confirm: the next delivery publishes it, once."""
     rule = await automation.add_rule()
     message = stored_message(automation.account_id)
-    await automation.runs.insert_once(unpublished_fired_run(uuid.uuid4().hex, rule, message, automation.account_id))
+    await automation.runs.insert_once(
+        unpublished_fired_run(run_id_for(rule.id, message.message_id), rule, message, automation.account_id)
+    )
     await automation.deliver(message, message)
     await automation.settle()
     assert len(automation.tap.for_message(message.message_id)) == 1
