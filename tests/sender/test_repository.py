@@ -1,19 +1,18 @@
-"""Transient database errors (FerretDB/SQLite answers concurrent writers with SQLITE_BUSY) are retried; others
-are not."""
+"""Connection errors on a write are retried; any other error is raised at once."""
 
 import pytest
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure
 
 from mailstream_sender.repository import with_retries
 
 
-async def test_transient_write_errors_are_retried():
+async def test_connection_errors_are_retried():
     calls = []
 
     async def flaky():
         calls.append(1)
         if len(calls) < 3:
-            raise OperationFailure("[collection.go:191] database is locked (5) (SQLITE_BUSY)")
+            raise AutoReconnect("connection closed")
         return "written"
 
     assert await with_retries(flaky) == "written"
@@ -36,8 +35,8 @@ async def test_other_errors_are_raised_at_once(error):
 
 
 async def test_gives_up_after_the_last_attempt():
-    async def always_locked():
-        raise OperationFailure("database is locked")
+    async def always_down():
+        raise AutoReconnect("connection refused")
 
-    with pytest.raises(OperationFailure):
-        await with_retries(always_locked, attempts=3)
+    with pytest.raises(AutoReconnect):
+        await with_retries(always_down, attempts=3)
