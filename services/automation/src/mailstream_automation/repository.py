@@ -180,7 +180,8 @@ class RulesRepository:
         await self._renumber(account_id, ids)
 
     async def _renumber(self, account_id: str, ids: list[str]) -> None:
-        current = {doc["_id"]: doc.get("position") async for doc in self.collection.find({"account_id": account_id})}
+        cursor = self.collection.find({"account_id": account_id}, {"position": 1})
+        current = {doc["_id"]: doc.get("position") async for doc in cursor}
         for index, rule_id in enumerate(ids):
             if current.get(rule_id) != index:
                 await self.collection.update_one(

@@ -77,8 +77,9 @@ class DomainManager:
 
     # --- views ----------------------------------------------------------------------------------------------
 
-    async def view(self, domain: dict[str, Any]) -> dict[str, Any]:
-        keys = await self.repo.live_keys(domain["_id"])
+    async def view(self, domain: dict[str, Any], keys: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        if keys is None:
+            keys = await self.repo.live_keys(domain["_id"])
         return {
             "id": domain["_id"],
             "name": domain["name"],
@@ -97,14 +98,13 @@ class DomainManager:
 
     async def list_for(self, account_id: str, *, after_name: str | None, limit: int) -> list[dict[str, Any]]:
         domains = await self.repo.list_domains(account_id, after_name=after_name, limit=limit)
-        return [await self.view(d) for d in domains]
+        keys = await self.repo.live_keys_of([d["_id"] for d in domains])  # one query for the whole page
+        return [await self.view(d, keys[d["_id"]]) for d in domains]
 
     # --- commands -------------------------------------------------------------------------------------------
 
     async def create(self, account_id: str, raw_name: str, bits: int) -> dict[str, Any]:
         name = validate_sending_domain(raw_name)
-        if await self.repo.domain_by_name(account_id, name):
-            raise DomainExists(name)
         now = self.clock()
         domain = {
             "_id": uuid.uuid4().hex,
@@ -122,7 +122,7 @@ class DomainManager:
         }
         try:
             await self.repo.insert_domain(domain)
-        except DuplicateKeyError:
+        except DuplicateKeyError:  # the unique (account_id, name) index: the account has it already
             raise DomainExists(name) from None
         await self._add_key(domain, bits, rotation=False, existing=[])
         log.info("domain added", extra={"domain_id": domain["_id"], "domain": name, "account_id": account_id})
@@ -204,7 +204,9 @@ class DomainManager:
 
     async def signing_key(self, account_id: str, name: str) -> dict[str, Any] | None:
         """The active, verified key with its private PEM: the only way a private key leaves this service."""
-        domain = await self.repo.domain_by_name(account_id, name.strip().rstrip(".").lower())
+        domain = await self.repo.domain_by_name(
+            account_id, name.strip().rstrip(".").lower(), ["name", "signing_selector", "checks"]
+        )
         if domain is None or not domain.get("signing_selector"):
             return None
         key = await self.repo.active_key_with_secret(account_id, domain["_id"], domain["signing_selector"])

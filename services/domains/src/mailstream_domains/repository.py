@@ -58,8 +58,10 @@ class DomainRepository:
     async def domain(self, account_id: str, domain_id: str) -> dict[str, Any] | None:
         return await self.domains.find_one({"_id": domain_id, "account_id": account_id})
 
-    async def domain_by_name(self, account_id: str, name: str) -> dict[str, Any] | None:
-        return await self.domains.find_one({"account_id": account_id, "name": name})
+    async def domain_by_name(
+        self, account_id: str, name: str, fields: list[str] | None = None
+    ) -> dict[str, Any] | None:
+        return await self.domains.find_one({"account_id": account_id, "name": name}, fields)
 
     async def list_domains(self, account_id: str, *, after_name: str | None, limit: int) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"account_id": account_id}
@@ -71,6 +73,16 @@ class DomainRepository:
         """The domain's keys whose records must stay published (newest last), without private keys."""
         cursor = self.keys.find({"domain_id": domain_id, "state": {"$in": list(LIVE_KEY_STATES)}}, _PUBLIC_KEY_FIELDS)
         return await cursor.sort("created_at", ASCENDING).to_list()
+
+    async def live_keys_of(self, domain_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """`live_keys` of several domains in one query: domain id -> its keys (newest last)."""
+        found: dict[str, list[dict[str, Any]]] = {domain_id: [] for domain_id in domain_ids}
+        cursor = self.keys.find(
+            {"domain_id": {"$in": domain_ids}, "state": {"$in": list(LIVE_KEY_STATES)}}, _PUBLIC_KEY_FIELDS
+        ).sort("created_at", ASCENDING)
+        async for key in cursor:
+            found[key["domain_id"]].append(key)
+        return found
 
     async def selectors(self, domain_id: str) -> list[str]:
         return [k["selector"] async for k in self.keys.find({"domain_id": domain_id}, {"selector": 1})]
