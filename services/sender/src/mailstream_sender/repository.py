@@ -12,7 +12,6 @@ redelivered command send the mail again.
 """
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -298,33 +297,47 @@ class Suppressions:
         for callback in self.on_change:
             callback(account_id)
 
-    async def _ensure(self, account_id: str, address: str) -> None:
-        document = {
-            "_id": uuid4().hex,
-            "account_id": account_id,
-            "address": address,
-            "suppressed": False,
-            "bounced_message_ids": [],
-            "created_at": utcnow(),
+    async def _upsert(self, account_id: str, address: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Apply `update` to the (account, address) document, creating it first if need be; the document after.
+
+        One upsert. Two first upserts of one pair at once: one inserts, the other's insert collides on the unique
+        index and it runs again, now as a plain update of the document that exists."""
+        update = {
+            **update,
+            "$setOnInsert": {"_id": uuid4().hex, "created_at": utcnow(), **update.get("$setOnInsert", {})},
         }
-        with contextlib.suppress(DuplicateKeyError):
-            await with_retries(lambda: self.collection.insert_one(document))
+        query = {"account_id": account_id, "address": address}
+        for attempt in (1, 2):
+            try:
+                doc = await with_retries(
+                    lambda: self.collection.find_one_and_update(
+                        query, update, upsert=True, return_document=ReturnDocument.AFTER
+                    )
+                )
+            except DuplicateKeyError:
+                if attempt == 2:
+                    raise
+                continue
+            if doc is None:  # SecantusDB 0.7 may apply a racing upsert yet return no document: read it
+                doc = await self.collection.find_one(query)
+            assert doc is not None
+            return doc
+        raise AssertionError("unreachable")
 
     async def record_hard_bounce(
         self, account_id: str, address: str, message_id: str, detail: str, threshold: int
     ) -> Suppression | None:
         """Count a hard bounce; suppress the address at `threshold`. Returns the suppression once it is one."""
         address = address.lower()
-        await self._ensure(account_id, address)
-        doc = await with_retries(
-            lambda: self.collection.find_one_and_update(
-                {"account_id": account_id, "address": address},
-                {"$addToSet": {"bounced_message_ids": message_id}, "$set": {"last_bounce": detail[:500]}},
-                return_document=ReturnDocument.AFTER,
-            )
+        doc = await self._upsert(
+            account_id,
+            address,
+            {
+                "$addToSet": {"bounced_message_ids": message_id},
+                "$set": {"last_bounce": detail[:500]},
+                "$setOnInsert": {"suppressed": False},
+            },
         )
-        if doc is None:
-            return None
         if not doc.get("suppressed") and len(doc.get("bounced_message_ids", [])) >= threshold:
             count, doc_id = len(doc["bounced_message_ids"]), doc["_id"]
             update = {
@@ -345,15 +358,14 @@ class Suppressions:
 
     async def suppress(self, account_id: str, address: str, reason: str) -> Suppression:
         address = address.lower()
-        await self._ensure(account_id, address)
-        doc = await with_retries(
-            lambda: self.collection.find_one_and_update(
-                {"account_id": account_id, "address": address},
-                {"$set": {"suppressed": True, "source": "api", "reason": reason, "suppressed_at": utcnow()}},
-                return_document=ReturnDocument.AFTER,
-            )
+        doc = await self._upsert(
+            account_id,
+            address,
+            {
+                "$set": {"suppressed": True, "source": "api", "reason": reason, "suppressed_at": utcnow()},
+                "$setOnInsert": {"bounced_message_ids": []},
+            },
         )
-        assert doc is not None
         self._changed(account_id)
         return Suppression.from_document(doc)
 
