@@ -8,7 +8,7 @@ arrives (no sleeping).
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import pytest
@@ -201,11 +201,27 @@ async def test_one_auto_reply_per_rule_and_customer_per_interval(automation: Aut
     assert list(by_rule.values()).count(["auto_reply"]) == 1
 
 
+async def test_a_run_expires_after_the_retention_and_an_auto_reply_record_after_the_longer_of_it_and_the_interval(
+    automation: Automation,
+):
+    rule = await automation.add_rule(actions=[AUTO_REPLY, TAG])
+    message = stored_message(automation.account_id)
+    await automation.deliver(message)
+    await automation.tap.wait_for_message(message.message_id)
+    [run] = await automation.runs_of(message.message_id)
+    assert run["expires_at"] - run["at"] == timedelta(days=30)  # AUTOMATION_RUNS_RETENTION_DAYS
+    record = await automation.runs.auto_replies.find_one({"_id": f"{rule.id}:kana@example.net"})
+    assert record["message_id"] == message.message_id
+    assert record["expires_at"] - record["last_at"] == timedelta(days=30)  # longer than the 24 h interval
+
+
 async def test_a_run_recorded_but_not_published_is_published_on_redelivery(automation: Automation):
     """A crash between recording the run and the broker's confirm: the next delivery publishes it, once."""
     rule = await automation.add_rule()
     message = stored_message(automation.account_id)
-    await automation.runs.insert_once(unpublished_fired_run(uuid.uuid4().hex, rule, message, automation.account_id))
+    await automation.runs.insert_once(
+        unpublished_fired_run(run_id_for(rule.id, message.message_id), rule, message, automation.account_id)
+    )
     await automation.deliver(message, message)
     await automation.settle()
     assert len(automation.tap.for_message(message.message_id)) == 1

@@ -256,7 +256,7 @@ async def test_a_retry_after_a_crash_resends_the_stored_bytes_unchanged(sender_f
         if state == "sent" and not crashed:
             crashed.append(message_id)
             raise ConnectionError("worker died after the relay's 250")
-        await record_outcome(message_id, account_id, recipients, state, **fields)
+        return await record_outcome(message_id, account_id, recipients, state, **fields)
 
     harness.sender.deliveries.finish = die_before_the_first_sent_is_recorded
     command = reply_command(acme_key.account_id, stream["_id"])

@@ -1,7 +1,8 @@
-"""Retention of `sender_deliveries`: final records past the retention are pruned, records still in work never are,
-and a command older than the retention is refused rather than risk sending it twice. (The running service's own
-pruning is in test_service.py.)"""
+"""Retention of `sender_deliveries` and `sender_mails` by TTL indexes: a record gets its expiry when it becomes final
+(never while in work), its mail an expiry that outlives it, and a command older than the retention is refused rather
+than risk sending it twice. The TTL monitor's own timing is the server's and is not waited on here."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -10,8 +11,8 @@ from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.mongo import ensure_indexes
-from mailstream_sender.repository import INDEXES, Deliveries, Mails
-from mailstream_sender.retention import Pruner, is_past_retention, minimum_retention_hours, prune_cutoff
+from mailstream_sender.repository import DELIVERIES, INDEXES, MAILS, Deliveries, Mails
+from mailstream_sender.retention import is_past_retention, mail_expires_at, minimum_retention_hours, record_expires_at
 from mailstream_sender.settings import SenderSettings
 from tests.sender.conftest import add_stream, reply_command
 from tests.sender.test_replies import until
@@ -19,10 +20,13 @@ from tests.sender.test_replies import until
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
-def test_cutoff_and_age_check_agree():
-    assert prune_cutoff(NOW, 72) == NOW - timedelta(hours=72)
+def test_age_check_and_expiries_agree():
     assert is_past_retention(NOW - timedelta(hours=72, seconds=1), NOW, 72)
     assert not is_past_retention(NOW - timedelta(hours=71), NOW, 72)
+    assert record_expires_at(NOW, 72) == NOW + timedelta(hours=72)
+    # A mail stored now outlives its record even if that becomes final only at the very end of its retries.
+    latest_final = NOW + timedelta(hours=minimum_retention_hours(48 * 3600))
+    assert mail_expires_at(NOW, 72, 48 * 3600) == record_expires_at(latest_final, 72) == NOW + timedelta(hours=121)
 
 
 def test_retention_must_outlive_the_retries():
@@ -33,47 +37,83 @@ def test_retention_must_outlive_the_retries():
         SenderSettings(SENDER_DELIVERIES_RETENTION_HOURS=48)
 
 
-def record(state: str, age: timedelta, **fields) -> dict:
-    return {
-        "_id": uuid4().hex,
-        "account_id": "acct",
-        "state": state,
-        "attempts": 1,
-        "recipients": ["kana@example.net"],
-        "created_at": NOW - age - timedelta(minutes=1),
-        "updated_at": NOW - age,
-        **fields,
-    }
+@pytest.mark.integration
+async def test_records_and_mails_have_ttl_indexes_on_their_expiry(mongo_db: AsyncDatabase):
+    await ensure_indexes(mongo_db, INDEXES)
+    records = (await mongo_db[DELIVERIES].index_information())["deliveries_expiry"]
+    assert records["key"] == [("expires_at", 1)] and records["expireAfterSeconds"] == 0
+    assert records["partialFilterExpression"] == {"expires_at": {"$exists": True}}  # records in work stay out
+    mails = (await mongo_db[MAILS].index_information())["mails_expiry"]
+    assert mails["key"] == [("expires_at", 1)] and mails["expireAfterSeconds"] == 0
 
 
 @pytest.mark.integration
-async def test_only_final_records_past_retention_are_deleted_in_batches(mongo_db: AsyncDatabase):
+async def test_a_record_gets_its_expiry_when_it_becomes_final_and_is_never_changed_after(mongo_db: AsyncDatabase):
     await ensure_indexes(mongo_db, INDEXES)
     deliveries = Deliveries(mongo_db)
-    old_final = [record(state, timedelta(hours=80 + i)) for i, state in enumerate(["sent", "failed"] * 3)]
-    kept = [
-        record("sent", timedelta(hours=70)),  # final but recent: a redelivered copy or a bounce may still need it
-        record("deferred", timedelta(hours=100)),  # still being worked on, however old
-        record("sending", timedelta(hours=100)),
-    ]
-    await deliveries.collection.insert_many(old_final + kept)
-    mails = Mails(mongo_db)
-    for doc in old_final + kept:  # each record's signed bytes, kept apart
-        await mails.keep(doc["_id"], "acct", b"Subject: x\r\n\r\nbody\r\n", "unsigned")
+    message_id = uuid4().hex
+    await deliveries.begin_attempt(message_id, "acct", ["kana@example.net"])
+    assert await deliveries.finish(message_id, "acct", ["kana@example.net"], "deferred", detail="try later")
+    assert "expires_at" not in await deliveries.collection.find_one({"_id": message_id})
 
-    pruner = Pruner(deliveries, retention_hours=72, interval_seconds=3600)
-    assert await deliveries.delete_finished_before(prune_cutoff(NOW, 72), batch=4) == 6  # two batches
-    assert {d["_id"] async for d in deliveries.collection.find({})} == {r["_id"] for r in kept}
-    assert {d["_id"] async for d in mails.collection.find({})} == {r["_id"] for r in kept}  # mails go with them
-    assert await pruner.prune_once(NOW) == 0  # idempotent: another replica pruning too changes nothing
+    expires = NOW + timedelta(hours=72)
+    assert await deliveries.finish(message_id, "acct", ["kana@example.net"], "sent", detail="250", expires_at=expires)
+    # A slower worker's outcome comes second: the final record stays as it is.
+    assert not await deliveries.finish(message_id, "acct", ["kana@example.net"], "deferred", detail="late")
+    assert not await deliveries.finish(
+        message_id, "acct", ["kana@example.net"], "failed", detail="late", expires_at=NOW + timedelta(hours=99)
+    )
+    doc = await deliveries.collection.find_one({"_id": message_id})
+    assert (doc["state"], doc["detail"], doc["expires_at"]) == ("sent", "250", expires)
+
+
+@pytest.mark.integration
+async def test_a_sent_mail_and_its_record_get_their_expiries(sender_factory, mongo_db, acme_key):
+    harness = await sender_factory(retention_hours=72, max_age_seconds=600)
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    await until(lambda: harness.final_report(command.message_id), what="the mail sent")
+    record = await mongo_db[DELIVERIES].find_one({"_id": command.message_id})
+    mail = await Mails(mongo_db).collection.find_one({"_id": command.message_id})
+    # Set from the sender's clock, a moment apart from the stamps the repository writes.
+    assert abs(record["expires_at"] - record["updated_at"] - timedelta(hours=72)) < timedelta(seconds=30)
+    assert abs(mail["expires_at"] - mail["created_at"] - timedelta(hours=72 + 1 + 600 / 3600)) < timedelta(seconds=30)
+    assert mail["expires_at"] > record["expires_at"]
+
+
+@pytest.mark.integration
+async def test_of_concurrent_first_attempts_exactly_one_inserts_and_every_attempt_counts(mongo_db: AsyncDatabase):
+    await ensure_indexes(mongo_db, INDEXES)
+    deliveries = Deliveries(mongo_db)
+    message_id = uuid4().hex
+    results = await asyncio.gather(
+        *(deliveries.begin_attempt(message_id, "acct", ["kana@example.net"]) for _ in range(8))
+    )
+    assert sorted(first for _, first in results) == [False] * 7 + [True]
+    assert sorted(record.attempts for record, _ in results) == list(range(1, 9))
+    assert (await deliveries.get(message_id)).attempts == 8
+
+    outcomes = await asyncio.gather(
+        *(
+            deliveries.finish(message_id, "acct", ["kana@example.net"], "sent", detail=f"worker {n}", expires_at=NOW)
+            for n in range(8)
+        )
+    )
+    assert sorted(outcomes) == [False] * 7 + [True]
+    winner = outcomes.index(True)
+    assert (await deliveries.get(message_id)).detail == f"worker {winner}"
+    # Once final, no attempt begins: every caller sees the final record.
+    again = await asyncio.gather(*(deliveries.begin_attempt(message_id, "acct", []) for _ in range(8)))
+    assert {(record.state, record.attempts, first) for record, first in again} == {("sent", 8, False)}
 
 
 @pytest.mark.integration
 async def test_a_command_older_than_the_retention_is_refused_unless_its_record_says_it_was_sent(
     sender_factory, mongo_db, relay, acme_key
 ):
-    """Its record may have been pruned, so "no record" no longer means "never sent": it is not sent. While the
-    record of a sent one exists, a late copy is still only re-reported."""
+    """Its record may have expired, so "no record" no longer means "never sent": it is not sent. While the record
+    of a sent one exists, a late copy is still only re-reported."""
     harness = await sender_factory(retention_hours=72)
     stream = await add_stream(mongo_db, acme_key.account_id)
     long_ago = datetime.now(UTC) - timedelta(hours=73)

@@ -1,11 +1,10 @@
 """The sender as a real process (`python -m mailstream_sender`): crash safety, competing workers, the
-suppression API and the bounce consumer, the caches' invalidation by events and by this process's own writes, and
-pruning, through the real broker, database, HTTP and SMTP."""
+suppression API and the bounce consumer, and the caches' invalidation by events and by this process's own writes,
+through the real broker, database, HTTP and SMTP."""
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -17,8 +16,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common import topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, DomainChanged, StreamChanged
-from mailstream_common.mongo import ensure_indexes
-from mailstream_sender.repository import DELIVERIES, INDEXES, MAILS
 from tests.sender.conftest import BOUNCE_DOMAIN, add_stream, reply_command
 from tests.sender.domains_stub import DomainKey, DomainsStub
 from tests.support.backends import Backends, isolated_vhost
@@ -308,34 +305,6 @@ async def test_stream_changed_event_stops_sending_at_once(
     refused = await _final_state(mongo_db, after.message_id, "the mail after the event")
     assert refused["state"] == "failed" and reason in refused["detail"]
     assert len(relay.messages()) == 2
-
-
-async def test_the_service_prunes_delivery_records_past_retention(processes, mongo_db):
-    """At start and then every interval (0.6 s here): final records older than the retention (72 h) go, and with
-    them their stored mails."""
-    await ensure_indexes(mongo_db, INDEXES)
-    collection, mails = mongo_db[DELIVERIES], mongo_db[MAILS]
-    now = datetime.now(UTC)
-
-    def record(state: str, hours_ago: float) -> dict:
-        at = now - timedelta(hours=hours_ago)
-        return {"_id": uuid4().hex, "state": state, "attempts": 1, "created_at": at, "updated_at": at}
-
-    kept = [record("sent", 70), record("deferred", 100)]
-    past = record("sent", 73)
-    await collection.insert_many([past, *kept])
-    await mails.insert_many([{"_id": r["_id"], "raw": b"x", "created_at": r["created_at"]} for r in [past, *kept]])
-    process, _ = processes.start(SENDER_PRUNE_INTERVAL_MINUTES="0.01")
-
-    async def only_kept_left() -> bool:
-        kept_ids = {r["_id"] for r in kept}
-        return {d["_id"] async for d in collection.find({})} == kept_ids == {d["_id"] async for d in mails.find({})}
-
-    await wait_for(only_kept_left, what="the record past retention pruned at start")
-    # One written after start-up, already past retention, goes at the next interval.
-    await collection.insert_one(record("failed", 100))
-    await wait_for(only_kept_left, what="the next interval's pruning")
-    assert process.stop(20) == 0, process.logs()
 
 
 async def test_domain_changed_event_makes_the_next_mail_use_the_rotated_key(

@@ -1,8 +1,11 @@
 """`automation.evaluate`: run an account's rules on every stored inbound message and ask inbox to act.
 
-Idempotent under redelivery: each (rule, message) has one run (unique key); a run's actions are published only
-while the run is not marked `published`, which happens after the broker's confirm. A crash between the two
-re-publishes on redelivery, and inbox de-duplicates per (rule, trigger message).
+Idempotent under redelivery: each (rule, message) has one run (its `_id` derives from that key); a run's actions are
+published only while the run is not marked `published`, which happens after the broker's confirm. A crash between
+the two re-publishes on redelivery, and inbox de-duplicates per (rule, trigger message).
+
+Database round trips per message: the rules revision (and the rules on a cache miss), the message's earlier runs
+(one indexed query), then one insert per evaluated rule, and for a fired auto-reply one conditional upsert.
 """
 
 import logging
@@ -41,13 +44,12 @@ class RuleRunner:
     async def handle(self, event: MessageStored, delivery: Delivery) -> None:
         if event.direction != "inbound":
             return  # our own replies and agents' mail never trigger rules
-        if delivery.redelivered or delivery.attempt > 1:
-            # Finish what an earlier delivery recorded but could not publish: also runs of rules that this
-            # evaluation no longer reaches (deleted, disabled, reordered since). A scan on FerretDB, so only here:
-            # a first delivery can only meet its own runs through a duplicate event, handled per rule below.
-            for run in await self.runs.for_message(event.account_id, event.message_id):
-                if needs_publishing(run):
-                    await self._publish(run)
+        # Finish what an earlier delivery (or a duplicate of this event) recorded but could not publish: also runs of
+        # rules that this evaluation no longer reaches (deleted, disabled, reordered since).
+        earlier = await self.runs.decisions_for_message(event.account_id, event.message_id)
+        for run in earlier.values():
+            if needs_publishing(run):
+                await self._publish(run)
         rules = await self.cached_rules.enabled_for_account(event.account_id)
         if not rules:
             return
@@ -64,10 +66,7 @@ class RuleRunner:
             RULES_EVALUATED.labels("fired" if outcome.fired else "not_fired").inc()
             if not outcome.fired and not self.settings.record_unfired_runs:
                 continue
-            earlier = await self.runs.find(rule.id, event.message_id)
-            if earlier is not None:  # decided on an earlier delivery or by a duplicate of this event
-                if needs_publishing(earlier):
-                    await self._publish(earlier)
+            if rule.id in earlier:  # decided on an earlier delivery or by a duplicate of this event (published above)
                 continue
             now = datetime.now(UTC)
             actions, skipped = list(rule.actions), []
@@ -84,6 +83,7 @@ class RuleRunner:
                 skipped_actions=skipped,
                 customer=facts.from_address,
                 at=now,
+                retention=timedelta(days=self.settings.runs_retention_days),
             )
             stored, created = await self.runs.insert_once(run)
             if created and outcome.fired:
@@ -99,8 +99,13 @@ class RuleRunner:
         hours = self.settings.auto_reply_interval_hours
         if hours <= 0:
             return None
-        claimed, last_at = await self.runs.claim_auto_reply(rule_id, customer, message_id, now, timedelta(hours=hours))
-        if claimed:
+        interval = timedelta(hours=hours)
+        # Kept past the interval as long as the runs are, so that lengthening the interval does not forget a reply.
+        keep_until = now + max(interval, timedelta(days=self.settings.runs_retention_days))
+        allowed, last_at = await self.runs.take_auto_reply(
+            rule_id, customer, message_id, now, interval, keep_until=keep_until
+        )
+        if allowed:
             return None
         when = last_at.isoformat() if last_at else "recently"
         return f"rate_limited: this rule auto-replied to {customer} at {when} (at most one per {hours:g} h)"

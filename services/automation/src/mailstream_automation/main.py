@@ -1,9 +1,7 @@
 """Wiring only: settings, logging, MongoDB, the broker and its consumer, and the HTTP API in one event loop."""
 
 import asyncio
-import contextlib
 import logging
-from datetime import UTC, datetime
 
 from mailstream_common import mongo, service, topology
 from mailstream_common.broker import Broker
@@ -13,7 +11,6 @@ from mailstream_common.ops import HttpServer
 from .api.app import create_app
 from .consumer import RuleRunner
 from .repository import RulesRepository, RunsRepository, ensure_indexes
-from .retention import Pruner
 from .settings import AutomationSettings
 
 log = logging.getLogger(__name__)
@@ -27,22 +24,13 @@ async def main(stop: asyncio.Event) -> None:
     db = client[settings.mongodb_database]
     broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
     server: HttpServer | None = None
-    pruning: asyncio.Task[None] | None = None
     try:
         await ensure_indexes(db)
         await broker.connect()
         await broker.declare(topology.INBOX_ACTIONS)  # so our commands are routable before inbox first starts
-        runs = RunsRepository(db)
-        runner = RuleRunner(RulesRepository(db), runs, broker, settings)
+        runner = RuleRunner(RulesRepository(db), RunsRepository(db), broker, settings)
         broker.consume(topology.AUTOMATION_EVALUATE, runner.handle, MessageStored, prefetch=settings.consumer_prefetch)
         await broker.start()
-        pruner = Pruner(
-            runs,
-            retention_days=settings.runs_retention_days,
-            auto_reply_interval_hours=settings.auto_reply_interval_hours,
-            interval_seconds=settings.prune_interval_minutes * 60,
-        )
-        pruning = asyncio.create_task(pruner.run(stop, lambda: datetime.now(UTC)))
 
         app = create_app(settings, db, {"broker": broker.is_ready, "database": lambda: mongo.ping(client)})
         server = HttpServer(app, settings.http_host, settings.http_port, lifespan="off")
@@ -51,10 +39,6 @@ async def main(stop: asyncio.Event) -> None:
         await server.wait(stop)
     finally:
         log.info("shutting down")
-        if pruning is not None:
-            pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
         if server is not None:
             await server.stop()
         await broker.close(grace=settings.shutdown_grace_seconds)

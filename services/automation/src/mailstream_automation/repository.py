@@ -1,10 +1,15 @@
-"""MongoDB queries of automation: rules (ordered per account), runs (one per rule and message), auto-reply claims.
+"""MongoDB queries of automation: rules (ordered per account), runs (one per rule and message), and the last
+auto-reply per rule and customer (the rate limit).
 
 Rule order is the `position` field, renumbered 0..n-1 whenever a rule is placed or removed; ties (two concurrent
 creates) fall back to creation time and id, so the order is always total and stable.
 
 Every rule write ends by giving the account a new rules revision (`rules_cache.py` says why that keeps every
 replica's cache correct).
+
+Concurrency is MongoDB's single-document atomicity: a run is one insert on its derived `_id` (a duplicate finds the
+first), and the auto-reply allowance is one conditional upsert on its natural key. Retention is a TTL index on
+`expires_at`, which each document gets when it is written.
 """
 
 import logging
@@ -20,21 +25,19 @@ from pymongo.errors import DuplicateKeyError
 from mailstream_common import mongo
 
 from .rules import RuleDefinition, StoredRule
-from .runs import run_id_for
 
 log = logging.getLogger(__name__)
 
 RULES = "automation_rules"
 RUNS = "automation_runs"
-REPLY_CLAIMS = "automation_reply_claims"
+AUTO_REPLIES = "automation_auto_replies"
 RULE_REVISIONS = "automation_rule_revisions"
 
 INDEXES = {
     RULES: [
         IndexModel([("account_id", ASCENDING), ("position", ASCENDING), ("_id", ASCENDING)], name="rules_by_position"),
     ],
-    RUNS: [
-        IndexModel([("rule_id", ASCENDING), ("message_id", ASCENDING)], unique=True, name="run_per_rule_message"),
+    RUNS: [  # keyed by _id = run_id_for(rule id, message id): one run per (rule, message)
         IndexModel(
             [("account_id", ASCENDING), ("rule_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)],
             name="runs_by_rule",
@@ -42,11 +45,10 @@ INDEXES = {
         IndexModel([("account_id", ASCENDING), ("message_id", ASCENDING)], name="runs_by_message"),
         IndexModel([("account_id", ASCENDING), ("conversation_id", ASCENDING)], name="runs_by_conversation"),
         IndexModel([("account_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="runs_by_time"),
-        IndexModel([("at", ASCENDING)], name="runs_by_age"),  # retention
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="runs_expiry"),
     ],
-    REPLY_CLAIMS: [
-        # keyed by _id = "<rule id>:<customer address>"
-        IndexModel([("last_at", ASCENDING)], name="reply_claims_by_age"),  # retention
+    AUTO_REPLIES: [  # keyed by _id = "<rule id>:<customer address>"
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="auto_replies_expiry"),
     ],
     RULE_REVISIONS: [],  # keyed by _id = account id
 }
@@ -100,11 +102,11 @@ class RulesRepository:
         return None if doc is None else doc.get("revision")
 
     async def _new_revision(self, account_id: str) -> None:
-        """A fresh random token (not a counter: FerretDB v1 may lose one of two concurrent `$inc`s)."""
+        """A fresh random token: it differs from every earlier one, even after the document was deleted by hand."""
         document = {"revision": uuid4().hex, "at": datetime.now(UTC)}
         try:
             await self.revisions.replace_one({"_id": account_id}, document, upsert=True)
-        except DuplicateKeyError:  # a concurrent first upsert inserted it: now it exists, so replace it
+        except DuplicateKeyError:  # two first upserts of one `_id` at once: one inserted, so replace that one
             await self.revisions.replace_one({"_id": account_id}, document)
 
     async def create(
@@ -178,7 +180,8 @@ class RulesRepository:
         await self._renumber(account_id, ids)
 
     async def _renumber(self, account_id: str, ids: list[str]) -> None:
-        current = {doc["_id"]: doc.get("position") async for doc in self.collection.find({"account_id": account_id})}
+        cursor = self.collection.find({"account_id": account_id}, {"position": 1})
+        current = {doc["_id"]: doc.get("position") async for doc in cursor}
         for index, rule_id in enumerate(ids):
             if current.get(rule_id) != index:
                 await self.collection.update_one(
@@ -186,23 +189,39 @@ class RulesRepository:
                 )
 
 
+# What the consumer needs of an earlier run to finish it: not the conditions and reasons, which only the API shows.
+_DECISION_FIELDS = {
+    f: 1
+    for f in (
+        "rule_id",
+        "rule_name",
+        "account_id",
+        "message_id",
+        "conversation_id",
+        "fired",
+        "actions",
+        "published",
+        "correlation_id",
+    )
+}
+
+
 class RunsRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db[RUNS]
-        self.claims = db[REPLY_CLAIMS]
-
-    async def find(self, rule_id: str, message_id: str) -> dict[str, Any] | None:
-        """By `_id` (derived from the key). A run recorded before ids were derived is not found here; `insert_once`
-        then meets it on the unique (rule_id, message_id) index and returns it instead of inserting."""
-        return await self.collection.find_one({"_id": run_id_for(rule_id, message_id)})
+        self.auto_replies = db[AUTO_REPLIES]
 
     async def for_message(self, account_id: str, message_id: str) -> list[dict[str, Any]]:
         return [doc async for doc in self.collection.find({"account_id": account_id, "message_id": message_id})]
 
+    async def decisions_for_message(self, account_id: str, message_id: str) -> dict[str, dict[str, Any]]:
+        """The runs already recorded for a message, by rule id (one indexed query, only the fields that decide)."""
+        cursor = self.collection.find({"account_id": account_id, "message_id": message_id}, _DECISION_FIELDS)
+        return {doc["rule_id"]: doc async for doc in cursor}
+
     async def insert_once(self, run: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        return await mongo.insert_once(
-            self.collection, run, {"rule_id": run["rule_id"], "message_id": run["message_id"]}
-        )
+        """Record a run unless its (rule, message) has one; return (the stored run, whether this one is it)."""
+        return await mongo.insert_once(self.collection, run, {"_id": run["_id"]})
 
     async def mark_published(self, run_id: str, at: datetime) -> None:
         await self.collection.update_one({"_id": run_id}, {"$set": {"published": True, "published_at": at}})
@@ -222,33 +241,26 @@ class RunsRepository:
         cursor = self.collection.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
         return [doc async for doc in cursor]
 
-    async def delete_runs_before(self, cutoff: datetime) -> int:
-        result = await self.collection.delete_many({"at": {"$lt": cutoff}})
-        return result.deleted_count
-
-    async def delete_reply_claims_before(self, cutoff: datetime) -> int:
-        """Claims whose last reply is older than the cutoff (the caller keeps those the rate limit still needs)."""
-        result = await self.claims.delete_many({"last_at": {"$lt": cutoff}})
-        return result.deleted_count
-
-    async def claim_auto_reply(
-        self, rule_id: str, customer: str, message_id: str, now: datetime, interval: timedelta
+    async def take_auto_reply(
+        self, rule_id: str, customer: str, message_id: str, now: datetime, interval: timedelta, *, keep_until: datetime
     ) -> tuple[bool, datetime | None]:
-        """Atomically take the (rule, customer) auto-reply slot unless another message took it within `interval`.
+        """Record that `rule_id` auto-replies to `customer` for `message_id` now, unless it did so for another message
+        within `interval`. Returns (this message may auto-reply, when the rule last replied if it may not).
 
-        One upsert guarded by `last_at < cutoff`: when a recent claim exists the filter misses, the upsert collides
-        on `_id` and we lose. A redelivered message finds its own claim and keeps it. Returns (claimed, last_at).
-        """
+        One upsert guarded by `last_at < now - interval`: with a recent reply the filter misses, the upsert collides
+        on the natural `_id` and this message loses; of concurrent messages exactly one wins. A redelivered message
+        finds its own record and keeps its allowance. `keep_until` is the record's expiry (TTL index)."""
         key = f"{rule_id}:{customer}"
-        try:
-            await self.claims.update_one(
-                {"_id": key, "last_at": {"$lt": now - interval}},
-                {"$set": {"last_at": now, "message_id": message_id, "rule_id": rule_id}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            existing = await self.claims.find_one({"_id": key})
-            if existing is None:  # the slot was released between the two calls: try once more
-                return await self.claim_auto_reply(rule_id, customer, message_id, now, interval)
-            return existing.get("message_id") == message_id, existing.get("last_at")
-        return True, None
+        fields = {"last_at": now, "message_id": message_id, "rule_id": rule_id, "expires_at": keep_until}
+        for _ in range(3):
+            try:
+                await self.auto_replies.update_one(
+                    {"_id": key, "last_at": {"$lt": now - interval}}, {"$set": fields}, upsert=True
+                )
+                return True, None
+            except DuplicateKeyError:
+                existing = await self.auto_replies.find_one({"_id": key}, {"message_id": 1, "last_at": 1})
+                if existing is not None:
+                    return existing.get("message_id") == message_id, existing.get("last_at")
+                # expired and deleted between the two calls: try again
+        raise RuntimeError(f"auto-reply record {key} kept vanishing")

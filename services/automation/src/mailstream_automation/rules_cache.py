@@ -1,13 +1,12 @@
 """A per-process cache of each account's enabled rules, valid only for the rules revision it was loaded under.
 
 Every rule write through the API sets the account's revision document (`automation_rule_revisions`, `_id` = account
-id) to a fresh random token *after* the write. A message reads that token first (a bare `_id` read, cheap on
-FerretDB v1), then takes the cached rules only if they were loaded under the same token, and otherwise loads the
-rules and caches them under the token it read *before* loading. So a write that finished before a message is
-handled has changed the token that message reads, on every replica: it never sees rules older than that write.
+id) to a fresh random token *after* the write. A message reads that token first (one `_id` read), then takes the
+cached rules only if they were loaded under the same token, and otherwise loads the rules and caches them under the
+token it read *before* loading. So a write that finished before a message is handled has changed the token that
+message reads, on every replica: it never sees rules older than that write.
 
-The token is random rather than a counter because FerretDB v1 does not isolate `$inc`: two concurrent bumps could
-both write n+1, and a replica that cached the rules between them would keep them. A fresh token always differs.
+A random token rather than a counter: it never repeats, even if the revision document is deleted or restored.
 """
 
 from collections import OrderedDict

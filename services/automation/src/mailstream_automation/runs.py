@@ -1,6 +1,6 @@
 """The record of one rule evaluated on one message: what it decided, why, and what it asked inbox to do."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -13,8 +13,8 @@ _RUN_NAMESPACE = UUID("5f0c8f8e-3b1d-4d8a-9d53-7a3c2f6e1b40")
 
 
 def run_id_for(rule_id: str, message_id: str) -> str:
-    """The run's `_id`, derived from its unique key: "was this decided already?" is a bare `_id` read, the only
-    query FerretDB v1 does not answer by scanning the collection."""
+    """The run's `_id`, derived from its natural key (rule, message): the unique `_id` makes a run's insert
+    idempotent without a second unique index."""
     return uuid5(_RUN_NAMESPACE, f"{rule_id}:{message_id}").hex
 
 
@@ -27,8 +27,10 @@ def build_run(
     skipped_actions: list[dict[str, str]],
     customer: str,
     at: datetime,
+    retention: timedelta,
 ) -> dict[str, Any]:
-    """A run document; `(rule_id, message_id)` is its unique key, `published` turns true after the broker confirm."""
+    """A run document; `(rule_id, message_id)` is its unique key, `published` turns true after the broker confirm,
+    and a TTL index deletes it at `expires_at`, `retention` after it was decided."""
     return {
         "_id": run_id_for(rule.id, event.message_id),
         "rule_id": rule.id,
@@ -48,6 +50,7 @@ def build_run(
         "published_at": None,
         "received_at": event.received_at,
         "at": at,
+        "expires_at": at + retention,
         "correlation_id": event.correlation_id,
     }
 

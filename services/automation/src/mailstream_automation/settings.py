@@ -37,11 +37,5 @@ class AutomationSettings(CommonSettings):
         default=30.0,
         alias="AUTOMATION_RUNS_RETENTION_DAYS",
         ge=1,  # far longer than a message can be redelivered (the retry tiers end within the hour)
-        description="Runs, and auto-reply claims no longer needed, older than this many days are deleted",
-    )
-    prune_interval_minutes: float = Field(
-        default=60.0,
-        alias="AUTOMATION_PRUNE_INTERVAL_MINUTES",
-        gt=0,
-        description="How often each replica deletes what is past retention",
+        description="Runs (and auto-reply records no longer needed) expire this many days after they are written",
     )

@@ -77,8 +77,9 @@ class DomainManager:
 
     # --- views ----------------------------------------------------------------------------------------------
 
-    async def view(self, domain: dict[str, Any]) -> dict[str, Any]:
-        keys = await self.repo.live_keys(domain["_id"])
+    async def view(self, domain: dict[str, Any], keys: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        if keys is None:
+            keys = await self.repo.live_keys(domain["_id"])
         return {
             "id": domain["_id"],
             "name": domain["name"],
@@ -97,14 +98,13 @@ class DomainManager:
 
     async def list_for(self, account_id: str, *, after_name: str | None, limit: int) -> list[dict[str, Any]]:
         domains = await self.repo.list_domains(account_id, after_name=after_name, limit=limit)
-        return [await self.view(d) for d in domains]
+        keys = await self.repo.live_keys_of([d["_id"] for d in domains])  # one query for the whole page
+        return [await self.view(d, keys[d["_id"]]) for d in domains]
 
     # --- commands -------------------------------------------------------------------------------------------
 
     async def create(self, account_id: str, raw_name: str, bits: int) -> dict[str, Any]:
         name = validate_sending_domain(raw_name)
-        if await self.repo.domain_by_name(account_id, name):
-            raise DomainExists(name)
         now = self.clock()
         domain = {
             "_id": uuid.uuid4().hex,
@@ -122,7 +122,7 @@ class DomainManager:
         }
         try:
             await self.repo.insert_domain(domain)
-        except DuplicateKeyError:
+        except DuplicateKeyError:  # the unique (account_id, name) index: the account has it already
             raise DomainExists(name) from None
         await self._add_key(domain, bits, rotation=False, existing=[])
         log.info("domain added", extra={"domain_id": domain["_id"], "domain": name, "account_id": account_id})
@@ -169,9 +169,13 @@ class DomainManager:
                 raise RotationInProgress(pending["selector"])
             # Nothing signs yet: the unpublished key is simply replaced (e.g. it was pasted somewhere it should not).
             await self.repo.move_key(pending["_id"], from_state="pending", to_state="retired", at=self.clock())
-        selector = await self._add_key(
-            domain, domain["dkim_key_bits"], rotation=has_active, existing=await self.repo.selectors(domain_id)
-        )
+        try:
+            selector = await self._add_key(
+                domain, domain["dkim_key_bits"], rotation=has_active, existing=await self.repo.selectors(domain_id)
+            )
+        except DuplicateKeyError:  # a concurrent rotation inserted its pending key first (one per domain)
+            waiting = next((k for k in await self.repo.live_keys(domain_id) if k["state"] == "pending"), None)
+            raise RotationInProgress(waiting["selector"] if waiting else "(new)") from None
         domain = await self.repo.update_domain(
             domain_id,
             {
@@ -200,11 +204,13 @@ class DomainManager:
 
     async def signing_key(self, account_id: str, name: str) -> dict[str, Any] | None:
         """The active, verified key with its private PEM: the only way a private key leaves this service."""
-        domain = await self.repo.domain_by_name(account_id, name.strip().rstrip(".").lower())
+        domain = await self.repo.domain_by_name(
+            account_id, name.strip().rstrip(".").lower(), ["name", "signing_selector", "checks"]
+        )
         if domain is None or not domain.get("signing_selector"):
             return None
-        key = await self.repo.active_key_with_secret(account_id, domain["_id"])
-        if key is None or key["selector"] != domain["signing_selector"]:
+        key = await self.repo.active_key_with_secret(account_id, domain["_id"], domain["signing_selector"])
+        if key is None:
             return None
         result: dict[str, Any] = {
             "domain": domain["name"],
@@ -267,8 +273,9 @@ class DomainManager:
         )
         return results, observed_spf
 
-    async def check(self, domain: dict[str, Any]) -> dict[str, Any]:
-        """Look every record up, judge it, apply key transitions, store, and announce what changed."""
+    async def check(self, domain: dict[str, Any], *, lease_owner: str | None = None) -> dict[str, Any]:
+        """Look every record up, judge it, apply key transitions, store, and announce what changed. A scheduled
+        check passes the owner token of its lease: its result is stored only while it still holds the lease."""
         now = self.clock()
         keys = await self.repo.live_keys(domain["_id"])
         results, observed_spf = await self._judge(domain, keys)
@@ -286,8 +293,8 @@ class DomainManager:
                 "checked_at": now,
             }
 
-        moved, rotated = await self._apply_key_transitions(keys, checks, now)
-        if moved:
+        attempted, rotated = await self._apply_key_transitions(keys, checks, now)
+        if attempted:  # read back what won: this check's moves, or a concurrent check's
             keys = await self.repo.live_keys(domain["_id"])
         checked = {**domain, "checks": checks, "observed_spf": observed_spf}
         status = planmod.domain_status(checked, keys)
@@ -313,8 +320,9 @@ class DomainManager:
                 "check_attempts": 0 if settled else attempts + 1,
                 "next_check_at": now + timedelta(seconds=delay),
             },
+            lease_owner=lease_owner,
         )
-        if updated is None:  # deleted while we were checking
+        if updated is None:  # deleted while we were checking, or the lease ran out and another replica took over
             return {**checked, "status": status, "signing_selector": selector}
         if rotated is not None and selector == rotated:
             await self._announce(updated, "key_rotated")
@@ -326,36 +334,40 @@ class DomainManager:
         self, keys: list[dict[str, Any]], checks: dict[str, dict[str, Any]], now: datetime
     ) -> tuple[bool, str | None]:
         """A pending key whose record verified becomes active (the previous active one starts retiring); retiring
-        keys past the grace period are retired. Returns (whether any key moved, the newly active selector of a
+        keys past the grace period are retired. Each move is conditional on the key's state, so of concurrent checks
+        exactly one makes it. Returns (whether any move was tried, the selector this check made active in a
         rotation or None)."""
-        moved = False
+        attempted = False
         rotated = None
         active = next((k for k in keys if k["state"] == "active"), None)
         for key in keys:
             verified = checks.get(planmod.dkim_check_key(key["selector"]), {}).get("status") == "verified"
             if key["state"] == "pending" and verified:
+                attempted = True
                 if active is not None:
                     await self.repo.move_key(active["_id"], from_state="active", to_state="retiring", at=now)
                 if await self.repo.move_key(key["_id"], from_state="pending", to_state="active", at=now):
-                    moved = True
                     log.info("dkim key active", extra={"domain_id": key["domain_id"], "selector": key["selector"]})
                     rotated = key["selector"] if active is not None else None
                     active = key
             elif planmod.retiring_expired(key, now, self.policy.rotation_grace):
-                moved |= await self.repo.move_key(key["_id"], from_state="retiring", to_state="retired", at=now)
-        return moved, rotated
+                attempted = True
+                await self.repo.move_key(key["_id"], from_state="retiring", to_state="retired", at=now)
+        return attempted, rotated
 
     async def run_due_checks(self, limit: int = 20) -> int:
-        """One round of the background verifier: check the domains whose time has come (and that no other
-        replica claimed)."""
+        """One round of the background verifier: take due checks one at a time (each under a lease with this
+        round's owner token; concurrent rounds of other replicas take other domains) and run them."""
         checked = 0
-        for domain in await self.repo.due_domains(self.clock(), limit):
-            if not await self.repo.claim_check(domain, self.clock()):
-                continue
+        while checked < limit:
+            owner = uuid.uuid4().hex
+            domain = await self.repo.take_due_check(self.clock(), owner)
+            if domain is None:
+                break
             checked += 1
             try:
-                await self.check(domain)
-            except Exception:
+                await self.check(domain, lease_owner=owner)
+            except Exception:  # the lease runs out and the domain is due again
                 log.exception("scheduled check failed", extra={"domain_id": domain["_id"]})
         return checked
 

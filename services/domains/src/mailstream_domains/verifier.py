@@ -1,8 +1,8 @@
 """The background verifier: re-checks domains whose `next_check_at` has come.
 
 Pending records are re-checked on a schedule that backs off from minutes to hours (DNS propagation takes up to
-24-48 hours); verified domains are re-checked daily so sender stops signing if a record disappears. Several
-replicas may run it: a domain checked twice in a row only costs a few DNS queries, and key transitions are
+24-48 hours); verified domains are re-checked daily so sender stops signing if a record disappears. Every replica
+runs it: each due check is taken by exactly one of them (`DomainRepository.take_due_check`), and key transitions are
 conditional updates.
 """
 

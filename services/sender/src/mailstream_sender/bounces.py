@@ -21,14 +21,15 @@ class BounceRecorder:
     async def handle(self, report: DeliveryReported, delivery: Delivery) -> None:
         if report.status != "bounced" or not report.permanent:
             return
-        record = await self.deliveries.get(report.message_id)
-        if record is None or record.account_id is None:
+        sent = await self.deliveries.sent_to(report.message_id)
+        if sent is None:
             log.warning("bounce for a message sender never sent", extra={"message_id": report.message_id})
             return
-        recipients = [report.recipient.lower()] if report.recipient else record.recipients
+        account_id, sent_recipients = sent
+        recipients = [report.recipient.lower()] if report.recipient else sent_recipients
         for address in recipients:
             suppression = await self.suppressions.record_hard_bounce(
-                record.account_id, address, report.message_id, report.detail, self.threshold
+                account_id, address, report.message_id, report.detail, self.threshold
             )
             if suppression is not None:
                 log.info("address suppressed after hard bounces", extra={"hard_bounces": suppression.hard_bounces})

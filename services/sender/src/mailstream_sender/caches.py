@@ -1,5 +1,5 @@
 """Per-process caches in front of the two reads every mail's guard steps make: the stream record and the account's
-suppression list. On FerretDB every read scans its collection, so each one saved is worth ~tens of ms per mail.
+suppression list, so that a mail with warm caches reads nothing from the database.
 
 - Streams (inbox owns them) are kept until `stream.changed` names them (this replica's own queue, next to
   `domain.changed`), or for a short TTL, the fallback for an event missed while the broker connection was down.

@@ -1,11 +1,9 @@
 """Wiring only: settings, logging, Mongo, broker, the consumers, the HTTP app, and shutdown."""
 
 import asyncio
-import contextlib
 import logging
 import socket
 import uuid
-from datetime import UTC, datetime
 
 import httpx
 
@@ -20,7 +18,6 @@ from .caches import CacheEvents, SuppressionCache, stream_cache
 from .delivery import RelayConfig, SmtpRelay
 from .replies import ReplySender, SenderPolicy
 from .repository import INDEXES, Deliveries, Suppressions
-from .retention import Pruner
 from .settings import SenderSettings
 from .signing import SigningKeyCache
 
@@ -84,11 +81,6 @@ async def main(stop: asyncio.Event) -> None:
     broker.consume(topology.SENDER_BOUNCES, bounces.handle, DeliveryReported, prefetch=settings.consumer_prefetch)
     replica_queue = topology.replica_queue("sender", uuid.uuid4().hex, topology.SENDER_REPLICA_EVENTS)
     broker.consume(replica_queue, CacheEvents(keys, streams).handle, (DomainChanged, StreamChanged))
-    pruner = Pruner(
-        deliveries,
-        retention_hours=settings.deliveries_retention_hours,
-        interval_seconds=settings.prune_interval_minutes * 60,
-    )
 
     async def database_ready() -> bool:
         return await mongo.ping(client)
@@ -97,14 +89,10 @@ async def main(stop: asyncio.Event) -> None:
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()  # HTTP first: a port that is taken stops the process before it takes any work
     await broker.start()
-    pruning = asyncio.create_task(pruner.run(stop, lambda: datetime.now(UTC)))
     log.info("sender ready", extra={"relay": f"{settings.smtp_host}:{settings.smtp_port}", "http": settings.http_port})
     try:
         await server.wait(stop)
     finally:
-        pruning.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pruning
         await broker.close(settings.shutdown_grace_seconds)  # finish or requeue in-flight commands
         await server.stop()
         await relay.close()

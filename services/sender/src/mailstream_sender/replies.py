@@ -6,7 +6,8 @@ per mail: the bytes are stored before the first SMTP transaction and every later
 record and report the outcome.
 
 Exactly-once as far as it can be had: the state in `sender_deliveries` is checked and written before the SMTP
-transaction (one atomic insert, or a conditional update on a retry) and recorded after it, so a command redelivered
+transaction (one atomic insert, or a conditional update on a retry) and recorded after it (a conditional update
+that never changes a final record), so a command redelivered
 after the relay accepted the mail and the state was recorded is only acknowledged (its report re-published, with
 the stored bytes). The window that remains: a crash after the relay's 250 reply and before `sent` is recorded
 leaves `sending`, and the redelivered command sends the mail a second time (at-least-once), byte for byte the same.
@@ -34,7 +35,7 @@ from .caches import StreamCache, SuppressionCache, stream_cache
 from .compose import ComposeError, compose
 from .delivery import SendResult, SmtpRelay
 from .repository import FINAL_STATES, Deliveries, DeliveryRecord, Mails, StoredMail, Suppressions
-from .retention import is_past_retention
+from .retention import is_past_retention, mail_expires_at, record_expires_at
 from .signing import SigningKeyCache, SigningKeyUnavailable, sign
 from .templating import TemplateRenderError, render
 
@@ -72,7 +73,7 @@ class SenderPolicy:
     max_age_seconds: float
     max_attempts: int
     retry_base_seconds: float = 5.0
-    retention_hours: float = 72  # commands older than this are refused: their record may have been pruned
+    retention_hours: float = 72  # final records expire this long after; older commands are refused
 
 
 class ReplySender:
@@ -164,7 +165,8 @@ class ReplySender:
             return None
         # Another worker holding the same command (a redelivery racing it) may have stored its bytes first: then
         # those are sent, so both send the same mail.
-        return await self.mails.keep(request.message_id, request.account_id, raw, signing_note)
+        expires_at = mail_expires_at(self.clock(), self.policy.retention_hours, self.policy.max_age_seconds)
+        return await self.mails.keep(request.message_id, request.account_id, raw, signing_note, expires_at=expires_at)
 
     async def command_is_not_too_old(self, outgoing: Outgoing) -> str | None:
         request = outgoing.request
@@ -259,7 +261,7 @@ class ReplySender:
             return
         delay = result.retry_after or backoff_seconds(delivery.attempt, base=self.policy.retry_base_seconds)
         request = outgoing.request
-        await self.deliveries.finish(
+        recorded = await self.deliveries.finish(
             request.message_id,
             request.account_id,
             outgoing.recipients,
@@ -267,6 +269,9 @@ class ReplySender:
             detail=result.detail,
             smtp_code=result.code,
         )
+        if not recorded:
+            await self._report_the_final_record(request.message_id, delivery)
+            return
         await self.publish(
             self._report(outgoing, "deferred", f"will retry: {result.detail}", delivery, smtp_code=result.code)
         )
@@ -286,7 +291,7 @@ class ReplySender:
         permanent: bool = False,
     ) -> None:
         request = outgoing.request
-        await self.deliveries.finish(
+        recorded = await self.deliveries.finish(
             request.message_id,
             request.account_id,
             outgoing.recipients,
@@ -296,7 +301,11 @@ class ReplySender:
             relay_queue_id=relay_queue_id,
             permanent=permanent,
             raw_kept=raw is not None,
+            expires_at=record_expires_at(self.clock(), self.policy.retention_hours),
         )
+        if not recorded:
+            await self._report_the_final_record(request.message_id, delivery)
+            return
         await self.publish(
             self._report(
                 outgoing,
@@ -336,10 +345,17 @@ class ReplySender:
             correlation_id=outgoing.request.correlation_id,
         )
 
+    async def _report_the_final_record(self, message_id: str, delivery: Delivery) -> None:
+        """Another worker recorded this command's final outcome first: that one stands, and inbox hears it."""
+        log.info("outcome recorded by another worker first", extra={"message_id": message_id})
+        record = await self.deliveries.get(message_id)
+        if record is not None:
+            await self.publish(await self._report_of(record, delivery.attempt))
+
     async def _report_of(self, record: DeliveryRecord, attempt: int) -> DeliveryReported:
         """The report of a final record, again: the same bytes as the first time (`raw_kept`), read back."""
-        raw = record.raw
-        if raw is None and record.raw_kept:
+        raw = None
+        if record.raw_kept:
             stored = await self.mails.get(record.message_id)
             raw = stored.raw if stored is not None else None
         return DeliveryReported(

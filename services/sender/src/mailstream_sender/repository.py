@@ -2,13 +2,16 @@
 (`sender_mails`, insert-only, so that the state records updated twice per mail stay small) and the suppression
 list (`sender_suppressions`). All queries live here.
 
-Writes are retried a few times on transient database errors: FerretDB on SQLite answers concurrent writers with
-"database is locked (SQLITE_BUSY)", and losing the write that records `sent` would make the redelivered command
-send the mail again.
+Concurrency is MongoDB's single-document atomicity: a record is created by an insert on its unique `_id` (the
+message id), and every later state change is a conditional update that never moves a final record (`sent`,
+`failed`) again. Retention is a TTL index: a record gets `expires_at` when it becomes final, its mail when it is
+stored (late enough to outlive the record).
+
+Writes are retried a few times on connection errors: losing the write that records `sent` would make the
+redelivered command send the mail again.
 """
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ from uuid import uuid4
 from prometheus_client import Histogram
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect, DuplicateKeyError, NetworkTimeout, OperationFailure
+from pymongo.errors import AutoReconnect, DuplicateKeyError, NetworkTimeout
 
 from mailstream_common.contracts import utcnow
 
@@ -28,7 +31,17 @@ MAILS = "sender_mails"
 SUPPRESSIONS = "sender_suppressions"
 
 INDEXES = {
-    DELIVERIES: [IndexModel([("account_id", ASCENDING)]), IndexModel([("updated_at", ASCENDING)])],  # retention
+    DELIVERIES: [
+        IndexModel([("account_id", ASCENDING)]),
+        # Only final records have an expiry: records still in work stay out of the index.
+        IndexModel(
+            [("expires_at", ASCENDING)],
+            expireAfterSeconds=0,
+            partialFilterExpression={"expires_at": {"$exists": True}},
+            name="deliveries_expiry",
+        ),
+    ],
+    MAILS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="mails_expiry")],
     SUPPRESSIONS: [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)], unique=True)],
 }
 
@@ -40,23 +53,16 @@ RECORD_WRITE_SECONDS = Histogram(
 )
 
 T = TypeVar("T")
-_TRANSIENT_MARKERS = ("database is locked", "SQLITE_BUSY")
-
-
-def _transient(exc: Exception) -> bool:
-    if isinstance(exc, (AutoReconnect, NetworkTimeout)):
-        return True
-    return isinstance(exc, OperationFailure) and any(m in str(exc) for m in _TRANSIENT_MARKERS)
 
 
 async def with_retries(operation: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
-    """Run a database write, retrying transient failures with a short jittered backoff (~2.5 s in all)."""
+    """Run a database write, retrying connection errors with a short jittered backoff (~2.5 s in all)."""
     delay = 0.02
     for attempt in range(1, attempts + 1):
         try:
             return await operation()
-        except (OperationFailure, AutoReconnect, NetworkTimeout) as exc:
-            if isinstance(exc, DuplicateKeyError) or attempt == attempts or not _transient(exc):
+        except (AutoReconnect, NetworkTimeout):
+            if attempt == attempts:
                 raise
             await asyncio.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
             delay = min(delay * 2, 0.5)
@@ -78,7 +84,6 @@ class DeliveryRecord:
     detail: str = ""
     smtp_code: int | None = None
     permanent: bool = False
-    raw: bytes | None = None  # only in records written before the bytes moved to `sender_mails`
     raw_kept: bool = False  # the outcome was reported with the mail's bytes, which `Mails` holds
 
     @classmethod
@@ -93,7 +98,6 @@ class DeliveryRecord:
             detail=doc.get("detail", ""),
             smtp_code=doc.get("smtp_code"),
             permanent=doc.get("permanent", False),
-            raw=doc.get("raw"),
             raw_kept=doc.get("raw_kept", False),
         )
 
@@ -107,18 +111,20 @@ class StoredMail:
 class Mails:
     """The exact bytes of each outgoing mail (and how they were signed), by message id: inserted once, before the
     mail's first SMTP transaction, and never updated, so every attempt (a retry, a redelivery after a crash, a
-    competing worker) sends the same bytes, and a re-report carries them. Kept apart from `sender_deliveries`
-    because FerretDB v1 reads and rewrites a whole document (and scans the table's bytes) on each update by `_id`:
-    the ~5 KB mail made each state update ~3x slower. Pruned with the final record (`Deliveries`)."""
+    competing worker) sends the same bytes, and a re-report carries them. Kept apart from `sender_deliveries`, so
+    that the record's state updates do not rewrite the mail. Expires (`expires_at`, given by the caller) no earlier
+    than its record can."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db[MAILS]
 
     async def get(self, message_id: str) -> StoredMail | None:
-        doc = await self.collection.find_one({"_id": message_id})
+        doc = await self.collection.find_one({"_id": message_id}, {"raw": 1, "signing_note": 1})
         return None if doc is None else StoredMail(bytes(doc["raw"]), doc.get("signing_note", ""))
 
-    async def keep(self, message_id: str, account_id: str, raw: bytes, signing_note: str) -> StoredMail:
+    async def keep(
+        self, message_id: str, account_id: str, raw: bytes, signing_note: str, *, expires_at: datetime
+    ) -> StoredMail:
         """Store the mail unless it is stored already; the stored one (another worker's, if it was first)."""
         document = {
             "_id": message_id,
@@ -126,6 +132,7 @@ class Mails:
             "raw": raw,
             "signing_note": signing_note,
             "created_at": utcnow(),
+            "expires_at": expires_at,
         }
         with RECORD_WRITE_SECONDS.labels("mail").time():
             try:
@@ -133,20 +140,27 @@ class Mails:
                 return StoredMail(raw, signing_note)
             except DuplicateKeyError:
                 pass
-        return await self.get(message_id) or StoredMail(raw, signing_note)  # pruned meanwhile: only if very old
+        return await self.get(message_id) or StoredMail(raw, signing_note)  # expired meanwhile: only if very old
 
 
 class Deliveries:
     """One document per outbound message id: `sending` around the SMTP transaction, then `sent`/`failed`
-    (final) or `deferred` (a temporary failure; the command is on a retry queue)."""
+    (final) or `deferred` (a temporary failure; the command is on a retry queue). A final record is never changed
+    again, and expires (`expires_at`, TTL index) the retention after it became final."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db[DELIVERIES]
-        self.mails = db[MAILS]
 
     async def get(self, message_id: str) -> DeliveryRecord | None:
         doc = await self.collection.find_one({"_id": message_id})
         return None if doc is None else DeliveryRecord.from_document(doc)
+
+    async def sent_to(self, message_id: str) -> tuple[str, list[str]] | None:
+        """(account id, recipients) of a message this service recorded; None if it has no record."""
+        doc = await self.collection.find_one({"_id": message_id}, {"account_id": 1, "recipients": 1})
+        if doc is None or doc.get("account_id") is None:
+            return None
+        return doc["account_id"], list(doc.get("recipients", []))
 
     async def begin_attempt(
         self, message_id: str, account_id: str, recipients: list[str]
@@ -154,10 +168,9 @@ class Deliveries:
         """Mark the send in progress (counting the attempt) unless it is already final; return the record, and
         whether this was the command's first attempt (the record was inserted: no mail can be stored for it yet).
 
-        A command's first attempt is one insert: the unique `_id` makes it atomic, and FerretDB v1 pushes an `_id`
-        down to SQLite only when it is the whole filter (an `_id` plus a `state` condition scans every record,
-        ~0.5 s at a thousand records). Only when the record exists (a retry or a redelivery) does the conditional
-        update run: `sending` again unless it is final."""
+        A command's first attempt is one insert (the unique `_id` makes it atomic: of concurrent first attempts
+        exactly one inserts). Only when the record exists (a retry, a redelivery, the losers of that race) does the
+        conditional update run: `sending` again, attempts + 1, unless it is final."""
         with RECORD_WRITE_SECONDS.labels("begin").time():
             return await self._begin_attempt(message_id, account_id, recipients)
 
@@ -197,30 +210,8 @@ class Deliveries:
             ) or await self.collection.find_one({"_id": message_id})  # not matched: it is final
             if doc is not None:
                 return DeliveryRecord.from_document(doc), False
-            # Pruned between the insert and the update (it was final and old): insert again.
+            # Expired between the insert and the update (it was final and old): insert again.
         raise RuntimeError(f"delivery record {message_id} kept vanishing")
-
-    async def delete_finished_before(self, cutoff: datetime, *, batch: int = 1000) -> int:
-        """Delete final (sent/failed) records last written before `cutoff`, and their stored mails; how many
-        records went.
-
-        In batches by `_id`: on FerretDB each delete holds SQLite's single writer lock, and one delete of a whole
-        backlog would stall every mail's writes meanwhile. The mails go first: a crash in between then leaves a
-        final record without its bytes (a late re-report of it would lack the raw copy, but no copy of its command
-        comes that late), never a mail that nothing would prune."""
-        finished_before = {"state": {"$in": list(FINAL_STATES)}, "updated_at": {"$lt": cutoff}}
-        deleted = 0
-        while True:
-            ids = [doc["_id"] async for doc in self.collection.find(finished_before, {"_id": 1}).limit(batch)]
-            if not ids:
-                return deleted
-            await with_retries(lambda ids=ids: self.mails.delete_many({"_id": {"$in": ids}}))
-            result = await with_retries(
-                lambda ids=ids: self.collection.delete_many({"_id": {"$in": ids}, **finished_before})
-            )
-            deleted += result.deleted_count
-            if len(ids) < batch or result.deleted_count == 0:  # the rest is another replica's (or next time's)
-                return deleted
 
     async def finish(
         self,
@@ -234,8 +225,10 @@ class Deliveries:
         relay_queue_id: str | None = None,
         permanent: bool = False,
         raw_kept: bool = False,
-    ) -> None:
-        """Record an outcome (sent/failed are final; deferred is not) on the record `begin_attempt` made.
+        expires_at: datetime | None = None,
+    ) -> bool:
+        """Record an outcome (sent/failed are final, with their `expires_at`; deferred is not) unless the record is
+        final already (another worker's outcome came first: it stays). Whether this outcome was recorded.
         `raw_kept`: the outcome's report carries the mail's bytes (stored in `Mails`, not here)."""
         fields: dict[str, Any] = {
             "state": state,
@@ -249,21 +242,26 @@ class Deliveries:
         }
         if raw_kept:
             fields["raw_kept"] = True
+        if state in FINAL_STATES:
+            assert expires_at is not None, "a final record needs its expiry"
+            fields["expires_at"] = expires_at
         with RECORD_WRITE_SECONDS.labels("finish").time():
-            await self._finish(message_id, fields)
+            return await self._finish(message_id, fields)
 
-    async def _finish(self, message_id: str, fields: dict[str, Any]) -> None:
-        # Not an upsert: on FerretDB that costs a second scan, and the record exists (non-final ones are never
-        # pruned). Only a record deleted by hand gets the fallback.
-        updated = await with_retries(lambda: self.collection.update_one({"_id": message_id}, {"$set": fields}))
-        if updated.matched_count == 0:
+    async def _finish(self, message_id: str, fields: dict[str, Any]) -> bool:
+        # An upsert guarded by the state: a record in work is updated, a missing one (deleted by hand) inserted, and
+        # a final one makes the insert collide on `_id`, which leaves it as it is.
+        try:
             await with_retries(
                 lambda: self.collection.update_one(
-                    {"_id": message_id},
+                    {"_id": message_id, "state": {"$nin": list(FINAL_STATES)}},
                     {"$set": fields, "$setOnInsert": {"created_at": utcnow(), "attempts": 0}},
                     upsert=True,
                 )
             )
+        except DuplicateKeyError:
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -299,33 +297,47 @@ class Suppressions:
         for callback in self.on_change:
             callback(account_id)
 
-    async def _ensure(self, account_id: str, address: str) -> None:
-        document = {
-            "_id": uuid4().hex,
-            "account_id": account_id,
-            "address": address,
-            "suppressed": False,
-            "bounced_message_ids": [],
-            "created_at": utcnow(),
+    async def _upsert(self, account_id: str, address: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Apply `update` to the (account, address) document, creating it first if need be; the document after.
+
+        One upsert. Two first upserts of one pair at once: one inserts, the other's insert collides on the unique
+        index and it runs again, now as a plain update of the document that exists."""
+        update = {
+            **update,
+            "$setOnInsert": {"_id": uuid4().hex, "created_at": utcnow(), **update.get("$setOnInsert", {})},
         }
-        with contextlib.suppress(DuplicateKeyError):
-            await with_retries(lambda: self.collection.insert_one(document))
+        query = {"account_id": account_id, "address": address}
+        for attempt in (1, 2):
+            try:
+                doc = await with_retries(
+                    lambda: self.collection.find_one_and_update(
+                        query, update, upsert=True, return_document=ReturnDocument.AFTER
+                    )
+                )
+            except DuplicateKeyError:
+                if attempt == 2:
+                    raise
+                continue
+            if doc is None:  # SecantusDB 0.7 may apply a racing upsert yet return no document: read it
+                doc = await self.collection.find_one(query)
+            assert doc is not None
+            return doc
+        raise AssertionError("unreachable")
 
     async def record_hard_bounce(
         self, account_id: str, address: str, message_id: str, detail: str, threshold: int
     ) -> Suppression | None:
         """Count a hard bounce; suppress the address at `threshold`. Returns the suppression once it is one."""
         address = address.lower()
-        await self._ensure(account_id, address)
-        doc = await with_retries(
-            lambda: self.collection.find_one_and_update(
-                {"account_id": account_id, "address": address},
-                {"$addToSet": {"bounced_message_ids": message_id}, "$set": {"last_bounce": detail[:500]}},
-                return_document=ReturnDocument.AFTER,
-            )
+        doc = await self._upsert(
+            account_id,
+            address,
+            {
+                "$addToSet": {"bounced_message_ids": message_id},
+                "$set": {"last_bounce": detail[:500]},
+                "$setOnInsert": {"suppressed": False},
+            },
         )
-        if doc is None:
-            return None
         if not doc.get("suppressed") and len(doc.get("bounced_message_ids", [])) >= threshold:
             count, doc_id = len(doc["bounced_message_ids"]), doc["_id"]
             update = {
@@ -346,15 +358,14 @@ class Suppressions:
 
     async def suppress(self, account_id: str, address: str, reason: str) -> Suppression:
         address = address.lower()
-        await self._ensure(account_id, address)
-        doc = await with_retries(
-            lambda: self.collection.find_one_and_update(
-                {"account_id": account_id, "address": address},
-                {"$set": {"suppressed": True, "source": "api", "reason": reason, "suppressed_at": utcnow()}},
-                return_document=ReturnDocument.AFTER,
-            )
+        doc = await self._upsert(
+            account_id,
+            address,
+            {
+                "$set": {"suppressed": True, "source": "api", "reason": reason, "suppressed_at": utcnow()},
+                "$setOnInsert": {"bounced_message_ids": []},
+            },
         )
-        assert doc is not None
         self._changed(account_id)
         return Suppression.from_document(doc)
 

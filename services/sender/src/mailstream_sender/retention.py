@@ -1,7 +1,5 @@
-"""Retention of `sender_deliveries` (and of each record's bytes in `sender_mails`, deleted with it): final records
-are deleted once they can no longer matter, by every replica, periodically (FerretDB v1 has no TTL indexes; one code
-path serves both databases; a delete is idempotent, so replicas pruning at the same time only repeat each other's
-work).
+"""Retention of `sender_deliveries` and `sender_mails`: pure rules; the deleting is the server's (TTL indexes on
+`expires_at`, see `repository.py`).
 
 What a final (`sent`/`failed`) record protects, and so how long it must live:
 
@@ -10,27 +8,21 @@ What a final (`sent`/`failed`) record protects, and so how long it must live:
   Such copies come within minutes; the last copy of a command that keeps being retried comes within its maximum
   age (`SENDER_MAX_AGE_SECONDS`) plus one retry tier (the largest, an hour): the smallest retention allowed.
 - belt and braces: a command older than the retention is refused, never sent (`is_past_retention`, a guard step),
-  so even a copy that turns up later than that cannot be sent twice: a record can only have been pruned if it was
-  last written more than the retention ago, hence after its command was created more than the retention ago.
+  so even a copy that turns up later than that cannot be sent twice: a record can only have expired if it became
+  final more than the retention ago, hence after its command was created more than the retention ago.
 - bounce attribution: a bounce (a DSN to the VERP address) names only the message; the record gives its account
   and recipients. Hard failures come back within minutes or hours; a DSN later than the retention (e.g. a remote
   MTA's give-up after days of temporary failures) is logged and not counted towards a suppression. The default,
   72 hours, is the default maximum age (48 h) plus a day.
 
-Records that are not final (`sending`, `deferred`) are never pruned: their commands are still being worked on.
+Records that are not final (`sending`, `deferred`) have no expiry: their commands are still being worked on. A
+mail's bytes are stored before its record is final, so their expiry is set to outlive the record: a record is final
+at the latest the maximum age plus one retry tier after its mail was stored, and expires the retention after that.
 """
 
-import asyncio
-import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from mailstream_common.periodic import run_every
 from mailstream_common.topology import SENDER_REPLIES
-
-from .repository import Deliveries
-
-log = logging.getLogger(__name__)
 
 RETRY_MARGIN_SECONDS = max(SENDER_REPLIES.retry_delays)
 """The longest a command waits on a retry tier: after the maximum age, one last copy may still be on its way."""
@@ -40,29 +32,16 @@ def minimum_retention_hours(max_age_seconds: float) -> float:
     return (max_age_seconds + RETRY_MARGIN_SECONDS) / 3600
 
 
-def prune_cutoff(now: datetime, retention_hours: float) -> datetime:
-    """Final records last written before this go."""
-    return now - timedelta(hours=retention_hours)
-
-
 def is_past_retention(occurred_at: datetime, now: datetime, retention_hours: float) -> bool:
-    """True when a command is so old that its delivery record, had there been one, may have been pruned."""
-    return occurred_at < prune_cutoff(now, retention_hours)
+    """True when a command is so old that its delivery record, had there been one, may have expired."""
+    return occurred_at < now - timedelta(hours=retention_hours)
 
 
-class Pruner:
-    def __init__(self, deliveries: Deliveries, *, retention_hours: float, interval_seconds: float) -> None:
-        self.deliveries = deliveries
-        self.retention_hours = retention_hours
-        self.interval_seconds = interval_seconds
+def record_expires_at(final_at: datetime, retention_hours: float) -> datetime:
+    """When a record that became final at `final_at` may go."""
+    return final_at + timedelta(hours=retention_hours)
 
-    async def prune_once(self, now: datetime) -> int:
-        """How many final records were deleted."""
-        cutoff = prune_cutoff(now, self.retention_hours)
-        deleted = await self.deliveries.delete_finished_before(cutoff)
-        log.info("pruned delivery records past retention", extra={"deleted": deleted, "before": cutoff.isoformat()})
-        return deleted
 
-    async def run(self, stop: asyncio.Event, clock: Callable[[], datetime]) -> None:
-        """Prune now and then every interval until `stop`."""
-        await run_every(self.interval_seconds, stop, lambda: self.prune_once(clock()), name="prune delivery records")
+def mail_expires_at(stored_at: datetime, retention_hours: float, max_age_seconds: float) -> datetime:
+    """When a mail stored at `stored_at` may go: not before its record (final by then, plus the retention)."""
+    return stored_at + timedelta(hours=retention_hours + minimum_retention_hours(max_age_seconds))

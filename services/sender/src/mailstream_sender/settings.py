@@ -63,9 +63,8 @@ class SenderSettings(CommonSettings):
         default=72,
         alias="SENDER_DELIVERIES_RETENTION_HOURS",
         gt=0,
-        description="Final delivery records older than this are pruned; older commands are refused",
+        description="Final delivery records (and their mails) expire this long after; older commands are refused",
     )
-    prune_interval_minutes: float = Field(default=60.0, alias="SENDER_PRUNE_INTERVAL_MINUTES", gt=0)
 
     @model_validator(mode="after")
     def _retention_outlives_retries(self) -> "SenderSettings":
