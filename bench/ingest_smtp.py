@@ -193,6 +193,7 @@ def main() -> None:
                     [sys.executable, *wrapper, "-m", "mailstream_ingest"], env=env, stderr=subprocess.DEVNULL
                 )
                 procs.append(proc)
+                print(f"ingest pid {proc.pid} on port {port}", file=sys.stderr, flush=True)  # for py-spy --pid
                 wait_ready(f"http://127.0.0.1:{ops_port}/readyz", proc)
                 ops_urls.append(f"http://127.0.0.1:{ops_port}")
 
