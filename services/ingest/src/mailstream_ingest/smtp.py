@@ -6,6 +6,7 @@ retries). Mail is never relayed: a recipient that is not ours is refused.
 """
 
 import asyncio
+import functools
 import logging
 import re
 import ssl
@@ -63,7 +64,7 @@ class IngestHandler:
         self.draining = False
 
     def __dir__(self) -> list[str]:
-        return _hook_names(type(self), "handle_")
+        return list(_hook_names(type(self), "handle_"))
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]):
         if self.draining:
@@ -164,6 +165,7 @@ def _peer_ip(session: Session) -> str | None:
     return None
 
 
+@functools.cache
 def _hook_names(cls: type, *prefixes: str) -> list[str]:
     return [name for name in dir(cls) if name.startswith(prefixes)]
 
@@ -176,7 +178,7 @@ class _IngestSMTP(SMTP):
     """
 
     def __dir__(self) -> list[str]:
-        return _hook_names(type(self), "smtp_", "auth_")
+        return list(_hook_names(type(self), "smtp_", "auth_"))
 
     def __init__(self, front_door: "SmtpFrontDoor", handler: IngestHandler, **kwargs: Any) -> None:
         self.line_length_limit = front_door.max_line_length  # read by SMTP.__init__ for the stream limit
