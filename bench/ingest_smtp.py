@@ -14,7 +14,10 @@ Targets:
   cache, MailReceived published persistent and confirmed by RabbitMQ before each 250), N processes on one port
   with SO_REUSEPORT. `--ingest x1,x2,x2-asyncio` picks the variants (`-asyncio`: without uvloop).
 
-    eval "$(scripts/deps.sh)" && uv run python bench/ingest_smtp.py [--small 1000] [--large 300] [--profile F]
+    eval "$(scripts/deps.sh)" && uv run python bench/ingest_smtp.py [--rounds 3] [--small 1000] [--large 300]
+
+Each mode runs `--rounds` times, every round starting with another target; the table shows the median rate of the
+rounds (and each round's rate), and the ratio of medians to Postfix.
 
 Needs root (Postfix), RabbitMQ (a private vhost is made and deleted), MongoDB, rabbitmqctl, smtp-source, smtp-sink.
 """
@@ -28,6 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -137,6 +141,7 @@ def main() -> None:
     parser.add_argument("--ingest", default="x1,x2", help="ingest variants: xN[-asyncio], comma separated")
     parser.add_argument("--minimal", action="store_true", help="also the minimal publish-with-confirm handlers")
     parser.add_argument("--no-baselines", action="store_true", help="only Postfix and ingest (quicker runs)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every mode; the median of the rounds is shown")
     parser.add_argument("--profile", metavar="FILE", help="run the first ingest variant under cProfile")
     options = parser.parse_args()
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -149,7 +154,7 @@ def main() -> None:
         {"_id": uuid.uuid4().hex, "account_id": "a", "topic_id": "t", "address": "support@acme.example",
          "allow_agent_send": True, "forwarding_address": forwarding, "status": "receiving", "deleted": False}
     )  # fmt: skip
-    results: dict[tuple[int, int, str], tuple[float, float | None]] = {}
+    results: dict[tuple[int, int, str], list[tuple[float, float | None]]] = {}
     load = [os.getloadavg()]
     started = time.monotonic()
     postfix_port = free_port()
@@ -212,16 +217,18 @@ def main() -> None:
             for target in targets:  # warm-up: connections, caches, the stream lookup
                 smtp_source(target.port, 8, 50, 1024, forwarding)
 
-            for sessions in (int(s) for s in options.sessions.split(",")):
-                for size, count in ((1024, options.small), (50 * 1024, options.large)):
-                    for target in targets:
-                        before = durable_confirm(target.ops_urls)
-                        rate = smtp_source(target.port, sessions, count, size, forwarding)
-                        after = durable_confirm(target.ops_urls)
-                        done = after[1] - before[1]
-                        confirm = (after[0] - before[0]) / done if done else None
-                        results[(sessions, size, target.name)] = (rate, confirm)
-                    load.append(os.getloadavg())
+            for round_ in range(options.rounds):
+                for sessions in (int(s) for s in options.sessions.split(",")):
+                    for size, count in ((1024, options.small), (50 * 1024, options.large)):
+                        shift = round_ % len(targets)  # each round starts with another target: no order bias
+                        for target in targets[shift:] + targets[:shift]:
+                            before = durable_confirm(target.ops_urls)
+                            rate = smtp_source(target.port, sessions, count, size, forwarding)
+                            after = durable_confirm(target.ops_urls)
+                            done = after[1] - before[1]
+                            confirm = (after[0] - before[0]) / done if done else None
+                            results.setdefault((sessions, size, target.name), []).append((rate, confirm))
+                        load.append(os.getloadavg())
             if profiled is not None:  # SIGTERM: graceful shutdown writes the profile
                 profiled.terminate()
                 profiled.wait(60)
@@ -237,12 +244,19 @@ def main() -> None:
     print(f"1 KB runs: {options.small} mails, 50 KB runs: {options.large} mails, a new connection per mail")
     print(f"wall {time.monotonic() - started:.0f} s; load average (1 min) during the run: "
           + ", ".join(f"{avg[0]:.1f}" for avg in load))  # fmt: skip
-    print(f"{'sessions':>8} {'size':>6} {'target':24} {'mails/s':>8} {'vs Postfix':>10} {'confirm ms':>10}")
-    for (sessions, size, name), (rate, confirm) in results.items():
-        postfix = results[(sessions, size, "postfix")][0]
-        ratio = f"{rate / postfix:.2f}" if name != "postfix" else ""
-        confirm_ms = f"{confirm * 1000:.1f}" if confirm is not None else ""
-        print(f"{sessions:>8} {size // 1024:>4} KB {name:24} {rate:8.0f} {ratio:>10} {confirm_ms:>10}")
+    print(f"{'sessions':>8} {'size':>6} {'target':24} {'mails/s':>8} {'vs Postfix':>10} {'confirm ms':>10}  rounds")
+    postfix = {
+        (sessions, size): median(r for r, _ in runs)
+        for (sessions, size, name), runs in results.items()
+        if name == "postfix"
+    }
+    for (sessions, size, name), runs in results.items():
+        rate = median(r for r, _ in runs)
+        ratio = f"{rate / postfix[(sessions, size)]:.2f}" if name != "postfix" else ""
+        confirms = [c for _, c in runs if c is not None]
+        confirm_ms = f"{median(confirms) * 1000:.1f}" if confirms else ""
+        each = " ".join(f"{r:.0f}" for r, _ in runs) if len(runs) > 1 else ""
+        print(f"{sessions:>8} {size // 1024:>4} KB {name:24} {rate:8.0f} {ratio:>10} {confirm_ms:>10}  {each}")
 
 
 if __name__ == "__main__":
