@@ -119,6 +119,16 @@ class Target:
     name: str
     port: int
     ops_urls: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (from /proc, in clock ticks)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -154,7 +164,7 @@ def main() -> None:
         {"_id": uuid.uuid4().hex, "account_id": "a", "topic_id": "t", "address": "support@acme.example",
          "allow_agent_send": True, "forwarding_address": forwarding, "status": "receiving", "deleted": False}
     )  # fmt: skip
-    results: dict[tuple[int, int, str], list[tuple[float, float | None]]] = {}
+    results: dict[tuple[int, int, str], list[tuple[float, float | None, float | None]]] = {}
     load = [os.getloadavg()]
     started = time.monotonic()
     postfix_port = free_port()
@@ -185,11 +195,11 @@ def main() -> None:
                     assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
                     targets.append(Target(name, port))
 
-            def start_ingest(port: int, ops_urls: list[str], env_extra: dict[str, str], profile: str | None) -> None:
+            def start_ingest(target: Target, env_extra: dict[str, str], profile: str | None) -> None:
                 ops_port = free_port()
                 env = {
                     **os.environ, "AMQP_URL": bench_amqp, "MONGODB_URI": mongodb_uri, "MONGODB_DATABASE": database,
-                    "MAILSTREAM_INBOUND_DOMAIN": DOMAIN, "INGEST_ROLE": "smtp", "INGEST_SMTP_PORT": str(port),
+                    "MAILSTREAM_INBOUND_DOMAIN": DOMAIN, "INGEST_ROLE": "smtp", "INGEST_SMTP_PORT": str(target.port),
                     "INGEST_OPS_PORT": str(ops_port), "INGEST_SMTP_REUSE_PORT": "true", "LOG_LEVEL": "INFO",
                     "INGEST_MAX_SESSIONS": "1000", **env_extra,
                 }  # fmt: skip
@@ -198,9 +208,10 @@ def main() -> None:
                     [sys.executable, *wrapper, "-m", "mailstream_ingest"], env=env, stderr=subprocess.DEVNULL
                 )
                 procs.append(proc)
-                print(f"ingest pid {proc.pid} on port {port}", file=sys.stderr, flush=True)  # for py-spy --pid
+                print(f"ingest pid {proc.pid} on port {target.port}", file=sys.stderr, flush=True)  # py-spy --pid
                 wait_ready(f"http://127.0.0.1:{ops_port}/readyz", proc)
-                ops_urls.append(f"http://127.0.0.1:{ops_port}")
+                target.ops_urls.append(f"http://127.0.0.1:{ops_port}")
+                target.pids.append(proc.pid)
 
             profiled: subprocess.Popen | None = None
             for number, variant in enumerate(options.ingest.split(",")):
@@ -209,7 +220,7 @@ def main() -> None:
                 target = Target(f"ingest {variant}", free_port())
                 for _ in range(int(count)):
                     profile = options.profile if number == 0 and not target.ops_urls else None
-                    start_ingest(target.port, target.ops_urls, env_extra, profile)
+                    start_ingest(target, env_extra, profile)
                     if profile:
                         profiled = procs[-1]
                 targets.append(target)
@@ -222,12 +233,13 @@ def main() -> None:
                     for size, count in ((1024, options.small), (50 * 1024, options.large)):
                         shift = round_ % len(targets)  # each round starts with another target: no order bias
                         for target in targets[shift:] + targets[:shift]:
-                            before = durable_confirm(target.ops_urls)
+                            before, cpu = durable_confirm(target.ops_urls), cpu_seconds(target.pids)
                             rate = smtp_source(target.port, sessions, count, size, forwarding)
-                            after = durable_confirm(target.ops_urls)
+                            after, cpu = durable_confirm(target.ops_urls), cpu_seconds(target.pids) - cpu
                             done = after[1] - before[1]
                             confirm = (after[0] - before[0]) / done if done else None
-                            results.setdefault((sessions, size, target.name), []).append((rate, confirm))
+                            cpu_ms = cpu * 1000 / count if target.pids else None
+                            results.setdefault((sessions, size, target.name), []).append((rate, confirm, cpu_ms))
                         load.append(os.getloadavg())
             if profiled is not None:  # SIGTERM: graceful shutdown writes the profile
                 profiled.terminate()
@@ -244,19 +256,21 @@ def main() -> None:
     print(f"1 KB runs: {options.small} mails, 50 KB runs: {options.large} mails, a new connection per mail")
     print(f"wall {time.monotonic() - started:.0f} s; load average (1 min) during the run: "
           + ", ".join(f"{avg[0]:.1f}" for avg in load))  # fmt: skip
-    print(f"{'sessions':>8} {'size':>6} {'target':24} {'mails/s':>8} {'vs Postfix':>10} {'confirm ms':>10}  rounds")
-    postfix = {
-        (sessions, size): median(r for r, _ in runs)
-        for (sessions, size, name), runs in results.items()
-        if name == "postfix"
-    }
+    print(f"{'sessions':>8} {'size':>6} {'target':24} {'mails/s':>8} {'vs Postfix':>10} {'confirm ms':>10}"
+          f" {'CPU ms/mail':>11}  rounds")  # fmt: skip
+    postfix = {(sessions, size): median(run[0] for run in runs) for (sessions, size, name), runs in results.items()
+               if name == "postfix"}  # fmt: skip
     for (sessions, size, name), runs in results.items():
-        rate = median(r for r, _ in runs)
+        rate = median(run[0] for run in runs)
         ratio = f"{rate / postfix[(sessions, size)]:.2f}" if name != "postfix" else ""
-        confirms = [c for _, c in runs if c is not None]
+        confirms = [run[1] for run in runs if run[1] is not None]
         confirm_ms = f"{median(confirms) * 1000:.1f}" if confirms else ""
-        each = " ".join(f"{r:.0f}" for r, _ in runs) if len(runs) > 1 else ""
-        print(f"{sessions:>8} {size // 1024:>4} KB {name:24} {rate:8.0f} {ratio:>10} {confirm_ms:>10}  {each}")
+        cpus = [run[2] for run in runs if run[2] is not None]
+        cpu_ms = f"{median(cpus):.2f}" if cpus else ""
+        each = " ".join(f"{run[0]:.0f}" for run in runs) if len(runs) > 1 else ""
+        print(
+            f"{sessions:>8} {size // 1024:>4} KB {name:24} {rate:8.0f} {ratio:>10} {confirm_ms:>10} {cpu_ms:>11}  {each}"
+        )
 
 
 if __name__ == "__main__":
