@@ -12,7 +12,7 @@ Targets:
   a durable quorum or classic queue before its 250 (the broker's confirm latency, without ingest's work).
 - ingest xN: the real ingest (`python -m mailstream_ingest`, INGEST_ROLE=smtp: RCPT lookup through its stream
   cache, MailReceived published persistent and confirmed by RabbitMQ before each 250), N processes on one port
-  with SO_REUSEPORT. `--ingest x1,x2,x2-asyncio` picks the variants (`-asyncio`: without uvloop).
+  with SO_REUSEPORT. `--ingest x1,x2` picks the variants.
 
     eval "$(scripts/deps.sh)" && uv run python bench/ingest_smtp.py [--rounds 3] [--small 1000] [--large 300]
 
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--sessions", default="8,64", help="comma list of smtp-source -s values")
     parser.add_argument("--small", type=int, default=1000, help="mails per 1 KB run")
     parser.add_argument("--large", type=int, default=300, help="mails per 50 KB run")
-    parser.add_argument("--ingest", default="x1,x2", help="ingest variants: xN[-asyncio], comma separated")
+    parser.add_argument("--ingest", default="x1,x2", help="ingest variants: xN (N processes), comma separated")
     parser.add_argument("--minimal", action="store_true", help="also the minimal publish-with-confirm handlers")
     parser.add_argument("--no-baselines", action="store_true", help="only Postfix and ingest (quicker runs)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every mode; the median of the rounds is shown")
@@ -215,8 +215,8 @@ def main() -> None:
 
             profiled: subprocess.Popen | None = None
             for number, variant in enumerate(options.ingest.split(",")):
-                count, _, flavour = variant.removeprefix("x").partition("-")
-                env_extra = {"INGEST_UVLOOP": "false"} if flavour == "asyncio" else {}
+                count = variant.removeprefix("x")
+                env_extra: dict[str, str] = {}
                 target = Target(f"ingest {variant}", free_port())
                 for _ in range(int(count)):
                     profile = options.profile if number == 0 and not target.ops_urls else None

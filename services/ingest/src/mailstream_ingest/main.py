@@ -105,8 +105,4 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
 
 def cli() -> None:
     settings = IngestSettings()
-    if settings.uvloop:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     service.run("ingest", lambda stop: main(stop, settings), log_level=settings.log_level)

@@ -22,11 +22,6 @@ class IngestSettings(CommonSettings):
     smtp_reuse_port: bool = Field(
         default=False, alias="INGEST_SMTP_REUSE_PORT", description="SO_REUSEPORT: several processes share the port"
     )
-    uvloop: bool = Field(
-        default=True,
-        alias="INGEST_UVLOOP",
-        description="Run the event loop on uvloop (faster sockets) instead of asyncio's",
-    )
     max_message_bytes: int = Field(default=25 * 1024 * 1024, alias="INGEST_MAX_MESSAGE_BYTES", ge=1024)
     max_recipients: int = Field(default=100, alias="INGEST_MAX_RECIPIENTS", ge=1)
     max_line_length: int = Field(
