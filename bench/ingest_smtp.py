@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000, help="mails per 1 KB run")
     parser.add_argument("--large", type=int, default=300, help="mails per 50 KB run")
     parser.add_argument("--ingest", default="x1,x2", help="ingest variants: xN (N processes), comma separated")
+    parser.add_argument("--before", metavar="SRC", help="also 'ingest before': mailstream_ingest from this source tree")
     parser.add_argument("--minimal", action="store_true", help="also the minimal publish-with-confirm handlers")
     parser.add_argument("--no-baselines", action="store_true", help="only Postfix and ingest (quicker runs)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every mode; the median of the rounds is shown")
@@ -214,11 +215,12 @@ def main() -> None:
                 target.pids.append(proc.pid)
 
             profiled: subprocess.Popen | None = None
-            for number, variant in enumerate(options.ingest.split(",")):
-                count = variant.removeprefix("x")
-                env_extra: dict[str, str] = {}
-                target = Target(f"ingest {variant}", free_port())
-                for _ in range(int(count)):
+            variants = [(f"ingest {v}", int(v.removeprefix("x")), {}) for v in options.ingest.split(",")]
+            if options.before:
+                variants.append(("ingest before x1", 1, {"PYTHONPATH": options.before}))
+            for number, (name, count, env_extra) in enumerate(variants):
+                target = Target(name, free_port())
+                for _ in range(count):
                     profile = options.profile if number == 0 and not target.ops_urls else None
                     start_ingest(target, env_extra, profile)
                     if profile:
