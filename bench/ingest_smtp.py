@@ -9,7 +9,8 @@ Targets:
 - smtp-sink: Postfix's test server that answers 250 and keeps nothing (the load generator's ceiling).
 - bare: bench/ingest_bare_smtp.py, the same aiosmtpd set-up as ingest answering 250 and keeping nothing.
 - minimal quorum / minimal classic (`--minimal`): the bare handler plus a publish-with-confirm of the raw mail to
-  a durable quorum or classic queue before its 250 (the broker's confirm latency, without ingest's work).
+  a durable quorum or classic queue before its 250 (the broker's confirm latency, without ingest's work);
+  minimal event: the same, publishing ingest's `MailReceived` through `mailstream_common.broker.Broker`.
 - ingest xN: the real ingest (`python -m mailstream_ingest`, INGEST_ROLE=smtp: RCPT lookup through its stream
   cache, MailReceived published persistent and confirmed by RabbitMQ before each 250), N processes on one port
   with SO_REUSEPORT. `--ingest x1,x2` picks the variants.
@@ -185,6 +186,7 @@ def main() -> None:
                     baselines += [
                         ("minimal quorum", [bench_amqp, "quorum"]),
                         ("minimal classic", [bench_amqp, "classic"]),
+                        ("minimal event", [bench_amqp, "event"]),
                     ]
                 for name, extra in baselines:
                     port = free_port()
