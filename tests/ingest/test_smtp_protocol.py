@@ -1,6 +1,7 @@
 """The protocol's shortcuts answer exactly as aiosmtpd does without them."""
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from aiosmtpd.smtp import SMTP
@@ -28,3 +29,25 @@ def test_plain_paths_parse_as_aiosmtpd_parses_them(path):
     plain = _PLAIN_PATH.fullmatch(path)
     if plain is not None:  # anything else goes to aiosmtpd's own parser
         assert (plain.group(1), plain.group(2) or "") == reference
+
+
+async def test_a_multi_line_reply_goes_out_whole_and_single_lines_at_once():
+    from mailstream_ingest.smtp import _IngestSMTP
+
+    written: list[bytes] = []
+
+    class Writer:
+        def write(self, data: bytes) -> None:
+            written.append(data)
+
+        async def drain(self) -> None:
+            pass
+
+    protocol = object.__new__(_IngestSMTP)
+    protocol._pending_lines = []
+    protocol._writer = Writer()
+    protocol.enable_SMTPUTF8 = True
+    protocol.session = SimpleNamespace(peer=("127.0.0.1", 1))
+    for line in ("250-in.example", "250-SIZE 100", "250 HELP", "250-a\r\n250 b", "354 go"):
+        await protocol.push(line)
+    assert written == [b"250-in.example\r\n250-SIZE 100\r\n250 HELP\r\n", b"250-a\r\n250 b\r\n", b"354 go\r\n"]

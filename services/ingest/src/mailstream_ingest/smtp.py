@@ -282,13 +282,14 @@ class _IngestSMTP(SMTP):
             metrics.REFUSED.labels("too_large").inc()
         elif text.startswith("500 Line too long"):
             metrics.REFUSED.labels("line_too_long").inc()
-        if len(text) > 3 and text[3] == "-":
+        last = text.rpartition("\n")[2]
+        if len(last) > 3 and last[3] == "-":
             self._pending_lines.append(text)
             return
         if self._pending_lines:
-            text = "\r\n".join([*self._pending_lines, text])
+            status = "\r\n".join([*self._pending_lines, text])
             self._pending_lines.clear()
-        await super().push(text)
+        await super().push(status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         plain = _PLAIN_PATH.fullmatch(arg) if arg else None
