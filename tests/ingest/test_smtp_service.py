@@ -308,6 +308,7 @@ async def test_idle_and_slow_data_sessions_are_closed(vhost, mongo_db, backends)
 
         reader, writer = await asyncio.open_connection("127.0.0.1", running.smtp_port)
         await reader.readline()
+        replies = []
         for line in (
             b"HELO c.example",
             b"MAIL FROM:<a@b.example>",
@@ -315,7 +316,8 @@ async def test_idle_and_slow_data_sessions_are_closed(vhost, mongo_db, backends)
             b"DATA",
         ):
             writer.write(line + b"\r\n")
-            await reader.readline()
+            replies.append((await reader.readline())[:3])
+        assert replies == [b"250", b"250", b"250", b"354"]
         started = asyncio.get_running_loop().time()
         closed = False
         for _ in range(30):  # a line every 0.2 s: never idle, yet the whole transfer has a 1 s limit
