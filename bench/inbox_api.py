@@ -126,9 +126,7 @@ def contains(value, needles: set[str]) -> bool:
 
     def visit(v):
         nonlocal found
-        if isinstance(v, str) and any(n in v for n in needles):
-            found = True
-        elif isinstance(v, bytes) and any(n.encode() in v for n in needles):
+        if (isinstance(v, str) and any(n in v for n in needles)) or (isinstance(v, bytes) and any(n.encode() in v for n in needles)):
             found = True
         return v
 
