@@ -142,9 +142,7 @@ async def run(args: argparse.Namespace, amqp_url: str, mongodb_uri: str) -> None
         assert len(own) == args.rules, len(own)
         for _ in range(args.noise_accounts):
             other = uuid.uuid4().hex
-            await rules_repo.collection.insert_many(
-                [{**d, "_id": uuid.uuid4().hex, "account_id": other} for d in own]
-            )
+            await rules_repo.collection.insert_many([{**d, "_id": uuid.uuid4().hex, "account_id": other} for d in own])
         total = await rules_repo.collection.count_documents({})
         print(
             f"seeded {total} rules ({args.noise_accounts} other accounts + 1, {args.rules} each) "
@@ -182,15 +180,17 @@ async def run(args: argparse.Namespace, amqp_url: str, mongodb_uri: str) -> None
                 lambda _: cached.handle(message(account_id), delivery),  # noqa: B023
             )
             what = "a run for each of the rules (default)" if record_unfired else "only the fired run recorded"
-            rows.append((f"whole message, {args.rules} rules, {what}", args.messages, base, cand, f"{before} -> {load()}"))
+            rows.append(
+                (f"whole message, {args.rules} rules, {what}", args.messages, base, cand, f"{before} -> {load()}")
+            )
         runs = await runs_repo.collection.count_documents({})
         print(f"\n{server}; {total} rules in the collection; runs written: {runs}\n")
         print("| measured | calls each | uncached p50 / p99 ms | cached p50 / p99 ms | ratio p50 / total | load avg |")
         print("| --- | ---: | ---: | ---: | ---: | --- |")
         for name, n, base, cand, loads in rows:
             print(
-                f"| {name} | {n} | {ms(base, .5):.2f} / {ms(base, .99):.2f} | {ms(cand, .5):.2f} / {ms(cand, .99):.2f} | "
-                f"{ms(base, .5) / ms(cand, .5):.1f}x / {sum(base) / sum(cand):.1f}x | {loads} |"
+                f"| {name} | {n} | {ms(base, 0.5):.2f} / {ms(base, 0.99):.2f} | {ms(cand, 0.5):.2f} / {ms(cand, 0.99):.2f} | "
+                f"{ms(base, 0.5) / ms(cand, 0.5):.1f}x / {sum(base) / sum(cand):.1f}x | {loads} |"
             )
     finally:
         await broker.close(grace=5)

@@ -41,6 +41,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 from bson import ObjectId, json_util
@@ -126,7 +127,9 @@ def contains(value, needles: set[str]) -> bool:
 
     def visit(v):
         nonlocal found
-        if (isinstance(v, str) and any(n in v for n in needles)) or (isinstance(v, bytes) and any(n.encode() in v for n in needles)):
+        if (isinstance(v, str) and any(n in v for n in needles)) or (
+            isinstance(v, bytes) and any(n.encode() in v for n in needles)
+        ):
             found = True
         return v
 
@@ -252,7 +255,15 @@ def timed(call) -> float:
 class Replay:
     """The read commands the gateway logged since the last call, replayed in order through `client`."""
 
-    STRIP = {"lsid", "$clusterTime", "$db", "$readPreference", "txnNumber", "signature", "apiVersion"}
+    STRIP: ClassVar[set[str]] = {
+        "lsid",
+        "$clusterTime",
+        "$db",
+        "$readPreference",
+        "txnNumber",
+        "signature",
+        "apiVersion",
+    }
 
     def __init__(self, path: Path, client: MongoClient) -> None:
         self.path, self.client, self.offset = path, client, path.stat().st_size if path.exists() else 0
@@ -342,12 +353,16 @@ def main() -> None:
                     env={**os.environ, **env}, capture_output=True, check=True, timeout=120,
                 )  # fmt: skip
                 created = json.loads(cli.stdout)
-                http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=600)
+                http = httpx.Client(
+                    base_url=base, headers={"Authorization": f"Bearer {created['api_key']}"}, timeout=600
+                )
                 stack.callback(http.close)
                 topic = http.post("/v1/topics", json={"name": "Bench"}).raise_for_status().json()
-                stream = http.post(
-                    f"/v1/topics/{topic['id']}/streams", json={"address": f"support{a}@acme.test"}
-                ).raise_for_status().json()
+                stream = (
+                    http.post(f"/v1/topics/{topic['id']}/streams", json={"address": f"support{a}@acme.test"})
+                    .raise_for_status()
+                    .json()
+                )
                 accounts.append({"id": created["account_id"], "http": http, "stream": stream})
             before = all_docs(db)
             before_ids = {n: {repr(d["_id"]) for d in docs} for n, docs in before.items()}
@@ -483,7 +498,12 @@ def main() -> None:
                         .limit(51)
                     ),
                 ),
-                ("search", "search q=<customer address>", lambda: api("/v1/conversations", {"q": term, "limit": 50}), None),
+                (
+                    "search",
+                    "search q=<customer address>",
+                    lambda: api("/v1/conversations", {"q": term, "limit": 50}),
+                    None,
+                ),
             ]
             if args.only:
                 rows = [r for r in rows if r[0] in args.only]
@@ -508,8 +528,8 @@ def main() -> None:
                         a.append(ta), b.append(tb), r.append(tr), nq.append(len(commands))
                 bare_label = "" if bare_call else " (= replay)"
                 print(
-                    f"| {name} | {pct(a, .5):.1f} | {pct(a, .99):.1f} | {pct(b, .5):.1f}{bare_label} | "
-                    f"{pct(b, .99):.1f} | {pct(a, .99) / pct(b, .99):.2f}x | {pct(r, .5):.1f} / {pct(r, .99):.1f} "
+                    f"| {name} | {pct(a, 0.5):.1f} | {pct(a, 0.99):.1f} | {pct(b, 0.5):.1f}{bare_label} | "
+                    f"{pct(b, 0.99):.1f} | {pct(a, 0.99) / pct(b, 0.99):.2f}x | {pct(r, 0.5):.1f} / {pct(r, 0.99):.1f} "
                     f"({statistics.median(nq):.0f}) | {load_before} -> {load()} |",
                     flush=True,
                 )

@@ -80,7 +80,10 @@ GROUPS = (
     ("SMTP client (aiosmtplib)", ("/aiosmtplib/",)),
     ("broker (aio_pika, aiormq, pamqp)", ("/aio_pika/", "/aiormq/", "/pamqp/")),
     ("compose / templating / contracts", ("compose.py", "templating.py", "/pydantic", "contracts")),
-    ("asyncio, selectors, ssl, sockets", ("/asyncio/", "selectors.py", "ssl.py", "socket.py", "<built-in method select")),
+    (
+        "asyncio, selectors, ssl, sockets",
+        ("/asyncio/", "selectors.py", "ssl.py", "socket.py", "<built-in method select"),
+    ),
 )
 
 
@@ -234,9 +237,11 @@ async def run_once(
         deadline = time.monotonic() + 600
         while await db["sender_deliveries"].count_documents({"state": "sent", **this_run}) < count:
             if time.monotonic() > deadline:
-                states = await db["sender_deliveries"].aggregate(
-                    [{"$match": this_run}, {"$group": {"_id": ["$state", "$detail"], "n": {"$sum": 1}}}]
-                ).to_list()
+                states = (
+                    await db["sender_deliveries"]
+                    .aggregate([{"$match": this_run}, {"$group": {"_id": ["$state", "$detail"], "n": {"$sum": 1}}}])
+                    .to_list()
+                )
                 raise RuntimeError(f"not all sent within 10 minutes; records by (state, detail): {states}")
             await asyncio.sleep(2 if preloaded else 0.5)  # each poll scans the collection: rarely when it is large
         worker_cpu = (cpu_seconds(processes[0].proc.pid) or 0) - (worker_cpu_start or 0)
