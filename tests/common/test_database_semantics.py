@@ -385,7 +385,6 @@ HOT_QUERIES: dict[str, HotQuery] = {
         [("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
         secantus_scans=True,
     ),
-    "run of a rule for a message": HotQuery("automation", "automation_runs", {"rule_id": "r", "message_id": "m"}),
     "runs of a message": HotQuery("automation", "automation_runs", {"account_id": "a", "message_id": "m"}),
     "run history of an account": HotQuery(
         "automation",

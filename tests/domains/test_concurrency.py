@@ -5,7 +5,7 @@ domain has at most one pending key however many rotations race."""
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from tests.domains.conftest import DomainsHarness, headers, published
+from tests.domains.conftest import DomainsHarness, headers, published, sender_headers
 from tests.domains.test_api import create, record
 from tests.support.dns_server import DnsServer
 
@@ -77,5 +77,5 @@ async def test_concurrent_checks_switch_a_rotation_once(harness: DomainsHarness,
     assert keys == {old: "retiring", new: "active"}
     doc = await harness.db.domains.find_one({"_id": view["id"]})
     assert doc["signing_selector"] == new  # no check stored a verdict from before the switch
-    key = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=headers())
+    key = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=sender_headers())
     assert key.json()["selector"] == new

@@ -70,7 +70,7 @@ async def _front_door(published: list[MailReceived]) -> SmtpFrontDoor:
         published.append(event)
 
     directory = RecipientDirectory(
-        StreamCache(_cached, positive_ttl=60, negative_ttl=5), internal_token=b"t", bounce_domain="b.example"
+        StreamCache(_cached, positive_ttl=60, negative_ttl=5), verp_secret=b"t", bounce_domain="b.example"
     )
     door = SmtpFrontDoor(
         IngestHandler(directory, publish, max_recipients=5),
