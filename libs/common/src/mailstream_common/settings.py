@@ -4,7 +4,9 @@ Each service subclasses `CommonSettings` with its own fields and its own ops por
 public contract (shared/api-contract.md) so that a bare `python -m mailstream_<service>` works on a dev machine.
 """
 
-from pydantic import Field, SecretStr
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,7 +23,11 @@ class CommonSettings(BaseSettings):
         alias="MONGODB_URI",
         description="MongoDB (or FerretDB) URI; secret because it may carry credentials",
     )
-    mongodb_database: str = Field(default="mailstream", alias="MONGODB_DATABASE")
+    mongodb_database: str = Field(
+        default="mailstream",
+        alias="MONGODB_DATABASE",
+        description="The database; a service's own `<SERVICE>_MONGODB_DATABASE` wins (see `service_database`)",
+    )
     inbound_domain: str = Field(default="in.mailstream.test", alias="MAILSTREAM_INBOUND_DOMAIN")
     internal_token: SecretStr = Field(
         default=SecretStr("dev-internal-token-change-me"),
@@ -32,3 +38,15 @@ class CommonSettings(BaseSettings):
     ops_host: str = Field(default="127.0.0.1", alias="OPS_HOST", description="Where /healthz, /readyz, /metrics listen")
     shutdown_grace_seconds: float = Field(default=20.0, alias="SHUTDOWN_GRACE_SECONDS")
     consumer_prefetch: int = Field(default=32, alias="CONSUMER_PREFETCH", ge=1, le=10_000)
+
+
+def service_database(service: str) -> Any:
+    """The `mongodb_database` field of one service: `<SERVICE>_MONGODB_DATABASE`, else the shared
+    `MONGODB_DATABASE`, else "mailstream". Each service owns its collections, so each may have a database of its
+    own; one shared database works too (no two services use the same collection name)."""
+    own = f"{service.upper()}_MONGODB_DATABASE"
+    return Field(
+        default="mailstream",
+        validation_alias=AliasChoices(own, "MONGODB_DATABASE", "mongodb_database"),
+        description=f"{own}, else MONGODB_DATABASE",
+    )

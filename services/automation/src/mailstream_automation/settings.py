@@ -2,10 +2,11 @@
 
 from pydantic import Field
 
-from mailstream_common.settings import CommonSettings
+from mailstream_common.settings import CommonSettings, service_database
 
 
 class AutomationSettings(CommonSettings):
+    mongodb_database: str = service_database("automation")
     http_host: str = Field(default="127.0.0.1", alias="AUTOMATION_HTTP_HOST")
     http_port: int = Field(default=8103, alias="AUTOMATION_HTTP_PORT", ge=0, le=65535)
     auto_reply_interval_hours: float = Field(

@@ -4,10 +4,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from mailstream_common.settings import CommonSettings
+from mailstream_common.settings import CommonSettings, service_database
 
 
 class IngestSettings(CommonSettings):
+    mongodb_database: str = service_database("ingest")
     role: Literal["all", "smtp", "analyse"] = Field(
         default="all", alias="INGEST_ROLE", description="Run the SMTP front door, the analysis worker, or both"
     )
