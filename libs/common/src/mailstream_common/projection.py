@@ -14,13 +14,26 @@ document's, with one conditional upsert:
 
 So applying the same event twice, or an older one after a newer one, changes nothing: redelivery, duplicates from a
 resync and reordering between queues are all harmless. `is_newer` is the same rule as a pure function.
+
+A projection is rebuilt by replay: a service whose projection is empty at start asks inbox to republish everything
+(`request_resync_if_empty`); an operator can ask for the same at any time (`mailstream projections resync`).
 """
 
+import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
+
+from . import topology
+from .contracts import ProjectionResyncRequested
+from .contracts.streams import CatalogueEntity
+
+if TYPE_CHECKING:
+    from .broker import Broker
+
+log = logging.getLogger(__name__)
 
 
 def is_newer(current_version: int | None, event_version: int) -> bool:
@@ -47,3 +60,17 @@ async def apply_versioned(
 
 async def is_empty(collection: AsyncCollection) -> bool:
     return await collection.find_one({}, {"_id": 1}) is None
+
+
+async def request_resync_if_empty(
+    broker: "Broker", collection: AsyncCollection, entities: list[CatalogueEntity], *, service: str
+) -> bool:
+    """At start, after the service's projection queue is declared and bound (`broker.start()`): if the projection
+    holds nothing, ask inbox to republish what it needs (a service deployed after streams existed, or a database
+    that was wiped). Returns True if it asked. The request waits in `inbox.resync` if inbox is not running yet."""
+    if not await is_empty(collection):
+        return False
+    await broker.declare(topology.INBOX_RESYNC)
+    await broker.publish(ProjectionResyncRequested(entities=entities, requested_by=service))
+    log.info("projection empty: resync requested", extra={"collection": collection.name, "entities": entities})
+    return True
