@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from mailstream_common import mongo, service, topology
+from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, DomainChanged, ReplyRequested, StreamChanged
 from mailstream_common.ops import HttpServer
@@ -23,6 +23,7 @@ from .repository import INDEXES, Deliveries, Suppressions
 from .retention import Pruner
 from .settings import SenderSettings
 from .signing import SigningKeyCache
+from .stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ async def main(stop: asyncio.Event) -> None:
     spec = topology.SENDER_REPLIES
     deliveries, suppressions = Deliveries(db), Suppressions(db)
     streams = stream_cache(db, ttl_seconds=settings.stream_cache_seconds)
+    stream_settings = StreamSettings(db)  # the projection of inbox's streams the cache reads (stream_settings.py)
     # One Suppressions object for the API, the bounce consumer and the guard's cache: its writes drop the cache.
     suppression_cache = SuppressionCache(suppressions, ttl_seconds=settings.suppression_cache_seconds)
     replies = ReplySender(
@@ -82,7 +84,13 @@ async def main(stop: asyncio.Event) -> None:
     broker.consume(spec, replies.handle, ReplyRequested, prefetch=settings.consumer_prefetch)
     broker.consume(topology.SENDER_BOUNCES, bounces.handle, DeliveryReported, prefetch=settings.consumer_prefetch)
     replica_queue = topology.replica_queue("sender", uuid.uuid4().hex, topology.SENDER_REPLICA_EVENTS)
-    broker.consume(replica_queue, CacheEvents(keys, streams).handle, (DomainChanged, StreamChanged))
+    broker.consume(replica_queue, CacheEvents(keys, streams, stream_settings).handle, (DomainChanged, StreamChanged))
+    broker.consume(
+        topology.SENDER_STREAM_SETTINGS,
+        stream_settings.on_stream_changed,
+        StreamChanged,
+        prefetch=settings.consumer_prefetch,
+    )
     pruner = Pruner(
         deliveries,
         retention_hours=settings.deliveries_retention_hours,
@@ -96,6 +104,7 @@ async def main(stop: asyncio.Event) -> None:
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()  # HTTP first: a port that is taken stops the process before it takes any work
     await broker.start()
+    await projection.request_resync_if_empty(broker, stream_settings.collection, ["stream"], service="sender")
     pruning = asyncio.create_task(pruner.run(stop, lambda: datetime.now(UTC)))
     log.info("sender ready", extra={"relay": f"{settings.smtp_host}:{settings.smtp_port}", "http": settings.http_port})
     try:
