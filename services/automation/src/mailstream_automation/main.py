@@ -5,13 +5,14 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from mailstream_common import mongo, service, topology
+from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import MessageStored
+from mailstream_common.contracts import CannedResponseChanged, MessageStored, StreamChanged, TopicChanged
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
 from .consumer import RuleRunner
+from .known_references import ENTITIES, KnownReferences
 from .repository import RulesRepository, RunsRepository, ensure_indexes
 from .retention import Pruner
 from .settings import AutomationSettings
@@ -35,7 +36,15 @@ async def main(stop: asyncio.Event) -> None:
         runs = RunsRepository(db)
         runner = RuleRunner(RulesRepository(db), runs, broker, settings)
         broker.consume(topology.AUTOMATION_EVALUATE, runner.handle, MessageStored, prefetch=settings.consumer_prefetch)
+        known = KnownReferences(db)  # the projection of inbox's catalogue that rule validation reads
+        broker.consume(
+            topology.AUTOMATION_REFERENCES,
+            known.on_change,
+            (TopicChanged, StreamChanged, CannedResponseChanged),
+            prefetch=settings.consumer_prefetch,
+        )
         await broker.start()
+        await projection.request_resync_if_empty(broker, known.collection, ENTITIES, service="automation")
         pruner = Pruner(
             runs,
             retention_days=settings.runs_retention_days,
