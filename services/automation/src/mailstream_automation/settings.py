@@ -27,6 +27,14 @@ class AutomationSettings(CommonSettings):
         alias="AUTOMATION_RECORD_UNFIRED_RUNS",
         description="Also record runs of rules that were evaluated but did not fire (answers 'why not?')",
     )
+    reference_settle_seconds: float = Field(
+        default=2.0,
+        alias="AUTOMATION_REFERENCE_SETTLE_SECONDS",
+        ge=0,
+        le=30,
+        description="How long a rule save waits for an unknown topic/stream/canned response id to appear in the"
+        " projection (its *.changed event normally arrives within milliseconds of inbox's write) before 422",
+    )
     max_rules_per_account: int = Field(default=500, alias="AUTOMATION_MAX_RULES_PER_ACCOUNT", ge=1)
     rules_cache_accounts: int = Field(
         default=10_000,
