@@ -9,7 +9,15 @@ from mailstream_common import verp
 from mailstream_common.contracts import MailReceived, StreamChanged
 from mailstream_common.contracts.mail import StreamTarget
 from mailstream_ingest import smtp
-from mailstream_ingest.recipients import Bounce, LookupUnavailable, RecipientDirectory, Stream, StreamCache, Unknown
+from mailstream_ingest.recipients import (
+    Bounce,
+    LookupUnavailable,
+    RecipientDirectory,
+    Route,
+    Stream,
+    StreamCache,
+    Unknown,
+)
 
 SECRET = b"secret"
 DOMAIN = "in.mailstream.test"
@@ -31,11 +39,12 @@ class FakeStreams:
         self.reads = 0
         self.down = False
 
-    async def __call__(self, address: str) -> StreamTarget | None:
+    async def __call__(self, address: str) -> Route | None:
         self.reads += 1
         if self.down:
             raise ConnectionError("database unreachable")
-        return self.live.get(address)
+        found = self.live.get(address)
+        return None if found is None else Route(found, 1)
 
 
 def target(address: str, stream_id: str = "s1") -> StreamTarget:
@@ -219,3 +228,18 @@ async def test_a_lookup_that_raced_an_event_does_not_overwrite_it(setup):
     found = await finding
     assert found is not None and found.stream_id == "s-race"
     assert await cache.find("race@in.mailstream.test") is not None
+
+
+async def test_an_event_older_than_what_the_projection_said_is_ignored(setup):
+    """A fresh replica learns a deleted stream (version 2) from the projection; the creation event (version 1)
+    delivered late to its replica queue must not make the address acceptable."""
+    _, _, cache = setup
+    deleted_target = target("gone@in.mailstream.test", stream_id="s-gone")
+
+    async def projection(address: str) -> Route | None:
+        return Route(deleted_target, 2, live=False) if address == "gone@in.mailstream.test" else None
+
+    cache._lookup = projection
+    assert await cache.find("gone@in.mailstream.test") is None
+    cache.apply(event("created", "gone@in.mailstream.test", stream_id="s-gone", version=1))
+    assert await cache.find("gone@in.mailstream.test") is None

@@ -46,7 +46,7 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
             topology.INGEST_STREAM_ROUTES, routes.on_stream_changed, StreamChanged, prefetch=settings.consumer_prefetch
         )
         cache = StreamCache(
-            routes.find_live,
+            routes.find,
             positive_ttl=settings.positive_cache_seconds,
             negative_ttl=settings.negative_cache_seconds,
         )

@@ -19,7 +19,17 @@ from mailstream_common.contracts import StreamChanged
 from mailstream_common.contracts.mail import StreamTarget
 from mailstream_common.projection import is_newer
 
-StreamLookup = Callable[[str], Awaitable[StreamTarget | None]]
+
+@dataclass(frozen=True)
+class Route:
+    """What the projection knows of a forwarding address: its stream, at which version, and whether it is live."""
+
+    target: StreamTarget
+    version: int
+    live: bool = True
+
+
+StreamLookup = Callable[[str], Awaitable[Route | None]]
 
 
 @dataclass(frozen=True)
@@ -77,13 +87,18 @@ class StreamCache:
             return None
         events_before = self._events
         try:
-            target = await self._lookup(address)
+            route = await self._lookup(address)
         except Exception as exc:
             raise LookupUnavailable(str(exc)) from exc
         if self._event_seen.get(address, -1) > events_before:
             # An event for this address arrived while we were reading: it is at least as new as what we read.
             hit = self._live.get(address)
             return hit[0] if hit is not None else None
+        if route is not None:  # an event older than what the projection said must not undo it later
+            stream_id = route.target.stream_id
+            if is_newer(self._versions.get(stream_id), route.version):
+                self._versions[stream_id] = route.version
+        target = route.target if route is not None and route.live else None
         self._remember(address, target)
         return target
 

@@ -16,17 +16,11 @@ from mailstream_common.contracts import StreamChanged
 from mailstream_common.contracts.mail import StreamTarget
 from mailstream_common.projection import apply_versioned
 
+from .recipients import Route
+
 COLLECTION = "stream_routes"
 
-INDEXES = {
-    COLLECTION: [
-        IndexModel(
-            [("forwarding_address", ASCENDING)],
-            name="stream_routes_live_address",
-            partialFilterExpression={"live": True},
-        )
-    ]
-}
+INDEXES = {COLLECTION: [IndexModel([("forwarding_address", ASCENDING)], name="stream_routes_address")]}
 
 
 def route_fields(event: StreamChanged) -> dict[str, Any]:
@@ -59,6 +53,7 @@ class StreamRoutes:
         """Consumer of `ingest.stream_routes`: idempotent, and an older event never overwrites a newer one."""
         await self.apply(event)
 
-    async def find_live(self, forwarding_address: str) -> StreamTarget | None:
-        doc = await self.collection.find_one({"forwarding_address": forwarding_address.lower(), "live": True})
-        return None if doc is None else target_of(doc)
+    async def find(self, forwarding_address: str) -> Route | None:
+        """The stream of this forwarding address, live or deleted (its version keeps the cache from going back)."""
+        doc = await self.collection.find_one({"forwarding_address": forwarding_address.lower()})
+        return None if doc is None else Route(target_of(doc), int(doc.get("version", 0)), bool(doc.get("live")))
