@@ -16,7 +16,7 @@ So applying the same event twice, or an older one after a newer one, changes not
 resync and reordering between queues are all harmless. `is_newer` is the same rule as a pure function.
 
 A projection is rebuilt by replay: a service whose projection is empty at start asks inbox to republish everything
-(`request_resync_if_empty`); an operator can ask for the same at any time (`mailstream projections resync`).
+(`is_empty` before consuming, then `request_resync`); an operator can ask for the same at any time (`mailstream projections resync`).
 """
 
 import logging
@@ -62,15 +62,13 @@ async def is_empty(collection: AsyncCollection) -> bool:
     return await collection.find_one({}, {"_id": 1}) is None
 
 
-async def request_resync_if_empty(
-    broker: "Broker", collection: AsyncCollection, entities: list[CatalogueEntity], *, service: str
-) -> bool:
-    """At start, after the service's projection queue is declared and bound (`broker.start()`): if the projection
-    holds nothing, ask inbox to republish what it needs (a service deployed after streams existed, or a database
-    that was wiped). Returns True if it asked. The request waits in `inbox.resync` if inbox is not running yet."""
-    if not await is_empty(collection):
-        return False
+async def request_resync(broker: "Broker", entities: list[CatalogueEntity], *, service: str) -> None:
+    """Ask inbox to republish the entities a projection needs (`projection.resync_requested`).
+
+    A service calls it at start, after `broker.start()` (its projection queue is then bound, so no snapshot is
+    lost), when its projection was empty *before* it started consuming (`is_empty`; checked before, because an
+    event already queued would otherwise make a projection that missed everything else look filled). The request
+    waits in `inbox.resync` if inbox is not running yet."""
     await broker.declare(topology.INBOX_RESYNC)
     await broker.publish(ProjectionResyncRequested(entities=entities, requested_by=service))
-    log.info("projection empty: resync requested", extra={"collection": collection.name, "entities": entities})
-    return True
+    log.info("projection empty at start: resync requested", extra={"entities": entities})

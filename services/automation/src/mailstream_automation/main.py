@@ -43,8 +43,10 @@ async def main(stop: asyncio.Event) -> None:
             (TopicChanged, StreamChanged, CannedResponseChanged),
             prefetch=settings.consumer_prefetch,
         )
+        resync = await projection.is_empty(known.collection)  # judged before any queued event is consumed
         await broker.start()
-        await projection.request_resync_if_empty(broker, known.collection, ENTITIES, service="automation")
+        if resync:
+            await projection.request_resync(broker, ENTITIES, service="automation")
         pruner = Pruner(
             runs,
             retention_days=settings.runs_retention_days,

@@ -93,9 +93,12 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
         worker = AnalysisWorker(broker, authenticator)
         broker.consume(topology.INGEST_ANALYSE, worker.handle, MailReceived, prefetch=settings.consumer_prefetch)
 
+    # A projection created after streams existed catches up (see stream_routes.py); empty is judged before any
+    # queued event is consumed.
+    resync = routes is not None and await projection.is_empty(routes.collection)
     await broker.start()
-    if routes is not None:  # a projection created after streams existed catches up (see stream_routes.py)
-        await projection.request_resync_if_empty(broker, routes.collection, ["stream"], service="ingest")
+    if resync:
+        await projection.request_resync(broker, ["stream"], service="ingest")
     if front_door is not None:
         await front_door.start()
     ops = OpsServer(settings.ops_host, settings.ops_port, checks)

@@ -103,8 +103,10 @@ async def main(stop: asyncio.Event) -> None:
     app = create_app(suppressions, token, {"broker": broker.is_ready, "database": database_ready})
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()  # HTTP first: a port that is taken stops the process before it takes any work
+    resync = await projection.is_empty(stream_settings.collection)  # judged before any queued event is consumed
     await broker.start()
-    await projection.request_resync_if_empty(broker, stream_settings.collection, ["stream"], service="sender")
+    if resync:
+        await projection.request_resync(broker, ["stream"], service="sender")
     pruning = asyncio.create_task(pruner.run(stop, lambda: datetime.now(UTC)))
     log.info("sender ready", extra={"relay": f"{settings.smtp_host}:{settings.smtp_port}", "http": settings.http_port})
     try:
