@@ -192,6 +192,7 @@ async def test_a_replica_stream_event_reaches_the_projection_before_the_cache_is
     """This replica's queue may deliver `stream.changed` before the shared projection queue does: the handler
     applies it to `stream_settings` first, so the reload after the invalidation is not older than the event; an
     older event afterwards changes nothing."""
+
     def changed(version: int, allow: bool) -> StreamChanged:
         return StreamChanged(
             change="updated", version=version, account_id="a1", topic_id="t1", stream_id="s1",
