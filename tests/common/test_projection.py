@@ -36,9 +36,7 @@ async def test_concurrent_events_for_a_new_document_settle_on_the_newest(mongo_d
         document_id = f"s{round_number}"
         versions = list(range(1, 9))
         random.shuffle(versions)
-        results = await asyncio.gather(
-            *(apply_versioned(projection, document_id, v, {"value": v}) for v in versions)
-        )
+        results = await asyncio.gather(*(apply_versioned(projection, document_id, v, {"value": v}) for v in versions))
         stored = await projection.find_one({"_id": document_id})
         assert stored["version"] == 8 and stored["value"] == 8
         assert any(results)
