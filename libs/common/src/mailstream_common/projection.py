@@ -16,7 +16,8 @@ So applying the same event twice, or an older one after a newer one, changes not
 resync and reordering between queues are all harmless. `is_newer` is the same rule as a pure function.
 
 A projection is rebuilt by replay: a service whose projection is empty at start asks inbox to republish everything
-(`is_empty` before consuming, then `request_resync`); an operator can ask for the same at any time (`mailstream projections resync`).
+(`is_empty` before consuming, then `request_resync`); an operator can ask for the same at any time
+(`mailstream projections resync`).
 """
 
 import logging

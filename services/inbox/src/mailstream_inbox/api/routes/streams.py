@@ -2,8 +2,8 @@
 
 Every create/update/delete publishes `stream.changed` (`mailstream_inbox.catalogue`: versioned, and republished by
 the relay if the broker does not confirm) so that ingest's, sender's and automation's projections follow at once (a
-deleted stream's forwarding address is then refused at RCPT time). `verify-forwarding` asks sender to mail a test message
-to the customer-facing address; when the customer's forwarding rule brings it back through ingest, the store
+deleted stream's forwarding address is then refused at RCPT time). `verify-forwarding` asks sender to mail a test
+message to the customer-facing address; when the customer's forwarding rule brings it back through ingest, the store
 consumer calls `repositories.streams.mark_forwarding_verified` and the stream shows how it arrived.
 """
 
