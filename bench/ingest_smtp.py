@@ -162,9 +162,9 @@ def main() -> None:
     forwarding = f"fwd-bench-{uuid.uuid4().hex[:8]}@{DOMAIN}"
     procs: list[subprocess.Popen] = []
     mongo = MongoClient(mongodb_uri)
-    mongo[database]["streams"].insert_one(
-        {"_id": uuid.uuid4().hex, "account_id": "a", "topic_id": "t", "address": "support@acme.example",
-         "allow_agent_send": True, "forwarding_address": forwarding, "status": "receiving", "deleted": False}
+    mongo[database]["stream_routes"].insert_one(  # ingest's own projection of the stream
+        {"_id": uuid.uuid4().hex, "account_id": "a", "stream_address": "support@acme.example",
+         "forwarding_address": forwarding, "live": True, "version": 1}
     )  # fmt: skip
     results: dict[tuple[int, int, str], list[tuple[float, float | None, float | None]]] = {}
     load = [os.getloadavg()]

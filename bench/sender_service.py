@@ -206,7 +206,7 @@ async def run_once(
     this_run = {"created_at": {"$gte": datetime.now(UTC) - timedelta(hours=1)}}
     layout = await preload(db, preloaded, size, datetime.now(UTC) - timedelta(days=1)) if preloaded else None
     stream_id = uuid4().hex
-    await db["streams"].insert_one(
+    await db["stream_settings"].insert_one(  # sender's own projection of the stream (as stream.changed leaves it)
         {
             "_id": stream_id,
             "account_id": ACCOUNT,
@@ -214,9 +214,8 @@ async def run_once(
             "address": "support@acme.test",
             "display_name": "Acme Support",
             "allow_agent_send": True,
-            "forwarding_address": f"{uuid4().hex}@in.mailstream.test",
-            "status": "receiving",
             "deleted": False,
+            "version": 1,
         }
     )
     broker = Broker(found.amqp_url, service="bench")

@@ -27,6 +27,11 @@ Queues: each consumer owns a durable quorum queue; failures go to `<queue>.retry
 dead-letter back into the queue) and, after the attempt cap or at once for a message that can never succeed, to
 `<queue>.dead`. Replica-local queues (`<service>.replica.<id>`) are exclusive and vanish with their process.
 
+`stream.changed`, `topic.changed` and `canned_response.changed` carry the entity's whole state (as far as any
+consumer needs it) and its `version`, the revision inbox increments with every write; each consuming service keeps a
+projection that applies an event only when its version is newer (docs/architecture.md, "Each service owns its
+data"), so duplicates, redeliveries, reordering and "snapshot" republications are harmless.
+
 | event | published by | consumed from |
 | --- | --- | --- |
 {table}
@@ -41,7 +46,11 @@ PRODUCERS = {
     "conversation.actions_requested": "automation",
     "reply.requested": "inbox (API replies, auto-replies, forwarding checks)",
     "delivery.reported": "sender (each attempt), ingest (bounces)",
-    "stream.changed": "inbox",
+    "stream.changed": "inbox (API writes, first mail; the catalogue relay; resync snapshots)",
+    "topic.changed": "inbox (API writes; the catalogue relay; resync snapshots)",
+    "canned_response.changed": "inbox (API writes; the catalogue relay; resync snapshots)",
+    "projection.resync_requested": "ingest, sender, automation (projection empty at start); `mailstream projections"
+    " resync`",
     "domain.changed": "domains",
     "api_key.revoked": "inbox (API key revoked)",
 }

@@ -28,6 +28,8 @@ def gateway_headers(account_id: str, role: str = "admin", token: str = INTERNAL_
 
 
 def test_settings(**overrides) -> AutomationSettings:
+    # The projection a test fills is complete before it saves a rule: an unknown id is a 422 at once.
+    overrides = {"reference_settle_seconds": 0, **overrides}
     return AutomationSettings(**{**service_env(), **overrides})
 
 

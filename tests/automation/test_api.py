@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from mailstream_automation.known_references import KnownReferences
 from mailstream_automation.repository import RunsRepository
+from mailstream_common.contracts import CannedResponseChanged, StreamChanged, TopicChanged
 from tests.automation.conftest import ApiServer
 from tests.support.service_tokens import GATEWAY_TOKEN
 
@@ -163,27 +165,37 @@ async def test_invalid_patch_is_422_and_changes_nothing(api: ApiServer):
 
 async def test_topic_streams_and_canned_responses_must_be_the_callers_own(api: ApiServer):
     tenant, stranger = account(), account()
-    await api.db["topics"].insert_many(
-        [
-            {"_id": "topic-mine", "account_id": tenant, "name": "Support"},
-            {"_id": "topic-theirs", "account_id": stranger},
-        ]
-    )
-    base = {"allow_agent_send": True, "forwarding_address": "x@in.test", "address": "s@acme.test", "deleted": False}
-    await api.db["streams"].insert_many(
-        [
-            {"_id": "stream-mine", "account_id": tenant, "topic_id": "topic-mine", **base},
-            {"_id": "stream-other-topic", "account_id": tenant, "topic_id": "topic-2", **base},
-            {"_id": "stream-gone", "account_id": tenant, "topic_id": "topic-mine", **base, "deleted": True},
-            {"_id": "stream-theirs", "account_id": stranger, "topic_id": "topic-theirs", **base},
-        ]
-    )
+    # What automation knows of inbox's catalogue: its own projection, as the *.changed events leave it.
+    known = KnownReferences(api.db)
+
+    def topic(topic_id: str, account_id: str, deleted: bool = False) -> TopicChanged:
+        return TopicChanged(
+            change="created", version=1, account_id=account_id, topic_id=topic_id, name="t", deleted=deleted
+        )
+
+    def stream(stream_id: str, account_id: str, topic_id: str, deleted: bool = False) -> StreamChanged:
+        return StreamChanged(
+            change="created", version=1, account_id=account_id, topic_id=topic_id, stream_id=stream_id,
+            address="s@acme.test", forwarding_address=f"{stream_id}@in.test", allow_agent_send=True, deleted=deleted,
+        )  # fmt: skip
+
+    for event in (
+        topic("topic-mine", tenant),
+        topic("topic-theirs", stranger),
+        topic("topic-gone", tenant, deleted=True),
+        stream("stream-mine", tenant, "topic-mine"),
+        stream("stream-other-topic", tenant, "topic-2"),
+        stream("stream-gone", tenant, "topic-mine", deleted=True),
+        stream("stream-theirs", stranger, "topic-theirs"),
+    ):
+        await known.apply(event)
     async with api.client(tenant) as client:
         ok = await create(client, topic_id="topic-mine", stream_ids=["stream-mine"])
         assert ok["topic_id"] == "topic-mine" and ok["stream_ids"] == ["stream-mine"]
         cases = [
             ({"topic_id": "topic-theirs"}, ["body", "topic_id"]),
             ({"topic_id": "nope"}, ["body", "topic_id"]),
+            ({"topic_id": "topic-gone"}, ["body", "topic_id"]),
             ({"stream_ids": ["stream-mine", "stream-theirs"]}, ["body", "stream_ids", 1]),
             ({"stream_ids": ["stream-gone"]}, ["body", "stream_ids", 0]),
             ({"topic_id": "topic-mine", "stream_ids": ["stream-other-topic"]}, ["body", "stream_ids", 0]),
@@ -193,9 +205,10 @@ async def test_topic_streams_and_canned_responses_must_be_the_callers_own(api: A
         patch = await client.patch(f"/v1/automation/rules/{ok['id']}", json={"stream_ids": ["stream-theirs"]})
         assert error_locs(patch) == [["body", "stream_ids", 0]]
 
-        await api.db["canned_responses"].insert_many(
-            [{"_id": "canned-mine", "account_id": tenant}, {"_id": "canned-theirs", "account_id": stranger}]
-        )
+        for canned_id, owner in (("canned-mine", tenant), ("canned-theirs", stranger)):
+            await known.apply(
+                CannedResponseChanged(change="created", version=1, account_id=owner, canned_response_id=canned_id)
+            )
         reply = {"type": "auto_reply", "canned_response_id": "canned-mine"}
         await create(client, actions=[TAG, reply])
         theirs = rule(actions=[TAG, reply | {"canned_response_id": "canned-theirs"}])

@@ -15,6 +15,7 @@ from tests.support.waiting import wait_for
 def _stream_event(**overrides) -> StreamChanged:
     fields = dict(
         change="created",
+        version=1,
         account_id="a1",
         topic_id="t1",
         stream_id=uuid.uuid4().hex,

@@ -60,7 +60,16 @@ def settings_class(service: str) -> type[CommonSettings]:
 
 
 def setting_names(settings: type[CommonSettings]) -> set[str]:
-    return {field.alias or name.upper() for name, field in settings.model_fields.items()}
+    """Every variable the settings read: a field's alias, or each of its validation alias choices (a service's
+    own `<SERVICE>_MONGODB_DATABASE` and the shared `MONGODB_DATABASE`), or its name."""
+    names = set()
+    for name, field in settings.model_fields.items():
+        choices = getattr(field.validation_alias, "choices", None)
+        if choices:
+            names |= {choice for choice in choices if isinstance(choice, str) and choice.isupper()}
+        else:
+            names.add(field.alias or name.upper())
+    return names
 
 
 def setting_default(settings: type[CommonSettings], variable: str) -> object:
@@ -398,3 +407,18 @@ def test_chart_pods_outlive_their_drain_and_leave_endpoints_before_it() -> None:
     )
     assert 'command: ["sleep", {{ $.Values.preStopSleepSeconds | quote }}]' in deployments
     assert "path: /readyz" in deployments and "path: /healthz" in deployments
+
+
+def test_each_service_has_a_database_of_its_own_in_compose_and_the_chart(compose: dict) -> None:
+    """Each service owns its collections (docs/architecture.md): both deployments give each its own database,
+    through the variable its settings read first."""
+    databases = {}
+    for service in SERVICES:
+        variable = f"{service.upper()}_MONGODB_DATABASE"
+        assert variable in setting_names(settings_class(service))
+        databases[service] = compose["services"][service]["environment"][variable]
+        assert variable in helper_env_names(f"mailstream.env.{service}")
+    assert len(set(databases.values())) == len(SERVICES), databases
+    assert "MONGODB_DATABASE" not in compose["services"]["inbox"]["environment"]
+    values = load_yaml(CHART / "values.yaml")
+    assert values["mongodb"]["databasePerService"] is True

@@ -19,6 +19,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_ingest import main as ingest_main
+from mailstream_ingest import stream_routes
 from mailstream_ingest.settings import IngestSettings
 from tests.support.processes import free_port
 from tests.support.waiting import wait_for
@@ -138,17 +139,24 @@ async def queue_depth(amqp_url: str, queue: str) -> int:
 
 
 async def add_stream(db: AsyncDatabase, *, address: str = "support@acme.example", deleted: bool = False) -> dict:
+    """A stream as ingest knows it: a document of its own `stream_routes` projection (as `stream.changed` leaves it)."""
     stream_id = uuid.uuid4().hex
     doc = {
         "_id": stream_id,
         "account_id": uuid.uuid4().hex,
         "topic_id": uuid.uuid4().hex,
         "address": address,
-        "display_name": "",
-        "allow_agent_send": True,
         "forwarding_address": f"fwd-{stream_id[:12]}@{INBOUND_DOMAIN}",
-        "status": "awaiting_mail",
         "deleted": deleted,
     }
-    await db["streams"].insert_one(doc)
+    await db[stream_routes.COLLECTION].insert_one(
+        {
+            "_id": stream_id,
+            "forwarding_address": doc["forwarding_address"],
+            "account_id": doc["account_id"],
+            "stream_address": address.lower(),
+            "live": not deleted,
+            "version": 1,
+        }
+    )
     return doc

@@ -9,7 +9,15 @@ from mailstream_common import verp
 from mailstream_common.contracts import MailReceived, StreamChanged
 from mailstream_common.contracts.mail import StreamTarget
 from mailstream_ingest import smtp
-from mailstream_ingest.recipients import Bounce, LookupUnavailable, RecipientDirectory, Stream, StreamCache, Unknown
+from mailstream_ingest.recipients import (
+    Bounce,
+    LookupUnavailable,
+    RecipientDirectory,
+    Route,
+    Stream,
+    StreamCache,
+    Unknown,
+)
 
 SECRET = b"secret"
 DOMAIN = "in.mailstream.test"
@@ -24,28 +32,36 @@ class Clock:
 
 
 class FakeStreams:
-    """The `streams` collection as the fallback sees it, counting reads."""
+    """Ingest's `stream_routes` projection as the fallback sees it, counting reads."""
 
     def __init__(self) -> None:
         self.live: dict[str, StreamTarget] = {}
         self.reads = 0
         self.down = False
 
-    async def __call__(self, address: str) -> StreamTarget | None:
+    async def __call__(self, address: str) -> Route | None:
         self.reads += 1
         if self.down:
             raise ConnectionError("database unreachable")
-        return self.live.get(address)
+        found = self.live.get(address)
+        return None if found is None else Route(found, 1)
 
 
 def target(address: str, stream_id: str = "s1") -> StreamTarget:
     return StreamTarget(forwarding_address=address, stream_id=stream_id, account_id="a1")
 
 
-def event(change: str, address: str, stream_id: str = "s1") -> StreamChanged:
+_versions: dict[str, int] = {}
+
+
+def event(change: str, address: str, stream_id: str = "s1", version: int | None = None) -> StreamChanged:
+    """A stream event; each call is the stream's next version unless `version` is given."""
+    if version is None:
+        version = _versions[stream_id] = _versions.get(stream_id, 0) + 1
     return StreamChanged(
-        change=change, account_id="a1", topic_id="t1", stream_id=stream_id, address="support@acme.example",
-        forwarding_address=address, allow_agent_send=True,
+        change=change, version=version, account_id="a1", topic_id="t1", stream_id=stream_id,
+        address="support@acme.example", forwarding_address=address, allow_agent_send=True,
+        deleted=change == "deleted",
     )  # fmt: skip
 
 
@@ -179,3 +195,51 @@ async def test_handler_refuses_when_not_durable_or_lookup_down(setup):
     handler.draining = True
     session, envelope = Session(asyncio.get_running_loop()), Envelope()
     assert await handler.handle_MAIL(None, session, envelope, "a@b.example", []) == smtp.SHUTTING_DOWN
+
+
+async def test_an_older_or_repeated_event_does_not_undo_a_newer_one(setup):
+    _, _, cache = setup
+    created = event("created", "x@in.mailstream.test", stream_id="s-order", version=1)
+    deleted = event("deleted", "x@in.mailstream.test", stream_id="s-order", version=2)
+    cache.apply(deleted)
+    cache.apply(created)  # arrives late (another queue, a redelivery): ignored
+    assert await cache.find("x@in.mailstream.test") is None
+    cache.apply(deleted)  # a duplicate: nothing changes
+    assert await cache.find("x@in.mailstream.test") is None
+
+
+async def test_a_lookup_that_raced_an_event_does_not_overwrite_it(setup):
+    """The projection read started before the stream's creation event and answers "unknown" after it: the event
+    wins, and the miss is not remembered."""
+    _, streams, cache = setup
+    started, release = asyncio.Event(), asyncio.Event()
+    slow_reads = streams.__call__
+
+    async def slow(address: str):
+        started.set()
+        await release.wait()
+        return await slow_reads(address)
+
+    cache._lookup = slow
+    finding = asyncio.create_task(cache.find("race@in.mailstream.test"))
+    await started.wait()
+    cache.apply(event("created", "race@in.mailstream.test", stream_id="s-race"))
+    release.set()
+    found = await finding
+    assert found is not None and found.stream_id == "s-race"
+    assert await cache.find("race@in.mailstream.test") is not None
+
+
+async def test_an_event_older_than_what_the_projection_said_is_ignored(setup):
+    """A fresh replica learns a deleted stream (version 2) from the projection; the creation event (version 1)
+    delivered late to its replica queue must not make the address acceptable."""
+    _, _, cache = setup
+    deleted_target = target("gone@in.mailstream.test", stream_id="s-gone")
+
+    async def projection(address: str) -> Route | None:
+        return Route(deleted_target, 2, live=False) if address == "gone@in.mailstream.test" else None
+
+    cache._lookup = projection
+    assert await cache.find("gone@in.mailstream.test") is None
+    cache.apply(event("created", "gone@in.mailstream.test", stream_id="s-gone", version=1))
+    assert await cache.find("gone@in.mailstream.test") is None

@@ -1,4 +1,4 @@
-"""The SMTP front door through a real client (smtplib), real RabbitMQ and the real stream collection."""
+"""The SMTP front door through a real client (smtplib), real RabbitMQ and ingest's real `stream_routes` projection."""
 
 import asyncio
 import base64
@@ -88,10 +88,10 @@ async def test_new_stream_is_accepted_as_soon_as_its_event_arrives_and_refused_o
         before = await send(running.smtp_port, "a@b.example", [address], SIMPLE)
         assert before.rcpt[0][0] == 550  # and now cached as absent for 10 minutes
         stream = await add_stream(mongo_db)
-        await mongo_db["streams"].update_one({"_id": stream["_id"]}, {"$set": {"forwarding_address": address}})
+        await mongo_db["stream_routes"].update_one({"_id": stream["_id"]}, {"$set": {"forwarding_address": address}})
         event = StreamChanged(
-            change="created", account_id=stream["account_id"], topic_id=stream["topic_id"], stream_id=stream["_id"],
-            address=stream["address"], forwarding_address=address, allow_agent_send=True,
+            change="created", version=1, account_id=stream["account_id"], topic_id=stream["topic_id"],
+            stream_id=stream["_id"], address=stream["address"], forwarding_address=address, allow_agent_send=True,
         )  # fmt: skip
         publisher = Broker(vhost[1], service="tests")
         await publisher.connect()
@@ -104,8 +104,8 @@ async def test_new_stream_is_accepted_as_soon_as_its_event_arrives_and_refused_o
             from tests.support.waiting import wait_for
 
             await wait_for(accepted, timeout=10, what="RCPT accepted after stream.changed")
-            await mongo_db["streams"].update_one({"_id": stream["_id"]}, {"$set": {"deleted": True}})
-            await publisher.publish(event.model_copy(update={"change": "deleted"}))
+            await mongo_db["stream_routes"].update_one({"_id": stream["_id"]}, {"$set": {"live": False}})
+            await publisher.publish(event.model_copy(update={"change": "deleted", "deleted": True, "version": 2}))
 
             async def refused():
                 return (await send(running.smtp_port, "a@b.example", [address], SIMPLE)).rcpt[0][0] == 550

@@ -16,6 +16,7 @@ from mailstream_common import topology
 from mailstream_common.broker import HEADER_EVENT, HEADER_SCHEMA_VERSION, Broker
 from mailstream_common.contracts import DeliveryReported, ReplyRequested
 from mailstream_common.mongo import ensure_indexes
+from mailstream_sender import stream_settings
 from mailstream_sender.caches import SuppressionCache, stream_cache
 from mailstream_sender.delivery import RelayConfig, SmtpRelay
 from mailstream_sender.replies import ReplySender, SenderPolicy
@@ -67,8 +68,14 @@ async def add_stream(db: AsyncDatabase, account_id: str, *, allow_agent_send: bo
         "deleted": False,
         **fields,
     }
-    await db["streams"].insert_one(doc)
+    # The stream as sender knows it: a document of its own projection (as `stream.changed` leaves it).
+    await db[stream_settings.COLLECTION].insert_one({**stream_settings_doc(doc), "version": 1})
     return doc
+
+
+def stream_settings_doc(stream: dict) -> dict:
+    keep = ("_id", "account_id", "topic_id", "address", "display_name", "allow_agent_send", "deleted")
+    return {key: stream[key] for key in keep}
 
 
 def reply_command(account_id: str, stream_id: str, **overrides) -> ReplyRequested:

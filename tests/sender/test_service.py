@@ -276,7 +276,8 @@ async def test_stream_changed_event_stops_sending_at_once(
     await broker.publish(first)
     assert (await _final_state(mongo_db, first.message_id, "the first mail"))["state"] == "sent"
 
-    await mongo_db["streams"].update_one({"_id": stream["_id"]}, {"$set": stored})
+    # The projection alone changes (as if the shared projection queue applied it): the cached record still wins.
+    await mongo_db["stream_settings"].update_one({"_id": stream["_id"]}, {"$set": {**stored, "version": 2}})
     cached = reply_command(acme_key.account_id, stream["_id"])
     await broker.publish(cached)
     cached_state = await _final_state(mongo_db, cached.message_id, "a mail from the cached record")
@@ -287,6 +288,9 @@ async def test_stream_changed_event_stops_sending_at_once(
     await broker.publish(
         StreamChanged(
             change=change,
+            version=2,
+            deleted=event["deleted"],
+            display_name=event["display_name"],
             account_id=event["account_id"],
             topic_id=event["topic_id"],
             stream_id=event["_id"],

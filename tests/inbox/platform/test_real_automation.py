@@ -3,6 +3,7 @@ references to inbox topics, roles, and the merged OpenAPI with automation's exam
 
 import asyncio
 import contextlib
+import uuid
 
 import httpx
 import pytest_asyncio
@@ -10,8 +11,12 @@ import uvicorn
 from pymongo import AsyncMongoClient
 
 from mailstream_automation.api.app import create_app as create_automation_app
+from mailstream_automation.known_references import KnownReferences
 from mailstream_automation.repository import ensure_indexes as ensure_automation_indexes
 from mailstream_automation.settings import AutomationSettings
+from mailstream_common import topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import CannedResponseChanged, StreamChanged, TopicChanged
 from tests.inbox.conftest import create_account_with_keys
 from tests.support.inbox_gateway import running_gateway
 from tests.support.processes import free_port
@@ -20,10 +25,18 @@ from tests.support.waiting import wait_for
 
 
 @contextlib.asynccontextmanager
-async def automation_server(mongodb_uri: str, database: str):
+async def automation_server(amqp_url: str, mongodb_uri: str, database: str):
+    """Automation's API, and its projection of inbox's catalogue fed as in the service (on a queue of the test's
+    own, bound to the same events)."""
     client = AsyncMongoClient(mongodb_uri, tz_aware=True)
     db = client[database]
     await ensure_automation_indexes(db)
+    broker = Broker(amqp_url, service="tests-automation")
+    await broker.connect()
+    catalogue_events = (TopicChanged, StreamChanged, CannedResponseChanged)
+    queue = topology.replica_queue("tests-automation", uuid.uuid4().hex, catalogue_events)
+    broker.consume(queue, KnownReferences(db).on_change, catalogue_events)
+    await broker.start()
     settings = AutomationSettings(MONGODB_URI=mongodb_uri, MONGODB_DATABASE=database, **service_env())
     port = free_port()
     server = uvicorn.Server(
@@ -43,6 +56,7 @@ async def automation_server(mongodb_uri: str, database: str):
     finally:
         server.should_exit = True
         await task
+        await broker.close(grace=2)
         await client.close()
 
 
@@ -50,7 +64,7 @@ async def automation_server(mongodb_uri: str, database: str):
 async def gateway_with_automation(backends):
     database = f"{backends.database}_inbox"  # shared with the package gateway: indexes exist
     async with (
-        automation_server(backends.mongodb_uri, database) as automation_url,
+        automation_server(backends.amqp_url, backends.mongodb_uri, database) as automation_url,
         running_gateway(
             backends.amqp_url,
             backends.mongodb_uri,
@@ -79,7 +93,8 @@ async def test_rules_through_the_gateway_are_tenant_scoped_and_role_checked(gate
         assert created.status_code == 201, created.text
         rule_id = created.json()["id"]
 
-        # another account's topic is refused by automation, which checks the reference in inbox's collections
+        # another account's topic is refused by automation, which checks the reference in its projection of inbox's
+        # topics (fed by topic.changed)
         foreign = await acme.admin.post("/v1/automation/rules", json={**rule, "topic_id": globex_topic["id"]})
         assert foreign.status_code == 422
         assert "topic_id" in str(foreign.json()["detail"])

@@ -179,6 +179,24 @@ workloads:
 {{- end }}
 {{- end }}
 
+{{/*
+The database of one service: each service owns its collections (docs/architecture.md, "Each service owns its
+data"), so each gets a database of its own, "<mongodb.database>_<service>" unless mongodb.databases.<service> names
+one; mongodb.databasePerService=false puts them all in mongodb.database (the shared MONGODB_DATABASE).
+*/}}
+{{- define "mailstream.database" -}}
+{{- $root := index . 0 -}}
+{{- $service := index . 1 -}}
+{{- $named := index ($root.Values.mongodb.databases | default dict) $service | default "" -}}
+{{- if $named -}}
+{{- $named -}}
+{{- else if $root.Values.mongodb.databasePerService -}}
+{{- printf "%s_%s" $root.Values.mongodb.database $service -}}
+{{- else -}}
+{{- $root.Values.mongodb.database -}}
+{{- end -}}
+{{- end }}
+
 {{- define "mailstream.bounceDomainEnv" -}}
 {{- if .Values.bounceDomain }}
 - name: MAILSTREAM_BOUNCE_DOMAIN
@@ -191,6 +209,8 @@ Per-service environment beyond the shared ConfigMap and the back-end Secrets. Ev
 of that service (tests/deploy/test_deploy_files.py checks them against the services' settings classes).
 */}}
 {{- define "mailstream.env.ingest" -}}
+- name: INGEST_MONGODB_DATABASE
+  value: {{ include "mailstream.database" (list . "ingest") | quote }}
 - name: INGEST_SMTP_HOST
   value: "0.0.0.0"
 - name: INGEST_SMTP_PORT
@@ -217,6 +237,8 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 {{- end }}
 
 {{- define "mailstream.env.inbox" -}}
+- name: INBOX_MONGODB_DATABASE
+  value: {{ include "mailstream.database" (list . "inbox") | quote }}
 - name: DOMAINS_URL
   value: {{ include "mailstream.internalUrl" (list . "domains") | quote }}
 - name: AUTOMATION_URL
@@ -229,9 +251,13 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 
 {{- define "mailstream.env.automation" -}}
 {{- include "mailstream.secretEnv" (list . "MAILSTREAM_GATEWAY_TOKEN_SHA256" (printf "%s-sha256" .Values.secrets.gatewayTokenKey)) }}
+- name: AUTOMATION_MONGODB_DATABASE
+  value: {{ include "mailstream.database" (list . "automation") | quote }}
 {{- end }}
 
 {{- define "mailstream.env.domains" -}}
+- name: DOMAINS_MONGODB_DATABASE
+  value: {{ include "mailstream.database" (list . "domains") | quote }}
 # The key is read from a mounted file, so it never shows in the pod's environment.
 - name: DOMAINS_KEY_ENCRYPTION_KEY_FILE
   value: /var/run/mailstream/secrets/dkim-key-encryption-key
@@ -253,6 +279,8 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
 {{- end }}
 
 {{- define "mailstream.env.sender" -}}
+- name: SENDER_MONGODB_DATABASE
+  value: {{ include "mailstream.database" (list . "sender") | quote }}
 - name: SENDER_SMTP_HOST
   value: {{ required "smarthost.host is required" .Values.smarthost.host | quote }}
 - name: SENDER_SMTP_PORT

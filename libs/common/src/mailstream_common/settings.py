@@ -5,8 +5,9 @@ public contract (shared/api-contract.md) so that a bare `python -m mailstream_<s
 """
 
 import hashlib
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development credentials only (the defaults of a bare `python -m`); scripts/run.sh and deployments set real ones.
@@ -28,7 +29,11 @@ class CommonSettings(BaseSettings):
         alias="MONGODB_URI",
         description="MongoDB URI; secret because it may carry credentials",
     )
-    mongodb_database: str = Field(default="mailstream", alias="MONGODB_DATABASE")
+    mongodb_database: str = Field(
+        default="mailstream",
+        alias="MONGODB_DATABASE",
+        description="The database; a service's own `<SERVICE>_MONGODB_DATABASE` wins (see `service_database`)",
+    )
     mongodb_write_concern_w: str = Field(
         default="majority",
         alias="MONGODB_WRITE_CONCERN_W",
@@ -61,3 +66,15 @@ class CommonSettings(BaseSettings):
     def service_callers(self) -> dict[str, str]:
         """Caller name -> SHA-256 of its token, for `app.state.service_callers`."""
         return {"gateway": self.gateway_token_sha256, "sender": self.sender_token_sha256}
+
+
+def service_database(service: str) -> Any:
+    """The `mongodb_database` field of one service: `<SERVICE>_MONGODB_DATABASE`, else the shared
+    `MONGODB_DATABASE`, else "mailstream". Each service owns its collections, so each may have a database of its
+    own; one shared database works too (no two services use the same collection name)."""
+    own = f"{service.upper()}_MONGODB_DATABASE"
+    return Field(
+        default="mailstream",
+        validation_alias=AliasChoices(own, "MONGODB_DATABASE", "mongodb_database"),
+        description=f"{own}, else MONGODB_DATABASE",
+    )

@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from .contracts import (
     ApiKeyRevoked,
+    CannedResponseChanged,
     ConversationActionsRequested,
     ConversationChanged,
     DeliveryReported,
@@ -28,8 +29,10 @@ from .contracts import (
     MailReceived,
     MessageDeliveryChanged,
     MessageStored,
+    ProjectionResyncRequested,
     ReplyRequested,
     StreamChanged,
+    TopicChanged,
 )
 
 EVENTS_EXCHANGE = "mailstream.events"
@@ -78,6 +81,14 @@ SENDER_REPLIES = QueueSpec(
 )
 SENDER_BOUNCES = QueueSpec("sender.bounces", (DeliveryReported,))
 
+# Projections of inbox's catalogue (see mailstream_common.projection): one durable queue per consuming service,
+# shared by its replicas, so an event published while every replica is down is applied when one comes back.
+INBOX_RESYNC = QueueSpec("inbox.resync", (ProjectionResyncRequested,))
+INGEST_STREAM_ROUTES = QueueSpec("ingest.stream_routes", (StreamChanged,))
+SENDER_STREAM_SETTINGS = QueueSpec("sender.stream_settings", (StreamChanged,))
+AUTOMATION_REFERENCES = QueueSpec("automation.references", (TopicChanged, StreamChanged, CannedResponseChanged))
+PROJECTION_QUEUES: tuple[QueueSpec, ...] = (INGEST_STREAM_ROUTES, SENDER_STREAM_SETTINGS, AUTOMATION_REFERENCES)
+
 WORK_QUEUES: tuple[QueueSpec, ...] = (
     INGEST_ANALYSE,
     INBOX_STORE,
@@ -86,6 +97,8 @@ WORK_QUEUES: tuple[QueueSpec, ...] = (
     AUTOMATION_EVALUATE,
     SENDER_REPLIES,
     SENDER_BOUNCES,
+    INBOX_RESYNC,
+    *PROJECTION_QUEUES,
 )
 
 

@@ -3,13 +3,14 @@
 import asyncio
 import logging
 
-from mailstream_common import mongo, service, topology
+from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import MessageStored
+from mailstream_common.contracts import CannedResponseChanged, MessageStored, StreamChanged, TopicChanged
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
 from .consumer import RuleRunner
+from .known_references import ENTITIES, KnownReferences
 from .repository import RulesRepository, RunsRepository, ensure_indexes
 from .settings import AutomationSettings
 
@@ -30,7 +31,17 @@ async def main(stop: asyncio.Event) -> None:
         await broker.declare(topology.INBOX_ACTIONS)  # so our commands are routable before inbox first starts
         runner = RuleRunner(RulesRepository(db), RunsRepository(db), broker, settings)
         broker.consume(topology.AUTOMATION_EVALUATE, runner.handle, MessageStored, prefetch=settings.consumer_prefetch)
+        known = KnownReferences(db)  # the projection of inbox's catalogue that rule validation reads
+        broker.consume(
+            topology.AUTOMATION_REFERENCES,
+            known.on_change,
+            (TopicChanged, StreamChanged, CannedResponseChanged),
+            prefetch=settings.consumer_prefetch,
+        )
+        resync = await projection.is_empty(known.collection)  # judged before any queued event is consumed
         await broker.start()
+        if resync:
+            await projection.request_resync(broker, ENTITIES, service="automation")
 
         app = create_app(settings, db, {"broker": broker.is_ready, "database": lambda: mongo.ping(client)})
         server = HttpServer(app, settings.http_host, settings.http_port, lifespan="off")

@@ -2,10 +2,11 @@
 
 from pydantic import Field
 
-from mailstream_common.settings import CommonSettings
+from mailstream_common.settings import CommonSettings, service_database
 
 
 class AutomationSettings(CommonSettings):
+    mongodb_database: str = service_database("automation")
     http_host: str = Field(default="127.0.0.1", alias="AUTOMATION_HTTP_HOST")
     http_port: int = Field(default=8103, alias="AUTOMATION_HTTP_PORT", ge=0, le=65535)
     auto_reply_interval_hours: float = Field(
@@ -25,6 +26,14 @@ class AutomationSettings(CommonSettings):
         default=True,
         alias="AUTOMATION_RECORD_UNFIRED_RUNS",
         description="Also record runs of rules that were evaluated but did not fire (answers 'why not?')",
+    )
+    reference_settle_seconds: float = Field(
+        default=2.0,
+        alias="AUTOMATION_REFERENCE_SETTLE_SECONDS",
+        ge=0,
+        le=30,
+        description="How long a rule save waits for an unknown topic/stream/canned response id to appear in the"
+        " projection (its *.changed event normally arrives within milliseconds of inbox's write) before 422",
     )
     max_rules_per_account: int = Field(default=500, alias="AUTOMATION_MAX_RULES_PER_ACCOUNT", ge=1)
     rules_cache_accounts: int = Field(

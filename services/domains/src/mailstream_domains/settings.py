@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from mailstream_common.settings import CommonSettings
+from mailstream_common.settings import CommonSettings, service_database
 
 
 def _comma_list(value: object) -> object:
@@ -15,6 +15,7 @@ def _comma_list(value: object) -> object:
 
 
 class DomainsSettings(CommonSettings):
+    mongodb_database: str = service_database("domains")
     http_host: str = Field(default="127.0.0.1", alias="DOMAINS_HTTP_HOST")
     http_port: int = Field(default=8102, alias="DOMAINS_HTTP_PORT", description="Internal API and /healthz, /readyz")
 

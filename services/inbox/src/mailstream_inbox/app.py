@@ -22,8 +22,9 @@ from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import ApiKeyRevoked, Event
 from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ops_routes
+from mailstream_common.periodic import run_every
 
-from . import consumers
+from . import catalogue, consumers
 from .api.errors import install_error_handlers
 from .api.middleware import CorrelationAndMetrics, RequestSizeLimit
 from .api.routes import (
@@ -64,7 +65,14 @@ ROUTERS = (
 # with no such process running they would be unroutable, and the broker would refuse the publish. This bounded
 # journal queue keeps them routable and holds the latest few for inspection; nobody consumes it.
 BROADCAST_JOURNAL_QUEUE = "inbox.broadcast.journal"
-BROADCAST_JOURNAL_EVENTS = ("stream.changed", "conversation.changed", "message.delivery_changed", "api_key.revoked")
+BROADCAST_JOURNAL_EVENTS = (
+    "stream.changed",
+    "topic.changed",
+    "canned_response.changed",
+    "conversation.changed",
+    "message.delivery_changed",
+    "api_key.revoked",
+)
 
 OPENAPI_DESCRIPTION = """Mailstream: email as a stream for customer-service inboxes.
 
@@ -128,6 +136,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         receiving=broker.is_ready,
     )
     journal_task: asyncio.Task[None] | None = None
+    relay_task: asyncio.Task[None] | None = None
+    relay_stop = asyncio.Event()
     try:
         await ensure_indexes(app.state.db)
         await broker.connect()
@@ -142,6 +152,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             replica_queue = topology.replica_queue("inbox", uuid.uuid4().hex, topology.GATEWAY_REPLICA_EVENTS)
             broker.consume(replica_queue, _replica_handler(app), topology.GATEWAY_REPLICA_EVENTS, prefetch=256)
         await broker.start()
+        if settings.runs_consumers:  # catalogue changes whose publication was not confirmed (see catalogue.py)
+            relay_task = asyncio.create_task(
+                run_every(
+                    settings.catalogue_relay_seconds,
+                    relay_stop,
+                    lambda: catalogue.relay_pending(
+                        app.state.db, broker, older_than_seconds=settings.catalogue_relay_seconds
+                    ),
+                    name="catalogue relay",
+                )
+            )
         if settings.serves_http:
             await journal.open()  # the live queue is bound: from now on this replica journals every live event
             journal_task = asyncio.create_task(journal.run())
@@ -151,6 +172,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.started = False
         app.state.live.close()
+        relay_stop.set()
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
         if journal_task is not None:
             journal_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,8 +1,8 @@
 """`mailstream`: what an operator needs from a shell, straight against the database (no gateway required).
 
 Every command prints JSON on stdout (one object, or one object per line for lists) so it can be piped into jq;
-diagnostics go to stderr. Configuration is the services' own: MONGODB_URI, MONGODB_DATABASE,
-MAILSTREAM_INBOUND_DOMAIN.
+diagnostics go to stderr. Configuration is the services' own: MONGODB_URI, INBOX_MONGODB_DATABASE (else
+MONGODB_DATABASE), MAILSTREAM_INBOUND_DOMAIN, and AMQP_URL for `projections resync`.
 """
 
 import argparse
@@ -15,7 +15,9 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common import mongo
+from mailstream_common import mongo, topology
+from mailstream_common.broker import Broker
+from mailstream_common.contracts import ProjectionResyncRequested
 
 from .indexes import ensure_indexes
 from .repositories import accounts as accounts_repo
@@ -136,12 +138,29 @@ async def streams_list(db: AsyncDatabase, args: argparse.Namespace, settings: In
     return 0
 
 
+async def projections_resync(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    """Ask (over the broker) for every stream, topic and canned response to be republished as a snapshot: the
+    other services' projections catch up with whatever they missed. Inbox's workers answer it."""
+    broker = Broker(settings.amqp_url.get_secret_value(), service="mailstream-cli")
+    await broker.connect()
+    try:
+        await broker.declare(topology.INBOX_RESYNC)
+        request = ProjectionResyncRequested(entities=list(args.entities), requested_by="operator (mailstream cli)")
+        await broker.publish(request)
+    finally:
+        await broker.close(grace=1)
+    _emit({"requested": request.entities, "event_id": request.event_id})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailstream",
         description="Mailstream administration against the configured database (MONGODB_URI, MONGODB_DATABASE).",
     )
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{accounts,api-keys,topics,streams}")
+    groups = parser.add_subparsers(
+        dest="group", required=True, metavar="{accounts,api-keys,topics,streams,projections}"
+    )
 
     accounts = groups.add_parser("accounts", help="create and list accounts")
     accounts_cmds = accounts.add_subparsers(dest="command", required=True)
@@ -178,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     stream_list = streams_cmds.add_parser("list")
     stream_list.add_argument("--account", required=True)
     stream_list.set_defaults(run=streams_list)
+
+    projections = groups.add_parser("projections", help="other services' copies of streams, topics, canned responses")
+    projections_cmds = projections.add_subparsers(dest="command", required=True)
+    resync = projections_cmds.add_parser("resync", help="have inbox republish them all (needs AMQP_URL)")
+    resync.add_argument(
+        "--entities", nargs="+", choices=("stream", "topic", "canned_response"),
+        default=["stream", "topic", "canned_response"],
+    )  # fmt: skip
+    resync.set_defaults(run=projections_resync)
     return parser
 
 

@@ -4,10 +4,11 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from mailstream_common.settings import DEV_GATEWAY_TOKEN, CommonSettings
+from mailstream_common.settings import DEV_GATEWAY_TOKEN, CommonSettings, service_database
 
 
 class InboxSettings(CommonSettings):
+    mongodb_database: str = service_database("inbox")
     http_host: str = Field(default="127.0.0.1", alias="INBOX_HTTP_HOST")
     http_port: int = Field(default=8000, alias="INBOX_HTTP_PORT", ge=0, le=65535)
     role: Literal["all", "api", "worker"] = Field(
@@ -63,6 +64,14 @@ class InboxSettings(CommonSettings):
         ge=0,
         description="How long a replica trusts a verified key before looking it up again (revocations are broadcast;"
         " this bounds the delay when a broadcast is lost or a key is revoked with the CLI)",
+    )
+
+    catalogue_relay_seconds: float = Field(
+        default=10.0,
+        alias="INBOX_CATALOGUE_RELAY_SECONDS",
+        gt=0,
+        description="How often a worker republishes stream/topic/canned-response changes the broker did not confirm"
+        " (and how old such a change must be)",
     )
 
     @property

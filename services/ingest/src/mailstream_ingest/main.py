@@ -4,15 +4,17 @@ import asyncio
 import logging
 import uuid
 
-from mailstream_common import mongo, service, topology
+from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import MailReceived, StreamChanged
 from mailstream_common.ops import OpsServer
 
 from .authentication import Authenticator, make_resolver
-from .recipients import RecipientDirectory, StreamCache, database_lookup
+from .recipients import RecipientDirectory, StreamCache
 from .settings import IngestSettings
 from .smtp import IngestHandler, SmtpFrontDoor, tls_context
+from .stream_routes import INDEXES as STREAM_ROUTES_INDEXES
+from .stream_routes import StreamRoutes
 from .worker import AnalysisWorker
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,19 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
     front_door: SmtpFrontDoor | None = None
     authenticator: Authenticator | None = None
     checks: dict = {"broker": broker.is_ready}
+    routes: StreamRoutes | None = None
 
     if settings.role in ("all", "smtp"):
         mongo_client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-ingest")
         db = mongo_client[settings.mongodb_database]
+        await mongo.ensure_indexes(db, STREAM_ROUTES_INDEXES)
+        routes = StreamRoutes(db)
+        # The projection (durable queue shared by the SMTP replicas) and this replica's cache (its own queue).
+        broker.consume(
+            topology.INGEST_STREAM_ROUTES, routes.on_stream_changed, StreamChanged, prefetch=settings.consumer_prefetch
+        )
         cache = StreamCache(
-            database_lookup(db),
+            routes.find,
             positive_ttl=settings.positive_cache_seconds,
             negative_ttl=settings.negative_cache_seconds,
         )
@@ -84,7 +93,12 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
         worker = AnalysisWorker(broker, authenticator)
         broker.consume(topology.INGEST_ANALYSE, worker.handle, MailReceived, prefetch=settings.consumer_prefetch)
 
+    # A projection created after streams existed catches up (see stream_routes.py); empty is judged before any
+    # queued event is consumed.
+    resync = routes is not None and await projection.is_empty(routes.collection)
     await broker.start()
+    if resync:
+        await projection.request_resync(broker, ["stream"], service="ingest")
     if front_door is not None:
         await front_door.start()
     ops = OpsServer(settings.ops_host, settings.ops_port, checks)

@@ -1,25 +1,35 @@
 """Which RCPT TO addresses ingest accepts: forwarding addresses of live streams, and VERP bounce addresses.
 
-The stream lookup is a cache in front of the `streams` collection. It is fed by `stream.changed` events through a
-replica-local queue, so a new stream is acceptable and a deleted one refused as soon as its event arrives; misses
-fall back to one database read. A miss is remembered briefly (so a spammer's dictionary attack does not become a
-database load test), and a hit is re-read after a while so that an event lost during a broker reconnect cannot
-keep a deleted stream alive forever.
+The stream lookup is a cache in front of ingest's own `stream_routes` projection (`stream_routes.py`; inbox's
+`streams` collection is never read). It is fed by `stream.changed` events through a replica-local queue, so a new
+stream is acceptable and a deleted one refused as soon as its event arrives; misses fall back to one read of the
+projection. A miss is remembered briefly (so a spammer's dictionary attack does not become a database load test),
+and a hit is re-read after a while so that an event lost during a broker reconnect cannot keep a deleted stream
+alive forever. Events carry the stream's version: an older one than the cache has seen is ignored, and a lookup
+that raced an event for the same address does not overwrite what the event said.
 """
 
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from mailstream_common import verp
 from mailstream_common.broker import Delivery
 from mailstream_common.contracts import StreamChanged
 from mailstream_common.contracts.mail import StreamTarget
-from mailstream_common.streams import find_live_stream_by_forwarding_address
+from mailstream_common.projection import is_newer
 
-StreamLookup = Callable[[str], Awaitable[StreamTarget | None]]
+
+@dataclass(frozen=True)
+class Route:
+    """What the projection knows of a forwarding address: its stream, at which version, and whether it is live."""
+
+    target: StreamTarget
+    version: int
+    live: bool = True
+
+
+StreamLookup = Callable[[str], Awaitable[Route | None]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,9 @@ class StreamCache:
         self._clock = clock
         self._live: dict[str, tuple[StreamTarget, float]] = {}
         self._absent: dict[str, float] = {}
+        self._versions: dict[str, int] = {}  # stream id -> newest version applied from an event
+        self._events = 0  # events applied so far
+        self._event_seen: dict[str, int] = {}  # address -> `_events` when an event last touched it
 
     async def find(self, address: str) -> StreamTarget | None:
         address = address.lower()
@@ -72,10 +85,20 @@ class StreamCache:
         absent_until = self._absent.get(address)
         if absent_until is not None and absent_until > now:
             return None
+        events_before = self._events
         try:
-            target = await self._lookup(address)
+            route = await self._lookup(address)
         except Exception as exc:
             raise LookupUnavailable(str(exc)) from exc
+        if self._event_seen.get(address, -1) > events_before:
+            # An event for this address arrived while we were reading: it is at least as new as what we read.
+            hit = self._live.get(address)
+            return hit[0] if hit is not None else None
+        if route is not None:  # an event older than what the projection said must not undo it later
+            stream_id = route.target.stream_id
+            if is_newer(self._versions.get(stream_id), route.version):
+                self._versions[stream_id] = route.version
+        target = route.target if route is not None and route.live else None
         self._remember(address, target)
         return target
 
@@ -92,12 +115,20 @@ class StreamCache:
             self._live[address] = (target, now + self._positive_ttl)
 
     def apply(self, event: StreamChanged) -> None:
-        """Make the cache agree with a stream event at once."""
+        """Make the cache agree with a stream event at once (unless an event as new was applied already)."""
+        if not is_newer(self._versions.get(event.stream_id), event.version):
+            return
+        if len(self._versions) > 100_000 or len(self._event_seen) > 100_000:  # bounded, like `_absent`
+            self._versions.clear()
+            self._event_seen.clear()
+        self._versions[event.stream_id] = event.version
         address = event.forwarding_address.lower()
+        self._events += 1
+        self._event_seen[address] = self._events
         for known, (target, _) in list(self._live.items()):
             if target.stream_id == event.stream_id and known != address:
                 del self._live[known]
-        if event.change == "deleted":
+        if event.deleted:
             self._remember(address, None)
         else:
             self._remember(
@@ -113,23 +144,6 @@ class StreamCache:
     async def on_stream_changed(self, event: StreamChanged, _: Delivery) -> None:
         """Consumer of the replica queue: applying the same event twice changes nothing."""
         self.apply(event)
-
-
-def database_lookup(db: AsyncDatabase) -> StreamLookup:
-    """The cache's fallback: one read of the `streams` collection (owned by inbox)."""
-
-    async def lookup(address: str) -> StreamTarget | None:
-        record = await find_live_stream_by_forwarding_address(db, address)
-        if record is None:
-            return None
-        return StreamTarget(
-            forwarding_address=record.forwarding_address,
-            stream_id=record.id,
-            account_id=record.account_id,
-            stream_address=record.address.lower(),
-        )
-
-    return lookup
 
 
 class RecipientDirectory:

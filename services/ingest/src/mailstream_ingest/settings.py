@@ -4,10 +4,11 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from mailstream_common.settings import DEV_VERP_SECRET, CommonSettings
+from mailstream_common.settings import DEV_VERP_SECRET, CommonSettings, service_database
 
 
 class IngestSettings(CommonSettings):
+    mongodb_database: str = service_database("ingest")
     role: Literal["all", "smtp", "analyse"] = Field(
         default="all", alias="INGEST_ROLE", description="Run the SMTP front door, the analysis worker, or both"
     )

@@ -1,8 +1,9 @@
 """Per-process caches in front of the two reads every mail's guard steps make: the stream record and the account's
 suppression list, so that a mail with warm caches reads nothing from the database.
 
-- Streams (inbox owns them) are kept until `stream.changed` names them (this replica's own queue, next to
-  `domain.changed`), or for a short TTL, the fallback for an event missed while the broker connection was down.
+- Streams (inbox owns them; sender reads its own projection, `stream_settings`) are kept until `stream.changed`
+  names them (this replica's own queue, next to `domain.changed`: the event is applied to the projection, then the
+  entry dropped), or for a short TTL, the fallback for an event missed while the broker connection was down.
 - Suppressions (this service writes them: the bounce consumer and the suppression API) are kept per account, as the
   whole list. A write through this process drops its account at once; a write by another replica is seen after at
   most the TTL (`SENDER_SUPPRESSION_CACHE_SECONDS`): that is the window in which a fresh suppression may not yet
@@ -17,11 +18,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Delivery
 from mailstream_common.contracts import DomainChanged, StreamChanged
-from mailstream_common.streams import StreamRecord, get_stream
 
 from .read_through import ReadThroughCache
 from .repository import Suppression, Suppressions
 from .signing import SigningKeyCache
+from .stream_settings import StreamRecord, StreamSettings
 
 StreamCache = ReadThroughCache[str, StreamRecord | None]
 
@@ -29,8 +30,10 @@ StreamCache = ReadThroughCache[str, StreamRecord | None]
 def stream_cache(db: AsyncDatabase, *, ttl_seconds: float, max_entries: int = 10_000) -> StreamCache:
     """stream id -> the stream record (deleted ones included, so the guard can say why), or None if unknown."""
 
+    projection = StreamSettings(db)
+
     async def load(stream_id: str) -> StreamRecord | None:
-        return await get_stream(db, stream_id)
+        return await projection.get(stream_id)
 
     return ReadThroughCache("streams", load, ttl_seconds=ttl_seconds, max_entries=max_entries)
 
@@ -71,15 +74,19 @@ def suppressed_among(known: Mapping[str, Suppression], addresses: list[str]) -> 
 
 
 class CacheEvents:
-    """Consumer of this replica's own queue: `domain.changed` drops the domain's signing key, `stream.changed` the
-    stream record (the next mail re-reads it; inbox publishes after its write, so that read sees the change)."""
+    """Consumer of this replica's own queue: `domain.changed` drops the domain's signing key; `stream.changed` is
+    applied to the `stream_settings` projection (if this replica got it before the shared projection queue did) and
+    then drops the stream record, so the next mail re-reads a projection at least as new as the event."""
 
-    def __init__(self, keys: SigningKeyCache, streams: StreamCache) -> None:
+    def __init__(self, keys: SigningKeyCache, streams: StreamCache, settings: StreamSettings | None = None) -> None:
         self.keys = keys
         self.streams = streams
+        self.settings = settings
 
     async def handle(self, event: DomainChanged | StreamChanged, delivery: Delivery) -> None:
         if isinstance(event, DomainChanged):
             self.keys.invalidate(event.name)
         else:
+            if self.settings is not None:
+                await self.settings.apply(event)
             self.streams.invalidate(event.stream_id)

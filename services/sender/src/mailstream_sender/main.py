@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from mailstream_common import mongo, service, topology
+from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, DomainChanged, ReplyRequested, StreamChanged
 from mailstream_common.ops import HttpServer
@@ -20,6 +20,7 @@ from .replies import ReplySender, SenderPolicy
 from .repository import INDEXES, Deliveries, Suppressions
 from .settings import SenderSettings
 from .signing import SigningKeyCache
+from .stream_settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ async def main(stop: asyncio.Event) -> None:
     spec = topology.SENDER_REPLIES
     deliveries, suppressions = Deliveries(db), Suppressions(db)
     streams = stream_cache(db, ttl_seconds=settings.stream_cache_seconds)
+    stream_settings = StreamSettings(db)  # the projection of inbox's streams the cache reads (stream_settings.py)
     # One Suppressions object for the API, the bounce consumer and the guard's cache: its writes drop the cache.
     suppression_cache = SuppressionCache(suppressions, ttl_seconds=settings.suppression_cache_seconds)
     replies = ReplySender(
@@ -80,7 +82,13 @@ async def main(stop: asyncio.Event) -> None:
     broker.consume(spec, replies.handle, ReplyRequested, prefetch=settings.consumer_prefetch)
     broker.consume(topology.SENDER_BOUNCES, bounces.handle, DeliveryReported, prefetch=settings.consumer_prefetch)
     replica_queue = topology.replica_queue("sender", uuid.uuid4().hex, topology.SENDER_REPLICA_EVENTS)
-    broker.consume(replica_queue, CacheEvents(keys, streams).handle, (DomainChanged, StreamChanged))
+    broker.consume(replica_queue, CacheEvents(keys, streams, stream_settings).handle, (DomainChanged, StreamChanged))
+    broker.consume(
+        topology.SENDER_STREAM_SETTINGS,
+        stream_settings.on_stream_changed,
+        StreamChanged,
+        prefetch=settings.consumer_prefetch,
+    )
 
     async def database_ready() -> bool:
         return await mongo.ping(client)
@@ -88,7 +96,10 @@ async def main(stop: asyncio.Event) -> None:
     app = create_app(suppressions, settings.service_callers, {"broker": broker.is_ready, "database": database_ready})
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()  # HTTP first: a port that is taken stops the process before it takes any work
+    resync = await projection.is_empty(stream_settings.collection)  # judged before any queued event is consumed
     await broker.start()
+    if resync:
+        await projection.request_resync(broker, ["stream"], service="sender")
     log.info("sender ready", extra={"relay": f"{settings.smtp_host}:{settings.smtp_port}", "http": settings.http_port})
     try:
         await server.wait(stop)

@@ -28,7 +28,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Delivery, Retry, backoff_seconds
 from mailstream_common.contracts import Address, DeliveryReported, ReplyRequested, utcnow
-from mailstream_common.streams import StreamRecord
 from mailstream_common.verp import encode_bounce_address
 
 from .caches import StreamCache, SuppressionCache, stream_cache
@@ -37,6 +36,7 @@ from .delivery import SendResult, SmtpRelay
 from .repository import FINAL_STATES, Deliveries, DeliveryRecord, Mails, StoredMail, Suppressions
 from .retention import is_past_retention, mail_expires_at, record_expires_at
 from .signing import SigningKeyCache, SigningKeyUnavailable, sign
+from .stream_settings import StreamRecord
 from .templating import TemplateRenderError, render
 
 log = logging.getLogger(__name__)

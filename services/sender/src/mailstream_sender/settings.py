@@ -4,12 +4,13 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from mailstream_common.settings import DEV_SENDER_TOKEN, DEV_VERP_SECRET, CommonSettings
+from mailstream_common.settings import DEV_SENDER_TOKEN, DEV_VERP_SECRET, CommonSettings, service_database
 
 from .retention import minimum_retention_hours
 
 
 class SenderSettings(CommonSettings):
+    mongodb_database: str = service_database("sender")
     http_host: str = Field(default="127.0.0.1", alias="SENDER_HTTP_HOST")
     http_port: int = Field(default=8104, alias="SENDER_HTTP_PORT", description="Suppression API + /healthz etc.")
     sender_token: SecretStr = Field(

@@ -15,7 +15,7 @@ from .domains import DomainChanged
 from .keys import ApiKeyRevoked
 from .mail import MailAnalysed, MailReceived
 from .replies import DeliveryReported, EmailTemplate, ReplyRequested
-from .streams import StreamChanged
+from .streams import CannedResponseChanged, ProjectionResyncRequested, StreamChanged, TopicChanged
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     MailReceived,
@@ -27,6 +27,9 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ReplyRequested,
     DeliveryReported,
     StreamChanged,
+    TopicChanged,
+    CannedResponseChanged,
+    ProjectionResyncRequested,
     DomainChanged,
     ApiKeyRevoked,
 )
@@ -35,6 +38,7 @@ __all__ = [
     "ALL_EVENTS",
     "Address",
     "ApiKeyRevoked",
+    "CannedResponseChanged",
     "Contract",
     "ConversationActionsRequested",
     "ConversationChanged",
@@ -47,9 +51,11 @@ __all__ = [
     "MailReceived",
     "MessageDeliveryChanged",
     "MessageStored",
+    "ProjectionResyncRequested",
     "RawBytes",
     "ReplyRequested",
     "RuleAction",
     "StreamChanged",
+    "TopicChanged",
     "utcnow",
 ]

@@ -35,9 +35,9 @@ def _not_found() -> HTTPException:
     return HTTPException(404, detail="rule not found")
 
 
-async def _check_references(db: Any, account_id: str, definition: RuleDefinition) -> None:
+async def _check_references(db: Any, account_id: str, definition: RuleDefinition, settle_seconds: float) -> None:
     """The topic, streams and canned responses a rule names must be the caller's own."""
-    errors = await reference_errors(db, account_id, definition)
+    errors = await reference_errors(db, account_id, definition, settle_seconds=settle_seconds)
     if errors:
         raise HTTPException(
             422, detail=[{"type": "value_error", "loc": loc, "msg": msg, "input": None} for loc, msg in errors]
@@ -60,7 +60,7 @@ async def create_rule(
 ) -> RulePublic:
     """Rules run in `position` order on every inbound message of the account (within their topic/streams)."""
     definition = RuleDefinition.model_validate(body.model_dump(exclude={"position"}))
-    await _check_references(db, caller.account_id, definition)
+    await _check_references(db, caller.account_id, definition, settings.reference_settle_seconds)
     if await rules.count(caller.account_id) >= settings.max_rules_per_account:
         raise HTTPException(409, detail=f"at most {settings.max_rules_per_account} rules per account")
     rule = await rules.create(caller.account_id, definition, position=body.position, now=datetime.now(UTC))
@@ -144,6 +144,7 @@ async def update_rule(
     caller: Admin,
     rules: Rules,
     db: Db,
+    settings: Settings,
     body: Annotated[RuleUpdate, Body(openapi_examples=examples.UPDATE_EXAMPLES)],
 ) -> RulePublic:
     current = await rules.get(caller.account_id, rule_id)
@@ -155,7 +156,7 @@ async def update_rule(
         raise HTTPException(
             422, detail=[{**e, "loc": ["body", *e["loc"]], "ctx": None} for e in exc.errors(include_url=False)]
         ) from None
-    await _check_references(db, caller.account_id, definition)
+    await _check_references(db, caller.account_id, definition, settings.reference_settle_seconds)
     updated = await rules.update(caller.account_id, rule_id, definition, position=body.position, now=datetime.now(UTC))
     if updated is None:
         raise _not_found()

@@ -1,11 +1,18 @@
-"""The inbox's queue consumers: store analysed mail, apply delivery reports, apply automation's actions."""
+"""The inbox's queue consumers: store analysed mail, apply delivery reports, apply automation's actions, and answer
+projection resync requests (`mailstream_inbox.catalogue`)."""
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common import topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import ConversationActionsRequested, DeliveryReported, MailAnalysed
+from mailstream_common.contracts import (
+    ConversationActionsRequested,
+    DeliveryReported,
+    MailAnalysed,
+    ProjectionResyncRequested,
+)
 
+from .. import catalogue
 from ..settings import InboxSettings
 from . import actions, delivery, store
 
@@ -20,4 +27,7 @@ def register(broker: Broker, db: AsyncDatabase, settings: InboxSettings) -> None
         actions.make_handler(db, broker, settings),
         ConversationActionsRequested,
         prefetch=prefetch,
+    )
+    broker.consume(
+        topology.INBOX_RESYNC, catalogue.make_resync_handler(db, broker), ProjectionResyncRequested, prefetch=1
     )

@@ -1,6 +1,9 @@
 """Canned responses: prepared answers with placeholders, per account (optionally per topic).
 
-A document: _id, account_id, title, text, html (or None), topic_id (or None), created_at, updated_at.
+A document: _id, account_id, title, text, html (or None), topic_id (or None), created_at, updated_at, deleted
+(soft, so that the deletion reaches automation's projection through `canned_response.changed` and a resync
+republishes it; the text and html of a deleted one are removed), deleted_at, revision (+1 per write) and
+publish_pending (the change not yet confirmed by the broker; see `mailstream_inbox.catalogue`).
 """
 
 import uuid
@@ -15,6 +18,7 @@ from . import keyset_page
 from .messages import find_owned
 
 COLLECTION = "canned_responses"
+LIVE = {"deleted": {"$ne": True}}
 
 INDEXES = {
     COLLECTION: [
@@ -22,6 +26,11 @@ INDEXES = {
         IndexModel(
             [("account_id", ASCENDING), ("topic_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
             name="canned_by_topic",
+        ),
+        IndexModel(
+            [("publish_pending", ASCENDING)],
+            name="canned_publish_pending",
+            partialFilterExpression={"publish_pending": {"$exists": True}},
         ),
     ]
 }
@@ -40,19 +49,23 @@ async def create(
         "topic_id": topic_id,
         "created_at": now,
         "updated_at": now,
+        "deleted": False,
+        "revision": 1,
+        "publish_pending": "created",
     }
     await db[COLLECTION].insert_one(doc)
     return doc
 
 
 async def get(db: AsyncDatabase, account_id: str, canned_id: str) -> dict[str, Any] | None:
-    return await find_owned(db[COLLECTION], canned_id, account_id)
+    doc = await find_owned(db[COLLECTION], canned_id, account_id)
+    return None if doc is None or doc.get("deleted") else doc
 
 
 async def list_page(
     db: AsyncDatabase, account_id: str, *, topic_id: str | None, limit: int, after: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    query: dict[str, Any] = {"account_id": account_id}
+    query: dict[str, Any] = {"account_id": account_id, **LIVE}
     if topic_id is not None:
         query["topic_id"] = topic_id
     return await keyset_page(db[COLLECTION], query, limit=limit, after=after)
@@ -60,12 +73,21 @@ async def list_page(
 
 async def update(db: AsyncDatabase, account_id: str, canned_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
     return await db[COLLECTION].find_one_and_update(
-        {"_id": canned_id, "account_id": account_id},
-        {"$set": {**changes, "updated_at": utcnow()}},
+        {"_id": canned_id, "account_id": account_id, **LIVE},
+        {"$set": {**changes, "updated_at": utcnow(), "publish_pending": "updated"}, "$inc": {"revision": 1}},
         return_document=ReturnDocument.AFTER,
     )
 
 
-async def delete(db: AsyncDatabase, account_id: str, canned_id: str) -> bool:
-    result = await db[COLLECTION].delete_one({"_id": canned_id, "account_id": account_id})
-    return result.deleted_count == 1
+async def delete(db: AsyncDatabase, account_id: str, canned_id: str) -> dict[str, Any] | None:
+    """Soft-delete (the text goes); the deleted document (for its `canned_response.changed`) or None."""
+    now = utcnow()
+    return await db[COLLECTION].find_one_and_update(
+        {"_id": canned_id, "account_id": account_id, **LIVE},
+        {
+            "$set": {"deleted": True, "deleted_at": now, "updated_at": now, "publish_pending": "deleted"},
+            "$unset": {"text": "", "html": ""},
+            "$inc": {"revision": 1},
+        },
+        return_document=ReturnDocument.AFTER,
+    )

@@ -1,7 +1,8 @@
 """Email streams: a customer-facing address, its unique forwarding address, and the state of its set-up.
 
-Inbox is the only writer of `streams`; ingest and sender read it through `mailstream_common.streams`. Deleting is
-soft (`deleted: true`) so that a forwarding address is never handed out again and old messages keep their stream.
+Inbox is the only reader and writer of `streams`; other services keep projections of it fed by `stream.changed`
+(`mailstream_inbox.catalogue`). Deleting is soft (`deleted: true`) so that a forwarding address is never handed out
+again, old messages keep their stream, and the deletion can be republished to a projection that missed it.
 
 A stream document:
     _id, account_id, topic_id, address (lower-case), display_name, allow_agent_send, forwarding_address
@@ -13,6 +14,8 @@ A stream document:
     "forward_attached"|"direct"),
     template: null | {"html", "text"}   (per-stream override of the account email template, the brand),
     signature: null | str               (per-stream signature text, added below the reply content)
+    revision: int                       (+1 by every write that changes what `stream.changed` carries)
+    publish_pending: "created"|"updated"|"deleted"  (set with the revision, unset once that revision is published)
 """
 
 import base64
@@ -20,13 +23,14 @@ import secrets
 import uuid
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.contracts import utcnow
-from mailstream_common.streams import STREAMS
 
 from . import keyset_page
+
+STREAMS = "streams"
 
 FORWARDING_METHODS = ("redirect", "forward_inline", "forward_attached", "direct")
 
@@ -39,6 +43,11 @@ INDEXES = {
         ),
         IndexModel([("account_id", ASCENDING), ("topic_id", ASCENDING), ("deleted", ASCENDING)], name="streams_topic"),
         IndexModel([("account_id", ASCENDING), ("address", ASCENDING)], name="streams_address"),
+        IndexModel(
+            [("publish_pending", ASCENDING)],
+            name="streams_publish_pending",
+            partialFilterExpression={"publish_pending": {"$exists": True}},
+        ),
     ]
 }
 
@@ -82,6 +91,8 @@ async def create_stream(
         "forwarding_method": None,
         "template": None,
         "signature": None,
+        "revision": 1,
+        "publish_pending": "created",
     }
     await db[STREAMS].insert_one(doc)
     return doc
@@ -127,22 +138,22 @@ async def update_stream(
         changes = {**changes, "address": changes["address"].lower()}
     await db[STREAMS].update_one(
         {"_id": stream_id, "account_id": account_id, "deleted": False},
-        {"$set": {**changes, "updated_at": utcnow()}},
+        {"$set": {**changes, "updated_at": utcnow(), "publish_pending": "updated"}, "$inc": {"revision": 1}},
     )
     return await get_stream(db, account_id, stream_id)
 
 
 async def delete_stream(db: AsyncDatabase, account_id: str, stream_id: str) -> dict[str, Any] | None:
-    """Soft-delete; returns the stream as it was (for the StreamChanged event) or None if there was none."""
-    stream = await get_stream(db, account_id, stream_id)
-    if stream is None:
-        return None
+    """Soft-delete; returns the deleted stream (for its `stream.changed`) or None if there was no live one."""
     now = utcnow()
-    result = await db[STREAMS].update_one(
+    return await db[STREAMS].find_one_and_update(
         {"_id": stream_id, "account_id": account_id, "deleted": False},
-        {"$set": {"deleted": True, "deleted_at": now, "updated_at": now}},
+        {
+            "$set": {"deleted": True, "deleted_at": now, "updated_at": now, "publish_pending": "deleted"},
+            "$inc": {"revision": 1},
+        },
+        return_document=ReturnDocument.AFTER,
     )
-    return stream if result.modified_count == 1 else None
 
 
 async def start_forwarding_check(db: AsyncDatabase, account_id: str, stream_id: str) -> str | None:
@@ -171,7 +182,16 @@ async def mark_receiving(db: AsyncDatabase, stream_id: str) -> None:
     """The first mail arrived: `awaiting_mail` -> `receiving` (idempotent)."""
     await db[STREAMS].update_one(
         {"_id": stream_id, "status": "awaiting_mail"},
-        {"$set": {"status": "receiving", "first_mail_at": utcnow(), "updated_at": utcnow()}},
+        {
+            # `status` travels in stream.changed: the catalogue relay publishes this revision.
+            "$set": {
+                "status": "receiving",
+                "first_mail_at": utcnow(),
+                "updated_at": utcnow(),
+                "publish_pending": "updated",
+            },
+            "$inc": {"revision": 1},
+        },
     )
 
 

@@ -2,6 +2,8 @@
 
 Placeholders (filled when used; an unknown one renders empty): `{{ customer.name }}`, `{{ customer.address }}`,
 `{{ agent.name }}`, `{{ conversation.subject }}`, `{{ stream.address }}`, `{{ stream.name }}`.
+
+Every create/update/delete publishes `canned_response.changed` (`mailstream_inbox.catalogue`) for automation.
 """
 
 from datetime import datetime
@@ -19,11 +21,12 @@ from mailstream_common.pages import (
     encode_optional_cursor,
 )
 
+from ... import catalogue
 from ...placeholders import syntax_error
 from ...repositories import canned_responses as canned_repo
 from ...repositories import topics as topics_repo
 from ...validation import HeaderSafeStr
-from ..deps import AdminPrincipal, CurrentPrincipal, Db
+from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, field_error, not_found
 
 router = APIRouter(tags=["canned responses"], responses=COMMON_RESPONSES)
@@ -102,11 +105,14 @@ async def _check_topic(db, account_id: str, topic_id: str | None) -> None:
 
 
 @router.post("/v1/canned-responses", status_code=201, response_model=CannedPublic)
-async def create_canned_response(body: CannedCreate, principal: AdminPrincipal, db: Db) -> CannedPublic:
+async def create_canned_response(
+    body: CannedCreate, principal: AdminPrincipal, db: Db, broker: BrokerDep
+) -> CannedPublic:
     await _check_topic(db, principal.account_id, body.topic_id)
     doc = await canned_repo.create(
         db, principal.account_id, title=body.title, text=body.text, html=body.html, topic_id=body.topic_id
     )
+    await catalogue.publish_change(db, broker, "canned_response", doc, "created")
     return canned_public(doc)
 
 
@@ -134,7 +140,7 @@ async def get_canned_response(canned_id: CannedId, principal: CurrentPrincipal, 
 
 @router.patch("/v1/canned-responses/{canned_id}", response_model=CannedPublic, responses=NOT_FOUND_RESPONSE)
 async def update_canned_response(
-    canned_id: CannedId, body: CannedUpdate, principal: AdminPrincipal, db: Db
+    canned_id: CannedId, body: CannedUpdate, principal: AdminPrincipal, db: Db, broker: BrokerDep
 ) -> CannedPublic:
     if await canned_repo.get(db, principal.account_id, canned_id) is None:
         raise not_found("canned response")
@@ -143,11 +149,14 @@ async def update_canned_response(
     doc = await canned_repo.update(db, principal.account_id, canned_id, changes)
     if doc is None:
         raise not_found("canned response")
+    await catalogue.publish_change(db, broker, "canned_response", doc, "updated")
     return canned_public(doc)
 
 
 @router.delete("/v1/canned-responses/{canned_id}", status_code=204, responses=NOT_FOUND_RESPONSE)
-async def delete_canned_response(canned_id: CannedId, principal: AdminPrincipal, db: Db) -> Response:
-    if not await canned_repo.delete(db, principal.account_id, canned_id):
+async def delete_canned_response(canned_id: CannedId, principal: AdminPrincipal, db: Db, broker: BrokerDep) -> Response:
+    doc = await canned_repo.delete(db, principal.account_id, canned_id)
+    if doc is None:
         raise not_found("canned response")
+    await catalogue.publish_change(db, broker, "canned_response", doc, "deleted")
     return Response(status_code=204)

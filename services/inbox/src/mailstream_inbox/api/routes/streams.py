@@ -1,8 +1,9 @@
 """Email streams: a customer-facing address, the forwarding address that feeds it, and its set-up state.
 
-Every create/update/delete publishes `StreamChanged` so that ingest's recipient cache follows at once (a deleted
-stream's forwarding address is then refused at RCPT time). `verify-forwarding` asks sender to mail a test message
-to the customer-facing address; when the customer's forwarding rule brings it back through ingest, the store
+Every create/update/delete publishes `stream.changed` (`mailstream_inbox.catalogue`: versioned, and republished by
+the relay if the broker does not confirm) so that ingest's, sender's and automation's projections follow at once (a
+deleted stream's forwarding address is then refused at RCPT time). `verify-forwarding` asks sender to mail a test
+message to the customer-facing address; when the customer's forwarding rule brings it back through ingest, the store
 consumer calls `repositories.streams.mark_forwarding_verified` and the stream shows how it arrived.
 """
 
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mailstream_common.contracts import Address, ReplyRequested, StreamChanged
+from mailstream_common.contracts import Address, ReplyRequested
 from mailstream_common.pages import (
     DEFAULT_LIMIT,
     CursorParam,
@@ -23,6 +24,7 @@ from mailstream_common.pages import (
     encode_optional_cursor,
 )
 
+from ... import catalogue
 from ...repositories import streams as streams_repo
 from ...repositories import topics as topics_repo
 from ...stream_setup import OUTLOOK_REASON, provider_instructions
@@ -192,25 +194,15 @@ def to_public(doc: dict) -> StreamPublic:
     )
 
 
-async def publish_change(broker, change: Literal["created", "updated", "deleted"], doc: dict) -> None:
-    await broker.publish(
-        StreamChanged(
-            change=change,
-            account_id=doc["account_id"],
-            topic_id=doc["topic_id"],
-            stream_id=doc["_id"],
-            address=doc["address"],
-            forwarding_address=doc["forwarding_address"],
-            allow_agent_send=doc["allow_agent_send"],
-        )
-    )
+async def publish_change(db, broker, change: Literal["created", "updated", "deleted"], doc: dict) -> None:
+    await catalogue.publish_change(db, broker, "stream", doc, change)
 
 
 @router.post(
     "/v1/topics/{topic_id}/streams",
     status_code=201,
     response_model=StreamPublic,
-    responses={**NOT_FOUND_RESPONSE, **PUBLISH_FAILED, 409: {"description": "A live stream already has this address"}},
+    responses={**NOT_FOUND_RESPONSE, 409: {"description": "A live stream already has this address"}},
     summary="Create an email stream (admin): returns its forwarding address and provider set-up",
 )
 async def create_stream(
@@ -232,7 +224,7 @@ async def create_stream(
     if body.template is not None or body.signature is not None:
         extra = {"template": body.template.model_dump() if body.template else None, "signature": body.signature}
         doc = await streams_repo.update_stream(db, principal.account_id, doc["_id"], extra) or doc
-    await publish_change(broker, "created", doc)
+    await publish_change(db, broker, "created", doc)
     return to_public(doc)
 
 
@@ -274,7 +266,7 @@ async def get_stream(stream_id: StreamId, principal: CurrentPrincipal, db: Db) -
 @router.patch(
     "/v1/streams/{stream_id}",
     response_model=StreamPublic,
-    responses={**NOT_FOUND_RESPONSE, **PUBLISH_FAILED, 409: {"description": "A live stream already has this address"}},
+    responses={**NOT_FOUND_RESPONSE, 409: {"description": "A live stream already has this address"}},
 )
 async def update_stream(
     stream_id: StreamId, body: StreamUpdate, principal: AdminPrincipal, db: Db, broker: BrokerDep
@@ -289,21 +281,21 @@ async def update_stream(
     doc = await streams_repo.update_stream(db, principal.account_id, stream_id, changes)
     if doc is None:
         raise not_found("stream")
-    await publish_change(broker, "updated", doc)
+    await publish_change(db, broker, "updated", doc)
     return to_public(doc)
 
 
 @router.delete(
     "/v1/streams/{stream_id}",
     status_code=204,
-    responses={**NOT_FOUND_RESPONSE, **PUBLISH_FAILED},
+    responses=NOT_FOUND_RESPONSE,
     summary="Delete a stream (admin): its forwarding address then refuses mail",
 )
 async def delete_stream(stream_id: StreamId, principal: AdminPrincipal, db: Db, broker: BrokerDep) -> Response:
     doc = await streams_repo.delete_stream(db, principal.account_id, stream_id)
     if doc is None:
         raise not_found("stream")
-    await publish_change(broker, "deleted", doc)
+    await publish_change(db, broker, "deleted", doc)
     return Response(status_code=204)
 
 

@@ -1,4 +1,7 @@
-"""Topics: named groups of streams (a brand, a department). Admins manage them; agents may read them."""
+"""Topics: named groups of streams (a brand, a department). Admins manage them; agents may read them.
+
+Every create/rename/delete publishes `topic.changed` (`mailstream_inbox.catalogue`) for automation's projection.
+"""
 
 from datetime import datetime
 from typing import Annotated
@@ -15,10 +18,11 @@ from mailstream_common.pages import (
     encode_optional_cursor,
 )
 
+from ... import catalogue
 from ...repositories import streams as streams_repo
 from ...repositories import topics as topics_repo
 from ...validation import HeaderSafeStr
-from ..deps import AdminPrincipal, CurrentPrincipal, Db
+from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
 
 router = APIRouter(tags=["topics and streams"], responses=COMMON_RESPONSES)
@@ -56,8 +60,10 @@ def to_public(doc: dict) -> TopicPublic:
 
 
 @router.post("/v1/topics", status_code=201, response_model=TopicPublic, summary="Create a topic (admin)")
-async def create_topic(body: TopicCreate, principal: AdminPrincipal, db: Db) -> TopicPublic:
-    return to_public(await topics_repo.create_topic(db, principal.account_id, body.name))
+async def create_topic(body: TopicCreate, principal: AdminPrincipal, db: Db, broker: BrokerDep) -> TopicPublic:
+    doc = await topics_repo.create_topic(db, principal.account_id, body.name)
+    await catalogue.publish_change(db, broker, "topic", doc, "created")
+    return to_public(doc)
 
 
 @router.get("/v1/topics", response_model=Page[TopicPublic])
@@ -79,10 +85,13 @@ async def get_topic(topic_id: TopicId, principal: CurrentPrincipal, db: Db) -> T
 
 
 @router.patch("/v1/topics/{topic_id}", response_model=TopicPublic, responses=NOT_FOUND_RESPONSE)
-async def rename_topic(topic_id: TopicId, body: TopicUpdate, principal: AdminPrincipal, db: Db) -> TopicPublic:
+async def rename_topic(
+    topic_id: TopicId, body: TopicUpdate, principal: AdminPrincipal, db: Db, broker: BrokerDep
+) -> TopicPublic:
     doc = await topics_repo.rename_topic(db, principal.account_id, topic_id, body.name)
     if doc is None:
         raise not_found("topic")
+    await catalogue.publish_change(db, broker, "topic", doc, "updated")
     return to_public(doc)
 
 
@@ -91,10 +100,13 @@ async def rename_topic(topic_id: TopicId, body: TopicUpdate, principal: AdminPri
     status_code=204,
     responses={**NOT_FOUND_RESPONSE, 409: {"description": "The topic still has streams; delete them first"}},
 )
-async def delete_topic(topic_id: TopicId, principal: AdminPrincipal, db: Db) -> Response:
+async def delete_topic(topic_id: TopicId, principal: AdminPrincipal, db: Db, broker: BrokerDep) -> Response:
     if await topics_repo.get_topic(db, principal.account_id, topic_id) is None:
         raise not_found("topic")
     if await streams_repo.count_live_streams_of_topic(db, principal.account_id, topic_id):
         raise conflict("the topic still has streams; delete them first")
-    await topics_repo.delete_topic(db, principal.account_id, topic_id)
+    doc = await topics_repo.delete_topic(db, principal.account_id, topic_id)
+    if doc is None:
+        raise not_found("topic")
+    await catalogue.publish_change(db, broker, "topic", doc, "deleted")
     return Response(status_code=204)
