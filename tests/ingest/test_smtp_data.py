@@ -7,7 +7,7 @@ import pytest
 
 from mailstream_common.contracts import MailReceived
 from mailstream_common.contracts.mail import StreamTarget
-from mailstream_ingest.recipients import RecipientDirectory, StreamCache
+from mailstream_ingest.recipients import RecipientDirectory, Route, StreamCache
 from mailstream_ingest.smtp import IngestHandler, SmtpFrontDoor
 from mailstream_ingest.smtp_data import ends_data, unstuff
 
@@ -59,9 +59,10 @@ def test_dot_stuffed_round_trip():
     assert unstuff(b".\r\n", 1001) == b""
 
 
-async def _cached(address: str) -> StreamTarget | None:
+async def _cached(address: str) -> Route | None:
     if address == RCPT:
-        return StreamTarget(forwarding_address=RCPT, stream_id="s1", account_id="a1", stream_address="x@acme.example")
+        target = StreamTarget(forwarding_address=RCPT, stream_id="s1", account_id="a1", stream_address="x@acme.example")
+        return Route(target, version=1)
     return None
 
 
