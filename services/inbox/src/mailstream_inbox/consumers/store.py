@@ -6,13 +6,17 @@ Per target stream, in this order, each step safe to repeat (the broker may redel
 2. Raw bytes and attachments into `blobs` (content-addressed, stored once).
 3. Already stored (same stream and Message-ID, or same raw digest without one)? Use that message. Otherwise thread
    it (`threading`), open the conversation if new (unique per first message), insert the message (unique key).
-4. Fold it into the conversation (re-count, thread key, search snippet: idempotent), mark the stream receiving.
+4. Fold it into the conversation (count, last activity, search terms: atomic updates, idempotent), mark the
+   stream receiving.
 5. Publish `MessageStored` unless the message is flagged `published` (set only after the broker's confirm), so a
    crash between storing and publishing still publishes on redelivery, and a duplicate never publishes twice.
-   Two copies handled at the same moment: one takes a short publication lease, the other retries after it.
+   Two copies handled at the same moment: one takes the message's publication lease, the other retries after it.
+
+Every write is awaited before the handler returns, and the broker message is acked only then.
 """
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -197,7 +201,6 @@ async def _choose_conversation(
         origin_key=key,
         started_at=event.received_at,
     )
-    await conversations_repo.point_subject_to(db, conversation)
     return conversation, True
 
 
@@ -255,17 +258,31 @@ async def store_for_stream(
         stored["conversation_id"],
         message_id=stored["_id"],
         message_at=stored["created_at"],
-        snippet=conversations_repo.search_snippet(stored.get("subject"), stored.get("text")),
+        terms=conversations_repo.message_terms(stored.get("subject"), stored.get("text")),
         inbound=True,
-        account_id=stored["account_id"],
     )
     await streams_repo.mark_receiving(db, stream["_id"])
     if not stored.get("published"):
-        if not await messages_repo.claim_publication(db, stored["_id"], PUBLISH_LEASE_SECONDS):
-            raise Retry("another worker is announcing this message", delay=PUBLISH_LEASE_SECONDS)
-        await broker.publish(message_stored_event(stored, stream, event.correlation_id))
-        await messages_repo.mark_published(db, stored["_id"])
+        await publish_stored(db, broker, stored, stream, event.correlation_id)
     return stored
+
+
+async def publish_stored(
+    db: AsyncDatabase, broker: Broker, stored: dict[str, Any], stream: dict[str, Any], correlation_id: str | None
+) -> None:
+    """Publish `MessageStored` once, under the message's publication lease."""
+    owner = uuid.uuid4().hex
+    claim = await messages_repo.claim_publication(db, stored["_id"], owner, PUBLISH_LEASE_SECONDS)
+    if claim == "published":
+        return
+    if claim == "busy":
+        raise Retry("another worker is announcing this message", delay=PUBLISH_LEASE_SECONDS)
+    try:
+        await broker.publish(message_stored_event(stored, stream, correlation_id))
+    except Exception:
+        await messages_repo.release_publication(db, stored["_id"], owner)
+        raise
+    await messages_repo.mark_published(db, stored["_id"], owner)
 
 
 def settings_window_days(settings: InboxSettings) -> float:

@@ -12,7 +12,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.contracts import utcnow
 
 from . import keyset_page
-from .messages import find_owned
 
 COLLECTION = "canned_responses"
 
@@ -46,7 +45,7 @@ async def create(
 
 
 async def get(db: AsyncDatabase, account_id: str, canned_id: str) -> dict[str, Any] | None:
-    return await find_owned(db[COLLECTION], canned_id, account_id)
+    return await db[COLLECTION].find_one({"_id": canned_id, "account_id": account_id})
 
 
 async def list_page(
