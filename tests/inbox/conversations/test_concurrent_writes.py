@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from mailstream_common.contracts import MailAnalysed, utcnow
+from mailstream_common.contracts.conversations import AddTagsAction
+from mailstream_inbox.consumers import actions
 from mailstream_inbox.repositories import conversations as conversations_repo
 from mailstream_inbox.repositories import messages as messages_repo
 
@@ -24,6 +26,8 @@ async def test_eight_concurrent_writers_fold_messages_into_one_conversation_and_
         {
             "_id": conversation_id,
             "account_id": account.account_id,
+            "stream_id": f"stream-{conversation_id}",
+            "origin_key": conversation_id,
             "status": "closed",
             "message_count": 0,
             "message_ids": [],
@@ -76,6 +80,30 @@ async def test_follow_ups_handled_at_once_all_land_in_their_conversation(stream,
     assert await conversations_of(stream.account.agent, q="number 7") == [
         {**conversation, "match": [{"term": "number", "field": "message"}, {"term": "7", "field": "message"}]}
     ]
+
+
+async def test_rules_adding_tags_at_once_from_the_same_read_keep_every_tag(account, inbox_gateway):
+    db, conversation_id = inbox_gateway.db, f"tagged-{account.account_id}"
+    await db[conversations_repo.COLLECTION].insert_one(
+        {
+            "_id": conversation_id,
+            "account_id": account.account_id,
+            "stream_id": f"stream-{conversation_id}",
+            "origin_key": conversation_id,
+            "status": "open",
+            "tags": ["vip"],
+        }
+    )
+    snapshot = await conversations_repo.get(db, account.account_id, conversation_id)
+    results = await asyncio.gather(
+        *(
+            actions.change_fields(db, snapshot, [AddTagsAction(type="add_tags", tags=[f"rule{n}"])])
+            for n in range(WRITERS)
+        )
+    )
+    assert all(changes for _conversation, changes in results)
+    stored = await conversations_repo.get(db, account.account_id, conversation_id)
+    assert sorted(stored["tags"]) == sorted(["vip", *(f"rule{n}" for n in range(WRITERS))])
 
 
 async def outbound_message(db, account_id: str, suffix: str) -> str:

@@ -105,7 +105,15 @@ async def test_redelivered_mail_adds_its_search_terms_once(stream, deliver, inbo
 
 async def test_a_long_threads_terms_stay_bounded(account, inbox_gateway):
     db, conversation_id = inbox_gateway.db, f"bounded-{account.account_id}"
-    await db[conversations_repo.COLLECTION].insert_one({"_id": conversation_id, "message_ids": [], "terms": []})
+    await db[conversations_repo.COLLECTION].insert_one(
+        {
+            "_id": conversation_id,
+            "stream_id": f"stream-{conversation_id}",
+            "origin_key": conversation_id,
+            "message_ids": [],
+            "terms": [],
+        }
+    )
     per_message = conversations_repo.TERMS_PER_MESSAGE
     for n in range(conversations_repo.MAX_TERMS // per_message + 3):
         terms = [f"t{n}x{i}" for i in range(per_message)]

@@ -2,8 +2,9 @@
 
 Shared by the replies route (agents) and the actions consumer (automation's auto_reply). Outbox pattern: the
 `ReplyRequested` is stored on the message (`pending_event`) before it is published and removed once the broker
-confirmed it (`published`; the message's publication lease keeps two handlers from both publishing it), so a redelivered auto_reply command publishes exactly the same request (same ids) again instead of
-building a second one, and sender's idempotency on `message_id` does the rest.
+confirmed it (`published`; the message's publication lease keeps two handlers from both publishing it), so a
+redelivered auto_reply command publishes exactly the same request (same ids) again instead of building a second
+one, and sender's idempotency on `message_id` does the rest.
 """
 
 import logging

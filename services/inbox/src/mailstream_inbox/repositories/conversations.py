@@ -229,6 +229,24 @@ def list_query(
     return query
 
 
+# The list index of each filter, most selective first: a list names the one of its first filter.
+_LIST_INDEX_BY_FILTER = (
+    ("stream_id", "conversations_by_stream"),
+    ("topic_id", "conversations_by_topic"),
+    ("tags", "conversations_by_tag"),
+    ("assignee", "conversations_by_assignee"),
+    ("status", "conversations_by_status"),
+)
+
+
+def list_index(query: dict[str, Any]) -> str | None:
+    """The index a list (not a search) walks in its order; None for a search, whose best index depends on how
+    common its words are (the planner's choice between the search index and a list index)."""
+    if "$and" in query:
+        return None
+    return next((name for field, name in _LIST_INDEX_BY_FILTER if field in query), "conversations_list")
+
+
 async def list_page(
     db: AsyncDatabase, query: dict[str, Any], *, limit: int, after: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -241,15 +259,22 @@ async def list_page(
         sort_field="last_message_at",
         descending=True,
         projection=LIST_PROJECTION,
+        hint=list_index(query),
     )
 
 
 async def update_fields(
-    db: AsyncDatabase, account_id: str, conversation_id: str, changes: dict[str, Any]
+    db: AsyncDatabase,
+    account_id: str,
+    conversation_id: str,
+    changes: dict[str, Any],
+    *,
+    expected: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Set status/tags/assignee/priority; the document after the change (None if not this account's)."""
+    """Set status/tags/assignee/priority; the document after the change (None if not this account's, or if a field
+    of `expected` no longer holds the value given there)."""
     return await db[COLLECTION].find_one_and_update(
-        {"_id": conversation_id, "account_id": account_id},
+        {**(expected or {}), "_id": conversation_id, "account_id": account_id},
         {"$set": {**changes, "updated_at": utcnow()}},
         projection=LIST_PROJECTION,
         return_document=ReturnDocument.AFTER,

@@ -121,6 +121,7 @@ async def list_page(
         after=after,
         sort_field="created_at",
         projection=PAGE_PROJECTION,
+        hint="messages_by_conversation",
     )
 
 
