@@ -121,6 +121,7 @@ async def test_a_live_event_the_client_had_before_its_cursor_is_not_sent_again(i
         "conversation.changed",
         {"conversation_id": "seen on a faster replica"},
         datetime.now(UTC).timestamp(),
+        retention=3600,
     )
     cursor = await first_cursor(inbox_gateway, broker, account)
     async with streaming(account.agent, headers={"Last-Event-ID": cursor}) as stream:
