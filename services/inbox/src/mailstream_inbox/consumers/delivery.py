@@ -13,8 +13,8 @@ again and plan from what is there (a "sent" planned before a bounce was written 
 A change of status is announced (`MessageDeliveryChanged`) after it is written, once, and in version order. So the
 write that changes the status also records `delivery_announcement` (the version, the report, an owner token and
 since when), and no next version is written while it is there: its owner publishes, waits for the broker's confirm
-and removes it (only its own token's). This is the inbox's one lease, needed because the publish is outside the
-database. Other reports wait for it (polling, then retried through the broker); the same report redelivered after a
+and removes it (only its own token's). A lease, because the publish is outside the database (the inbox's other
+one is the publication lease of `messages.claim_publication`). Other reports wait for it (polling, then retried through the broker); the same report redelivered after a
 crash takes it over at once (its worker is gone), and any report takes over one older than `ANNOUNCE_LEASE_SECONDS`
 (its worker died and its report may never come back). A repeat carries the same `event_id`.
 """
