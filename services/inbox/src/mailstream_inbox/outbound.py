@@ -8,22 +8,20 @@ one, and sender's idempotency on `message_id` does the rest.
 """
 
 import logging
-import uuid
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Broker, Retry
+from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, EmailTemplate, MessageStored, ReplyRequested
 
+from .publication import publish_once
 from .replies import DEFAULT_TEMPLATE, OutboundReply, ReplyContext
 from .repositories import conversations as conversations_repo
 from .repositories import messages as messages_repo
 from .repositories import templates as templates_repo
 
 log = logging.getLogger(__name__)
-
-PUBLISH_LEASE_SECONDS = 30
 
 
 async def store_outbound(db: AsyncDatabase, reply: OutboundReply) -> tuple[dict[str, Any], bool]:
@@ -50,19 +48,9 @@ async def publish_pending(db: AsyncDatabase, broker: Broker, stored: dict[str, A
     """Publish the stored `ReplyRequested` unless that was already confirmed; True if it was published now."""
     if stored.get("published") or not stored.get("pending_event"):
         return False
-    owner = uuid.uuid4().hex
-    claim = await messages_repo.claim_publication(db, stored["_id"], owner, PUBLISH_LEASE_SECONDS)
-    if claim == "published":
-        return False
-    if claim == "busy":
-        raise Retry("another worker is publishing this reply", delay=PUBLISH_LEASE_SECONDS)
     event = ReplyRequested.model_validate(stored["pending_event"])
-    try:
-        await broker.publish(event)
-    except Exception:
-        await messages_repo.release_publication(db, stored["_id"], owner)
-        raise
-    await messages_repo.mark_published(db, stored["_id"], owner)
+    if not await publish_once(db, broker, stored["_id"], event):
+        return False
     log.info(
         "reply requested",
         extra={"message_id": stored["_id"], "conversation_id": stored["conversation_id"], "kind": event.kind},

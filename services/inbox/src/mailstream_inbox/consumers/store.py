@@ -16,18 +16,18 @@ Every write is awaited before the handler returns, and the broker message is ack
 """
 
 import logging
-import uuid
 from datetime import timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Broker, Delivery, Retry
+from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import Address, MailAnalysed, MessageStored
 from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_part
 
 from .. import threading as threads
+from ..publication import publish_once
 from ..repositories import blobs as blobs_repo
 from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 1_000_000
 MAX_HTML_CHARS = 2_000_000
 EVENT_TEXT_CHARS = 16_000
-PUBLISH_LEASE_SECONDS = 30
 MAX_REFERENCE_LOOKUPS = 20  # In-Reply-To and the newest References; a thread's root rarely decides alone
 
 
@@ -263,26 +262,8 @@ async def store_for_stream(
     )
     await streams_repo.mark_receiving(db, stream["_id"])
     if not stored.get("published"):
-        await publish_stored(db, broker, stored, stream, event.correlation_id)
+        await publish_once(db, broker, stored["_id"], message_stored_event(stored, stream, event.correlation_id))
     return stored
-
-
-async def publish_stored(
-    db: AsyncDatabase, broker: Broker, stored: dict[str, Any], stream: dict[str, Any], correlation_id: str | None
-) -> None:
-    """Publish `MessageStored` once, under the message's publication lease."""
-    owner = uuid.uuid4().hex
-    claim = await messages_repo.claim_publication(db, stored["_id"], owner, PUBLISH_LEASE_SECONDS)
-    if claim == "published":
-        return
-    if claim == "busy":
-        raise Retry("another worker is announcing this message", delay=PUBLISH_LEASE_SECONDS)
-    try:
-        await broker.publish(message_stored_event(stored, stream, correlation_id))
-    except Exception:
-        await messages_repo.release_publication(db, stored["_id"], owner)
-        raise
-    await messages_repo.mark_published(db, stored["_id"], owner)
 
 
 def settings_window_days(settings: InboxSettings) -> float:
