@@ -1,10 +1,10 @@
 """Delivery reports for one message handled at the same time (prefetch > 1, or two inbox workers).
 
-FerretDB v1 applies an update as read-filter-write without isolation, so a compare-and-set on `delivery.version`
-alone let a `sent` and a bounce for the same message both "win": the message could end `sent` after its bounce, and
-both changes were announced. These tests publish such reports together on the real broker, to the real consumer of
-the in-process gateway, against the session's database; and leave behind what a worker that died mid-change would
-(its claim, maybe its write) to check that the change is still finished and announced exactly once.
+A `sent` and a bounce for the same message must not both "win" (the message ending `sent` after its bounce, or
+both changes announced out of order). These tests publish such reports together on the real broker, to the real
+consumer of the in-process gateway, against the session's database; and leave behind what a worker that died
+mid-change would (its write with the announcement still pending) to check that the change is still announced
+exactly once, in order.
 """
 
 from datetime import timedelta
@@ -127,43 +127,46 @@ async def reports_handled(test_broker, *reports: DeliveryReported) -> None:
     assert outcome_count("dead") == dead
 
 
-async def crashed_after_claiming(db, report: DeliveryReported, *, age_seconds: float = 0.0) -> dict:
-    """What a worker that died right after claiming `report`'s change leaves behind."""
+async def crashed_after_writing(db, report: DeliveryReported, *, age_seconds: float = 0.0) -> dict:
+    """What a worker that died after writing `report`'s change, before its announcement was confirmed, leaves."""
     message = await messages_repo.get_internal(db, report.message_id)
-    claim = delivery.planned_claim(message, report, None, utcnow() - timedelta(seconds=age_seconds))
-    assert await messages_repo.claim_delivery(db, claim)
-    return claim
+    change = delivery.planned_change(message, report, None, utcnow() - timedelta(seconds=age_seconds), "dead")
+    written = await messages_repo.write_delivery(
+        db, message["_id"], change["version"] - 1, change["delivery"], None, change["announcement"]
+    )
+    assert written is not None and written["delivery_announcement"]["owner"] == "dead"
+    return change
 
 
-async def no_claims_left(db, message_id: str) -> bool:
-    return await db[messages_repo.DELIVERY_CLAIMS].find_one({"message_id": message_id}) is None
+async def nothing_pending(db, message_id: str) -> bool:
+    return "delivery_announcement" not in await messages_repo.get_internal(db, message_id)
 
 
-async def test_a_report_redelivered_after_a_crash_finishes_its_claim_and_others_wait_for_it(
+async def test_a_report_redelivered_after_a_crash_announces_its_change_and_others_wait_for_it(
     stream, deliver, backends, test_broker, inbox_gateway
 ):
     account_id, message_id = await one_queued_reply(stream, deliver)
     sent = DeliveryReported(account_id=account_id, message_id=message_id, status="sent", detail="250 ok")
     bounce = DeliveryReported(message_id=message_id, status="bounced", detail="550 gone", permanent=True)
-    await crashed_after_claiming(inbox_gateway.db, sent)
+    await crashed_after_writing(inbox_gateway.db, sent)
 
     async with EventTap(backends.amqp_url, [MessageDeliveryChanged]) as tap:
-        # The bounce comes first and must not jump the claimed version; then the broker redelivers `sent`.
+        # The bounce comes first and must not write before `sent` is announced; then the broker redelivers `sent`.
         await reports_handled(test_broker, bounce, sent)
         events = await events_until_sentinel(tap, test_broker, account_id)
 
     assert [e.status for e in events] == ["sent", "failed"]
     delivery_now = (await stream.account.agent.get(f"/v1/messages/{message_id}")).json()["delivery"]
     assert (delivery_now["status"], delivery_now["detail"]) == ("failed", "bounced: 550 gone")
-    assert await no_claims_left(inbox_gateway.db, message_id)
+    assert await nothing_pending(inbox_gateway.db, message_id)
 
 
-async def test_a_dead_workers_claim_is_finished_by_the_next_report_once_its_lease_ran_out(
+async def test_a_dead_workers_announcement_is_made_by_the_next_report_once_its_lease_ran_out(
     stream, deliver, backends, test_broker, inbox_gateway
 ):
     account_id, message_id = await one_queued_reply(stream, deliver)
     sent = DeliveryReported(account_id=account_id, message_id=message_id, status="sent", detail="250 ok")
-    await crashed_after_claiming(inbox_gateway.db, sent, age_seconds=2 * delivery.CLAIM_LEASE_SECONDS)
+    await crashed_after_writing(inbox_gateway.db, sent, age_seconds=2 * delivery.ANNOUNCE_LEASE_SECONDS)
 
     async with EventTap(backends.amqp_url, [MessageDeliveryChanged]) as tap:
         # `sent` itself never comes back (dead-lettered, say); the bounce must not wait for it forever.
@@ -172,7 +175,7 @@ async def test_a_dead_workers_claim_is_finished_by_the_next_report_once_its_leas
 
     assert [e.status for e in events] == ["sent", "failed"]
     assert (await stream.account.agent.get(f"/v1/messages/{message_id}")).json()["delivery"]["status"] == "failed"
-    assert await no_claims_left(inbox_gateway.db, message_id)
+    assert await nothing_pending(inbox_gateway.db, message_id)
 
 
 async def test_a_change_written_but_not_announced_before_a_crash_is_announced_once_on_redelivery(
@@ -180,8 +183,7 @@ async def test_a_change_written_but_not_announced_before_a_crash_is_announced_on
 ):
     account_id, message_id = await one_queued_reply(stream, deliver)
     sent = DeliveryReported(account_id=account_id, message_id=message_id, status="sent", detail="250 ok")
-    claim = await crashed_after_claiming(inbox_gateway.db, sent)
-    assert await messages_repo.write_delivery(inbox_gateway.db, message_id, 0, claim["delivery"], None)
+    await crashed_after_writing(inbox_gateway.db, sent)
 
     async with EventTap(backends.amqp_url, [MessageDeliveryChanged]) as tap:
         await reports_handled(test_broker, sent)  # the broker redelivers it
@@ -190,4 +192,4 @@ async def test_a_change_written_but_not_announced_before_a_crash_is_announced_on
 
     [announced] = events
     assert (announced.message_id, announced.status, announced.detail) == (message_id, "sent", "250 ok")
-    assert await no_claims_left(inbox_gateway.db, message_id)
+    assert await nothing_pending(inbox_gateway.db, message_id)

@@ -1,11 +1,10 @@
-"""Search after the split: the terms live in `conversation_search`, lists never read them, search keeps its filters,
-order and cursor; redelivered mail adds no term twice; a conversation written before the split (terms on the
-conversation itself) stays searchable and picks up new terms."""
+"""Search: the terms live on the conversation (never in what the API returns), a search keeps the list's filters,
+order and cursor and says why each conversation matched; words match as term prefixes; redelivered mail adds no
+term twice; a long thread's terms stay bounded."""
 
 from datetime import UTC, datetime, timedelta
 
 from mailstream_common.contracts import Address
-from mailstream_inbox.repositories import conversation_search as search_repo
 from mailstream_inbox.repositories import conversations as conversations_repo
 
 from .conftest import create_stream
@@ -26,10 +25,10 @@ async def search_pages(client, q: str, **params) -> list[str]:
             return subjects
 
 
-async def test_search_reads_its_own_collection_with_filters_order_and_cursor(
+async def test_search_keeps_the_list_filters_order_and_cursor_and_says_why(
     account, other_account, deliver, inbox_gateway
 ):
-    stream = await create_stream(account, "search-split@acme.test")
+    stream = await create_stream(account, "search@acme.test")
     start = datetime.now(UTC) - timedelta(hours=1)
     for i in range(4):
         await deliver(
@@ -43,20 +42,28 @@ async def test_search_reads_its_own_collection_with_filters_order_and_cursor(
     conversations = await conversations_of(agent, stream_id=stream.stream_id)
     by_subject = {c["subject"]: c["id"] for c in conversations}
 
-    # The terms are in the search collection, none on the conversations a list scans.
     for subject, conversation_id in by_subject.items():
         stored = await inbox_gateway.db[conversations_repo.COLLECTION].find_one({"_id": conversation_id})
-        assert "search_terms" not in stored
-        search_doc = await search_repo.get(inbox_gateway.db, conversation_id)
-        assert search_doc["account_id"] == account.account_id
         i = subject.split()[-1]
-        assert search_doc["terms"] == [
-            f"parcel {i} buyer {i} buyer{i}@example.net",
-            f"parcel {i} my parcel number {i} is late",
+        assert stored["terms"] == [
+            "parcel",
+            i,
+            "buyer",
+            f"buyer{i}@example.net",
+            f"buyer{i}",
+            "example",
+            "net",
+            "my",
+            "number",
+            "is",
+            "late",
         ]
+    assert all(c["match"] is None and "terms" not in c and "message_ids" not in c for c in conversations)
 
-    # Newest first across cursor pages, like the list.
+    # Newest first across cursor pages, like the list; words are case-insensitive prefixes of terms.
     assert await search_pages(agent, "PARCEL number") == ["Parcel 3", "Parcel 2", "Parcel 1", "Parcel 0"]
+    assert await search_pages(agent, "parc numb") == ["Parcel 3", "Parcel 2", "Parcel 1", "Parcel 0"]
+    assert await search_pages(agent, "arcel") == [], "a word inside a term does not match"
     # The list's filters still apply to a search.
     patched = await agent.patch(f"/v1/conversations/{by_subject['Parcel 2']}", json={"status": "closed"})
     assert patched.status_code == 200, patched.text
@@ -64,7 +71,15 @@ async def test_search_reads_its_own_collection_with_filters_order_and_cursor(
     assert await search_pages(agent, "parcel number", status="open") == ["Parcel 3", "Parcel 1", "Parcel 0"]
     assert await search_pages(agent, "buyer1@EXAMPLE") == ["Parcel 1"]
     assert await search_pages(agent, "number 4") == []
-    # Another account's search documents are not this account's results.
+    assert await search_pages(agent, "#!") == []
+    # Why each matched.
+    [found] = await conversations_of(agent, q="Parcel buyer1 late")
+    assert found["match"] == [
+        {"term": "parcel", "field": "subject"},
+        {"term": "buyer1", "field": "customer"},
+        {"term": "late", "field": "message"},
+    ]
+    # Another account's conversations are not this account's results.
     assert await conversations_of(other_account.agent, q="parcel number") == []
 
 
@@ -74,42 +89,38 @@ async def test_redelivered_mail_adds_its_search_terms_once(stream, deliver, inbo
 
     [conversation] = await conversations_of(stream.account.agent, stream_id=stream.stream_id)
     assert conversation["message_count"] == 1
-    search_doc = await search_repo.get(inbox_gateway.db, conversation["id"])
-    assert search_doc["terms"] == [
-        "broken zipper ann customer ann@example.net",
-        "broken zipper the zipper broke",
+    stored = await inbox_gateway.db[conversations_repo.COLLECTION].find_one({"_id": conversation["id"]})
+    assert stored["terms"] == [
+        "broken",
+        "zipper",
+        "ann",
+        "customer",
+        "ann@example.net",
+        "example",
+        "net",
+        "the",
+        "broke",
     ]
 
 
-async def test_search_terms_stay_bounded_and_unique(account, inbox_gateway):
+async def test_a_long_threads_terms_stay_bounded(account, inbox_gateway):
     db, conversation_id = inbox_gateway.db, f"bounded-{account.account_id}"
-    for n in range(search_repo.MAX_TERMS + 5):
-        await search_repo.add_terms(db, conversation_id, account.account_id, [f"term {n}", "term 0"])
-    search_doc = await search_repo.get(db, conversation_id)
-    assert search_doc["terms"] == [f"term {n}" for n in range(search_repo.MAX_TERMS)]
-
-
-async def test_a_conversation_written_before_the_split_stays_searchable(stream, deliver, inbox_gateway):
-    db, agent = inbox_gateway.db, stream.account.agent
-    first = await deliver(stream, subject="Old invoice", text="invoice 2019 missing")
-    [conversation] = await conversations_of(agent, stream_id=stream.stream_id)
-    # The shape written before the split: the terms on the conversation, no search document.
-    search_doc = await search_repo.get(db, conversation["id"])
-    await db[conversations_repo.COLLECTION].update_one(
-        {"_id": conversation["id"]}, {"$set": {"search_terms": search_doc["terms"]}}
+    await db[conversations_repo.COLLECTION].insert_one(
+        {
+            "_id": conversation_id,
+            "stream_id": f"stream-{conversation_id}",
+            "origin_key": conversation_id,
+            "message_ids": [],
+            "terms": [],
+        }
     )
-    await db[search_repo.COLLECTION].delete_one({"_id": conversation["id"]})
-
-    assert [c["id"] for c in await conversations_of(agent, q="invoice 2019")] == [conversation["id"]]
-    listed = (await agent.get(f"/v1/conversations/{conversation['id']}")).json()
-    assert "search_terms" not in listed
-
-    # A reply in the thread lands in the search collection; old and new terms both find it, once.
-    await deliver(
-        stream, subject="Re: Old invoice", text="still waiting for the receipt", in_reply_to=first.message_id_header
-    )
-    [conversation] = await conversations_of(agent, stream_id=stream.stream_id)
-    assert conversation["message_count"] == 2
-    assert [c["id"] for c in await conversations_of(agent, q="waiting for the receipt")] == [conversation["id"]]
-    assert [c["id"] for c in await conversations_of(agent, q="invoice")] == [conversation["id"]]
-    assert (await search_repo.get(db, conversation["id"]))["account_id"] == stream.account.account_id
+    per_message = conversations_repo.TERMS_PER_MESSAGE
+    for n in range(conversations_repo.MAX_TERMS // per_message + 3):
+        terms = [f"t{n}x{i}" for i in range(per_message)]
+        await conversations_repo.record_message(
+            db, conversation_id, message_id=f"m{n}", message_at=datetime.now(UTC), terms=terms, inbound=True
+        )
+    stored = await db[conversations_repo.COLLECTION].find_one({"_id": conversation_id})
+    assert stored["message_count"] == conversations_repo.MAX_TERMS // per_message + 3, "messages still count"
+    assert len(stored["terms"]) == conversations_repo.MAX_TERMS, "no message added terms once it was full"
+    assert len(set(stored["terms"])) == len(stored["terms"])

@@ -1,5 +1,5 @@
-"""The live-event journal on the real database (FerretDB v1 in CI): one entry per event whichever replicas write it,
-retention pruning by one replica per period, and the spans that tell a complete replay from one across a gap.
+"""The live-event journal on the real database: one entry per event whichever replicas write it, retention by a
+TTL index on what each replica writes, and the spans that tell a complete replay from one across a gap.
 
 Each test drives `LiveJournal` instances (stand-ins for gateway replicas) with a clock of its own, on a database of
 its own; the HTTP behaviour is in test_replay.py.
@@ -11,6 +11,7 @@ import uuid
 import pytest
 from pymongo.errors import AutoReconnect
 
+from mailstream_common.mongo import ensure_indexes
 from mailstream_inbox.live import LiveEvent
 from mailstream_inbox.live_journal import LiveJournal, event_key, position_key, to_micros
 from mailstream_inbox.repositories import live_events as live_events_repo
@@ -87,30 +88,28 @@ async def test_a_burst_within_one_clock_tick_keeps_its_order(mongo_db):
     assert [e.data["status"] for e in replay.events] == [f"s{i}" for i in range(20)]
 
 
-async def test_pruning_keeps_the_retention_and_runs_on_one_replica_per_period(mongo_db):
-    clock_a, clock_b = Clock(T0), Clock(T0)
-    a, b = replica(mongo_db, clock_a, retention=60), replica(mongo_db, clock_b, retention=60)
-    await a.open()
-    old = await a.record("acct", live_event("old"))
-    clock_a.now = T0 + 30
-    kept = await a.record("acct", live_event("kept"))
+async def test_retention_is_a_ttl_index_on_the_expiry_each_replica_writes(mongo_db):
+    await ensure_indexes(mongo_db, live_events_repo.INDEXES)
+    for collection, name in (
+        (live_events_repo.LIVE_EVENTS, "live_events_expiry"),
+        (live_events_repo.WRITERS, "live_event_writers_expiry"),
+    ):
+        index = (await mongo_db[collection].index_information())[name]
+        assert (index["key"], index["expireAfterSeconds"]) == ([("expires_at", 1)], 0)
 
-    clock_a.now = clock_b.now = T0 + 70  # `old` is 70 s old, `kept` 40 s
-    assert a.prune_interval_seconds == 6
-    pruned = [await a.prune_if_due(), await b.prune_if_due()]
-    assert sorted(pruned, key=lambda x: x is None) == [1, None], "exactly one replica prunes in a period"
-    assert await a.prune_if_due() is None, "and only once"
-    remaining = await mongo_db[live_events_repo.LIVE_EVENTS].find({}, {"key": 1}).to_list(None)
-    assert [d["key"] for d in remaining] == [kept.id]
-    assert (await a.replay("acct", old.id)).resync == "expired"
+    clock = Clock(T0)
+    journal = replica(mongo_db, clock, retention=60)
+    await journal.open()
+    old = await journal.record("acct", live_event("old"))
+    clock.now = T0 + 5
+    await journal.heartbeat()
+    entry = await mongo_db[live_events_repo.LIVE_EVENTS].find_one({"key": old.id})
+    assert entry["expires_at"].timestamp() == T0 + 60
+    span = await mongo_db[live_events_repo.WRITERS].find_one({"_id": journal.writer_id})
+    assert span["expires_at"].timestamp() == T0 + 5 + 60, "a span lives on as long as its last heartbeat"
 
-    clock_a.now = clock_b.now = T0 + 95  # next period: `kept` is 65 s old now
-    assert await b.prune_if_due() == 1
-    assert await mongo_db[live_events_repo.LIVE_EVENTS].count_documents({}) == 0
-    # claims do not pile up: those older than ten periods go with the next prune
-    clock_a.now = T0 + 200
-    await a.prune_if_due()
-    assert await mongo_db[live_events_repo.PRUNES].count_documents({}) == 1
+    clock.now = T0 + 70  # the database may not have deleted it yet: the cursor's age alone says "expired"
+    assert (await journal.replay("acct", old.id)).resync == "expired"
 
 
 async def test_a_replay_across_a_time_no_replica_was_journaling_asks_to_resync(mongo_db):

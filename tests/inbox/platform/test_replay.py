@@ -121,6 +121,7 @@ async def test_a_live_event_the_client_had_before_its_cursor_is_not_sent_again(i
         "conversation.changed",
         {"conversation_id": "seen on a faster replica"},
         datetime.now(UTC).timestamp(),
+        retention=3600,
     )
     cursor = await first_cursor(inbox_gateway, broker, account)
     async with streaming(account.agent, headers={"Last-Event-ID": cursor}) as stream:
@@ -200,7 +201,15 @@ async def test_too_many_missed_events_ask_to_resync(inbox_gateway, broker, accou
     for event in missed:
         await broker.publish(event)
     await journaled(inbox_gateway, account.account_id, *missed)
-    monkeypatch.setattr(inbox_gateway.app.state.live.journal, "replay_max", 2)
+    journal = inbox_gateway.app.state.live.journal
+
+    async def all_remembered() -> bool:  # the replica remembers an event just after its database write
+        now = datetime.now(UTC).timestamp()
+        remembered = journal.recent.after(account.account_id, parse_cursor(cursor), now)
+        return remembered is None or len(remembered) == len(missed)
+
+    await wait_for(all_remembered, what="the replica to remember the missed events")
+    monkeypatch.setattr(journal, "replay_max", 2)
     async with streaming(account.agent, headers={"Last-Event-ID": cursor}) as stream:
         name, data, _ = await stream.next()
         assert (name, data["reason"]) == ("resync", "too_many_missed")

@@ -1,13 +1,21 @@
-"""Applying delivery reports, the pure part: which status wins, which raw copy is kept, what a claim records."""
+"""Applying delivery reports, the pure part: which status wins, which raw copy is kept, what a change records."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from mailstream_common.contracts import DeliveryReported
-from mailstream_inbox.consumers.delivery import holds, next_delivery, planned_claim, raw_blob_to_record
+from mailstream_inbox.consumers.delivery import (
+    ANNOUNCE_LEASE_SECONDS,
+    changed_event,
+    may_take_over,
+    next_delivery,
+    planned_change,
+    raw_blob_to_record,
+)
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=5)
 
 
 def report(status: str, detail: str = "", attempt: int = 1, **fields) -> DeliveryReported:
@@ -67,27 +75,44 @@ def test_which_raw_copy_is_kept(recorded, status, sha, expected):
     assert raw_blob_to_record({"raw_blob_id": recorded}, report(status), sha) == expected
 
 
-def test_a_claim_records_the_whole_change_and_whether_to_announce_it():
-    message = {"_id": "m1", "raw_blob_id": None, "delivery": delivery("queued", version=3)}
+def test_a_change_records_the_next_version_and_the_announcement_of_a_new_status():
+    message = {"_id": "m1", "account_id": "a1", "raw_blob_id": None, "delivery": delivery("queued", version=3)}
     sent = report("sent", "250", correlation_id="corr")
-    claim = planned_claim(message, sent, "sha", NOW)
-    assert claim["_id"] == "m1:4" and (claim["message_id"], claim["version"]) == ("m1", 4)
-    assert claim["delivery"] == next_delivery(message["delivery"], sent, NOW)
-    assert (claim["raw_blob_id"], claim["announce"], claim["report_id"]) == ("sha", True, sent.event_id)
-    assert claim["correlation_id"] == "corr" and claim["claimed_at"] == NOW
+    change = planned_change(message, sent, "sha", NOW, "owner-1")
+    assert change["version"] == 4 and change["raw_blob_id"] == "sha"
+    assert change["delivery"] == next_delivery(message["delivery"], sent, NOW)
+    assert change["announcement"] == {
+        "version": 4,
+        "report_id": sent.event_id,
+        "status": "sent",
+        "detail": "250",
+        "correlation_id": "corr",
+        "owner": "owner-1",
+        "since": NOW,
+    }
+    event = changed_event(message, change["announcement"])
+    assert (event.message_id, event.status, event.detail, event.correlation_id) == ("m1", "sent", "250", "corr")
+    again = changed_event(message, {**change["announcement"], "owner": "owner-2", "since": LATER})
+    assert again.event_id == event.event_id, "whoever announces a version, it is the same event"
 
-    deferral = planned_claim(message, report("deferred", "451 new", attempt=2), None, NOW)
-    assert deferral["announce"] is False and deferral["delivery"]["detail"] == "451 new"
+    deferral = planned_change(message, report("deferred", "451 new", attempt=2), None, NOW, "owner-1")
+    assert deferral["announcement"] is None and deferral["delivery"]["detail"] == "451 new"
 
 
 def test_a_report_that_changes_only_the_raw_copy_still_takes_a_version_and_announces_nothing():
     message = {"_id": "m1", "raw_blob_id": "old", "delivery": {**delivery("sent", "250"), "report_id": "r0"}}
     duplicate = report("sent", "250")
-    claim = planned_claim(message, duplicate, "new", NOW)
-    assert claim["version"] == 2 and claim["raw_blob_id"] == "new" and claim["announce"] is False
-    assert {k: v for k, v in claim["delivery"].items() if k not in ("version", "report_id")} == {
+    change = planned_change(message, duplicate, "new", NOW, "owner")
+    assert change["version"] == 2 and change["raw_blob_id"] == "new" and change["announcement"] is None
+    assert {k: v for k, v in change["delivery"].items() if k not in ("version", "report_id")} == {
         k: v for k, v in message["delivery"].items() if k not in ("version", "report_id")
     }
-    assert planned_claim(message, duplicate, "old", NOW) is None  # nothing at all changes
-    assert holds({"delivery": claim["delivery"]}, claim)
-    assert not holds(message, claim)
+    assert planned_change(message, duplicate, "old", NOW, "owner") is None  # nothing at all changes
+
+
+def test_a_pending_announcement_is_taken_over_by_its_own_report_at_once_and_by_others_after_the_lease():
+    mine = report("sent", "250")
+    pending = {"report_id": mine.event_id, "since": NOW}
+    assert may_take_over(pending, mine, NOW)
+    assert not may_take_over(pending, report("bounced", "550"), NOW + timedelta(seconds=ANNOUNCE_LEASE_SECONDS - 1))
+    assert may_take_over(pending, report("bounced", "550"), NOW + timedelta(seconds=ANNOUNCE_LEASE_SECONDS + 1))

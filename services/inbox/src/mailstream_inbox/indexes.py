@@ -4,12 +4,13 @@ Repositories declare `INDEXES = {collection: [IndexModel, ...]}` next to their q
 (the conversations half's too, when present) so start-up creates them all in one place.
 """
 
-import asyncio
 import importlib
 import logging
 from collections.abc import Mapping, Sequence
 
 from pymongo import IndexModel
+
+from mailstream_common import mongo
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,6 @@ _REPOSITORY_MODULES = (
     "mailstream_inbox.repositories.topics",
     "mailstream_inbox.repositories.streams",
     "mailstream_inbox.repositories.conversations",
-    "mailstream_inbox.repositories.conversation_search",
     "mailstream_inbox.repositories.messages",
     "mailstream_inbox.repositories.blobs",
     "mailstream_inbox.repositories.attachments",
@@ -57,18 +57,6 @@ def collect_indexes() -> dict[str, list[IndexModel]]:
     return merge(*specs)
 
 
-async def _ensure_collection_indexes(collection, models: Sequence[IndexModel]) -> None:
-    existing = {index["name"] async for index in await collection.list_indexes()}
-    for model in models:
-        if model.document["name"] not in existing:
-            await collection.create_indexes([model])
-
-
 async def ensure_indexes(db, indexes: Mapping[str, Sequence[IndexModel]] | None = None) -> None:
-    """Create the missing indexes, one `createIndexes` call per index, collections side by side.
-
-    FerretDB v1 drops the connection when one `createIndexes` call names several indexes that all exist already
-    (a restart, or the CLI after the gateway), so this does not use `mailstream_common.mongo.ensure_indexes`.
-    """
-    specs = indexes if indexes is not None else collect_indexes()
-    await asyncio.gather(*(_ensure_collection_indexes(db[name], models) for name, models in specs.items()))
+    """Create every inbox index (idempotent: each replica and the CLI may run it)."""
+    await mongo.ensure_indexes(db, indexes if indexes is not None else collect_indexes())

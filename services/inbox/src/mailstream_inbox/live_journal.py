@@ -7,8 +7,7 @@ replica hands out the same id for the same event (the first write wins and the o
 
 `GET /v1/events` with `Last-Event-ID` replays the account's entries after that key. Recent ones come from this
 replica's memory (`RecentEvents`: what it fanned out since it started receiving, so no query at all); older ones,
-or a client coming from a replica that started earlier, from the database (a scan on FerretDB v1, bounded by the
-retention). When it cannot promise the replay is complete, it sends a `resync` event instead (the client reloads
+or a client coming from a replica that started earlier, from the database (the `(account_id, key)` index). When it cannot promise the replay is complete, it sends a `resync` event instead (the client reloads
 what it shows over the REST API):
 
 - `invalid_last_event_id`: not an id of this form, or one from the future;
@@ -188,10 +187,9 @@ class RecentEvents:
 
 
 class LiveJournal:
-    """This replica's side of the journal: write what it fans out, replay, keep its span, prune when its turn.
+    """This replica's side of the journal: write what it fans out, replay, keep its span.
 
-    `run()` is the background loop (heartbeat every `heartbeat_seconds`, pruning once per period for the whole
-    deployment); `open()` starts this incarnation's span once its live queue is bound, `close()` ends it once the
+    `run()` is the background loop (heartbeat every `heartbeat_seconds`; retention is the journal's TTL index); `open()` starts this incarnation's span once its live queue is bound, `close()` ends it once the
     queue is gone.
     """
 
@@ -223,12 +221,7 @@ class LiveJournal:
         self._failed = False  # a write failed since the last heartbeat: this span cannot be extended
         self._paused_until = 0.0
         self._in_flight_since: float | None = None
-        self._pruned_period: int | None = None
         self._last_stamp_us = 0
-
-    @property
-    def prune_interval_seconds(self) -> float:
-        return max(1.0, min(60.0, self.retention_seconds / 10))
 
     @property
     def alive_tolerance_seconds(self) -> float:
@@ -254,7 +247,7 @@ class LiveJournal:
         self.writer_id = uuid.uuid4().hex
         self.span_started = self._span_seen = now
         try:
-            await live_events_repo.open_span(self.db, self.writer_id, now)
+            await live_events_repo.open_span(self.db, self.writer_id, now, retention=self.retention_seconds)
         except PyMongoError:
             log.warning("could not record the live journal span; retrying at the next heartbeat")
             self._failed = True
@@ -275,7 +268,14 @@ class LiveJournal:
             try:
                 with pymongo.timeout(self.write_timeout_seconds):
                     key = await live_events_repo.record(
-                        self.db, account_id, event.event_id, key, event.name, event.data, now
+                        self.db,
+                        account_id,
+                        event.event_id,
+                        key,
+                        event.name,
+                        event.data,
+                        now,
+                        retention=self.retention_seconds,
                     )
             except PyMongoError as exc:
                 self._failed = True
@@ -341,29 +341,14 @@ class LiveJournal:
         else:
             seen = min(now, self._in_flight_since or now)  # an unfinished write may still fail
             try:
-                await live_events_repo.extend_span(self.db, self.writer_id, seen)
+                await live_events_repo.extend_span(self.db, self.writer_id, seen, retention=self.retention_seconds)
             except PyMongoError:
                 self._failed = True
                 raise
             self._span_seen = max(self._span_seen or seen, seen)
         for writer_id in list(self._spans_to_end):  # they end at their last heartbeat, not "maybe alive" longer
-            await live_events_repo.end_span(self.db, writer_id)
+            await live_events_repo.end_span(self.db, writer_id, retention=self.retention_seconds)
             self._spans_to_end.discard(writer_id)
-
-    async def prune_if_due(self) -> int | None:
-        """Prune once per period for the whole deployment; the entries deleted, or None when not this replica."""
-        now = self.clock()
-        period = int(now // self.prune_interval_seconds)
-        if period == self._pruned_period:
-            return None
-        self._pruned_period = period
-        if not await live_events_repo.claim_prune(self.db, period, now):
-            return None
-        return await live_events_repo.prune(
-            self.db,
-            older_than=now - self.retention_seconds,
-            claims_older_than=now - 10 * self.prune_interval_seconds,
-        )
 
     async def run(self) -> None:
         while True:
@@ -372,13 +357,6 @@ class LiveJournal:
                 await self.heartbeat()
             except PyMongoError:
                 log.warning("live journal heartbeat failed", exc_info=True)
-            try:
-                deleted = await self.prune_if_due()
-            except PyMongoError:
-                log.warning("live journal pruning failed", exc_info=True)
-            else:
-                if deleted:
-                    log.info("live journal pruned", extra={"deleted": deleted})
 
     async def close(self) -> None:
         """End this incarnation's span (call once the live queue is gone: nothing after now is journaled here)."""
@@ -387,8 +365,8 @@ class LiveJournal:
         seen = None if self._failed else self.clock()  # after a failure the span ends at its last heartbeat
         try:
             with pymongo.timeout(self.write_timeout_seconds):  # shutdown does not wait on a database that is gone
-                await live_events_repo.end_span(self.db, self.writer_id, seen)
+                await live_events_repo.end_span(self.db, self.writer_id, seen, retention=self.retention_seconds)
                 for writer_id in self._spans_to_end:
-                    await live_events_repo.end_span(self.db, writer_id)
+                    await live_events_repo.end_span(self.db, writer_id, retention=self.retention_seconds)
         except PyMongoError:
             log.warning("could not close the live journal span", exc_info=True)

@@ -2,8 +2,9 @@
 
 Shared by the replies route (agents) and the actions consumer (automation's auto_reply). Outbox pattern: the
 `ReplyRequested` is stored on the message (`pending_event`) before it is published and removed once the broker
-confirmed it, so a redelivered auto_reply command publishes exactly the same request (same ids) again instead of
-building a second one, and sender's idempotency on `message_id` does the rest.
+confirmed it (`published`; the message's publication lease keeps two handlers from both publishing it), so a
+redelivered auto_reply command publishes exactly the same request (same ids) again instead of building a second
+one, and sender's idempotency on `message_id` does the rest.
 """
 
 import logging
@@ -11,17 +12,16 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Broker, Retry
+from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, EmailTemplate, MessageStored, ReplyRequested
 
+from .publication import publish_once
 from .replies import DEFAULT_TEMPLATE, OutboundReply, ReplyContext
 from .repositories import conversations as conversations_repo
 from .repositories import messages as messages_repo
 from .repositories import templates as templates_repo
 
 log = logging.getLogger(__name__)
-
-PUBLISH_LEASE_SECONDS = 30
 
 
 async def store_outbound(db: AsyncDatabase, reply: OutboundReply) -> tuple[dict[str, Any], bool]:
@@ -39,7 +39,7 @@ async def fold_into_conversation(db: AsyncDatabase, stored: dict[str, Any]) -> N
         stored["conversation_id"],
         message_id=stored["_id"],
         message_at=stored["created_at"],
-        snippet=None,
+        terms=[],
         inbound=False,
     )
 
@@ -48,11 +48,9 @@ async def publish_pending(db: AsyncDatabase, broker: Broker, stored: dict[str, A
     """Publish the stored `ReplyRequested` unless that was already confirmed; True if it was published now."""
     if stored.get("published") or not stored.get("pending_event"):
         return False
-    if not await messages_repo.claim_publication(db, stored["_id"], PUBLISH_LEASE_SECONDS):
-        raise Retry("another worker is publishing this reply", delay=PUBLISH_LEASE_SECONDS)
     event = ReplyRequested.model_validate(stored["pending_event"])
-    await broker.publish(event)
-    await messages_repo.mark_published(db, stored["_id"])
+    if not await publish_once(db, broker, stored["_id"], event):
+        return False
     log.info(
         "reply requested",
         extra={"message_id": stored["_id"], "conversation_id": stored["conversation_id"], "kind": event.kind},

@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Broker, Delivery
+from mailstream_common.broker import Broker, Delivery, Retry
 from mailstream_common.contracts import ConversationActionsRequested, ConversationChanged, utcnow
 from mailstream_common.contracts.conversations import AutoReplyAction, RuleAction
 
@@ -26,6 +26,7 @@ from ..settings import InboxSettings
 log = logging.getLogger(__name__)
 
 FIELDS = ("status", "tags", "assignee", "priority")
+MAX_PLAN_ATTEMPTS = 16  # each attempt lost means another writer made progress
 
 
 def plan_changes(conversation: dict[str, Any], actions: list[RuleAction]) -> dict[str, Any]:
@@ -122,6 +123,30 @@ async def auto_reply(
         await outbound.announce(broker, stored, stream["topic_id"])
 
 
+async def change_fields(
+    db: AsyncDatabase, conversation: dict[str, Any], actions: list[RuleAction]
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Apply field actions to what the conversation holds now: (conversation after, changes made).
+
+    The update is guarded by the values the plan was made from, so an agent's change in between (tags are a whole
+    list) is never overwritten with a stale plan: the plan is made again from the conversation as it is then."""
+    for _ in range(MAX_PLAN_ATTEMPTS):
+        changes = plan_changes(conversation, actions)
+        if not changes:
+            return conversation, changes
+        expected = {field: conversation.get(field) for field in changes}
+        updated = await conversations_repo.update_fields(
+            db, conversation["account_id"], conversation["_id"], changes, expected=expected
+        )
+        if updated is not None:
+            return updated, changes
+        current = await conversations_repo.get(db, conversation["account_id"], conversation["_id"])
+        if current is None:
+            return None, {}
+        conversation = current
+    raise Retry(f"conversation {conversation['_id']} kept changing under rule actions")
+
+
 async def apply(
     db: AsyncDatabase,
     broker: Broker,
@@ -129,8 +154,8 @@ async def apply(
     command: ConversationActionsRequested,
     delivery: Delivery | None = None,
 ) -> None:
-    conversation = await conversations_repo.get_internal(db, command.conversation_id)
-    if conversation is None or conversation["account_id"] != command.account_id:
+    conversation = await conversations_repo.get(db, command.account_id, command.conversation_id)
+    if conversation is None:
         log.warning("actions for an unknown conversation ignored", extra={"conversation_id": command.conversation_id})
         return
     trigger = await messages_repo.get_internal(db, command.trigger_message_id)
@@ -139,9 +164,7 @@ async def apply(
     changed_by = f"automation:{command.rule_id}"
 
     if not already_applied and field_actions:
-        changes = plan_changes(conversation, field_actions)
-        if changes:
-            conversation = await conversations_repo.update_fields(db, command.account_id, conversation["_id"], changes)
+        conversation, changes = await change_fields(db, conversation, field_actions)
         retried = delivery is not None and (delivery.attempt > 1 or delivery.redelivered)
         if conversation is not None and (changes or retried):
             await broker.publish(conversation_changed(conversation, changed_by, command.correlation_id))

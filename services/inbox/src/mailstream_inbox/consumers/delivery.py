@@ -5,24 +5,23 @@ Reports can arrive late, twice, or out of order (a retry's "deferred" after the 
 failed; nothing turns failed back). A "deferred" keeps the message queued and only updates the detail, and only
 for an attempt at least as recent as the one recorded. `next_delivery` decides that, purely.
 
-Reports for one message can also be handled at the same time (prefetch > 1, several inbox workers). FerretDB v1
-applies an update as read-filter-write without isolation, so a compare-and-set on `delivery.version` let two reports
-both win (a bounce overwritten by a concurrent "sent", both announced) and even lost one of two updates of different
-fields. So each change of a message's delivery is a version: the report that inserts the claim `<message>:<v+1>` in
-`delivery_claims` (a unique `_id` insert is atomic on MongoDB and on FerretDB) alone writes version v+1, then
-publishes `MessageDeliveryChanged` if the status changed, then deletes the claim. While a claim exists the next one
-waits (polls, then is retried through the broker), so writes and announcements follow version order; the claim
-records the whole change, so whoever finishes it writes the same thing:
-- the same report redelivered after a crash (claim, then crash before the write or before the broker's confirm)
-  finds its own claim and finishes it, so the change is still announced (the claim replaces the former
-  `delivery_event_pending` flag, whose clearing was one more racing write); a repeat carries the same `event_id`;
-- a claim older than `CLAIM_LEASE_SECONDS` belongs to a worker that died, and any report finishes it first.
-Claims live only while a change is in flight, so `delivery_claims` stays a handful of documents (`_id` lookups
-on FerretDB v1 scan their collection); one whose holder died and whose message never gets another report stays.
+Reports for one message can also be handled at the same time (prefetch > 1, several inbox workers). Each change of
+a message's delivery is a version, written by one atomic update guarded by the version it was planned from
+(`messages.write_delivery`): of concurrent reports exactly one writes each version; the others read the message
+again and plan from what is there (a "sent" planned before a bounce was written changes nothing then).
+
+A change of status is announced (`MessageDeliveryChanged`) after it is written, once, and in version order. So the
+write that changes the status also records `delivery_announcement` (the version, the report, an owner token and
+since when), and no next version is written while it is there: its owner publishes, waits for the broker's confirm
+and removes it (only its own token's). A lease, because the publish is outside the database (the inbox's other
+one is the publication lease of `messages.claim_publication`). Other reports wait for it (polling, then retried through the broker); the same report redelivered after a
+crash takes it over at once (its worker is gone), and any report takes over one older than `ANNOUNCE_LEASE_SECONDS`
+(its worker died and its report may never come back). A repeat carries the same `event_id`.
 """
 
 import asyncio
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,12 +38,12 @@ log = logging.getLogger(__name__)
 RANK = {"queued": 0, "sent": 1, "failed": 2}
 REPORTED_STATUS = {"sent": "sent", "deferred": "queued", "failed": "failed", "bounced": "failed"}
 INITIAL_DELIVERY = {"status": "queued", "detail": "", "attempt": 0, "version": 0}
-# A claim's holder needs milliseconds (one write, one confirmed publish, one delete); one this old has died.
-CLAIM_LEASE_SECONDS = 30.0
-# How long a report waits for other reports' claims on the same message before it is retried via the broker.
-CLAIM_WAIT_SECONDS = 20.0
-CLAIM_POLL_SECONDS = 0.01
-CLAIM_POLL_MAX_SECONDS = 0.2
+# An announcement's owner needs milliseconds (one confirmed publish, one update); one this old has died.
+ANNOUNCE_LEASE_SECONDS = 30.0
+# How long a report waits for another report's announcement before it is retried through the broker.
+WAIT_SECONDS = 20.0
+POLL_SECONDS = 0.01
+POLL_MAX_SECONDS = 0.2
 
 
 def next_delivery(current: dict[str, Any] | None, report: DeliveryReported, now: datetime) -> dict[str, Any] | None:
@@ -85,11 +84,11 @@ def raw_blob_to_record(message: dict[str, Any], report: DeliveryReported, sha256
     return None
 
 
-def planned_claim(
-    message: dict[str, Any], report: DeliveryReported, sha256: str | None, now: datetime
+def planned_change(
+    message: dict[str, Any], report: DeliveryReported, sha256: str | None, now: datetime, owner: str
 ) -> dict[str, Any] | None:
-    """The claim (the next delivery version, recorded in full) that `report` makes of `message`, or None when the
-    report changes nothing."""
+    """The next delivery version `report` makes of `message` (with the announcement `owner` will make, if the status
+    changes), or None when the report changes nothing."""
     current = message.get("delivery") or INITIAL_DELIVERY
     raw_blob_id = raw_blob_to_record(message, report, sha256)
     delivery = next_delivery(current, report, now)
@@ -97,70 +96,50 @@ def planned_claim(
         return None
     if delivery is None:  # only the raw copy changes; still a version, so that no other write overlaps it
         delivery = {**current, "version": current.get("version", 0) + 1, "report_id": report.event_id}
-    version = delivery["version"]
+    announcement = None
+    if delivery["status"] != current.get("status", "queued"):
+        announcement = {
+            "version": delivery["version"],
+            "report_id": report.event_id,
+            "status": delivery["status"],
+            "detail": delivery.get("detail", ""),
+            "correlation_id": report.correlation_id,
+            "owner": owner,
+            "since": now,
+        }
     return {
-        "_id": messages_repo.delivery_claim_id(message["_id"], version),
-        "message_id": message["_id"],
-        "version": version,
-        "report_id": report.event_id,
-        "claimed_at": now,
+        "version": delivery["version"],
         "delivery": delivery,
         "raw_blob_id": raw_blob_id,
-        "announce": delivery["status"] != current.get("status", "queued"),
-        "correlation_id": report.correlation_id,
+        "announcement": announcement,
     }
 
 
-def changed_event(message: dict[str, Any], claim: dict[str, Any]) -> MessageDeliveryChanged:
-    """The announcement of a claimed change; its id is derived from the claim, so a repeat after a crash is
-    recognisable as the same event."""
-    delivery = claim["delivery"]
+def changed_event(message: dict[str, Any], announcement: dict[str, Any]) -> MessageDeliveryChanged:
+    """The announcement of a change; its id is derived from the version and the report, so a repeat after a crash
+    is recognisable as the same event."""
+    version_id = f"{message['_id']}:{announcement['version']}"
     return MessageDeliveryChanged(
-        event_id=messages_repo.keyed_id("delivery_changed", claim["_id"], claim["report_id"]),
+        event_id=messages_repo.keyed_id("delivery_changed", version_id, announcement["report_id"]),
         account_id=message["account_id"],
         conversation_id=message.get("conversation_id"),
         message_id=message["_id"],
-        status=delivery["status"],
-        detail=delivery.get("detail", ""),
-        correlation_id=claim.get("correlation_id"),
+        status=announcement["status"],
+        detail=announcement["detail"],
+        correlation_id=announcement.get("correlation_id"),
     )
 
 
-def holds(message: dict[str, Any], claim: dict[str, Any]) -> bool:
-    """Whether the message's delivery is the one this claim wrote."""
-    delivery = message.get("delivery") or {}
-    return delivery.get("version") == claim["version"] and delivery.get("report_id") == claim["report_id"]
+def may_take_over(announcement: dict[str, Any], report: DeliveryReported, now: datetime) -> bool:
+    """Whether `report` finishes a pending announcement: its own from before a crash, or a dead worker's."""
+    expired = announcement["since"] < now - timedelta(seconds=ANNOUNCE_LEASE_SECONDS)
+    return announcement["report_id"] == report.event_id or expired
 
 
-def abandoned(claim: dict[str, Any], now: datetime) -> bool:
-    return claim["claimed_at"] < now - timedelta(seconds=CLAIM_LEASE_SECONDS)
-
-
-async def finish_claim(db: AsyncDatabase, broker: Broker, message: dict[str, Any], claim: dict[str, Any]) -> bool:
-    """Write the claimed version (unless it is there already), announce it, release the claim. Idempotent.
-
-    False when the claim was obsolete: made from a read that predates the version being finished and released by
-    another report (common: a claim lives milliseconds). Nothing is written or announced then; its report must
-    look again."""
-    written = await messages_repo.write_delivery(
-        db, message["_id"], claim["version"] - 1, claim["delivery"], claim.get("raw_blob_id")
-    )
-    current = written or await messages_repo.get_internal(db, message["_id"])
-    real = current is not None and holds(current, claim)
-    if real and claim["announce"]:
-        await broker.publish(changed_event(current, claim))
-    await messages_repo.release_delivery_claim(db, claim["_id"])
-    return real
-
-
-async def wait_released(db: AsyncDatabase, claim: dict[str, Any], deadline: float) -> None:
-    """Wait until another report's claim is released; polls back off, so that waiters do not slow the holder."""
-    pause = CLAIM_POLL_SECONDS
-    while await messages_repo.get_delivery_claim(db, claim["message_id"], claim["version"]) is not None:
-        if asyncio.get_running_loop().time() + pause > deadline:
-            raise Retry(f"another report is changing the delivery of message {claim['message_id']}")
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, CLAIM_POLL_MAX_SECONDS)
+async def announce(db: AsyncDatabase, broker: Broker, message: dict[str, Any], owner: str) -> None:
+    """Publish the message's pending announcement (`owner`'s) and, once confirmed, remove it."""
+    await broker.publish(changed_event(message, message["delivery_announcement"]))
+    await messages_repo.release_announcement(db, message["_id"], owner)
 
 
 async def apply_report(db: AsyncDatabase, broker: Broker, report: DeliveryReported) -> None:
@@ -176,24 +155,38 @@ async def apply_report(db: AsyncDatabase, broker: Broker, report: DeliveryReport
         sha256 = await blobs_repo.put(db, report.raw)
         message = await messages_repo.get_internal(db, report.message_id) or message  # storing took a while
 
-    deadline = asyncio.get_running_loop().time() + CLAIM_WAIT_SECONDS
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_SECONDS
+    pause = POLL_SECONDS
     while True:
-        version = (message.get("delivery") or {}).get("version", 0)
-        # Busy: version v+1 is being written, or version v (written) is being announced.
-        busy = await messages_repo.get_delivery_claim(db, message["_id"], version + 1)
-        if busy is None and version > 0:
-            busy = await messages_repo.get_delivery_claim(db, message["_id"], version)
-        if busy is None:
-            claim = planned_claim(message, report, sha256, utcnow())
-            if claim is None:
+        owner = uuid.uuid4().hex
+        pending = message.get("delivery_announcement")
+        if pending is None:
+            change = planned_change(message, report, sha256, utcnow(), owner)
+            if change is None:
                 return  # stale or duplicate
-            if await messages_repo.claim_delivery(db, claim) and await finish_claim(db, broker, message, claim):
+            written = await messages_repo.write_delivery(
+                db,
+                message["_id"],
+                change["version"] - 1,
+                change["delivery"],
+                change["raw_blob_id"],
+                change["announcement"],
+            )
+            if written is not None:
+                if change["announcement"] is not None:
+                    await announce(db, broker, written, owner)
                 return
-        elif busy["report_id"] == report.event_id or abandoned(busy, utcnow()):
-            await finish_claim(db, broker, message, busy)  # our own from before a crash, or a dead worker's
+        elif may_take_over(pending, report, utcnow()):
+            taken = await messages_repo.take_announcement(db, message["_id"], pending["owner"], owner, utcnow())
+            if taken is not None:
+                await announce(db, broker, taken, owner)
         else:
-            await wait_released(db, busy, deadline)
-        if asyncio.get_running_loop().time() > deadline:
+            if loop.time() + pause > deadline:
+                raise Retry(f"another report is announcing a delivery change of message {message['_id']}")
+            await asyncio.sleep(pause)  # the owner's publish takes milliseconds
+            pause = min(pause * 2, POLL_MAX_SECONDS)
+        if loop.time() > deadline:
             raise Retry(f"the delivery of message {message['_id']} kept changing under this report")
         message = await messages_repo.get_internal(db, report.message_id)  # look again
         if message is None:

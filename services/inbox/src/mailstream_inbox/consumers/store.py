@@ -6,10 +6,13 @@ Per target stream, in this order, each step safe to repeat (the broker may redel
 2. Raw bytes and attachments into `blobs` (content-addressed, stored once).
 3. Already stored (same stream and Message-ID, or same raw digest without one)? Use that message. Otherwise thread
    it (`threading`), open the conversation if new (unique per first message), insert the message (unique key).
-4. Fold it into the conversation (re-count, thread key, search snippet: idempotent), mark the stream receiving.
+4. Fold it into the conversation (count, last activity, search terms: atomic updates, idempotent), mark the
+   stream receiving.
 5. Publish `MessageStored` unless the message is flagged `published` (set only after the broker's confirm), so a
    crash between storing and publishing still publishes on redelivery, and a duplicate never publishes twice.
-   Two copies handled at the same moment: one takes a short publication lease, the other retries after it.
+   Two copies handled at the same moment: one takes the message's publication lease, the other retries after it.
+
+Every write is awaited before the handler returns, and the broker message is acked only then.
 """
 
 import logging
@@ -18,12 +21,13 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Broker, Delivery, Retry
+from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import Address, MailAnalysed, MessageStored
 from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_part
 
 from .. import threading as threads
+from ..publication import publish_once
 from ..repositories import blobs as blobs_repo
 from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
@@ -36,7 +40,6 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 1_000_000
 MAX_HTML_CHARS = 2_000_000
 EVENT_TEXT_CHARS = 16_000
-PUBLISH_LEASE_SECONDS = 30
 MAX_REFERENCE_LOOKUPS = 20  # In-Reply-To and the newest References; a thread's root rarely decides alone
 
 
@@ -197,7 +200,6 @@ async def _choose_conversation(
         origin_key=key,
         started_at=event.received_at,
     )
-    await conversations_repo.point_subject_to(db, conversation)
     return conversation, True
 
 
@@ -255,16 +257,12 @@ async def store_for_stream(
         stored["conversation_id"],
         message_id=stored["_id"],
         message_at=stored["created_at"],
-        snippet=conversations_repo.search_snippet(stored.get("subject"), stored.get("text")),
+        terms=conversations_repo.message_terms(stored.get("subject"), stored.get("text")),
         inbound=True,
-        account_id=stored["account_id"],
     )
     await streams_repo.mark_receiving(db, stream["_id"])
     if not stored.get("published"):
-        if not await messages_repo.claim_publication(db, stored["_id"], PUBLISH_LEASE_SECONDS):
-            raise Retry("another worker is announcing this message", delay=PUBLISH_LEASE_SECONDS)
-        await broker.publish(message_stored_event(stored, stream, event.correlation_id))
-        await messages_repo.mark_published(db, stored["_id"])
+        await publish_once(db, broker, stored["_id"], message_stored_event(stored, stream, event.correlation_id))
     return stored
 
 

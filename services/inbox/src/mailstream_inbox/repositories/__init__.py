@@ -55,8 +55,12 @@ async def keyset_page(
     sort_field: str = "created_at",
     descending: bool = False,
     projection: Mapping[str, Any] | None = None,
+    hint: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One page of `query` and the cursor values of its last item (None when there is no further page).
+
+    `hint` names the index that serves the query and its order, for a query whose index the code knows for certain
+    (a planner may otherwise scan for a filter it cannot match to the index, such as a range on another field).
 
     `after` is what a previous call returned (decoded from the client's cursor); the caller must still scope
     `query` to the account, so a forged cursor can only move within the caller's own data.
@@ -66,6 +70,8 @@ async def keyset_page(
     direction = DESCENDING if descending else ASCENDING
     order = [(sort_field, direction), ("_id", direction)] if sort_field != "_id" else [("_id", direction)]
     cursor = collection.find(full_query, projection).sort(order).limit(limit + 1)
+    if hint is not None:
+        cursor = cursor.hint(hint)
     docs = await cursor.to_list(length=limit + 1)
     if len(docs) <= limit:
         return docs, None

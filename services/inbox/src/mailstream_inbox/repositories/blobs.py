@@ -1,12 +1,11 @@
 """Raw mail and attachment bytes, content-addressed: stored once per sha256, in chunks, read back byte for byte.
 
 Why not GridFS: chunked documents with a unique (sha256, n) key make every write idempotent with `insert_once`
-(a redelivered mail rewrites nothing, a crash half-way is completed by the redelivery) and work the same on
-MongoDB and FerretDB v1. Chunks stay well under every document-size limit.
+(a redelivered mail rewrites nothing, a crash half-way is completed by the redelivery). Chunks stay well under
+every document-size limit.
 
 A chunk document: _id, sha256, n (0-based), chunks (how many in all), size (of the whole blob), data (bytes).
-Its `_id` is derived from (sha256, n), so writing, checking and reading are `_id` lookups: on FerretDB v1 any other
-query scans (and decodes) every chunk of every blob.
+Its `_id` is derived from (sha256, n), so writing, checking and reading are primary-key lookups.
 """
 
 import hashlib
@@ -57,15 +56,11 @@ async def put(db: AsyncDatabase, data: bytes) -> str:
 
 async def get(db: AsyncDatabase, sha256: str) -> bytes | None:
     """The bytes of a blob, verified against their digest; None if there is no such blob."""
-    first = await db[COLLECTION].find_one({"_id": chunk_id(sha256, 0)})
-    if first is None:
+    docs = await db[COLLECTION].find({"sha256": sha256}).sort([("n", ASCENDING)]).to_list(None)  # blobs_chunk
+    if not docs:
         return None
-    docs = [first]
-    for n in range(1, first["chunks"]):
-        chunk = await db[COLLECTION].find_one({"_id": chunk_id(sha256, n)})
-        if chunk is None:
-            raise CorruptBlob(f"blob {sha256}: chunk {n} of {first['chunks']} is missing")
-        docs.append(chunk)
+    if [d["n"] for d in docs] != list(range(docs[0]["chunks"])):
+        raise CorruptBlob(f"blob {sha256}: {len(docs)} of {docs[0]['chunks']} chunks present")
     data = b"".join(bytes(d["data"]) for d in docs)
     if digest(data) != sha256:
         raise CorruptBlob(f"blob {sha256}: digest mismatch")

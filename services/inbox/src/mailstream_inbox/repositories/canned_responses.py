@@ -15,7 +15,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.contracts import utcnow
 
 from . import keyset_page
-from .messages import find_owned
 
 COLLECTION = "canned_responses"
 LIVE = {"deleted": {"$ne": True}}
@@ -58,7 +57,7 @@ async def create(
 
 
 async def get(db: AsyncDatabase, account_id: str, canned_id: str) -> dict[str, Any] | None:
-    doc = await find_owned(db[COLLECTION], canned_id, account_id)
+    doc = await db[COLLECTION].find_one({"_id": canned_id, "account_id": account_id})
     return None if doc is None or doc.get("deleted") else doc
 
 

@@ -4,49 +4,44 @@ A conversation document:
     _id, account_id, topic_id, stream_id, subject (of the first message, prefixes stripped), normalized_subject,
     customer {name, address}, customer_key (lower-case address), status open|pending|closed, tags, assignee,
     priority, message_count, last_message_at, created_at, updated_at,
-    message_ids: the ids of its messages in the order they were stored (the message list reads these by `_id`),
+    message_ids: the ids of its messages, what makes counting idempotent (never read by the API),
+    terms: its search terms (`search.py`), at most about MAX_TERMS,
     last_inbound_message_id / last_inbound_at: the newest customer message (what a reply threads on),
     origin_key: the dedup key of the message that opened it; `_id` is derived from (stream, origin_key), so a
-        redelivered first mail finds the conversation it created instead of opening a second one,
-    search_terms: only on conversations written before the search split (see below); new ones never get it.
+        redelivered first mail finds the conversation it created instead of opening a second one.
 
-Search: FerretDB v1 has no `$text`, so `q` is a case-insensitive substring match (escaped regex over lower-cased
-snippets: subject, customer, the start of each message). The snippets live in `conversation_search`, one document
-per conversation, so that a list (a scan of this collection on FerretDB v1) does not decode them. A search finds
-the matching ids there, then pages through `conversations` with the list's filters, order and cursor, limited to
-those ids, or to a conversation whose own legacy `search_terms` match (written before the split: searchable
-without a migration). Both are scans on FerretDB v1, bounded by the snippet sizes below; good for tens of
-thousands of conversations, not for millions (that wants a search engine).
+Concurrency: messages are folded in by single-document atomic updates, so any number of workers may fold messages
+into one conversation at once. A message is counted by the same update that appends its id to `message_ids`,
+guarded by "not in `message_ids` yet", so a redelivered mail never counts twice; `last_message_at` only moves
+forward (`$max`); the newest inbound message is set under a guard on its time; terms are `$addToSet`.
 
-Counters are idempotent: a message is counted by the same update that appends its id to `message_ids`, guarded by
-"not in `message_ids` yet", and `last_message_at` only moves forward, so a redelivered mail never counts twice.
-The thread keys of a conversation (the Message-IDs of its messages) are looked up through the messages themselves
-(`messages.conversation_of`, an `_id` lookup); see `messages` for why bare `_id` lookups matter on FerretDB v1.
+Search: `q` becomes words (`search.query_terms`), each of which must be a prefix of one of the conversation's
+terms; the list's filters, order and cursor apply unchanged, in one query. The `conversations_search` index
+(account, term, then the list order) serves it; limits in services/inbox/README.md.
 """
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from mailstream_common.contracts import utcnow
 from mailstream_common.mongo import insert_once
 
+from .. import search
 from ..threading import ThreadCandidate
-from . import conversation_search as search_repo
 from . import keyset_page
-from .messages import find_owned, keyed_id
+from .messages import keyed_id
 
 COLLECTION = "conversations"
-SUBJECTS = "conversation_subjects"  # _id: subject_key(...) -> {conversation_id}: the subject fallback's lookup
-SNIPPET_CHARS = 400
+SNIPPET_CHARS = 400  # the start of a message that is searchable
+TERMS_PER_MESSAGE = 100
+MAX_TERMS = 1000  # a long thread stops adding terms: the document stays small
 _CANDIDATE_FIELDS = {"_id": 1, "stream_id": 1, "customer_key": 1, "normalized_subject": 1, "last_message_at": 1}
-LIST_PROJECTION = {"search_terms": 0, "message_ids": 0}
+# The arrays only writers need: every read for the API or a consumer leaves them out.
+INTERNAL_PROJECTION = {"message_ids": 0, "terms": 0}
+LIST_PROJECTION = INTERNAL_PROJECTION
 
 
 def _list_index(*fields: str, name: str) -> IndexModel:
@@ -62,7 +57,19 @@ INDEXES = {
         _list_index("topic_id", name="conversations_by_topic"),
         _list_index("tags", name="conversations_by_tag"),
         _list_index("assignee", name="conversations_by_assignee"),
+        _list_index("terms", name="conversations_search"),
         IndexModel([("stream_id", ASCENDING), ("origin_key", ASCENDING)], unique=True, name="conversations_origin"),
+        # The subject fallback of threading; conversations without a subject are never looked up by it.
+        IndexModel(
+            [
+                ("stream_id", ASCENDING),
+                ("customer_key", ASCENDING),
+                ("normalized_subject", ASCENDING),
+                ("last_message_at", DESCENDING),
+            ],
+            name="conversations_by_subject",
+            partialFilterExpression={"normalized_subject": {"$gt": ""}},
+        ),
     ]
 }
 
@@ -84,52 +91,33 @@ def _candidate(doc: dict[str, Any], thread_keys: frozenset[str] = frozenset()) -
 
 async def candidates(db: AsyncDatabase, keys_by_conversation: dict[str, set[str]]) -> list[ThreadCandidate]:
     """Threading candidates for conversations found through referenced Message-IDs (which are their keys)."""
-    found = []
-    for conversation_id, keys in keys_by_conversation.items():
-        doc = await db[COLLECTION].find_one({"_id": conversation_id}, _CANDIDATE_FIELDS)
-        if doc is not None:
-            found.append(_candidate(doc, frozenset(keys)))
-    return found
+    if not keys_by_conversation:
+        return []
+    cursor = db[COLLECTION].find({"_id": {"$in": list(keys_by_conversation)}}, _CANDIDATE_FIELDS)
+    return [_candidate(doc, frozenset(keys_by_conversation[doc["_id"]])) async for doc in cursor]
 
 
 async def find_by_subject(
     db: AsyncDatabase, stream_id: str, normalized_subject: str, customer_address: str
 ) -> list[ThreadCandidate]:
-    """The customer's most recent conversation on the stream with this subject (what the fallback may join).
-
-    Read through `conversation_subjects`, keyed by `_id` = (stream, subject, customer): one lookup, no scan."""
+    """The customer's most recent conversation on the stream with this subject (what the fallback may join)."""
     if not normalized_subject or not customer_address:
         return []
-    pointer = await db[SUBJECTS].find_one({"_id": subject_key(stream_id, normalized_subject, customer_address)})
-    if pointer is None:
-        return []
-    doc = await db[COLLECTION].find_one({"_id": pointer["conversation_id"]}, _CANDIDATE_FIELDS)
+    doc = await db[COLLECTION].find_one(
+        {"stream_id": stream_id, "customer_key": customer_address.lower(), "normalized_subject": normalized_subject},
+        _CANDIDATE_FIELDS,
+        sort=[("last_message_at", DESCENDING)],
+    )
     return [_candidate(doc)] if doc is not None else []
 
 
-def subject_key(stream_id: str, normalized_subject: str, customer_address: str) -> str:
-    return keyed_id("subject", stream_id, normalized_subject, customer_address.lower())
-
-
-async def point_subject_to(db: AsyncDatabase, conversation: dict[str, Any]) -> None:
-    """Remember `conversation` as the latest one for its (stream, subject, customer) (idempotent upsert)."""
-    subject, customer = conversation.get("normalized_subject"), conversation.get("customer_key")
-    if not subject or not customer:
-        return
-    key = subject_key(conversation["stream_id"], subject, customer)
-    with contextlib.suppress(DuplicateKeyError):  # two first writers at once: the other one's pointer is as good
-        await db[SUBJECTS].update_one(
-            {"_id": key}, {"$set": {"conversation_id": conversation["_id"], "updated_at": utcnow()}}, upsert=True
-        )
-
-
 async def find_by_origin(db: AsyncDatabase, stream_id: str, origin_key: str) -> dict[str, Any] | None:
-    return await db[COLLECTION].find_one({"_id": conversation_id_for(stream_id, origin_key)})
+    return await db[COLLECTION].find_one({"_id": conversation_id_for(stream_id, origin_key)}, INTERNAL_PROJECTION)
 
 
-def search_snippet(*parts: str | None) -> str:
-    joined = " ".join(p for p in parts if p)
-    return " ".join(joined.split()).lower()[:SNIPPET_CHARS]
+def message_terms(subject: str | None, text: str | None) -> list[str]:
+    """What a message adds to its conversation's search terms: its subject and the start of its text."""
+    return search.terms_of(subject, (text or "")[:SNIPPET_CHARS], limit=TERMS_PER_MESSAGE)
 
 
 async def create_once(
@@ -144,19 +132,9 @@ async def create_once(
     origin_key: str,
     started_at: datetime,
 ) -> tuple[dict[str, Any], bool]:
-    """The conversation opened by the message with `origin_key`, created unless it already exists.
-
-    Its search document is written first: a crash in between leaves a search document no conversation joins
-    (harmless), while the other order would leave a conversation whose redelivered first mail (found by
-    `find_by_origin`, not created again) never gets its subject and customer searchable.
-    """
-    conversation_id = conversation_id_for(stream_id, origin_key)
-    async with _conversation_lock(db, conversation_id):
-        await search_repo.add_terms(
-            db, conversation_id, account_id, [search_snippet(subject, customer.get("name"), customer.get("address"))]
-        )
+    """The conversation opened by the message with `origin_key`, created unless it already exists."""
     doc = {
-        "_id": conversation_id,
+        "_id": conversation_id_for(stream_id, origin_key),
         "account_id": account_id,
         "topic_id": topic_id,
         "stream_id": stream_id,
@@ -175,43 +153,10 @@ async def create_once(
         "created_at": started_at,
         "updated_at": utcnow(),
         "message_ids": [],
+        "terms": search.terms_of(subject, customer.get("name"), customer.get("address"), limit=TERMS_PER_MESSAGE),
         "origin_key": origin_key,
     }
     return await insert_once(db[COLLECTION], doc, {"_id": doc["_id"]})
-
-
-LOCKS = "conversation_locks"
-LOCK_LEASE_SECONDS = 15.0
-LOCK_WAIT_SECONDS = 20.0
-
-
-@contextlib.asynccontextmanager
-async def _conversation_lock(db: AsyncDatabase, conversation_id: str) -> AsyncIterator[None]:
-    """Hold a conversation's append lock: one writer at a time folds messages into it.
-
-    FerretDB v1 applies an update as read-modify-write without isolation, so two concurrent `$push`es to
-    `message_ids` can lose one (a customer's quick follow-ups did). The lock is the insert of a document with the
-    conversation's `_id`: a unique-key insert is atomic on MongoDB and FerretDB alike. A holder that died loses the
-    lock when its lease runs out; a writer that cannot get it in time fails and is retried by the broker.
-    """
-    locks = db[LOCKS]
-    deadline = asyncio.get_running_loop().time() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            await locks.insert_one({"_id": conversation_id, "claimed_at": utcnow()})
-            break
-        except DuplicateKeyError:
-            held = await locks.find_one({"_id": conversation_id})
-            if held is not None and held["claimed_at"] < utcnow() - timedelta(seconds=LOCK_LEASE_SECONDS):
-                await locks.delete_one({"_id": conversation_id, "claimed_at": held["claimed_at"]})
-                continue
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"conversation {conversation_id} stayed locked") from None
-            await asyncio.sleep(0.02)  # the holder's few updates take milliseconds
-    try:
-        yield
-    finally:
-        await locks.delete_one({"_id": conversation_id})
 
 
 async def record_message(
@@ -220,54 +165,40 @@ async def record_message(
     *,
     message_id: str,
     message_at: datetime,
-    snippet: str | None,
+    terms: list[str],
     inbound: bool,
-    account_id: str | None = None,
 ) -> None:
-    """Fold a stored message into its conversation; safe to repeat (each step is guarded or monotonic).
+    """Fold a stored message into its conversation; safe to repeat and to run concurrently (module docstring).
 
-    A customer writing again reopens a pending or closed conversation. A `snippet` (needs `account_id`, which owns
-    the search document) is added to the conversation's search terms.
+    A customer writing again reopens a pending or closed conversation (when the message is first counted).
     """
-    if snippet and account_id is None:
-        raise ValueError("a search snippet needs the conversation's account_id")
-    async with _conversation_lock(db, conversation_id):
-        await _record_message(db, conversation_id, message_id, message_at, inbound)
-        if snippet and account_id is not None:  # bounded: a long thread stops adding snippets
-            await search_repo.add_terms(db, conversation_id, account_id, [snippet])
-
-
-async def _record_message(
-    db: AsyncDatabase, conversation_id: str, message_id: str, message_at: datetime, inbound: bool
-) -> None:
     conversations = db[COLLECTION]
-    await conversations.update_one(
-        {"_id": conversation_id, "message_ids": {"$ne": message_id}},
-        {"$push": {"message_ids": message_id}, "$inc": {"message_count": 1}},
-    )
-    await conversations.update_one(
-        {"_id": conversation_id}, {"$max": {"last_message_at": message_at}, "$set": {"updated_at": utcnow()}}
-    )
+    counted: dict[str, Any] = {
+        "$push": {"message_ids": message_id},
+        "$inc": {"message_count": 1},
+        "$max": {"last_message_at": message_at},
+        "$set": {"updated_at": utcnow(), **({"status": "open"} if inbound else {})},
+    }
+    await conversations.update_one({"_id": conversation_id, "message_ids": {"$ne": message_id}}, counted)
     if inbound:
         await conversations.update_one(
             {"_id": conversation_id, "$or": [{"last_inbound_at": None}, {"last_inbound_at": {"$lte": message_at}}]},
             {"$set": {"last_inbound_at": message_at, "last_inbound_message_id": message_id}},
         )
+    if terms:
+        # Repeating adds nothing ($addToSet); a full list takes no more (the guard).
         await conversations.update_one(
-            {"_id": conversation_id, "status": {"$in": ["pending", "closed"]}}, {"$set": {"status": "open"}}
+            {"_id": conversation_id, f"terms.{MAX_TERMS - 1}": {"$exists": False}},
+            {"$addToSet": {"terms": {"$each": terms}}},
         )
 
 
 async def get(db: AsyncDatabase, account_id: str, conversation_id: str) -> dict[str, Any] | None:
-    return await find_owned(db[COLLECTION], conversation_id, account_id, LIST_PROJECTION)
-
-
-async def get_with_message_ids(db: AsyncDatabase, account_id: str, conversation_id: str) -> dict[str, Any] | None:
-    return await find_owned(db[COLLECTION], conversation_id, account_id, {"search_terms": 0})
+    return await db[COLLECTION].find_one({"_id": conversation_id, "account_id": account_id}, LIST_PROJECTION)
 
 
 async def get_internal(db: AsyncDatabase, conversation_id: str) -> dict[str, Any] | None:
-    return await db[COLLECTION].find_one({"_id": conversation_id})
+    return await db[COLLECTION].find_one({"_id": conversation_id}, INTERNAL_PROJECTION)
 
 
 def list_query(
@@ -278,7 +209,9 @@ def list_query(
     status: str | None = None,
     tag: str | None = None,
     assignee: str | None = None,
+    words: list[str] | None = None,
 ) -> dict[str, Any]:
+    """The list's filter; with `words` (`search.query_terms`), only conversations that have each as a term prefix."""
     # A conversation is opened just before its first message is stored; until that message is folded in, it has
     # nothing to show, and listing it would offer an empty thread.
     query: dict[str, Any] = {"account_id": account_id, "message_count": {"$gt": 0}}
@@ -291,24 +224,33 @@ def list_query(
     ):
         if value is not None:
             query[field] = value
+    if words:
+        query["$and"] = [{"terms": {"$regex": search.prefix_pattern(word)}} for word in words]
     return query
 
 
-def search_query(query: dict[str, Any], pattern: str, matching_ids: list[str]) -> dict[str, Any]:
-    """`query` narrowed to the conversations whose search document matched (`matching_ids`), or whose own
-    `search_terms` (written before the search split) match `pattern`."""
-    return {**query, "$or": [{"_id": {"$in": matching_ids}}, {"search_terms": {"$regex": pattern}}]}
+# The list index of each filter, most selective first: a list names the one of its first filter.
+_LIST_INDEX_BY_FILTER = (
+    ("stream_id", "conversations_by_stream"),
+    ("topic_id", "conversations_by_topic"),
+    ("tags", "conversations_by_tag"),
+    ("assignee", "conversations_by_assignee"),
+    ("status", "conversations_by_status"),
+)
+
+
+def list_index(query: dict[str, Any]) -> str | None:
+    """The index a list (not a search) walks in its order; None for a search, whose best index depends on how
+    common its words are (the planner's choice between the search index and a list index)."""
+    if "$and" in query:
+        return None
+    return next((name for field, name in _LIST_INDEX_BY_FILTER if field in query), "conversations_list")
 
 
 async def list_page(
-    db: AsyncDatabase, query: dict[str, Any], *, limit: int, after: dict[str, Any] | None, q: str | None = None
+    db: AsyncDatabase, query: dict[str, Any], *, limit: int, after: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Newest activity first, `_id` breaking ties, keyset-paginated (a deep page costs what the first does).
-
-    With `q`, only the conversations whose search terms contain it (same order, filters and cursor)."""
-    pattern = search_repo.term_pattern(q)
-    if pattern is not None:
-        query = search_query(query, pattern, await search_repo.matching_ids(db, query["account_id"], pattern))
+    """Newest activity first, `_id` breaking ties, keyset-paginated (a deep page costs what the first does)."""
     return await keyset_page(
         db[COLLECTION],
         query,
@@ -317,15 +259,23 @@ async def list_page(
         sort_field="last_message_at",
         descending=True,
         projection=LIST_PROJECTION,
+        hint=list_index(query),
     )
 
 
 async def update_fields(
-    db: AsyncDatabase, account_id: str, conversation_id: str, changes: dict[str, Any]
+    db: AsyncDatabase,
+    account_id: str,
+    conversation_id: str,
+    changes: dict[str, Any],
+    *,
+    expected: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Set status/tags/assignee/priority; the document after the change (None if not this account's)."""
+    """Set status/tags/assignee/priority; the document after the change (None if not this account's, or if a field
+    of `expected` no longer holds the value given there)."""
     return await db[COLLECTION].find_one_and_update(
-        {"_id": conversation_id, "account_id": account_id},
+        {**(expected or {}), "_id": conversation_id, "account_id": account_id},
         {"$set": {**changes, "updated_at": utcnow()}},
-        return_document=ReturnDocument.AFTER,  # no projection: FerretDB v1's findAndModify does not support one
+        projection=LIST_PROJECTION,
+        return_document=ReturnDocument.AFTER,
     )

@@ -7,10 +7,10 @@
 - `live_event_writers`: one document per gateway incarnation, the time span during which it journaled every
   live event it received (`started_at` .. `seen_at`, a heartbeat). Where no span covers a moment, no gateway
   was journaling (none running, or the database refused the writes), and a replay across it could miss events.
-- `live_event_prunes`: one claim per pruning period, so that one replica prunes while the others skip.
 
-FerretDB v1 hands only `_id` equality to SQLite: replay and prune scan `live_events`, which is why its size is
-bounded by retention and pruning runs once per period for the whole deployment, not on every write.
+Retention is a TTL index on each document's `expires_at` (written by the replica from its retention setting, so
+changing the setting needs no index change): MongoDB deletes expired entries and spans in the background (about
+once a minute), so a replay never relies on them being gone; `live_journal` checks the age of a cursor itself.
 """
 
 from datetime import UTC, datetime
@@ -18,19 +18,18 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from mailstream_common.mongo import insert_once
 
 LIVE_EVENTS = "live_events"
 WRITERS = "live_event_writers"
-PRUNES = "live_event_prunes"
 
 INDEXES = {
     LIVE_EVENTS: [
         IndexModel([("account_id", ASCENDING), ("key", ASCENDING)], name="live_events_replay"),
-        IndexModel([("at", ASCENDING)], name="live_events_prune"),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="live_events_expiry"),
     ],
+    WRITERS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="live_event_writers_expiry")],
 }
 
 
@@ -44,7 +43,15 @@ def entry_id(account_id: str, event_id: str) -> str:
 
 
 async def record(
-    db: AsyncDatabase, account_id: str, event_id: str, key: str, name: str, data: dict[str, Any], at: float
+    db: AsyncDatabase,
+    account_id: str,
+    event_id: str,
+    key: str,
+    name: str,
+    data: dict[str, Any],
+    at: float,
+    *,
+    retention: float,
 ) -> str:
     """Journal the event unless a replica did already; returns the key the journal holds for it."""
     doc = {
@@ -53,6 +60,7 @@ async def record(
         "event_id": event_id,
         "key": key,
         "at": _when(at),
+        "expires_at": _when(at + retention),
         "name": name,
         "data": data,
     }
@@ -77,43 +85,34 @@ async def entries_after(db: AsyncDatabase, account_id: str, after_key: str, *, l
 # --- writer spans ---
 
 
-async def open_span(db: AsyncDatabase, writer_id: str, now: float) -> None:
-    await db[WRITERS].insert_one({"_id": writer_id, "started_at": _when(now), "seen_at": _when(now), "stopped": False})
+async def open_span(db: AsyncDatabase, writer_id: str, now: float, *, retention: float) -> None:
+    await db[WRITERS].insert_one(
+        {
+            "_id": writer_id,
+            "started_at": _when(now),
+            "seen_at": _when(now),
+            "expires_at": _when(now + retention),
+            "stopped": False,
+        }
+    )
 
 
-async def extend_span(db: AsyncDatabase, writer_id: str, seen: float) -> None:
+async def extend_span(db: AsyncDatabase, writer_id: str, seen: float, *, retention: float) -> None:
     """Move the span's end to `seen` (an update by `_id`: only this replica writes its span)."""
-    await db[WRITERS].update_one({"_id": writer_id}, {"$set": {"seen_at": _when(seen)}})
+    await db[WRITERS].update_one(
+        {"_id": writer_id}, {"$set": {"seen_at": _when(seen), "expires_at": _when(seen + retention)}}
+    )
 
 
-async def end_span(db: AsyncDatabase, writer_id: str, seen: float | None = None) -> None:
+async def end_span(db: AsyncDatabase, writer_id: str, seen: float | None = None, *, retention: float) -> None:
     """Mark the span ended (at `seen`, or where its last heartbeat left it): it no longer counts as maybe alive."""
     changes: dict[str, Any] = {"stopped": True}
     if seen is not None:
         changes["seen_at"] = _when(seen)
+        changes["expires_at"] = _when(seen + retention)
     await db[WRITERS].update_one({"_id": writer_id}, {"$set": changes})
 
 
 async def spans(db: AsyncDatabase) -> list[dict[str, Any]]:
     """Every recorded span (a handful: one per gateway incarnation within the retention)."""
     return await db[WRITERS].find({}, {"started_at": 1, "seen_at": 1, "stopped": 1}).to_list(length=None)
-
-
-# --- retention ---
-
-
-async def claim_prune(db: AsyncDatabase, period: int, now: float) -> bool:
-    """Whether this replica prunes in `period` (a unique insert is atomic on MongoDB and FerretDB alike)."""
-    try:
-        await db[PRUNES].insert_one({"_id": f"period:{period}", "at": _when(now)})
-    except DuplicateKeyError:
-        return False
-    return True
-
-
-async def prune(db: AsyncDatabase, *, older_than: float, claims_older_than: float) -> int:
-    """Delete entries and spans that ended before `older_than`, and old claims; returns the entries deleted."""
-    deleted = await db[LIVE_EVENTS].delete_many({"at": {"$lt": _when(older_than)}})
-    await db[WRITERS].delete_many({"seen_at": {"$lt": _when(older_than)}})
-    await db[PRUNES].delete_many({"at": {"$lt": _when(claims_older_than)}})
-    return deleted.deleted_count

@@ -8,37 +8,35 @@ A message document:
     message_id_header, in_reply_to [..], references [..], authentication {spf,dkim,dmarc,header} | None,
     forwarded {method, by, original_from, ...} | None, customer {name,address},
     delivery {status queued|sent|failed, detail, updated_at, attempt, smtp_code, version, report_id} | None
-    (outbound only; each version is claimed in `delivery_claims` before it is written: consumers/delivery.py),
+    (outbound only; written by `write_delivery`, guarded by its version: consumers/delivery.py),
+    delivery_announcement {version, report_id, owner, since, correlation_id} | absent: a delivery change whose
+    `MessageDeliveryChanged` is not confirmed yet (the next version waits for it, so announcements keep order),
     raw_blob_id (sha256 in `blobs`), dedup_key, created_at, parse_warnings [..],
-    published (the follow-up event was confirmed by the broker), pending_event (an outbound message's
-    ReplyRequested, kept until the broker confirmed it so a redelivery can send exactly that again),
+    published (the follow-up event was confirmed by the broker), publishing {owner, since} | absent (the lease of
+    the worker publishing it, see `claim_publication`), pending_event (an outbound message's ReplyRequested, kept
+    until the broker confirmed it so a redelivery can send exactly that again),
     applied_rules [rule ids whose actions ran for this message as trigger].
 
-Idempotency key: (stream_id, dedup_key); dedup_key is the Message-ID header, or `sha256:<raw digest>` when the
-mail has none, or our Message-ID (auto-replies: `auto_reply:<rule>:<trigger>`) for an outbound message.
-
-Why `_id` is derived from that key (a name-based UUID, still 32 hex characters) instead of random: FerretDB v1 on
-SQLite uses no secondary index (every query but an `_id` equality scans and decodes the whole collection, all
-accounts), so every lookup on a hot path is a bare `_id` lookup (FerretDB hands that one to SQLite, several times cheaper than
-a filter it evaluates itself, though still not an indexed seek there; on MongoDB it is the primary key): "is this mail stored already?" and "which conversation
-holds the message with this Message-ID?" (threading by In-Reply-To/References) are both `message_id_for(...)`.
-The unique (stream_id, dedup_key) index stays for MongoDB, where it also guards the key.
+Idempotency key: (stream_id, dedup_key), a unique index; dedup_key is the Message-ID header, or
+`sha256:<raw digest>` when the mail has none, or our Message-ID (auto-replies: `auto_reply:<rule>:<trigger>`) for
+an outbound message. `_id` is derived from the key (a name-based UUID), so "is this mail stored already?" and
+"which conversation holds the message with this Message-ID?" (threading by In-Reply-To/References) are primary-key
+lookups that need no other index.
 """
 
-import asyncio
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from mailstream_common.contracts import utcnow
 from mailstream_common.mongo import insert_once
 
+from . import keyset_page
+
 COLLECTION = "messages"
-CLAIMS = "publication_claims"  # short leases: who publishes a message's follow-up event (see claim_publication)
 _NAMESPACE = uuid.UUID("6f1d3c2e-5b0a-4e8f-9a7b-2c4d6e8f0a1b")
 
 
@@ -51,25 +49,13 @@ def message_id_for(stream_id: str, dedup_key: str) -> str:
     return keyed_id("message", stream_id, dedup_key)
 
 
-async def find_owned(
-    collection, document_id: str, account_id: str, projection: dict[str, Any] | None = None
-) -> dict[str, Any] | None:
-    """The document with this `_id` if it belongs to `account_id`, else None.
-
-    The filter is `_id` alone and ownership is checked here: FerretDB v1 hands only a bare `_id` equality to
-    SQLite and evaluates any other condition in Go after decoding every document (about 4x slower measured)."""
-    doc = await collection.find_one({"_id": document_id}, projection)
-    if doc is None or doc.get("account_id") != account_id:
-        return None
-    return doc
-
-
 def attachment_id(message_id: str, index: int) -> str:
     """Attachments are served by an id that names their message, so a download is one `_id` lookup."""
     return f"{message_id}-{index}"
 
 
-PUBLIC_PROJECTION = {"pending_event": 0, "search": 0}
+PUBLIC_PROJECTION = {"pending_event": 0, "publishing": 0, "delivery_announcement": 0}
+PAGE_PROJECTION = {**PUBLIC_PROJECTION, "headers": 0}
 
 INDEXES = {
     COLLECTION: [
@@ -77,10 +63,6 @@ INDEXES = {
         IndexModel(
             [("conversation_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
             name="messages_by_conversation",
-        ),
-        IndexModel(
-            [("conversation_id", ASCENDING), ("direction", ASCENDING), ("created_at", DESCENDING)],
-            name="messages_last_by_direction",
         ),
     ]
 }
@@ -103,7 +85,7 @@ async def conversation_of(db: AsyncDatabase, stream_id: str, message_id_header: 
 
 
 async def get(db: AsyncDatabase, account_id: str, message_id: str) -> dict[str, Any] | None:
-    return await find_owned(db[COLLECTION], message_id, account_id, PUBLIC_PROJECTION)
+    return await db[COLLECTION].find_one({"_id": message_id, "account_id": account_id}, PUBLIC_PROJECTION)
 
 
 async def get_internal(db: AsyncDatabase, message_id: str) -> dict[str, Any] | None:
@@ -115,7 +97,7 @@ async def find_attachment(db: AsyncDatabase, account_id: str, attachment: str) -
     message_id, _, _index = attachment.rpartition("-")
     if not message_id:
         return None
-    doc = await find_owned(db[COLLECTION], message_id, account_id, {"attachments": 1, "account_id": 1})
+    doc = await db[COLLECTION].find_one({"_id": message_id, "account_id": account_id}, {"attachments": 1})
     if doc is None:
         return None
     return next((a for a in doc.get("attachments", []) if a.get("id") == attachment), None)
@@ -129,55 +111,60 @@ async def thread_headers_of(db: AsyncDatabase, message_id: str | None) -> dict[s
 
 
 async def list_page(
-    db: AsyncDatabase, account_id: str, message_ids: list[str], *, limit: int, after: dict[str, Any] | None
+    db: AsyncDatabase, account_id: str, conversation_id: str, *, limit: int, after: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One page of a conversation's messages in the order they were stored (its `message_ids`), oldest first.
-
-    Fetched one `_id` at a time, concurrently: a `$in` or a `conversation_id` filter would make FerretDB v1
-    decode every message of every account in Go; a bare `_id` equality is handed to SQLite."""
-    start = int((after or {}).get("position", 0))
-    page_ids = message_ids[start : start + limit]
-    projection = {**PUBLIC_PROJECTION, "headers": 0}
-    found = await asyncio.gather(*(find_owned(db[COLLECTION], mid, account_id, projection) for mid in page_ids))
-    docs = [d for d in found if d is not None]
-    more = start + limit < len(message_ids)
-    return docs, ({"position": start + limit} if more else None)
-
-
-async def claim_publication(db: AsyncDatabase, message_id: str, lease_seconds: float) -> bool:
-    """Take the right to publish this message's follow-up event for `lease_seconds`; False if another worker
-    holds it (two copies of one mail handled at once). A holder that crashed loses the lease when it runs out, so
-    a later redelivery can still publish.
-
-    The claim is the insert of a document with a derived `_id`: a unique-key insert is atomic on MongoDB and on
-    FerretDB v1, where a conditional update is not (two concurrent updates can both match its filter)."""
-    claims = db[CLAIMS]
-    claim = {"_id": keyed_id("publish", message_id), "message_id": message_id, "claimed_at": utcnow()}
-    for _ in range(2):
-        try:
-            await claims.insert_one(dict(claim))
-        except DuplicateKeyError:
-            held = await claims.find_one({"_id": claim["_id"]})
-            if held is not None and held["claimed_at"] > utcnow() - timedelta(seconds=lease_seconds):
-                return False
-            await claims.delete_one({"_id": claim["_id"]})  # an expired lease: its holder died
-            continue
-        # Claimed; but the previous holder may have published and released in between.
-        current = await db[COLLECTION].find_one({"_id": message_id}, {"published": 1})
-        if current is not None and current.get("published"):
-            await release_publication(db, message_id)
-            return False
-        return True
-    return False
+    """One page of a conversation's messages, oldest first: one query on `messages_by_conversation`."""
+    return await keyset_page(
+        db[COLLECTION],
+        {"conversation_id": conversation_id, "account_id": account_id},
+        limit=limit,
+        after=after,
+        sort_field="created_at",
+        projection=PAGE_PROJECTION,
+        hint="messages_by_conversation",
+    )
 
 
-async def release_publication(db: AsyncDatabase, message_id: str) -> None:
-    await db[CLAIMS].delete_one({"_id": keyed_id("publish", message_id)})
+# --- publishing the follow-up event (outbox) ---
+
+Publication = Literal["claimed", "published", "busy"]
 
 
-async def mark_published(db: AsyncDatabase, message_id: str) -> None:
-    await db[COLLECTION].update_one({"_id": message_id}, {"$set": {"published": True}, "$unset": {"pending_event": ""}})
-    await release_publication(db, message_id)
+async def claim_publication(db: AsyncDatabase, message_id: str, owner: str, lease_seconds: float) -> Publication:
+    """Take the lease to publish this message's follow-up event, as `owner`.
+
+    "published" when that was confirmed already; "busy" while another worker's lease runs (two copies of one
+    mail handled at once). The lease is needed because the publish is outside the database: without it both
+    copies would publish. A holder that died loses it when it runs out, so a redelivery still publishes.
+    """
+    now = utcnow()
+    claimed = await db[COLLECTION].update_one(
+        {
+            "_id": message_id,
+            "published": {"$ne": True},
+            "$or": [{"publishing": None}, {"publishing.since": {"$lt": now - timedelta(seconds=lease_seconds)}}],
+        },
+        {"$set": {"publishing": {"owner": owner, "since": now}}},
+    )
+    if claimed.modified_count:
+        return "claimed"
+    current = await db[COLLECTION].find_one({"_id": message_id}, {"published": 1})
+    return "published" if current is None or current.get("published") else "busy"
+
+
+async def mark_published(db: AsyncDatabase, message_id: str, owner: str) -> None:
+    """Record the broker's confirm and drop the outbox copy; the lease goes too, but only if still `owner`'s."""
+    done = {"$set": {"published": True}, "$unset": {"pending_event": ""}}
+    released = await db[COLLECTION].update_one(
+        {"_id": message_id, "publishing.owner": owner}, {**done, "$unset": {"pending_event": "", "publishing": ""}}
+    )
+    if not released.matched_count:  # our lease ran out and another worker holds it now: leave it to that one
+        await db[COLLECTION].update_one({"_id": message_id}, done)
+
+
+async def release_publication(db: AsyncDatabase, message_id: str, owner: str) -> None:
+    """Give the lease up after a failed publish (only `owner`'s own), so that a retry need not wait it out."""
+    await db[COLLECTION].update_one({"_id": message_id, "publishing.owner": owner}, {"$unset": {"publishing": ""}})
 
 
 async def mark_failed_to_queue(db: AsyncDatabase, message_id: str, detail: str) -> None:
@@ -187,51 +174,51 @@ async def mark_failed_to_queue(db: AsyncDatabase, message_id: str, detail: str) 
     )
 
 
-DELIVERY_CLAIMS = "delivery_claims"  # who writes a message's next delivery version (see claim_delivery)
-
-
-def delivery_claim_id(message_id: str, version: int) -> str:
-    return f"{message_id}:{version}"
-
-
-async def claim_delivery(db: AsyncDatabase, claim: dict[str, Any]) -> bool:
-    """Take the right to write delivery version `claim["version"]` of a message; False if another report has it.
-
-    A unique `_id` insert is the only write FerretDB v1 makes atomic (a compare-and-set update is read-filter-write
-    there: two can both match). The claim records the change itself, so a worker may finish it for a dead holder.
-    """
-    assert claim["_id"] == delivery_claim_id(claim["message_id"], claim["version"])
-    try:
-        await db[DELIVERY_CLAIMS].insert_one(claim)
-    except DuplicateKeyError:
-        return False
-    return True
-
-
-async def get_delivery_claim(db: AsyncDatabase, message_id: str, version: int) -> dict[str, Any] | None:
-    return await db[DELIVERY_CLAIMS].find_one({"_id": delivery_claim_id(message_id, version)})
-
-
-async def release_delivery_claim(db: AsyncDatabase, claim_id: str) -> None:
-    await db[DELIVERY_CLAIMS].delete_one({"_id": claim_id})
+# --- delivery versions ---
 
 
 async def write_delivery(
-    db: AsyncDatabase, message_id: str, previous_version: int, delivery: dict[str, Any], raw_blob_id: str | None
+    db: AsyncDatabase,
+    message_id: str,
+    previous_version: int,
+    delivery: dict[str, Any],
+    raw_blob_id: str | None,
+    announcement: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
-    """Store a claimed delivery version over `previous_version`; the document after, or None if it was not there.
+    """Store delivery version `previous_version + 1`; the document after, or None when another write got there first.
 
-    Only the holder of the version's claim calls this, so the version filter is not what keeps writers apart (it
-    cannot on FerretDB v1); it keeps a claim that was finished already from being written twice."""
+    The filter is the guard: the version read is still the current one, and no change is waiting to be announced.
+    One atomic update, so of concurrent reports exactly one writes each version."""
     change: dict[str, Any] = {"delivery": delivery}
     if raw_blob_id is not None:
         change["raw_blob_id"] = raw_blob_id
+    if announcement is not None:
+        change["delivery_announcement"] = announcement
     # Version 0 is also a message without a delivery (or its version) yet, as the consumer reads it.
     expected = {"$in": [0, None]} if previous_version == 0 else previous_version
     return await db[COLLECTION].find_one_and_update(
-        {"_id": message_id, "delivery.version": expected},
+        {"_id": message_id, "delivery.version": expected, "delivery_announcement": None},
         {"$set": change},
         return_document=ReturnDocument.AFTER,
+    )
+
+
+async def take_announcement(
+    db: AsyncDatabase, message_id: str, previous_owner: str, owner: str, now: datetime
+) -> dict[str, Any] | None:
+    """Take over a pending announcement from `previous_owner` (dead, or this report before a crash); the document
+    after, or None when someone else took it or it was released meanwhile."""
+    return await db[COLLECTION].find_one_and_update(
+        {"_id": message_id, "delivery_announcement.owner": previous_owner},
+        {"$set": {"delivery_announcement.owner": owner, "delivery_announcement.since": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def release_announcement(db: AsyncDatabase, message_id: str, owner: str) -> None:
+    """The announcement is confirmed: the next delivery version may be written. Only its owner releases it."""
+    await db[COLLECTION].update_one(
+        {"_id": message_id, "delivery_announcement.owner": owner}, {"$unset": {"delivery_announcement": ""}}
     )
 
 

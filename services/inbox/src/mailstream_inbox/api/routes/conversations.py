@@ -20,7 +20,7 @@ from mailstream_common.pages import (
     encode_optional_cursor,
 )
 
-from ... import outbound
+from ... import outbound, search
 from ...consumers.actions import conversation_changed
 from ...replies import ReplyContent, build_reply
 from ...repositories import canned_responses as canned_repo
@@ -43,6 +43,13 @@ Tag = Annotated[HeaderSafeStr, Field(min_length=1, max_length=100)]
 class Customer(BaseModel):
     name: str = ""
     address: str
+
+
+class SearchHit(BaseModel):
+    term: str = Field(description="A word of `q`, normalised (case-folded)")
+    field: Literal["subject", "customer", "message"] = Field(
+        description="Where the conversation has a term starting with it: its subject, its customer, else a message"
+    )
 
 
 class ConversationPublic(BaseModel):
@@ -78,9 +85,10 @@ class ConversationPublic(BaseModel):
     message_count: int
     last_message_at: datetime
     created_at: datetime
+    match: list[SearchHit] | None = Field(default=None, description="Only in a search (`q`): why it matched")
 
 
-def conversation_public(doc: dict) -> ConversationPublic:
+def conversation_public(doc: dict, words: list[str] | None = None) -> ConversationPublic:
     return ConversationPublic(
         id=doc["_id"],
         topic_id=doc["topic_id"],
@@ -94,6 +102,7 @@ def conversation_public(doc: dict) -> ConversationPublic:
         message_count=doc.get("message_count", 0),
         last_message_at=doc["last_message_at"],
         created_at=doc["created_at"],
+        match=[SearchHit.model_validate(hit) for hit in search.match_reason(doc, words)] if words else None,
     )
 
 
@@ -167,19 +176,33 @@ async def list_conversations(
     status: Status | None = None,
     q: Annotated[
         str | None,
-        Query(max_length=200, description="Case-insensitive substring of subject, customer name/address, or body"),
+        Query(
+            max_length=200,
+            description="Words, each the start of a word of the subject, the customer's name or address, or the "
+            "start of a message (case-insensitive)",
+        ),
     ] = None,
     tag: Annotated[str | None, Query(max_length=100)] = None,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
     limit: LimitParam = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[ConversationPublic]:
-    """Most recent activity first. `q` matches the subject, the customer, and the start of each message body."""
+    """Most recent activity first. `q` matches the subject, the customer, and the start of each message; each item
+    of a search says where (`match`)."""
+    words = search.query_terms(q)
+    if q and q.strip() and not words:  # only punctuation: no word to look for
+        return Page(items=[], next_cursor=None)
     query = conversations_repo.list_query(
-        principal.account_id, topic_id=topic_id, stream_id=stream_id, status=status, tag=tag, assignee=assignee
+        principal.account_id,
+        topic_id=topic_id,
+        stream_id=stream_id,
+        status=status,
+        tag=tag,
+        assignee=assignee,
+        words=words,
     )
-    docs, last = await conversations_repo.list_page(db, query, limit=limit, after=decode_optional_cursor(cursor), q=q)
-    return Page(items=[conversation_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
+    docs, last = await conversations_repo.list_page(db, query, limit=limit, after=decode_optional_cursor(cursor))
+    return Page(items=[conversation_public(d, words) for d in docs], next_cursor=encode_optional_cursor(last))
 
 
 @router.get("/v1/conversations/{conversation_id}", response_model=ConversationPublic, responses=NOT_FOUND_RESPONSE)
@@ -221,16 +244,11 @@ async def list_messages(
     limit: LimitParam = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[MessagePublic]:
-    """Oldest first (in the order they were stored)."""
-    conversation = await conversations_repo.get_with_message_ids(db, principal.account_id, conversation_id)
-    if conversation is None:
+    """Oldest first."""
+    if await conversations_repo.get(db, principal.account_id, conversation_id) is None:
         raise not_found("conversation")
     docs, last = await messages_repo.list_page(
-        db,
-        principal.account_id,
-        conversation.get("message_ids", []),
-        limit=limit,
-        after=decode_optional_cursor(cursor),
+        db, principal.account_id, conversation_id, limit=limit, after=decode_optional_cursor(cursor)
     )
     return Page(items=[message_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
 
