@@ -82,7 +82,10 @@ if [[ -z "${MONGODB_URI:-}" ]]; then
     echo $! > "$STATE/secantusdb.pid"
     wait_for_port 127.0.0.1 "$SECANTUS_PORT" 120 secantusdb
   fi
-  echo "export MONGODB_URI=mongodb://127.0.0.1:$SECANTUS_PORT/"
+  # retryWrites=false: SecantusDB 0.7's retryable-write bookkeeping scans its session records on every write (the
+  # sender ran 7-9x slower with it, docs/benchmarks.md). Every consumer is idempotent and retried by the broker, so
+  # a failed write is redone anyway; production MongoDB keeps the driver's default.
+  echo "export MONGODB_URI=mongodb://127.0.0.1:$SECANTUS_PORT/?retryWrites=false"
   # For tests that run a SecantusDB of their own (tests/reliability kills one with -9 and restarts it).
   echo "export SECANTUSD_BIN=$SECANTUS_ENV/bin/secantusd-py"
 fi

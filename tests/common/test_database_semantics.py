@@ -300,6 +300,7 @@ SERVICE_INDEXES = {
     "automation": _module_indexes("mailstream_automation.repository"),
     "domains": _module_indexes("mailstream_domains.repository"),
     "sender": _module_indexes("mailstream_sender.repository"),
+    "ingest": _module_indexes("mailstream_ingest.stream_routes"),
 }
 
 NEWEST_FIRST = [("last_message_at", DESCENDING), ("_id", DESCENDING)]
@@ -354,19 +355,11 @@ HOT_QUERIES: dict[str, HotQuery] = {
     "messages of a conversation, in order": HotQuery(
         "inbox", "messages", {"conversation_id": "c"}, OLDEST_FIRST, 51, sorted_by_index=True
     ),
-    "newest message of a conversation in one direction": HotQuery(
-        "inbox",
-        "messages",
-        {"conversation_id": "c", "direction": "inbound"},
-        [("created_at", DESCENDING)],
-        1,
-        sorted_by_index=True,
-    ),
     "message by its dedup key (stream + Message-ID)": HotQuery(
         "inbox", "messages", {"stream_id": "s", "dedup_key": "<id@x>"}
     ),
-    "stream by forwarding address (ingest's RCPT TO, sender)": HotQuery(
-        "inbox", "streams", {"forwarding_address": "s-x@in.test", "deleted": False}, secantus_scans=True
+    "stream route by forwarding address (ingest's RCPT TO, its own projection)": HotQuery(
+        "ingest", "stream_routes", {"forwarding_address": "s-x@in.test"}
     ),
     "stream list of an account": HotQuery(
         "inbox", "streams", {"account_id": "a", "deleted": False}, OLDEST_FIRST, 51, sorted_by_index=True
