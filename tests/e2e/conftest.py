@@ -1,4 +1,4 @@
-"""The whole system as real processes: five services, the local RabbitMQ and FerretDB, and Postfix's smtp-sink
+"""The whole system as real processes: five services, the local RabbitMQ and SecantusDB, and Postfix's smtp-sink
 as the outbound relay. Module-scoped: starting it costs a few seconds."""
 
 import contextlib

@@ -1,7 +1,7 @@
 """Settings every service reads from the environment.
 
-Each service subclasses `CommonSettings` with its own fields and its own ops port; the defaults are those of the
-public contract (shared/api-contract.md) so that a bare `python -m mailstream_<service>` works on a dev machine.
+Each service subclasses `CommonSettings` with its own fields and its own ops port; the defaults are the documented
+development ones (README, docs/architecture.md) so that a bare `python -m mailstream_<service>` works on a dev machine.
 """
 
 import hashlib

@@ -1,4 +1,4 @@
-"""Environment of the domains service (defaults fit a dev machine; see shared/api-contract.md)."""
+"""Environment of the domains service (defaults fit a dev machine)."""
 
 from typing import Annotated
 
