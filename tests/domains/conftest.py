@@ -10,12 +10,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common import mongo
 from mailstream_common.broker import Broker
-from mailstream_domains.api import create_app
+from mailstream_domains.api.app import create_app
 from mailstream_domains.dns_lookup import DnsLookup
 from mailstream_domains.keys import KeyVault
 from mailstream_domains.manager import DomainManager
-from mailstream_domains.plan import RecordPolicy
-from mailstream_domains.repository import INDEXES, DomainRepository
+from mailstream_domains.record_plan import RecordPolicy
+from mailstream_domains.repositories import INDEXES
+from mailstream_domains.repositories.domains import DomainRepository
 from tests.support.dns_server import DnsServer
 from tests.support.service_tokens import GATEWAY_TOKEN, SENDER_TOKEN, callers
 

@@ -14,29 +14,11 @@ the lease.
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 DOMAINS = "domains"
 DOMAIN_KEYS = "domain_keys"
-
-INDEXES: dict[str, list[IndexModel]] = {
-    DOMAINS: [
-        IndexModel([("account_id", ASCENDING), ("name", ASCENDING)], unique=True),
-        IndexModel([("next_check_at", ASCENDING)]),
-    ],
-    DOMAIN_KEYS: [
-        IndexModel([("domain_id", ASCENDING), ("selector", ASCENDING)], unique=True),
-        IndexModel([("account_id", ASCENDING), ("domain_id", ASCENDING), ("state", ASCENDING)]),
-        # At most one key waits for its record per domain: a second concurrent rotation fails on this index.
-        IndexModel(
-            [("domain_id", ASCENDING)],
-            unique=True,
-            partialFilterExpression={"state": "pending"},
-            name="one_pending_key_per_domain",
-        ),
-    ],
-}
 
 CHECK_LEASE = timedelta(minutes=10)  # far longer than a check (its DNS lookups are time-boxed)
 LIVE_KEY_STATES = ("pending", "active", "retiring")
