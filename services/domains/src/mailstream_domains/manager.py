@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from mailstream_common.contracts import DomainChanged
 
 from . import keys as keymod
@@ -28,7 +26,7 @@ from .record_checks import (
     check_spf,
     keep_known_result,
 )
-from .repositories.domains import DomainRepository
+from .repositories.domains import DomainRepository, Duplicate
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +120,7 @@ class DomainManager:
         }
         try:
             await self.repo.insert_domain(domain)
-        except DuplicateKeyError:  # the unique (account_id, name) index: the account has it already
+        except Duplicate:  # the unique (account_id, name) index: the account has it already
             raise DomainExists(name) from None
         await self._add_key(domain, bits, rotation=False, existing=[])
         log.info("domain added", extra={"domain_id": domain["_id"], "domain": name, "account_id": account_id})
@@ -130,7 +128,7 @@ class DomainManager:
         return await self.view(domain)
 
     async def _add_key(self, domain: dict[str, Any], bits: int, *, rotation: bool, existing: list[str]) -> str:
-        # Key generation is CPU work (about 0.1-1 s for 2048 bits): keep the event loop free meanwhile.
+        # Key generation is CPU work: keep the event loop free meanwhile.
         pair = await asyncio.to_thread(keymod.generate_rsa, bits)
         selector = keymod.next_selector(self.clock(), existing)
         key: dict[str, Any] = {
@@ -173,7 +171,7 @@ class DomainManager:
             selector = await self._add_key(
                 domain, domain["dkim_key_bits"], rotation=has_active, existing=await self.repo.selectors(domain_id)
             )
-        except DuplicateKeyError:  # a concurrent rotation inserted its pending key first (one per domain)
+        except Duplicate:  # a concurrent rotation inserted its pending key first (one per domain)
             waiting = next((k for k in await self.repo.live_keys(domain_id) if k["state"] == "pending"), None)
             raise RotationInProgress(waiting["selector"] if waiting else "(new)") from None
         domain = await self.repo.update_domain(

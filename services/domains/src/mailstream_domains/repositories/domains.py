@@ -16,6 +16,7 @@ from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 DOMAINS = "domains"
 DOMAIN_KEYS = "domain_keys"
@@ -26,16 +27,26 @@ LIVE_KEY_STATES = ("pending", "active", "retiring")
 _PUBLIC_KEY_FIELDS = {"private_key_encrypted": 0, "ed25519.private_key_encrypted": 0}
 
 
+class Duplicate(Exception):
+    """An insert that a unique index refused: the account has the domain already, or a pending key exists."""
+
+
 class DomainRepository:
     def __init__(self, db: AsyncDatabase) -> None:
         self.domains = db[DOMAINS]
         self.keys = db[DOMAIN_KEYS]
 
     async def insert_domain(self, domain: dict[str, Any]) -> None:
-        await self.domains.insert_one(domain)
+        try:
+            await self.domains.insert_one(domain)
+        except DuplicateKeyError:
+            raise Duplicate(domain["name"]) from None
 
     async def insert_key(self, key: dict[str, Any]) -> None:
-        await self.keys.insert_one(key)
+        try:
+            await self.keys.insert_one(key)
+        except DuplicateKeyError:
+            raise Duplicate(key["selector"]) from None
 
     async def domain(self, account_id: str, domain_id: str) -> dict[str, Any] | None:
         return await self.domains.find_one({"_id": domain_id, "account_id": account_id})
