@@ -298,7 +298,7 @@ def _module_indexes(module: str):
 SERVICE_INDEXES = {
     "inbox": _inbox_indexes,
     "automation": _module_indexes("mailstream_automation.repository"),
-    "domains": _module_indexes("mailstream_domains.repository"),
+    "domains": _module_indexes("mailstream_domains.repositories"),
     "sender": _module_indexes("mailstream_sender.repository"),
     "ingest": _module_indexes("mailstream_ingest.stream_routes"),
 }

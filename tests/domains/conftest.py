@@ -10,12 +10,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common import mongo
 from mailstream_common.broker import Broker
-from mailstream_domains.api import create_app
+from mailstream_domains.api.app import create_app
 from mailstream_domains.dns_lookup import DnsLookup
 from mailstream_domains.keys import KeyVault
 from mailstream_domains.manager import DomainManager
-from mailstream_domains.plan import RecordPolicy
-from mailstream_domains.repository import INDEXES, DomainRepository
+from mailstream_domains.record_plan import RecordPolicy
+from mailstream_domains.repositories import INDEXES
+from mailstream_domains.repositories.domains import DomainRepository
 from tests.support.dns_server import DnsServer
 from tests.support.service_tokens import GATEWAY_TOKEN, SENDER_TOKEN, callers
 
@@ -98,3 +99,19 @@ async def domain_events(broker: Broker) -> list:
     broker.consume(topology.replica_queue("domains-test", uuid.uuid4().hex, (DomainChanged,)), handle, DomainChanged)
     await broker.start()
     return seen
+
+
+async def create(harness: DomainsHarness, name: str = "acme.test", account: str = "acct-a", **extra) -> dict:
+    response = await harness.client.post("/v1/domains", json={"name": name, **extra}, headers=headers(account))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def record(view: dict, purpose: str, key_state: str | None = None) -> dict:
+    matches = [r for r in view["dns_records"] if r["purpose"] == purpose and key_state in (None, r["key_state"])]
+    assert len(matches) == 1, view["dns_records"]
+    return matches[0]
+
+
+async def events_seen(seen: list, count: int) -> list | None:
+    return list(seen) if len(seen) >= count else None

@@ -28,14 +28,3 @@ def test_lists_and_empty_values_from_the_environment(monkeypatch: pytest.MonkeyP
     assert settings.spf_include is None
     assert settings.effective_bounce_domain == "bounces.example.test"
     assert settings.http_port == 9102
-
-
-@pytest.mark.parametrize(
-    ("entry", "parsed"),
-    [("127.0.0.1", ("127.0.0.1", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)), ("::1", ("::1", 53)),
-     ("[::1]:5353", ("::1", 5353))],
-)  # fmt: skip
-def test_nameserver_entries(entry: str, parsed: tuple[str, int]) -> None:
-    from mailstream_domains.dns_lookup import parse_nameserver
-
-    assert parse_nameserver(entry) == parsed

@@ -12,7 +12,7 @@ import dns.rdatatype
 import dns.resolver
 
 from . import records as rec
-from .verification import TxtAnswer
+from .record_checks import TxtAnswer
 
 log = logging.getLogger(__name__)
 

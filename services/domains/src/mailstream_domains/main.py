@@ -8,14 +8,15 @@ from mailstream_common import mongo, service
 from mailstream_common.broker import Broker
 from mailstream_common.ops import HttpServer
 
-from .api import create_app
+from .api.app import create_app
+from .background_checks import BackgroundVerifier
 from .dns_lookup import DnsLookup
 from .keys import KeyVault
 from .manager import DomainManager
-from .plan import RecordPolicy
-from .repository import INDEXES, DomainRepository
+from .record_plan import RecordPolicy
+from .repositories import INDEXES
+from .repositories.domains import DomainRepository
 from .settings import DomainsSettings
-from .verifier import BackgroundVerifier
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Domain use cases: add, show, verify, rotate, delete, and hand sender its signing key.
 
-Routes and the background verifier call these; the rules live in `records`, `verification` and `plan`, the I/O in
+Routes and the background verifier call these; the rules live in `records`, `record_checks` and `record_plan`, the I/O in
 the repository, the DNS lookup and the event publisher passed in.
 """
 
@@ -11,24 +11,22 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from mailstream_common.contracts import DomainChanged
 
 from . import keys as keymod
-from . import plan as planmod
+from . import record_plan
 from . import records as rec
 from .dns_lookup import DnsLookup
 from .metrics import CHECKS, DOMAIN_EVENTS
-from .repository import DomainRepository
-from .validation import registrable_domain, validate_sending_domain
-from .verification import (
+from .name_validation import registrable_domain, validate_sending_domain
+from .record_checks import (
     RecordCheck,
     check_dkim,
     check_dmarc,
     check_spf,
     keep_known_result,
 )
+from .repositories.domains import DomainRepository, Duplicate
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ class DomainManager:
         vault: keymod.KeyVault,
         lookup: DnsLookup,
         publish: Publish,
-        policy: planmod.RecordPolicy,
+        policy: record_plan.RecordPolicy,
         *,
         ed25519: bool = False,
         recheck_min_seconds: float = 300,
@@ -89,7 +87,7 @@ class DomainManager:
             "created_at": domain["created_at"],
             "checked_at": domain.get("last_checked_at"),
             "next_check_at": domain.get("next_check_at"),
-            "dns_records": planmod.present_records(domain, keys, self.policy),
+            "dns_records": record_plan.present_records(domain, keys, self.policy),
         }
 
     async def get(self, account_id: str, domain_id: str) -> dict[str, Any] | None:
@@ -122,7 +120,7 @@ class DomainManager:
         }
         try:
             await self.repo.insert_domain(domain)
-        except DuplicateKeyError:  # the unique (account_id, name) index: the account has it already
+        except Duplicate:  # the unique (account_id, name) index: the account has it already
             raise DomainExists(name) from None
         await self._add_key(domain, bits, rotation=False, existing=[])
         log.info("domain added", extra={"domain_id": domain["_id"], "domain": name, "account_id": account_id})
@@ -130,7 +128,7 @@ class DomainManager:
         return await self.view(domain)
 
     async def _add_key(self, domain: dict[str, Any], bits: int, *, rotation: bool, existing: list[str]) -> str:
-        # Key generation is CPU work (about 0.1-1 s for 2048 bits): keep the event loop free meanwhile.
+        # Key generation is CPU work: keep the event loop free meanwhile.
         pair = await asyncio.to_thread(keymod.generate_rsa, bits)
         selector = keymod.next_selector(self.clock(), existing)
         key: dict[str, Any] = {
@@ -173,7 +171,7 @@ class DomainManager:
             selector = await self._add_key(
                 domain, domain["dkim_key_bits"], rotation=has_active, existing=await self.repo.selectors(domain_id)
             )
-        except DuplicateKeyError:  # a concurrent rotation inserted its pending key first (one per domain)
+        except Duplicate:  # a concurrent rotation inserted its pending key first (one per domain)
             waiting = next((k for k in await self.repo.live_keys(domain_id) if k["state"] == "pending"), None)
             raise RotationInProgress(waiting["selector"] if waiting else "(new)") from None
         domain = await self.repo.update_domain(
@@ -221,7 +219,7 @@ class DomainManager:
         }
         ed = key.get("ed25519")
         checks = domain.get("checks") or {}
-        if ed and (checks.get(planmod.dkim_check_key(ed["selector"])) or {}).get("status") == "verified":
+        if ed and (checks.get(record_plan.dkim_check_key(ed["selector"])) or {}).get("status") == "verified":
             ed_pem = self.vault.decrypt(ed["private_key_encrypted"])
             result["ed25519"] = {
                 "selector": ed["selector"],
@@ -238,7 +236,7 @@ class DomainManager:
         """Look every record of `domain` up (concurrently) and judge it; also return the SPF records seen."""
         name = domain["name"]
         organisational = registrable_domain(name) or name
-        dkim_items = [e for e in planmod.expected_records(domain, keys, self.policy) if e.spec.purpose == "dkim"]
+        dkim_items = [e for e in record_plan.expected_records(domain, keys, self.policy) if e.spec.purpose == "dkim"]
         names = [e.spec.host for e in dkim_items] + [name, rec.dmarc_host(name)]
         if organisational != name:
             names.append(rec.dmarc_host(organisational))
@@ -260,7 +258,7 @@ class DomainManager:
         results["spf"] = check_spf(
             spf_answer,
             required=self.policy.required_spf,
-            plan=planmod.spf_plan({**domain, "observed_spf": observed_spf}, self.policy),
+            plan=record_plan.spf_plan({**domain, "observed_spf": observed_spf}, self.policy),
             lookup_count=lookup_count,
         )
         results["dmarc"] = check_dmarc(
@@ -297,11 +295,11 @@ class DomainManager:
         if attempted:  # read back what won: this check's moves, or a concurrent check's
             keys = await self.repo.live_keys(domain["_id"])
         checked = {**domain, "checks": checks, "observed_spf": observed_spf}
-        status = planmod.domain_status(checked, keys)
-        selector = planmod.signing_selector(checked, keys)
+        status = record_plan.domain_status(checked, keys)
+        selector = record_plan.signing_selector(checked, keys)
         attempts = int(domain.get("check_attempts", 0))
         settled = status == "verified" and not any(k["state"] == "pending" for k in keys)
-        delay = planmod.next_check_delay(
+        delay = record_plan.next_check_delay(
             attempts,
             settled=settled,
             minimum=self.recheck_min,
@@ -341,7 +339,7 @@ class DomainManager:
         rotated = None
         active = next((k for k in keys if k["state"] == "active"), None)
         for key in keys:
-            verified = checks.get(planmod.dkim_check_key(key["selector"]), {}).get("status") == "verified"
+            verified = checks.get(record_plan.dkim_check_key(key["selector"]), {}).get("status") == "verified"
             if key["state"] == "pending" and verified:
                 attempted = True
                 if active is not None:
@@ -350,7 +348,7 @@ class DomainManager:
                     log.info("dkim key active", extra={"domain_id": key["domain_id"], "selector": key["selector"]})
                     rotated = key["selector"] if active is not None else None
                     active = key
-            elif planmod.retiring_expired(key, now, self.policy.rotation_grace):
+            elif record_plan.retiring_expired(key, now, self.policy.rotation_grace):
                 attempted = True
                 await self.repo.move_key(key["_id"], from_state="retiring", to_state="retired", at=now)
         return attempted, rotated

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
+from mailstream_common.correlation import CorrelationId
 from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ReadinessCheck, ops_routes
 
@@ -33,6 +34,7 @@ def create_app(settings: AutomationSettings, db: AsyncDatabase, checks: Mapping[
     app.state.metrics = metrics
     app.include_router(router)
     install_allow_header(app)
+    app.add_middleware(CorrelationId)
 
     @app.exception_handler(ConnectionFailure)
     async def _database_down(_: Request, __: ConnectionFailure) -> JSONResponse:

@@ -2,15 +2,12 @@
 and never gets in the way of streaming responses (SSE, raw downloads)."""
 
 import json
-import re
 import time
 
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mailstream_common import logs
-
-_SAFE_CORRELATION_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+from mailstream_common.correlation import CorrelationId
 
 HTTP_SECONDS = Histogram(
     "mailstream_inbox_http_request_seconds",
@@ -20,9 +17,8 @@ HTTP_SECONDS = Histogram(
 )
 
 
-class CorrelationAndMetrics:
-    """Pure ASGI middleware (no per-request task or body buffering, so it costs next to nothing and never gets in
-    the way of SSE): a correlation id for the request's log lines and response, and the request-duration metric."""
+class RequestMetrics:
+    """The request-duration metric by route template and status."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,25 +27,30 @@ class CorrelationAndMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v for k, v in scope["headers"] if k == b"x-correlation-id"), b"")
-        cid = given.decode("latin-1")[:64] if _SAFE_CORRELATION_ID.fullmatch(given) else logs.new_correlation_id()
-        token = logs.correlation_id.set(cid)
         status = 500
         started = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid.encode("latin-1"))]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_status)
         finally:
             template = getattr(scope.get("route"), "path", "unmatched")
             HTTP_SECONDS.labels(scope["method"], template, str(status)).observe(time.perf_counter() - started)
-            logs.correlation_id.reset(token)
+
+
+class CorrelationAndMetrics:
+    """The shared correlation id (`mailstream_common.correlation`) around the request-duration metric."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = CorrelationId(RequestMetrics(app))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 class RequestSizeLimit:

@@ -14,34 +14,21 @@ the lease.
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 DOMAINS = "domains"
 DOMAIN_KEYS = "domain_keys"
-
-INDEXES: dict[str, list[IndexModel]] = {
-    DOMAINS: [
-        IndexModel([("account_id", ASCENDING), ("name", ASCENDING)], unique=True),
-        IndexModel([("next_check_at", ASCENDING)]),
-    ],
-    DOMAIN_KEYS: [
-        IndexModel([("domain_id", ASCENDING), ("selector", ASCENDING)], unique=True),
-        IndexModel([("account_id", ASCENDING), ("domain_id", ASCENDING), ("state", ASCENDING)]),
-        # At most one key waits for its record per domain: a second concurrent rotation fails on this index.
-        IndexModel(
-            [("domain_id", ASCENDING)],
-            unique=True,
-            partialFilterExpression={"state": "pending"},
-            name="one_pending_key_per_domain",
-        ),
-    ],
-}
 
 CHECK_LEASE = timedelta(minutes=10)  # far longer than a check (its DNS lookups are time-boxed)
 LIVE_KEY_STATES = ("pending", "active", "retiring")
 # What may leave the repository for anything but signing: no encrypted private key either.
 _PUBLIC_KEY_FIELDS = {"private_key_encrypted": 0, "ed25519.private_key_encrypted": 0}
+
+
+class Duplicate(Exception):
+    """An insert that a unique index refused: the account has the domain already, or a pending key exists."""
 
 
 class DomainRepository:
@@ -50,10 +37,16 @@ class DomainRepository:
         self.keys = db[DOMAIN_KEYS]
 
     async def insert_domain(self, domain: dict[str, Any]) -> None:
-        await self.domains.insert_one(domain)
+        try:
+            await self.domains.insert_one(domain)
+        except DuplicateKeyError:
+            raise Duplicate(domain["name"]) from None
 
     async def insert_key(self, key: dict[str, Any]) -> None:
-        await self.keys.insert_one(key)
+        try:
+            await self.keys.insert_one(key)
+        except DuplicateKeyError:
+            raise Duplicate(key["selector"]) from None
 
     async def domain(self, account_id: str, domain_id: str) -> dict[str, Any] | None:
         return await self.domains.find_one({"_id": domain_id, "account_id": account_id})

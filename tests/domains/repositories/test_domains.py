@@ -5,8 +5,7 @@ domain has at most one pending key however many rotations race."""
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from tests.domains.conftest import DomainsHarness, headers, published, sender_headers
-from tests.domains.test_api import create, record
+from tests.domains.conftest import DomainsHarness, create, headers, published, record, sender_headers
 from tests.support.dns_server import DnsServer
 
 CALLERS = 8

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailstream_domains.validation import MUST_OWN, DomainNameError, validate_sending_domain
+from mailstream_domains.name_validation import MUST_OWN, DomainNameError, validate_sending_domain
 
 
 @pytest.mark.parametrize(

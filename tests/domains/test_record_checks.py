@@ -8,7 +8,7 @@ import pytest
 from mailstream_domains import records as rec
 from mailstream_domains.dns_lookup import DnsLookup
 from mailstream_domains.keys import generate_rsa
-from mailstream_domains.verification import RecordCheck, check_dkim, check_dmarc, check_spf, keep_known_result
+from mailstream_domains.record_checks import RecordCheck, check_dkim, check_dmarc, check_spf, keep_known_result
 from tests.domains.conftest import MAILSTREAM_ZONE, SPF_INCLUDE
 from tests.support.dns_server import A, DnsServer
 
