@@ -9,7 +9,7 @@ from pydantic_core import PydanticSerializationError
 from mailstream_common.contracts import MailReceived
 from mailstream_common.contracts.mail import AuthenticationResult, StreamTarget
 from mailstream_ingest.analysis import analyse, scrubbed
-from mailstream_ingest.bounces import parse_bounce
+from mailstream_ingest.bounce_reports import parse_bounce
 from mailstream_ingest.confirmations import detect_forwarding_test, detect_provider_confirmation
 from mailstream_ingest.forwards import detect_forward
 from mailstream_ingest.parsing import parse_mail
