@@ -7,9 +7,11 @@ from mailstream_ingest.auth_results import (
     Checks,
     DkimOutcome,
     aligned,
+    evaluate_dmarc,
     format_header,
     organizational_domain,
     parse_dmarc_record,
+    summarise,
 )
 
 
@@ -66,3 +68,41 @@ def test_header_is_valid_rfc8601(mail_from):
     assert [(r.method, r.result) for r in parsed.results] == [("spf", "pass"), ("dkim", "pass"), ("dmarc", "pass")]
     if mail_from:
         assert parsed.results[0].properties[0].value == mail_from
+
+
+RELAXED = {"v": "DMARC1", "p": "reject"}
+STRICT = {"v": "DMARC1", "p": "quarantine", "aspf": "s", "adkim": "s"}
+
+
+@pytest.mark.parametrize(
+    ("record", "checks", "expected"),
+    [
+        (None, Checks(spf="pass", spf_domain="acme.example"), ("none", None)),
+        (RELAXED, Checks(spf="pass", spf_domain="acme.example"), ("pass", "reject")),
+        (RELAXED, Checks(spf="pass", spf_domain="mail.acme.example"), ("pass", "reject")),
+        (STRICT, Checks(spf="pass", spf_domain="mail.acme.example"), ("fail", "quarantine")),
+        (RELAXED, Checks(spf="pass", spf_domain="other.example"), ("fail", "reject")),
+        (RELAXED, Checks(dkim=[DkimOutcome("pass", "acme.example", "s1")]), ("pass", "reject")),
+        (STRICT, Checks(dkim=[DkimOutcome("pass", "mail.acme.example", "s1")]), ("fail", "quarantine")),
+        (RELAXED, Checks(dkim=[DkimOutcome("fail", "acme.example", "s1")]), ("fail", "reject")),
+        (RELAXED, Checks(spf="temperror"), ("temperror", "reject")),
+        (RELAXED, Checks(dkim=[DkimOutcome("temperror")]), ("temperror", "reject")),
+        ({"v": "DMARC1"}, Checks(), ("fail", "none")),
+    ],
+)
+def test_evaluate_dmarc(record, checks, expected):
+    assert evaluate_dmarc(record, "acme.example", checks) == expected
+
+
+@pytest.mark.parametrize(
+    ("dkim", "expected"),
+    [
+        ([], "none"),
+        ([DkimOutcome("fail"), DkimOutcome("pass")], "pass"),
+        ([DkimOutcome("permerror"), DkimOutcome("temperror")], "temperror"),
+        ([DkimOutcome("policy")], "policy"),
+    ],
+)
+def test_summary_keeps_the_best_dkim_result(dkim, expected):
+    result = summarise(Checks(spf="pass", dkim=dkim, dmarc="fail"), "header")
+    assert (result.spf, result.dkim, result.dmarc, result.header) == ("pass", expected, "fail", "header")

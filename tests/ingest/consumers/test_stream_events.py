@@ -4,6 +4,8 @@ import pytest
 
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import StreamChanged
+from mailstream_ingest.consumers.stream_events import StreamEventsConsumer
+from mailstream_ingest.recipients import Route, StreamCache
 from tests.ingest.conftest import INBOUND_DOMAIN, add_stream, run_ingest
 from tests.ingest.smtp_client import send
 
@@ -46,3 +48,20 @@ async def test_new_stream_is_accepted_as_soon_as_its_event_arrives_and_refused_o
             await wait_for(refused, timeout=10, what="RCPT refused after deletion")
         finally:
             await publisher.close()
+
+
+async def test_each_event_is_applied_to_the_replica_cache_at_once():
+    async def nothing_stored(address: str) -> Route | None:
+        return None
+
+    cache = StreamCache(nothing_stored, positive_ttl=60, negative_ttl=5)
+    consumer = StreamEventsConsumer(cache)
+    event = StreamChanged(
+        change="created", version=1, account_id="a1", topic_id="t1", stream_id="s1",
+        address="support@acme.example", forwarding_address="Fwd@In.Example", allow_agent_send=True,
+    )  # fmt: skip
+    await consumer.handle(event, None)
+    found = await cache.find("fwd@in.example")
+    assert found is not None and found.stream_id == "s1"
+    await consumer.handle(event.model_copy(update={"version": 2, "deleted": True, "change": "deleted"}), None)
+    assert await cache.find("fwd@in.example") is None
