@@ -30,8 +30,8 @@ _PLAIN_PATH = re.compile(
 class _IngestSMTP(SMTP):
     """aiosmtpd's protocol plus a session limit, a configurable line limit and refusal metrics.
 
-    aiosmtpd builds its dispatch tables from `dir()` of the protocol and the handler on every connection, which
-    costs more than the rest of a 1 KB transaction: `dir()` here lists only the names those tables are made of.
+    aiosmtpd builds its dispatch tables from `dir()` of the protocol and the handler on every connection, a large
+    share of the work of a small transaction: `dir()` here lists only the names those tables are made of.
     """
 
     def __dir__(self) -> list[str]:
