@@ -1,13 +1,9 @@
 """Stand-ins for the stream lookup behind the RCPT TO cache: a settable clock and a projection that counts reads."""
 
 from mailstream_common.contracts.mail import StreamTarget
-from mailstream_ingest.recipients import (
-    Route,
-)
+from mailstream_ingest.recipients import Route
 
 SECRET = b"secret"
-
-
 DOMAIN = "in.mailstream.test"
 
 

@@ -11,7 +11,6 @@ from tests.ingest.smtp_client import send
 
 pytestmark = pytest.mark.integration
 
-
 SIMPLE = b"From: Jane <jane@customer.example>\r\nTo: support@acme.example\r\nSubject: hi\r\n\r\nHello\r\n"
 
 

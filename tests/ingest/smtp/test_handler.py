@@ -6,10 +6,7 @@ import pytest
 from aiosmtpd.smtp import Envelope, Session
 
 from mailstream_common.contracts import MailReceived
-from mailstream_ingest.recipients import (
-    RecipientDirectory,
-    StreamCache,
-)
+from mailstream_ingest.recipients import RecipientDirectory, StreamCache
 from mailstream_ingest.smtp import handler as smtp_handler
 from tests.ingest.fakes import DOMAIN, SECRET, Clock, FakeStreams, target
 

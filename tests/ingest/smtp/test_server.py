@@ -23,7 +23,6 @@ from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
 
-
 SIMPLE = b"From: Jane <jane@customer.example>\r\nTo: support@acme.example\r\nSubject: hi\r\n\r\nHello\r\n"
 
 

@@ -99,8 +99,8 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
         analyse = AnalyseConsumer(broker, authenticator)
         broker.consume(topology.INGEST_ANALYSE, analyse.handle, MailReceived, prefetch=settings.consumer_prefetch)
 
-    # A projection created after streams existed catches up (see repositories/stream_routes.py); empty is judged before any
-    # queued event is consumed.
+    # A projection created after streams existed catches up (see repositories/stream_routes.py); empty is judged
+    # before any queued event is consumed.
     resync = routes is not None and await projection.is_empty(routes.collection)
     await broker.start()
     if resync:
