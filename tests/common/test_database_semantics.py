@@ -300,7 +300,7 @@ SERVICE_INDEXES = {
     "automation": _module_indexes("mailstream_automation.repository"),
     "domains": _module_indexes("mailstream_domains.repositories"),
     "sender": _module_indexes("mailstream_sender.repository"),
-    "ingest": _module_indexes("mailstream_ingest.stream_routes"),
+    "ingest": _module_indexes("mailstream_ingest.repositories"),
 }
 
 NEWEST_FIRST = [("last_message_at", DESCENDING), ("_id", DESCENDING)]

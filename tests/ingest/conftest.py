@@ -19,7 +19,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_ingest import main as ingest_main
-from mailstream_ingest import stream_routes
+from mailstream_ingest.repositories import stream_routes
 from mailstream_ingest.settings import IngestSettings
 from tests.support.processes import free_port
 from tests.support.waiting import wait_for
@@ -160,3 +160,16 @@ async def add_stream(db: AsyncDatabase, *, address: str = "support@acme.example"
         }
     )
     return doc
+
+
+@pytest.fixture
+async def smtp_only(vhost, mongo_db, backends):
+    async with run_ingest(
+        vhost[1],
+        mongo_db,
+        backends.mongodb_uri,
+        INGEST_ROLE="smtp",
+        INGEST_MAX_MESSAGE_BYTES=20_000,
+        INGEST_MAX_RECIPIENTS=3,
+    ) as running:
+        yield running

@@ -3,7 +3,6 @@
 import pytest
 
 from mailstream_common.mime_parts import extract_part
-from mailstream_ingest.charsets import decode_text, header_to_text
 from mailstream_ingest.parsing import parse_mail
 from tests.ingest.fixtures import eml
 
@@ -86,21 +85,3 @@ def test_threading_headers():
     parsed = parse_mail(eml("apple_mail_forward.eml"))
     assert parsed.message_id == "<A1B2C3D4-E5F6-4711-8899-AABBCCDDEEFF@acme.example>"
     assert parsed.references == ["<20240305001200.GA1234@customer.example>"]
-
-
-@pytest.mark.parametrize(
-    ("data", "label", "expected"),
-    [
-        ("テスト".encode("iso2022_jp"), "iso-2022-jp", "テスト"),
-        ("テスト".encode("iso2022_jp"), "us-ascii", "テスト"),  # escape sequences give it away
-        ("①".encode("cp932"), "shift_jis", "①"),  # NEC special characters need cp932
-        ("“x”".encode("cp1252"), "iso-8859-1", "“x”"),
-        ("é".encode(), None, "é"),
-    ],
-)
-def test_decode_text(data, label, expected):
-    assert decode_text(data, label, "t")[0] == expected
-
-
-def test_header_with_adjacent_encoded_words_joins_them():
-    assert header_to_text("=?utf-8?q?caf=C3=A9?= =?utf-8?q?_ok?=", "Subject")[0] == "café ok"

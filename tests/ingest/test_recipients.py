@@ -1,14 +1,11 @@
-"""The RCPT decision: stream cache (events, expiry, fallback), VERP bounce addresses, and the SMTP replies."""
+"""Which RCPT TO is ours: the stream cache (events, TTLs, versions) and the directory (streams and VERP)."""
 
 import asyncio
 
 import pytest
-from aiosmtpd.smtp import Envelope, Session
 
 from mailstream_common import verp
-from mailstream_common.contracts import MailReceived, StreamChanged
-from mailstream_common.contracts.mail import StreamTarget
-from mailstream_ingest import smtp
+from mailstream_common.contracts import StreamChanged
 from mailstream_ingest.recipients import (
     Bounce,
     LookupUnavailable,
@@ -18,38 +15,7 @@ from mailstream_ingest.recipients import (
     StreamCache,
     Unknown,
 )
-
-SECRET = b"secret"
-DOMAIN = "in.mailstream.test"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakeStreams:
-    """Ingest's `stream_routes` projection as the fallback sees it, counting reads."""
-
-    def __init__(self) -> None:
-        self.live: dict[str, StreamTarget] = {}
-        self.reads = 0
-        self.down = False
-
-    async def __call__(self, address: str) -> Route | None:
-        self.reads += 1
-        if self.down:
-            raise ConnectionError("database unreachable")
-        found = self.live.get(address)
-        return None if found is None else Route(found, 1)
-
-
-def target(address: str, stream_id: str = "s1") -> StreamTarget:
-    return StreamTarget(forwarding_address=address, stream_id=stream_id, account_id="a1")
-
+from tests.ingest.fakes import DOMAIN, SECRET, Clock, FakeStreams, target
 
 _versions: dict[str, int] = {}
 
@@ -134,67 +100,6 @@ async def test_directory(setup, address, expected):
     streams.live["fwd@in.mailstream.test"] = target("fwd@in.mailstream.test")
     directory = RecipientDirectory(cache, verp_secret=SECRET, bounce_domain=DOMAIN)
     assert await directory.resolve(address) == expected
-
-
-async def _transaction(handler: smtp.IngestHandler, rcpts: list[str]) -> tuple[list[str], str | None]:
-    session, envelope = Session(asyncio.get_running_loop()), Envelope()
-    session.peer = ("192.0.2.1", 1234)
-    await handler.handle_MAIL(None, session, envelope, "a@b.example", [])
-    replies = [await handler.handle_RCPT(None, session, envelope, r, []) for r in rcpts]
-    if not envelope.rcpt_tos:
-        return replies, None
-    envelope.original_content = b"Subject: x\r\n\r\nbody\r\n"
-    return replies, await handler.handle_DATA(None, session, envelope)
-
-
-async def test_handler_replies(setup):
-    _, streams, cache = setup
-    streams.live["a@in.mailstream.test"] = target("a@in.mailstream.test", "s1")
-    streams.live["b@in.mailstream.test"] = target("b@in.mailstream.test", "s2")
-    published: list[MailReceived] = []
-
-    async def publish(event: MailReceived) -> None:
-        published.append(event)
-
-    handler = smtp.IngestHandler(
-        RecipientDirectory(cache, verp_secret=SECRET, bounce_domain=DOMAIN), publish, max_recipients=3
-    )
-    replies, data = await _transaction(
-        handler,
-        [
-            "a@in.mailstream.test",
-            "x@in.mailstream.test",
-            "b@in.mailstream.test",
-            "a@in.mailstream.test",
-            "b@in.mailstream.test",
-        ],
-    )
-    assert replies == [smtp.RCPT_OK, smtp.NO_SUCH_USER, smtp.RCPT_OK, smtp.RCPT_OK, smtp.RCPT_OK]
-    [event] = published
-    assert data == smtp.accepted(event.mail_id)
-    assert [t.stream_id for t in event.targets] == ["s1", "s2"]
-    assert event.envelope.rcpt_to == ["a@in.mailstream.test", "b@in.mailstream.test"]
-    assert event.envelope.client_ip == "192.0.2.1"
-
-
-async def test_handler_refuses_when_not_durable_or_lookup_down(setup):
-    _, streams, cache = setup
-    streams.live["a@in.mailstream.test"] = target("a@in.mailstream.test")
-
-    async def failing(event: MailReceived) -> None:
-        raise ConnectionError("broker down")
-
-    handler = smtp.IngestHandler(
-        RecipientDirectory(cache, verp_secret=SECRET, bounce_domain=DOMAIN), failing, max_recipients=3
-    )
-    replies, data = await _transaction(handler, ["a@in.mailstream.test"])
-    assert (replies, data) == ([smtp.RCPT_OK], smtp.NOT_DURABLE)
-    streams.down = True
-    replies, _ = await _transaction(handler, ["other@in.mailstream.test"])
-    assert replies == [smtp.LOOKUP_UNAVAILABLE]
-    handler.draining = True
-    session, envelope = Session(asyncio.get_running_loop()), Envelope()
-    assert await handler.handle_MAIL(None, session, envelope, "a@b.example", []) == smtp.SHUTTING_DOWN
 
 
 async def test_an_older_or_repeated_event_does_not_undo_a_newer_one(setup):

@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 from mailstream_common.contracts import DeliveryReported, Event, MailAnalysed, MailReceived
 from mailstream_common.contracts.mail import AuthenticationResult
 
-from .bounces import parse_bounce
+from .bounce_reports import parse_bounce
 from .charsets import without_surrogates
 from .confirmations import detect_forwarding_test, detect_provider_confirmation
 from .forwards import detect_forward

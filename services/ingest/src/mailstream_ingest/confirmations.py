@@ -7,13 +7,12 @@ import re
 
 from mailstream_common.contracts.mail import ProviderConfirmation
 
-from .parsing import ParsedMail, html_to_text
+from .parsing import EMAIL, ParsedMail, html_to_text
 
 FORWARDING_TEST_HEADER = "X-Mailstream-Forwarding-Test"
 _TEST_TOKEN = re.compile(r"mailstream-forwarding-test:\s*([A-Za-z0-9_-]{8,128})")
 _TOKEN_ONLY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
-_EMAIL = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 
 # Gmail: "(#123456789) Gmail Forwarding Confirmation - Receive Mail from someone@gmail.com", and in Japanese
@@ -73,8 +72,8 @@ def detect_provider_confirmation(parsed: ParsedMail) -> ProviderConfirmation | N
         code_match = _GMAIL_CODE.search(body)
         code = gmail_subject.group(1) if gmail_subject else (code_match.group(1) if code_match else None)
         link = _GMAIL_LINK.search(body)
-        requested = re.search(rf"({_EMAIL})", subject.partition(" - ")[2]) or re.search(
-            rf"({_EMAIL})\s+(?:has requested|から)", body
+        requested = re.search(rf"({EMAIL.pattern})", subject.partition(" - ")[2]) or re.search(
+            rf"({EMAIL.pattern})\s+(?:has requested|から)", body
         )
         return ProviderConfirmation(
             provider="gmail",
@@ -92,7 +91,7 @@ def detect_provider_confirmation(parsed: ParsedMail) -> ProviderConfirmation | N
         return None
     code = _GENERIC_CODE.search(body)
     links = [u for u in _URL.findall(body) if any(w in u.lower() for w in ("verif", "confirm", "forward"))]
-    requested = re.search(rf"({_EMAIL})", subject)
+    requested = re.search(rf"({EMAIL.pattern})", subject)
     return ProviderConfirmation(
         provider=provider,
         code=code.group(1) if code else None,

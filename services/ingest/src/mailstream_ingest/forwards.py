@@ -20,7 +20,7 @@ from mailstream_common.contracts.base import Address
 from mailstream_common.contracts.mail import ForwardInfo
 
 from .charsets import header_to_text
-from .parsing import ParsedMail, html_to_text
+from .parsing import EMAIL, ParsedMail, html_to_text
 
 FREE_MAIL_DOMAINS = frozenset(
     {
@@ -68,7 +68,6 @@ FIELD_LABELS = {
 }  # fmt: skip
 
 _FIELD_LINE = re.compile(r"^\s*[*>]*\s*([^\s:：*][^:：]{0,20}?)\s*[*]*\s*[:：]\s*[*]*\s*(.*)$")
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
 def is_owner(sender: Address | None, owner_addresses: set[str]) -> bool:
@@ -131,7 +130,7 @@ def _redirect(parsed: ParsedMail, owners: set[str]) -> ForwardInfo | None:
 
 
 def _first_address(value: str) -> Address | None:
-    match = _EMAIL.search(value)
+    match = EMAIL.search(value)
     if match is None:
         return None
     pairs = getaddresses([value])
@@ -274,7 +273,7 @@ def _field_block(lines: list[str], start: int) -> dict[str, str]:
 def parse_sender(value: str) -> Address | None:
     """'Name <addr>', 'Name [mailto:addr]', '"Name" <mailto:addr>', 'addr' -> Address; None without an address."""
     value = value.strip()
-    match = _EMAIL.search(value)
+    match = EMAIL.search(value)
     if match is None:
         return None
     address = match.group(0)

@@ -1,4 +1,4 @@
-"""Wiring only: settings, logging, Mongo, broker, SMTP front door, analysis worker, ops server, shutdown."""
+"""Wiring only: settings, logging, Mongo, broker, SMTP front door, consumers, ops server, shutdown."""
 
 import asyncio
 import logging
@@ -9,13 +9,16 @@ from mailstream_common.broker import Broker
 from mailstream_common.contracts import MailReceived, StreamChanged
 from mailstream_common.ops import OpsServer
 
-from .authentication import Authenticator, make_resolver
+from . import repositories
+from .consumers.analyse import AnalyseConsumer
+from .consumers.stream_events import StreamEventsConsumer
+from .consumers.stream_routes import StreamRoutesConsumer
+from .dns_checks import Authenticator, make_resolver
 from .recipients import RecipientDirectory, StreamCache
+from .repositories.stream_routes import StreamRoutes
 from .settings import IngestSettings
-from .smtp import IngestHandler, SmtpFrontDoor, tls_context
-from .stream_routes import INDEXES as STREAM_ROUTES_INDEXES
-from .stream_routes import StreamRoutes
-from .worker import AnalysisWorker
+from .smtp.handler import IngestHandler
+from .smtp.server import SmtpFrontDoor, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +42,14 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
     if settings.role in ("all", "smtp"):
         mongo_client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-ingest")
         db = mongo_client[settings.mongodb_database]
-        await mongo.ensure_indexes(db, STREAM_ROUTES_INDEXES)
+        await repositories.ensure_indexes(db)
         routes = StreamRoutes(db)
         # The projection (durable queue shared by the SMTP replicas) and this replica's cache (its own queue).
         broker.consume(
-            topology.INGEST_STREAM_ROUTES, routes.on_stream_changed, StreamChanged, prefetch=settings.consumer_prefetch
+            topology.INGEST_STREAM_ROUTES,
+            StreamRoutesConsumer(routes).handle,
+            StreamChanged,
+            prefetch=settings.consumer_prefetch,
         )
         cache = StreamCache(
             routes.find,
@@ -52,7 +58,7 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
         )
         broker.consume(
             topology.replica_queue("ingest", uuid.uuid4().hex, topology.INGEST_STREAM_EVENTS),
-            cache.on_stream_changed,
+            StreamEventsConsumer(cache).handle,
             StreamChanged,
         )
         directory = RecipientDirectory(
@@ -90,11 +96,11 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
                 dns_timeout=settings.dns_timeout_seconds,
                 time_box=settings.auth_time_box_seconds,
             )
-        worker = AnalysisWorker(broker, authenticator)
-        broker.consume(topology.INGEST_ANALYSE, worker.handle, MailReceived, prefetch=settings.consumer_prefetch)
+        analyse = AnalyseConsumer(broker, authenticator)
+        broker.consume(topology.INGEST_ANALYSE, analyse.handle, MailReceived, prefetch=settings.consumer_prefetch)
 
-    # A projection created after streams existed catches up (see stream_routes.py); empty is judged before any
-    # queued event is consumed.
+    # A projection created after streams existed catches up (see repositories/stream_routes.py); empty is judged
+    # before any queued event is consumed.
     resync = routes is not None and await projection.is_empty(routes.collection)
     await broker.start()
     if resync:

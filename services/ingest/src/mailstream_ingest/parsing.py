@@ -19,6 +19,9 @@ from mailstream_common.mime_parts import iter_leaf_parts, parse_bytes
 
 from .charsets import decode_text, header_to_text
 
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+"""An address as it appears in free text (a bounce, a forwarded block, a confirmation): dot-atoms only."""
+
 _MSGID = re.compile(r"<[^<>\s]+>")
 MAX_HEADERS = 500
 

@@ -1,12 +1,13 @@
 """Which RCPT TO addresses ingest accepts: forwarding addresses of live streams, and VERP bounce addresses.
 
-The stream lookup is a cache in front of ingest's own `stream_routes` projection (`stream_routes.py`; inbox's
-`streams` collection is never read). It is fed by `stream.changed` events through a replica-local queue, so a new
-stream is acceptable and a deleted one refused as soon as its event arrives; misses fall back to one read of the
-projection. A miss is remembered briefly (so a spammer's dictionary attack does not become a database load test),
-and a hit is re-read after a while so that an event lost during a broker reconnect cannot keep a deleted stream
-alive forever. Events carry the stream's version: an older one than the cache has seen is ignored, and a lookup
-that raced an event for the same address does not overwrite what the event said.
+The stream lookup is a cache in front of ingest's own `stream_routes` projection (`repositories/stream_routes.py`;
+inbox's `streams` collection is never read). It is fed by `stream.changed` events through a replica-local queue
+(`consumers/stream_events.py`), so a new stream is acceptable and a deleted one refused as soon as its event
+arrives; misses fall back to one read of the projection. A miss is remembered briefly (so a spammer's dictionary
+attack does not become a database load test), and a hit is re-read after a while so that an event lost during a
+broker reconnect cannot keep a deleted stream alive forever. Events carry the stream's version: an older one than
+the cache has seen is ignored, and a lookup that raced an event for the same address does not overwrite what the
+event said.
 """
 
 import time
@@ -14,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mailstream_common import verp
-from mailstream_common.broker import Delivery
 from mailstream_common.contracts import StreamChanged
 from mailstream_common.contracts.mail import StreamTarget
 from mailstream_common.projection import is_newer
@@ -140,10 +140,6 @@ class StreamCache:
                     stream_address=event.address.lower(),
                 ),
             )
-
-    async def on_stream_changed(self, event: StreamChanged, _: Delivery) -> None:
-        """Consumer of the replica queue: applying the same event twice changes nothing."""
-        self.apply(event)
 
 
 class RecipientDirectory:

@@ -10,7 +10,9 @@ from mailstream_common.settings import DEV_VERP_SECRET, CommonSettings, service_
 class IngestSettings(CommonSettings):
     mongodb_database: str = service_database("ingest")
     role: Literal["all", "smtp", "analyse"] = Field(
-        default="all", alias="INGEST_ROLE", description="Run the SMTP front door, the analysis worker, or both"
+        default="all",
+        alias="INGEST_ROLE",
+        description="Run the SMTP front door, the analysis of received mail, or both",
     )
     ops_port: int = Field(default=8101, alias="INGEST_OPS_PORT")
     verp_secret: SecretStr = Field(

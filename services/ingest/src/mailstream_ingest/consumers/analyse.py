@@ -1,4 +1,6 @@
-"""The analysis consumer (`ingest.analyse`): parse, authenticate, publish. It holds no logic of its own.
+"""`ingest.analyse`: each `MailReceived` parsed, authenticated and published as `MailAnalysed` / `DeliveryReported`.
+
+It holds no logic of its own.
 
 Idempotent under redelivery: analysing the same `MailReceived` again produces the same `mail_id`-keyed
 `MailAnalysed` (and deterministic `DeliveryReported` ids), and inbox stores each mail once per target by
@@ -15,14 +17,14 @@ from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import Event, MailReceived
 from mailstream_common.contracts.mail import AuthenticationResult
 
-from . import metrics
-from .analysis import analyse, from_domain, parse, scrubbed
-from .authentication import Authenticator
+from .. import metrics
+from ..analysis import analyse, from_domain, parse, scrubbed
+from ..dns_checks import Authenticator
 
 log = logging.getLogger(__name__)
 
 
-class AnalysisWorker:
+class AnalyseConsumer:
     def __init__(self, broker: Broker, authenticator: Authenticator | None) -> None:
         self.broker = broker
         self.authenticator = authenticator

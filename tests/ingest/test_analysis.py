@@ -8,8 +8,8 @@ from pydantic_core import PydanticSerializationError
 
 from mailstream_common.contracts import MailReceived
 from mailstream_common.contracts.mail import AuthenticationResult, StreamTarget
-from mailstream_ingest.analysis import analyse, scrubbed
-from mailstream_ingest.bounces import parse_bounce
+from mailstream_ingest.analysis import analyse, from_domain, scrubbed
+from mailstream_ingest.bounce_reports import parse_bounce
 from mailstream_ingest.confirmations import detect_forwarding_test, detect_provider_confirmation
 from mailstream_ingest.forwards import detect_forward
 from mailstream_ingest.parsing import parse_mail
@@ -88,3 +88,16 @@ def test_scrubbed_event_serialises():
     assert (fixed.subject, fixed.text) == ("caf\ufffd", "a\ufffdb")
     assert fixed.raw == broken.raw and fixed.mail_id == broken.mail_id
     fixed.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"From: Jane <jane@Customer.Example>", "customer.example"),
+        (b"From: jane@sub.customer.example", "sub.customer.example"),
+        (b"From: Jane", None),
+        (b"X-No-From: x", None),
+    ],
+)
+def test_from_domain(header, expected):
+    assert from_domain(parse_mail(header + b"\r\nSubject: x\r\n\r\nbody\r\n")) == expected

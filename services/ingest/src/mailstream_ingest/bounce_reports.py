@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from email.message import Message
 
 from .charsets import without_surrogates
-from .parsing import ParsedMail
+from .parsing import EMAIL, ParsedMail
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_CODE = re.compile(r"(?<![\d.])([45]\d\d)(?=[\s-])")
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _BOUNCE_SUBJECT = re.compile(
     r"(?i)undeliver|delivery (status|failure|has failed)|failure notice|returned mail|mail delivery failed"
     r"|delivery failed|could not be delivered|non.?delivery|配信不能|配送エラー|送信エラー|届きませんでした"
@@ -101,7 +100,7 @@ def _heuristic(parsed: ParsedMail, bounce_address: str) -> BounceReport:
     smtp_code = int(code_match.group(1)) if code_match else None
     permanent = (smtp_code is not None and smtp_code >= 500) or bool(status_match and status_match.group(1) == "5")
     recipient = None
-    for candidate in _EMAIL.findall(text):
+    for candidate in EMAIL.findall(text):
         lowered = candidate.lower()
         if lowered != bounce_address.lower() and not _DAEMON.match(lowered):
             recipient = candidate

@@ -2,8 +2,8 @@
 
 A document per stream: `_id` (stream id), `forwarding_address` (lower-case), `account_id`, `stream_address`
 (lower-case), `live` (false once deleted), `version` (the stream's revision in inbox). It is fed by `stream.changed`
-on the durable queue `ingest.stream_routes` (shared by the SMTP replicas, so nothing published while they were all
-down is lost), applied only when newer (`mailstream_common.projection`), and rebuilt by a resync when empty at start.
+on the durable queue `ingest.stream_routes` (`consumers/stream_routes.py`), applied only when newer
+(`mailstream_common.projection`), and rebuilt by a resync when empty at start.
 """
 
 from typing import Any
@@ -11,12 +11,11 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Delivery
 from mailstream_common.contracts import StreamChanged
 from mailstream_common.contracts.mail import StreamTarget
 from mailstream_common.projection import apply_versioned
 
-from .recipients import Route
+from ..recipients import Route
 
 COLLECTION = "stream_routes"
 
@@ -48,10 +47,6 @@ class StreamRoutes:
     async def apply(self, event: StreamChanged) -> bool:
         """Make the projection agree with the event unless it already holds that version or a newer one."""
         return await apply_versioned(self.collection, event.stream_id, event.version, route_fields(event))
-
-    async def on_stream_changed(self, event: StreamChanged, _: Delivery) -> None:
-        """Consumer of `ingest.stream_routes`: idempotent, and an older event never overwrites a newer one."""
-        await self.apply(event)
 
     async def find(self, forwarding_address: str) -> Route | None:
         """The stream of this forwarding address, live or deleted (its version keeps the cache from going back)."""

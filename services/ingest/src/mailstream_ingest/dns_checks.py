@@ -1,4 +1,4 @@
-"""Inbound SPF, DKIM and DMARC, time-boxed, summarised as an RFC 8601 Authentication-Results value.
+"""The DNS side of inbound SPF, DKIM and DMARC: lookups, time-boxed, turned into `auth_results` values.
 
 pyspf and dkimpy are synchronous, so each check runs in a worker thread with its own DNS lifetime, and the whole
 set is bounded by a time box: a slow or dead resolver makes the result `temperror`, never a stuck consumer.
@@ -11,21 +11,26 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import dkim
 import dns.exception
 import dns.name
 import dns.resolver
 import spf
-from publicsuffixlist import PublicSuffixList
 
 from mailstream_common.contracts.mail import AuthenticationResult
 
-log = logging.getLogger(__name__)
+from .auth_results import (
+    Checks,
+    DkimOutcome,
+    evaluate_dmarc,
+    format_header,
+    organizational_domain,
+    parse_dmarc_record,
+    summarise,
+)
 
-# The public suffix list, bundled with the package (no download at run time): the DMARC organisational domain.
-_PUBLIC_SUFFIXES = PublicSuffixList()
+log = logging.getLogger(__name__)
 
 
 class DnsTemporaryError(Exception):
@@ -133,42 +138,6 @@ class DnsTxt:
         return result
 
 
-def organizational_domain(domain: str) -> str:
-    """RFC 7489 section 3.2: the public suffix plus one label (the domain itself when it is a bare suffix)."""
-    domain = domain.lower().rstrip(".")
-    return _PUBLIC_SUFFIXES.privatesuffix(domain) or domain
-
-
-def aligned(a: str, b: str, mode: str) -> bool:
-    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
-    return a == b if mode == "s" else organizational_domain(a) == organizational_domain(b)
-
-
-def parse_dmarc_record(record: str) -> dict[str, str] | None:
-    tags = {}
-    for part in record.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key:
-            tags[key.strip().lower()] = value.strip()
-    return tags if tags.get("v", "").upper() == "DMARC1" else None
-
-
-@dataclass
-class DkimOutcome:
-    result: str
-    domain: str | None = None
-    selector: str | None = None
-
-
-@dataclass
-class Checks:
-    spf: str = "none"
-    spf_domain: str | None = None
-    dkim: list[DkimOutcome] = field(default_factory=list)
-    dmarc: str = "none"
-    dmarc_policy: str | None = None
-
-
 def check_spf(
     dns_txt: DnsTxt, client_ip: str | None, mail_from: str, helo: str | None, timeout: float
 ) -> tuple[str, str | None]:
@@ -217,64 +186,7 @@ def check_dmarc(dns_txt: DnsTxt, from_domain: str | None, checks: Checks) -> tup
                 break
     except DnsTemporaryError:
         return "temperror", None
-    if record is None:
-        return "none", None
-    policy = record.get("p", "none").lower()
-    spf_ok = (
-        checks.spf == "pass" and checks.spf_domain and aligned(checks.spf_domain, from_domain, record.get("aspf", "r"))
-    )
-    dkim_ok = any(
-        d.result == "pass" and d.domain and aligned(d.domain, from_domain, record.get("adkim", "r"))
-        for d in checks.dkim
-    )
-    if spf_ok or dkim_ok:
-        return "pass", policy
-    if checks.spf == "temperror" or any(d.result == "temperror" for d in checks.dkim):
-        return "temperror", policy
-    return "fail", policy
-
-
-_PVALUE_SAFE = re.compile(r"^(?:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~@-]+|\"[^\"\\\\\r\n]*\"@[A-Za-z0-9.-]+)$")
-
-
-def _pvalue(value: str) -> str:
-    """A property value as RFC 8601 allows it: bare when it is a plain address or token, else a quoted string."""
-    if _PVALUE_SAFE.match(value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "") + '"'
-
-
-def format_header(authserv_id: str, checks: Checks, mail_from: str, from_domain: str | None) -> str:
-    parts = [authserv_id]
-    spf_part = f"spf={checks.spf}"
-    if mail_from:
-        spf_part += f" smtp.mailfrom={_pvalue(mail_from)}"
-    parts.append(spf_part)
-    if checks.dkim:
-        for outcome in checks.dkim:
-            dkim_part = f"dkim={outcome.result}"
-            if outcome.domain:
-                dkim_part += f" header.d={_pvalue(outcome.domain)}"
-            if outcome.selector:
-                dkim_part += f" header.s={_pvalue(outcome.selector)}"
-            parts.append(dkim_part)
-    else:
-        parts.append("dkim=none")
-    dmarc_part = f"dmarc={checks.dmarc}"
-    if checks.dmarc_policy:
-        dmarc_part += f" (p={checks.dmarc_policy})"
-    if from_domain:
-        dmarc_part += f" header.from={_pvalue(from_domain)}"
-    parts.append(dmarc_part)
-    return "; ".join(parts)
-
-
-def summarise(checks: Checks, header: str) -> AuthenticationResult:
-    dkim_result = "none"
-    if checks.dkim:
-        order = ("pass", "fail", "temperror", "permerror", "neutral", "none")
-        dkim_result = min((d.result for d in checks.dkim), key=lambda r: order.index(r) if r in order else len(order))
-    return AuthenticationResult(spf=checks.spf, dkim=dkim_result, dmarc=checks.dmarc, header=header)
+    return evaluate_dmarc(record, from_domain, checks)
 
 
 class Authenticator:

@@ -1,16 +1,21 @@
-"""`python -m mailstream_ingest` as a real process: ready, one JSON log line per mail with its correlation id,
-no secrets in the log, and a clean exit on SIGTERM."""
+"""The service as wired by `main`: its ops endpoints and metrics, and `python -m mailstream_ingest` as a real process
+(ready, one JSON log line per mail with its correlation id, no secrets in the log, a clean exit on SIGTERM)."""
 
 import json
 import smtplib
 
+import httpx
 import pytest
 
-from tests.ingest.conftest import INBOUND_DOMAIN, VERP_SECRET, add_stream
+from mailstream_common import topology
+from tests.ingest.conftest import INBOUND_DOMAIN, VERP_SECRET, add_stream, take_messages
+from tests.ingest.smtp_client import send
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.waiting import wait_for_sync
 
 pytestmark = pytest.mark.integration
+
+SIMPLE = b"From: Jane <jane@customer.example>\r\nTo: support@acme.example\r\nSubject: hi\r\n\r\nHello\r\n"
 
 
 async def test_real_process_logs_each_mail_and_stops_cleanly(vhost, mongo_db, backends, tmp_path):
@@ -48,3 +53,19 @@ async def test_real_process_logs_each_mail_and_stops_cleanly(vhost, mongo_db, ba
     text = process.log_path.read_text()
     assert VERP_SECRET not in text
     assert vhost[1] not in text  # the AMQP URL carries the password
+
+
+async def test_ops_endpoints_and_metrics(smtp_only, mongo_db):
+    stream = await add_stream(mongo_db)
+    result = await send(
+        smtp_only.smtp_port, "a@b.example", [stream["forwarding_address"], f"x@{INBOUND_DOMAIN}"], SIMPLE
+    )
+    async with httpx.AsyncClient(base_url=smtp_only.ops_url) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        ready = (await client.get("/readyz")).json()
+        assert ready["checks"] == {"broker": True, "smtp_listener": True}
+        metrics = (await client.get("/metrics")).text
+    assert 'mailstream_ingest_refused_total{reason="unknown_recipient"}' in metrics
+    assert "mailstream_ingest_mails_accepted_total" in metrics
+    assert "mailstream_ingest_durable_confirm_seconds_bucket" in metrics
+    await take_messages(smtp_only.amqp_url, topology.INGEST_ANALYSE.name, 1, correlation_ids={result.mail_id})

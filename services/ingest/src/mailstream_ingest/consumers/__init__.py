@@ -1,0 +1,1 @@
+"""One module per queue ingest consumes, each a thin translation from the message to the core."""

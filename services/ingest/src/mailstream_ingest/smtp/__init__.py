@@ -1,0 +1,1 @@
+"""ingest's front door: SMTP in, `MailReceived` out (the service's API)."""
