@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.projection import apply_versioned
 
-from ..references import CatalogueEvent, Kind, is_live, reference_errors, reference_id, reference_of, referenced_ids
+from ..references import CatalogueEvent, is_live, reference_errors, reference_of, referenced_ids
 from ..rules import RuleDefinition
 
 KNOWN_REFERENCES = "known_references"
@@ -34,11 +34,6 @@ class KnownReferencesRepository:
         """Idempotent, and an older event never overwrites a newer one."""
         document_id, fields = reference_of(event)
         return await apply_versioned(self.collection, document_id, event.version, fields)
-
-    async def find_live(self, kind: Kind, entity_id: str, account_id: str) -> dict[str, Any] | None:
-        """The live entity of this account, or None (unknown, deleted or another account's: all the same)."""
-        doc = await self.collection.find_one({"_id": reference_id(kind, entity_id)})
-        return doc if is_live(doc, account_id) else None
 
     async def live(self, account_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The account's live entities among these projection ids, by id."""

@@ -66,7 +66,7 @@ class RulesRepository:
         return [StoredRule.from_document(doc) async for doc in cursor]
 
     async def revision(self, account_id: str) -> str | None:
-        """The account's current rules revision (None before its first rule write since revisions exist)."""
+        """The account's current rules revision (None before the account's first rule write)."""
         doc = await self.revisions.find_one({"_id": account_id})
         return None if doc is None else doc.get("revision")
 
