@@ -6,8 +6,8 @@ with RULES rules each. Then, alternating one call of each so that both see the s
 
 1. rules look-up alone: the old per-message `find({"account_id"}).sort(...)` of the account's rules (baseline) vs
    `CachedRules` (a bare `_id` read of the account's rules revision, then the rules from memory);
-2. the whole consumer (`RuleRunner.handle` on MESSAGES distinct stored messages: runs, the command published to the
-   broker with its confirm): one runner that reads the rules from the database on every message (baseline) vs one
+2. the whole consumer (`EvaluateConsumer.handle` on MESSAGES distinct stored messages: runs, the command published to the
+   broker with its confirm): one consumer that reads the rules from the database on every message (baseline) vs one
    with the cache. `--record-unfired` keeps the service default (a run for every evaluated rule); without it only
    the fired rule's run is written, which isolates what the rules read costs.
 
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest_smtp import vhost
 
-from mailstream_automation.consumer import RuleRunner
-from mailstream_automation.repository import RulesRepository, RunsRepository, ensure_indexes
+from mailstream_automation.consumers.evaluate import EvaluateConsumer
+from mailstream_automation.repositories import AutoRepliesRepository, RulesRepository, RunsRepository, ensure_indexes
 from mailstream_automation.rules import RuleDefinition
 from mailstream_automation.settings import AutomationSettings
 from mailstream_common import mongo, topology
@@ -154,13 +154,14 @@ async def run(args: argparse.Namespace, amqp_url: str, mongodb_uri: str) -> None
         await broker.declare(topology.INBOX_ACTIONS)  # where the commands go, as in the service
         rows = []
 
-        def runners(record_unfired: bool) -> tuple[RuleRunner, RuleRunner]:
+        def consumers(record_unfired: bool) -> tuple[EvaluateConsumer, EvaluateConsumer]:
             settings = AutomationSettings(record_unfired_runs=record_unfired)
-            uncached = RuleRunner(rules_repo, runs_repo, broker, settings)
+            replies = AutoRepliesRepository(db)
+            uncached = EvaluateConsumer(rules_repo, runs_repo, replies, broker, settings)
             uncached.cached_rules = UncachedRules(rules_repo)  # type: ignore[assignment]
-            return uncached, RuleRunner(rules_repo, runs_repo, broker, settings)
+            return uncached, EvaluateConsumer(rules_repo, runs_repo, replies, broker, settings)
 
-        uncached, cached = runners(False)
+        uncached, cached = consumers(False)
         rules = await cached.cached_rules.enabled_for_account(account_id)
         assert len(rules) == args.rules and rules == await uncached.cached_rules.enabled_for_account(account_id)
         before = load()
@@ -172,7 +173,7 @@ async def run(args: argparse.Namespace, amqp_url: str, mongodb_uri: str) -> None
         rows.append((f"rules look-up ({args.rules} rules)", args.lookups, base, cand, f"{before} -> {load()}"))
         delivery = Delivery(attempt=1, first_seen=time.time(), redelivered=False, queue="bench")
         for record_unfired in (False, True):
-            uncached, cached = runners(record_unfired)
+            uncached, cached = consumers(record_unfired)
             before = load()
             base, cand = await paired(
                 args.messages,
@@ -203,7 +204,7 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=50, help="rules of the measured account, and of every other")
     parser.add_argument("--noise-accounts", type=int, default=400, help="other accounts in the rules collection")
     parser.add_argument("--lookups", type=int, default=200, help="rule look-ups of each kind")
-    parser.add_argument("--messages", type=int, default=100, help="messages handled by each runner")
+    parser.add_argument("--messages", type=int, default=100, help="messages handled by each consumer")
     args = parser.parse_args()
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     mongodb_uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/")

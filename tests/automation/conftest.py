@@ -11,7 +11,7 @@ import uvicorn
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_automation.api.app import create_app
-from mailstream_automation.repository import ensure_indexes
+from mailstream_automation.repositories import ensure_indexes
 from mailstream_automation.settings import AutomationSettings
 from mailstream_common.broker import Broker
 from tests.support.backends import Backends, _vhost

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
+import httpx
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from mailstream_common import topology
@@ -99,3 +100,28 @@ async def delete_queues(broker: Broker, spec: topology.QueueSpec) -> None:
 
 
 __all__ = ["CommandTap", "aio_pika", "automation_process", "delete_queues", "stored_message"]
+
+
+# The rule API's bodies and checks, shared by the api/ tests.
+
+TAG = {"type": "add_tags", "tags": ["vip"]}
+REFUND = {"field": "subject", "operator": "contains", "value": "refund"}
+
+
+def account() -> str:
+    return uuid.uuid4().hex
+
+
+def rule(name: str = "Tag refunds", **extra) -> dict:
+    return {"name": name, "conditions": [REFUND], "actions": [TAG]} | extra
+
+
+async def create(client: httpx.AsyncClient, **extra) -> dict:
+    response = await client.post("/v1/automation/rules", json=rule(**extra))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def error_locs(response: httpx.Response) -> list[list]:
+    assert response.status_code == 422, response.text
+    return [e["loc"] for e in response.json()["detail"]]

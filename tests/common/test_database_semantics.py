@@ -297,7 +297,7 @@ def _module_indexes(module: str):
 # Where each service declares its indexes (the same definitions its start-up creates).
 SERVICE_INDEXES = {
     "inbox": _inbox_indexes,
-    "automation": _module_indexes("mailstream_automation.repository"),
+    "automation": _module_indexes("mailstream_automation.repositories"),
     "domains": _module_indexes("mailstream_domains.repositories"),
     "sender": _module_indexes("mailstream_sender.repository"),
     "ingest": _module_indexes("mailstream_ingest.repositories"),

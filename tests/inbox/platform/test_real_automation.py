@@ -11,8 +11,9 @@ import uvicorn
 from pymongo import AsyncMongoClient
 
 from mailstream_automation.api.app import create_app as create_automation_app
-from mailstream_automation.known_references import KnownReferences
-from mailstream_automation.repository import ensure_indexes as ensure_automation_indexes
+from mailstream_automation.consumers.references import ReferencesConsumer
+from mailstream_automation.repositories import KnownReferencesRepository
+from mailstream_automation.repositories import ensure_indexes as ensure_automation_indexes
 from mailstream_automation.settings import AutomationSettings
 from mailstream_common import topology
 from mailstream_common.broker import Broker
@@ -35,7 +36,7 @@ async def automation_server(amqp_url: str, mongodb_uri: str, database: str):
     await broker.connect()
     catalogue_events = (TopicChanged, StreamChanged, CannedResponseChanged)
     queue = topology.replica_queue("tests-automation", uuid.uuid4().hex, catalogue_events)
-    broker.consume(queue, KnownReferences(db).on_change, catalogue_events)
+    broker.consume(queue, ReferencesConsumer(KnownReferencesRepository(db)).handle, catalogue_events)
     await broker.start()
     settings = AutomationSettings(MONGODB_URI=mongodb_uri, MONGODB_DATABASE=database, **service_env())
     port = free_port()

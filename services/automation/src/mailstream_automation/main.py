@@ -1,4 +1,4 @@
-"""Wiring only: settings, logging, MongoDB, the broker and its consumer, and the HTTP API in one event loop."""
+"""Wiring only: settings, logging, MongoDB, the broker and its consumers, and the HTTP API in one event loop."""
 
 import asyncio
 import logging
@@ -9,9 +9,16 @@ from mailstream_common.contracts import CannedResponseChanged, MessageStored, St
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
-from .consumer import RuleRunner
-from .known_references import ENTITIES, KnownReferences
-from .repository import RulesRepository, RunsRepository, ensure_indexes
+from .consumers.evaluate import EvaluateConsumer
+from .consumers.references import ReferencesConsumer
+from .references import ENTITIES
+from .repositories import (
+    AutoRepliesRepository,
+    KnownReferencesRepository,
+    RulesRepository,
+    RunsRepository,
+    ensure_indexes,
+)
 from .settings import AutomationSettings
 
 log = logging.getLogger(__name__)
@@ -29,12 +36,16 @@ async def main(stop: asyncio.Event) -> None:
         await ensure_indexes(db)
         await broker.connect()
         await broker.declare(topology.INBOX_ACTIONS)  # so our commands are routable before inbox first starts
-        runner = RuleRunner(RulesRepository(db), RunsRepository(db), broker, settings)
-        broker.consume(topology.AUTOMATION_EVALUATE, runner.handle, MessageStored, prefetch=settings.consumer_prefetch)
-        known = KnownReferences(db)  # the projection of inbox's catalogue that rule validation reads
+        evaluate = EvaluateConsumer(
+            RulesRepository(db), RunsRepository(db), AutoRepliesRepository(db), broker, settings
+        )
+        broker.consume(
+            topology.AUTOMATION_EVALUATE, evaluate.handle, MessageStored, prefetch=settings.consumer_prefetch
+        )
+        known = KnownReferencesRepository(db)  # the projection of inbox's catalogue that rule validation reads
         broker.consume(
             topology.AUTOMATION_REFERENCES,
-            known.on_change,
+            ReferencesConsumer(known).handle,
             (TopicChanged, StreamChanged, CannedResponseChanged),
             prefetch=settings.consumer_prefetch,
         )

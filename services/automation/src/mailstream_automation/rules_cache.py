@@ -13,8 +13,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .metrics import RULES_CACHE
-from .repository import RulesRepository
 from .rules import StoredRule
 
 
@@ -49,22 +47,3 @@ class RulesCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-class CachedRules:
-    """The consumer's source of rules: the revision read on every message, the rules only when it changed."""
-
-    def __init__(self, repository: RulesRepository, cache: RulesCache) -> None:
-        self.repository = repository
-        self.cache = cache
-
-    async def enabled_for_account(self, account_id: str) -> tuple[StoredRule, ...]:
-        revision = await self.repository.revision(account_id)  # before the rules: see the module's docstring
-        rules = self.cache.lookup(account_id, revision)
-        if rules is not None:
-            RULES_CACHE.labels("hit").inc()
-            return rules
-        RULES_CACHE.labels("miss").inc()
-        loaded = tuple(await self.repository.enabled_for_account(account_id))
-        self.cache.store(account_id, revision, loaded)
-        return loaded

@@ -13,7 +13,7 @@ from mailstream_common.ops import ReadinessCheck, ops_routes
 
 from .. import metrics  # the service's own metrics are on /metrics from the start
 from ..settings import AutomationSettings
-from .routes import router
+from .routes import rules, runs
 
 DESCRIPTION = """Automation rules ("recipes"): conditions on each inbound message and the actions the inbox then
 applies (auto-reply with a canned response, tags, assignee, status, priority).
@@ -32,7 +32,8 @@ def create_app(settings: AutomationSettings, db: AsyncDatabase, checks: Mapping[
     app.state.service_callers = settings.service_callers  # only the gateway's token opens the rule API
     app.state.db = db
     app.state.metrics = metrics
-    app.include_router(router)
+    app.include_router(rules.router)
+    app.include_router(runs.router)
     install_allow_header(app)
     app.add_middleware(CorrelationId)
 

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.service_auth import Forwarded, admin_only, forwarded_account
 
-from ..repository import RulesRepository, RunsRepository
+from ..repositories import KnownReferencesRepository, RulesRepository, RunsRepository
 from ..settings import AutomationSettings
 
 Caller = Forwarded
@@ -36,9 +36,13 @@ def get_runs(db: Annotated[AsyncDatabase, Depends(get_db)]) -> RunsRepository:
     return RunsRepository(db)
 
 
+def get_known_references(db: Annotated[AsyncDatabase, Depends(get_db)]) -> KnownReferencesRepository:
+    return KnownReferencesRepository(db)
+
+
 AnyCaller = Annotated[Caller, Depends(forwarded_account)]
 Admin = Annotated[Caller, Depends(require_admin)]
 Rules = Annotated[RulesRepository, Depends(get_rules)]
 Runs = Annotated[RunsRepository, Depends(get_runs)]
-Db = Annotated[AsyncDatabase, Depends(get_db)]
+KnownReferences = Annotated[KnownReferencesRepository, Depends(get_known_references)]
 Settings = Annotated[AutomationSettings, Depends(get_settings)]

@@ -1,62 +1,31 @@
-"""MongoDB queries of automation: rules (ordered per account), runs (one per rule and message), and the last
-auto-reply per rule and customer (the rate limit).
+"""`automation_rules` (ordered per account) and `automation_rule_revisions` (one random token per account), and the
+per-replica read-through cache of an account's enabled rules.
 
 Rule order is the `position` field, renumbered 0..n-1 whenever a rule is placed or removed; ties (two concurrent
 creates) fall back to creation time and id, so the order is always total and stable.
 
 Every rule write ends by giving the account a new rules revision (`rules_cache.py` says why that keeps every
 replica's cache correct).
-
-Concurrency is MongoDB's single-document atomicity: a run is one insert on its derived `_id` (a duplicate finds the
-first), and the auto-reply allowance is one conditional upsert on its natural key. Retention is a TTL index on
-`expires_at`, which each document gets when it is written.
 """
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 from pydantic import ValidationError
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from mailstream_common import mongo
-
-from .rules import RuleDefinition, StoredRule
+from ..metrics import RULES_CACHE
+from ..rules import RuleDefinition, StoredRule
+from ..rules_cache import RulesCache
 
 log = logging.getLogger(__name__)
 
 RULES = "automation_rules"
-RUNS = "automation_runs"
-AUTO_REPLIES = "automation_auto_replies"
 RULE_REVISIONS = "automation_rule_revisions"
-
-INDEXES = {
-    RULES: [
-        IndexModel([("account_id", ASCENDING), ("position", ASCENDING), ("_id", ASCENDING)], name="rules_by_position"),
-    ],
-    RUNS: [  # keyed by _id = run_id_for(rule id, message id): one run per (rule, message)
-        IndexModel(
-            [("account_id", ASCENDING), ("rule_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)],
-            name="runs_by_rule",
-        ),
-        IndexModel([("account_id", ASCENDING), ("message_id", ASCENDING)], name="runs_by_message"),
-        IndexModel([("account_id", ASCENDING), ("conversation_id", ASCENDING)], name="runs_by_conversation"),
-        IndexModel([("account_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="runs_by_time"),
-        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="runs_expiry"),
-    ],
-    AUTO_REPLIES: [  # keyed by _id = "<rule id>:<customer address>"
-        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="auto_replies_expiry"),
-    ],
-    RULE_REVISIONS: [],  # keyed by _id = account id
-}
-
-
-async def ensure_indexes(db: AsyncDatabase) -> None:
-    await mongo.ensure_indexes(db, INDEXES)
-
 
 _ORDER = [("position", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
 
@@ -97,7 +66,7 @@ class RulesRepository:
         return [StoredRule.from_document(doc) async for doc in cursor]
 
     async def revision(self, account_id: str) -> str | None:
-        """The account's current rules revision (None before its first rule write since revisions exist)."""
+        """The account's current rules revision (None before the account's first rule write)."""
         doc = await self.revisions.find_one({"_id": account_id})
         return None if doc is None else doc.get("revision")
 
@@ -189,78 +158,20 @@ class RulesRepository:
                 )
 
 
-# What the consumer needs of an earlier run to finish it: not the conditions and reasons, which only the API shows.
-_DECISION_FIELDS = {
-    f: 1
-    for f in (
-        "rule_id",
-        "rule_name",
-        "account_id",
-        "message_id",
-        "conversation_id",
-        "fired",
-        "actions",
-        "published",
-        "correlation_id",
-    )
-}
+class CachedRules:
+    """The evaluate consumer's source of rules: the revision read on every message, the rules only when it changed."""
 
+    def __init__(self, repository: RulesRepository, cache: RulesCache) -> None:
+        self.repository = repository
+        self.cache = cache
 
-class RunsRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
-        self.collection = db[RUNS]
-        self.auto_replies = db[AUTO_REPLIES]
-
-    async def for_message(self, account_id: str, message_id: str) -> list[dict[str, Any]]:
-        return [doc async for doc in self.collection.find({"account_id": account_id, "message_id": message_id})]
-
-    async def decisions_for_message(self, account_id: str, message_id: str) -> dict[str, dict[str, Any]]:
-        """The runs already recorded for a message, by rule id (one indexed query, only the fields that decide)."""
-        cursor = self.collection.find({"account_id": account_id, "message_id": message_id}, _DECISION_FIELDS)
-        return {doc["rule_id"]: doc async for doc in cursor}
-
-    async def insert_once(self, run: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Record a run unless its (rule, message) has one; return (the stored run, whether this one is it)."""
-        return await mongo.insert_once(self.collection, run, {"_id": run["_id"]})
-
-    async def mark_published(self, run_id: str, at: datetime) -> None:
-        await self.collection.update_one({"_id": run_id}, {"$set": {"published": True, "published_at": at}})
-
-    async def page(
-        self,
-        account_id: str,
-        *,
-        limit: int,
-        before: dict[str, Any] | None,
-        filters: dict[str, Any],
-    ) -> list[dict[str, Any]]:
-        """Newest first; `filters` on rule_id, message_id, conversation_id, fired (all indexed with account_id)."""
-        query: dict[str, Any] = {"account_id": account_id, **filters}
-        if before is not None:
-            query["$or"] = [{"at": {"$lt": before["at"]}}, {"at": before["at"], "_id": {"$lt": before["id"]}}]
-        cursor = self.collection.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
-        return [doc async for doc in cursor]
-
-    async def take_auto_reply(
-        self, rule_id: str, customer: str, message_id: str, now: datetime, interval: timedelta, *, keep_until: datetime
-    ) -> tuple[bool, datetime | None]:
-        """Record that `rule_id` auto-replies to `customer` for `message_id` now, unless it did so for another message
-        within `interval`. Returns (this message may auto-reply, when the rule last replied if it may not).
-
-        One upsert guarded by `last_at < now - interval`: with a recent reply the filter misses, the upsert collides
-        on the natural `_id` and this message loses; of concurrent messages exactly one wins. A redelivered message
-        finds its own record and keeps its allowance. `keep_until` is the record's expiry (TTL index)."""
-        key = f"{rule_id}:{customer}"
-        fields = {"last_at": now, "message_id": message_id, "rule_id": rule_id, "expires_at": keep_until}
-        for _ in range(3):
-            try:
-                await self.auto_replies.update_one(
-                    {"_id": key, "last_at": {"$lt": now - interval}}, {"$set": fields}, upsert=True
-                )
-                return True, None
-            except DuplicateKeyError:
-                existing = await self.auto_replies.find_one({"_id": key}, {"message_id": 1, "last_at": 1})
-                if existing is not None:
-                    return existing.get("message_id") == message_id, existing.get("last_at")
-                # expired and deleted between the two calls: try again
-        raise RuntimeError(f"auto-reply record {key} kept vanishing")
+    async def enabled_for_account(self, account_id: str) -> tuple[StoredRule, ...]:
+        revision = await self.repository.revision(account_id)  # before the rules: see rules_cache.py
+        rules = self.cache.lookup(account_id, revision)
+        if rules is not None:
+            RULES_CACHE.labels("hit").inc()
+            return rules
+        RULES_CACHE.labels("miss").inc()
+        loaded = tuple(await self.repository.enabled_for_account(account_id))
+        self.cache.store(account_id, revision, loaded)
+        return loaded

@@ -1,10 +1,10 @@
 """Retention is the server's: TTL indexes on `expires_at` (each run and auto-reply record gets its expiry when it is
-written: test_consumer.py). The TTL monitor's own timing is not waited on here."""
+written: consumers/test_evaluate.py). The TTL monitor's own timing is not waited on here."""
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_automation.repository import AUTO_REPLIES, RUNS, ensure_indexes
+from mailstream_automation.repositories import AUTO_REPLIES, RUNS, ensure_indexes
 
 pytestmark = pytest.mark.integration
 

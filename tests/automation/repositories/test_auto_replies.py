@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_automation.repository import RunsRepository, ensure_indexes
+from mailstream_automation.repositories import AutoRepliesRepository, ensure_indexes
 
 pytestmark = pytest.mark.integration
 
@@ -17,22 +17,22 @@ INTERVAL = timedelta(hours=24)
 
 async def test_of_concurrent_messages_exactly_one_gets_the_auto_reply(mongo_db: AsyncDatabase):
     await ensure_indexes(mongo_db)
-    runs = RunsRepository(mongo_db)
+    replies = AutoRepliesRepository(mongo_db)
     now = datetime.now(UTC)
     keep = now + timedelta(days=30)
     messages = [uuid.uuid4().hex for _ in range(8)]
     results = await asyncio.gather(
-        *(runs.take_auto_reply("rule-1", "kana@example.net", m, now, INTERVAL, keep_until=keep) for m in messages)
+        *(replies.take("rule-1", "kana@example.net", m, now, INTERVAL, keep_until=keep) for m in messages)
     )
     winners = [m for m, (allowed, _) in zip(messages, results, strict=True) if allowed]
     assert len(winners) == 1
     assert all(last_at is not None for allowed, last_at in results if not allowed)
 
     # A redelivery of the winner keeps its allowance; another message does not get one.
-    assert (await runs.take_auto_reply("rule-1", "kana@example.net", winners[0], now, INTERVAL, keep_until=keep))[0]
-    assert not (await runs.take_auto_reply("rule-1", "kana@example.net", "other", now, INTERVAL, keep_until=keep))[0]
+    assert (await replies.take("rule-1", "kana@example.net", winners[0], now, INTERVAL, keep_until=keep))[0]
+    assert not (await replies.take("rule-1", "kana@example.net", "other", now, INTERVAL, keep_until=keep))[0]
     # Another rule or another customer has its own; after the interval the next message gets it again.
-    assert (await runs.take_auto_reply("rule-2", "kana@example.net", "m", now, INTERVAL, keep_until=keep))[0]
-    assert (await runs.take_auto_reply("rule-1", "ren@example.org", "m", now, INTERVAL, keep_until=keep))[0]
+    assert (await replies.take("rule-2", "kana@example.net", "m", now, INTERVAL, keep_until=keep))[0]
+    assert (await replies.take("rule-1", "ren@example.org", "m", now, INTERVAL, keep_until=keep))[0]
     later = now + INTERVAL + timedelta(seconds=1)
-    assert (await runs.take_auto_reply("rule-1", "kana@example.net", "next", later, INTERVAL, keep_until=keep))[0]
+    assert (await replies.take("rule-1", "kana@example.net", "next", later, INTERVAL, keep_until=keep))[0]

@@ -1,6 +1,6 @@
 """`automation.evaluate` against real RabbitMQ and the real database: commands, runs, redelivery, loop guards.
 
-The runner consumes a private queue bound to `message.stored` with prefetch 1, so messages are handled in order:
+The consumer under test reads a private queue bound to `message.stored` with prefetch 1, so messages are handled in order:
 a 'sentinel' message published after a duplicate proves the duplicate was handled when the sentinel's command
 arrives (no sleeping).
 """
@@ -14,8 +14,13 @@ import aio_pika
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_automation.consumer import RuleRunner
-from mailstream_automation.repository import RulesRepository, RunsRepository, ensure_indexes
+from mailstream_automation.consumers.evaluate import EvaluateConsumer
+from mailstream_automation.repositories import (
+    AutoRepliesRepository,
+    RulesRepository,
+    RunsRepository,
+    ensure_indexes,
+)
 from mailstream_automation.rules import RuleDefinition, StoredRule
 from mailstream_automation.runs import run_id_for
 from mailstream_common import topology
@@ -38,6 +43,7 @@ class Automation:
     broker: Broker
     rules: RulesRepository
     runs: RunsRepository
+    auto_replies: AutoRepliesRepository
     tap: CommandTap
     sentinel_rule_id: str
 
@@ -66,6 +72,7 @@ async def automation(broker: Broker, mongo_db: AsyncDatabase) -> AsyncIterator[A
     await ensure_indexes(mongo_db)
     account_id = uuid.uuid4().hex
     rules, runs = RulesRepository(mongo_db), RunsRepository(mongo_db)
+    auto_replies = AutoRepliesRepository(mongo_db)
     # Last in order, so it never stops other rules: fires only on the sentinel message.
     sentinel = await rules.create(
         account_id,
@@ -77,12 +84,12 @@ async def automation(broker: Broker, mongo_db: AsyncDatabase) -> AsyncIterator[A
     consumer = Broker(broker._url, service="automation-test")
     await consumer.connect()
     spec = topology.QueueSpec(f"test.automation.{uuid.uuid4().hex[:8]}", (MessageStored,), retry_delays=(1,))
-    runner = RuleRunner(rules, runs, consumer, test_settings())
-    consumer.consume(spec, runner.handle, MessageStored, prefetch=1)
+    evaluate = EvaluateConsumer(rules, runs, auto_replies, consumer, test_settings())
+    consumer.consume(spec, evaluate.handle, MessageStored, prefetch=1)
     await consumer.start()
     tap = await CommandTap(broker).start()
     try:
-        yield Automation(account_id, broker, rules, runs, tap, sentinel.id)
+        yield Automation(account_id, broker, rules, runs, auto_replies, tap, sentinel.id)
     finally:
         await tap.stop()
         await consumer.close(grace=5)
@@ -210,7 +217,7 @@ async def test_a_run_expires_after_the_retention_and_an_auto_reply_record_after_
     await automation.tap.wait_for_message(message.message_id)
     [run] = await automation.runs_of(message.message_id)
     assert run["expires_at"] - run["at"] == timedelta(days=30)  # AUTOMATION_RUNS_RETENTION_DAYS
-    record = await automation.runs.auto_replies.find_one({"_id": f"{rule.id}:kana@example.net"})
+    record = await automation.auto_replies.collection.find_one({"_id": f"{rule.id}:kana@example.net"})
     assert record["message_id"] == message.message_id
     assert record["expires_at"] - record["last_at"] == timedelta(days=30)  # longer than the 24 h interval
 

@@ -17,27 +17,33 @@ from pydantic import TypeAdapter
 from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import ConversationActionsRequested, MessageStored, RuleAction
 
-from .evaluation import evaluate_rules
-from .facts import facts_from_message
-from .loop_protection import automatic_mail_reason, split_auto_reply
-from .metrics import AUTO_REPLIES_HELD_BACK, RULES_EVALUATED
-from .repository import RulesRepository, RunsRepository
-from .rules_cache import CachedRules, RulesCache
-from .runs import build_run, needs_publishing
-from .settings import AutomationSettings
+from ..evaluation import evaluate_rules
+from ..facts import facts_from_message
+from ..loop_protection import automatic_mail_reason, split_auto_reply
+from ..metrics import AUTO_REPLIES_HELD_BACK, RULES_EVALUATED
+from ..repositories import AutoRepliesRepository, CachedRules, RulesRepository, RunsRepository
+from ..rules_cache import RulesCache
+from ..runs import build_run, needs_publishing
+from ..settings import AutomationSettings
 
 log = logging.getLogger(__name__)
 
 _ACTIONS = TypeAdapter(list[RuleAction])
 
 
-class RuleRunner:
+class EvaluateConsumer:
     def __init__(
-        self, rules: RulesRepository, runs: RunsRepository, broker: Broker, settings: AutomationSettings
+        self,
+        rules: RulesRepository,
+        runs: RunsRepository,
+        auto_replies: AutoRepliesRepository,
+        broker: Broker,
+        settings: AutomationSettings,
     ) -> None:
         self.rules = rules
         self.cached_rules = CachedRules(rules, RulesCache(settings.rules_cache_accounts))
         self.runs = runs
+        self.auto_replies = auto_replies
         self.broker = broker
         self.settings = settings
 
@@ -102,7 +108,7 @@ class RuleRunner:
         interval = timedelta(hours=hours)
         # Kept past the interval as long as the runs are, so that lengthening the interval does not forget a reply.
         keep_until = now + max(interval, timedelta(days=self.settings.runs_retention_days))
-        allowed, last_at = await self.runs.take_auto_reply(
+        allowed, last_at = await self.auto_replies.take(
             rule_id, customer, message_id, now, interval, keep_until=keep_until
         )
         if allowed:

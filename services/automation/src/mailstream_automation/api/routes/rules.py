@@ -1,4 +1,4 @@
-"""`/v1/automation/rules...`: rule CRUD, ordering, dry runs and run history. Admins write, agents read."""
+"""`/v1/automation/rules...`: rule CRUD, ordering and dry runs. Admins write, agents read."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -8,36 +8,30 @@ from pydantic import ValidationError
 
 from mailstream_common.pages import DEFAULT_LIMIT, CursorParam, LimitParam, Page, decode_optional_cursor, encode_cursor
 
-from ..evaluation import evaluate_rule
-from ..loop_protection import automatic_mail_reason, split_auto_reply
-from ..references import reference_errors
-from ..repository import RunsRepository
-from ..rules import RuleDefinition, StoredRule
-from . import examples
-from .deps import Admin, AnyCaller, Db, Rules, Runs, Settings
-from .schemas import RuleCreate, RulePublic, RuleTest, RuleTestResult, RuleUpdate, RunPublic
+from ...evaluation import evaluate_rule
+from ...loop_protection import automatic_mail_reason, split_auto_reply
+from ...repositories import KnownReferencesRepository
+from ...rules import RuleDefinition, StoredRule
+from .. import examples
+from ..deps import Admin, AnyCaller, KnownReferences, Rules, Settings
+from ..responses import AUTH as _AUTH
+from ..responses import INVALID as _INVALID
+from ..responses import NOT_FOUND as _NOT_FOUND
+from ..responses import rule_not_found
+from ..schemas import RuleCreate, RulePublic, RuleTest, RuleTestResult, RuleUpdate
 
 router = APIRouter(prefix="/v1/automation", tags=["automation"])
-
-_AUTH = {
-    401: {"description": "Not called through the gateway (missing or invalid internal token / API key)"},
-    403: {"description": "The key's role may not do this (writes need an admin key)"},
-}
-_NOT_FOUND = {404: {"description": "No such rule in this account (another account's rules are 404 too)"}}
-_INVALID = {422: {"description": "Invalid body or query; `detail[].loc` names the field"}}
 
 
 def _public(rule: StoredRule) -> RulePublic:
     return RulePublic.model_validate(rule.model_dump())
 
 
-def _not_found() -> HTTPException:
-    return HTTPException(404, detail="rule not found")
-
-
-async def _check_references(db: Any, account_id: str, definition: RuleDefinition, settle_seconds: float) -> None:
+async def _check_references(
+    known: KnownReferencesRepository, account_id: str, definition: RuleDefinition, settle_seconds: float
+) -> None:
     """The topic, streams and canned responses a rule names must be the caller's own."""
-    errors = await reference_errors(db, account_id, definition, settle_seconds=settle_seconds)
+    errors = await known.errors_for(account_id, definition, settle_seconds=settle_seconds)
     if errors:
         raise HTTPException(
             422, detail=[{"type": "value_error", "loc": loc, "msg": msg, "input": None} for loc, msg in errors]
@@ -54,13 +48,13 @@ async def _check_references(db: Any, account_id: str, definition: RuleDefinition
 async def create_rule(
     caller: Admin,
     rules: Rules,
-    db: Db,
+    known: KnownReferences,
     settings: Settings,
     body: Annotated[RuleCreate, Body(openapi_examples=examples.CREATE_EXAMPLES)],
 ) -> RulePublic:
     """Rules run in `position` order on every inbound message of the account (within their topic/streams)."""
     definition = RuleDefinition.model_validate(body.model_dump(exclude={"position"}))
-    await _check_references(db, caller.account_id, definition, settings.reference_settle_seconds)
+    await _check_references(known, caller.account_id, definition, settings.reference_settle_seconds)
     if await rules.count(caller.account_id) >= settings.max_rules_per_account:
         raise HTTPException(409, detail=f"at most {settings.max_rules_per_account} rules per account")
     rule = await rules.create(caller.account_id, definition, position=body.position, now=datetime.now(UTC))
@@ -107,7 +101,7 @@ async def test_rule(
     if body.rule_id is not None:
         rule = await rules.get(caller.account_id, body.rule_id)
         if rule is None:
-            raise _not_found()
+            raise rule_not_found()
     assert rule is not None
     facts = body.message.to_facts()
     outcome = evaluate_rule(rule, facts, regex_timeout=settings.regex_timeout_seconds)
@@ -129,7 +123,7 @@ async def test_rule(
 async def get_rule(rule_id: str, caller: AnyCaller, rules: Rules) -> RulePublic:
     rule = await rules.get(caller.account_id, rule_id)
     if rule is None:
-        raise _not_found()
+        raise rule_not_found()
     return _public(rule)
 
 
@@ -143,23 +137,23 @@ async def update_rule(
     rule_id: str,
     caller: Admin,
     rules: Rules,
-    db: Db,
+    known: KnownReferences,
     settings: Settings,
     body: Annotated[RuleUpdate, Body(openapi_examples=examples.UPDATE_EXAMPLES)],
 ) -> RulePublic:
     current = await rules.get(caller.account_id, rule_id)
     if current is None:
-        raise _not_found()
+        raise rule_not_found()
     try:
         definition = RuleDefinition.model_validate(body.merged_into(current))
     except ValidationError as exc:  # a combination the parts alone did not reveal
         raise HTTPException(
             422, detail=[{**e, "loc": ["body", *e["loc"]], "ctx": None} for e in exc.errors(include_url=False)]
         ) from None
-    await _check_references(db, caller.account_id, definition, settings.reference_settle_seconds)
+    await _check_references(known, caller.account_id, definition, settings.reference_settle_seconds)
     updated = await rules.update(caller.account_id, rule_id, definition, position=body.position, now=datetime.now(UTC))
     if updated is None:
-        raise _not_found()
+        raise rule_not_found()
     return _public(updated)
 
 
@@ -171,61 +165,5 @@ async def update_rule(
 )
 async def delete_rule(rule_id: str, caller: Admin, rules: Rules) -> Response:
     if not await rules.delete(caller.account_id, rule_id):
-        raise _not_found()
+        raise rule_not_found()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get(
-    "/rules/{rule_id}/runs",
-    response_model=Page[RunPublic],
-    responses={**_AUTH, **_NOT_FOUND, **_INVALID},
-    summary="What the rule did: newest runs first, with the reason for each condition",
-)
-async def list_runs(
-    rule_id: str,
-    caller: AnyCaller,
-    rules: Rules,
-    runs: Runs,
-    limit: LimitParam = DEFAULT_LIMIT,
-    cursor: CursorParam = None,
-    fired: Annotated[bool | None, Query(description="Only runs that fired (true) or did not (false)")] = None,
-) -> Page[RunPublic]:
-    if await rules.get(caller.account_id, rule_id) is None:
-        raise _not_found()
-    filters: dict[str, Any] = {"rule_id": rule_id} | ({} if fired is None else {"fired": fired})
-    return await _runs_page(runs, caller.account_id, limit, cursor, filters)
-
-
-@router.get(
-    "/runs",
-    response_model=Page[RunPublic],
-    responses={**_AUTH, **_INVALID},
-    summary="Runs of every rule, newest first: e.g. why a message or conversation was tagged or answered",
-)
-async def list_all_runs(
-    caller: AnyCaller,
-    runs: Runs,
-    limit: LimitParam = DEFAULT_LIMIT,
-    cursor: CursorParam = None,
-    message_id: Annotated[str | None, Query(description="Only runs triggered by this message")] = None,
-    conversation_id: Annotated[str | None, Query(description="Only runs on this conversation")] = None,
-    fired: Annotated[bool | None, Query(description="Only runs that fired (true) or did not (false)")] = None,
-) -> Page[RunPublic]:
-    filters: dict[str, Any] = {}
-    if message_id is not None:
-        filters["message_id"] = message_id
-    if conversation_id is not None:
-        filters["conversation_id"] = conversation_id
-    if fired is not None:
-        filters["fired"] = fired
-    return await _runs_page(runs, caller.account_id, limit, cursor, filters)
-
-
-async def _runs_page(
-    runs: RunsRepository, account_id: str, limit: int, cursor: str | None, filters: dict[str, Any]
-) -> Page[RunPublic]:
-    docs = await runs.page(account_id, limit=limit + 1, before=decode_optional_cursor(cursor), filters=filters)
-    more = len(docs) > limit
-    docs = docs[:limit]
-    next_cursor = encode_cursor({"at": docs[-1]["at"], "id": docs[-1]["_id"]}) if more else None
-    return Page[RunPublic](items=[RunPublic.from_document(d) for d in docs], next_cursor=next_cursor)
