@@ -299,7 +299,7 @@ SERVICE_INDEXES = {
     "inbox": _inbox_indexes,
     "automation": _module_indexes("mailstream_automation.repository"),
     "domains": _module_indexes("mailstream_domains.repository"),
-    "sender": _module_indexes("mailstream_sender.repository"),
+    "sender": _module_indexes("mailstream_sender.repositories"),
     "ingest": _module_indexes("mailstream_ingest.stream_routes"),
 }
 
