@@ -23,7 +23,7 @@ from mailstream_sender.repositories.deliveries import Deliveries
 from mailstream_sender.repositories.mails import Mails
 from mailstream_sender.repositories.suppressions import Suppressions
 from mailstream_sender.sending import ReplySender, SenderPolicy
-from mailstream_sender.signing import SigningKeyCache
+from mailstream_sender.signing_keys import SigningKeyCache
 from mailstream_sender.smtp_relay import RelayConfig, SmtpRelay
 from tests.sender.dkim_verifiers import DkimDns, dkim_txt_record
 from tests.sender.domains_stub import DomainKey, DomainsStub

@@ -25,7 +25,7 @@ from .repositories.stream_settings import StreamSettings
 from .repositories.suppressions import Suppressions
 from .sending import ReplySender, SenderPolicy
 from .settings import SenderSettings
-from .signing import SigningKeyCache
+from .signing_keys import SigningKeyCache
 from .smtp_relay import RelayConfig, SmtpRelay
 
 log = logging.getLogger(__name__)

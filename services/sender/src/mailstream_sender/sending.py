@@ -34,7 +34,7 @@ from .repositories.deliveries import FINAL_STATES, Deliveries, DeliveryRecord
 from .repositories.mails import Mails, StoredMail
 from .repositories.stream_settings import StreamRecord
 from .retention import is_past_retention, mail_expires_at, record_expires_at
-from .signing import SigningKeyCache, SigningKeyUnavailable, sign
+from .signing import SigningKey, SigningKeyUnavailable, sign
 from .smtp_relay import SendResult, SmtpRelay
 from .templating import TemplateRenderError, render
 
@@ -48,6 +48,12 @@ class Attempt(Protocol):
 
     attempt: int
     first_seen: float  # epoch seconds of the command's first delivery
+
+
+class SigningKeys(Protocol):
+    """Where the From domain's active keys come from (`signing_keys.SigningKeyCache`)."""
+
+    async def get(self, domain: str, account_id: str) -> SigningKey | None: ...
 
 
 class Deferred(Exception):
@@ -70,6 +76,18 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, as recorded and reported."""
+
+    status: str  # sent, failed (both final) or deferred
+    detail: str
+    smtp_code: int | None = None
+    relay_queue_id: str | None = None
+    raw: bytes | None = None  # the mail's bytes, reported with the outcome once it reached the relay
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
 class SenderPolicy:
     bounce_domain: str
     bounce_secret: bytes
@@ -86,7 +104,7 @@ class ReplySender:
         mails: Mails,
         publish: Publish,
         relay: SmtpRelay,
-        keys: SigningKeyCache,
+        keys: SigningKeys,
         policy: SenderPolicy,
         *,
         streams: StreamCache,
@@ -128,7 +146,7 @@ class ReplySender:
         for name, guard in self.guards:
             if (reason := await guard(outgoing)) is not None:
                 log.info("reply refused", extra={"message_id": request.message_id, "guard": name, "reason": reason})
-                await self._final(outgoing, "failed", f"not sent: {reason}", delivery, permanent=True)
+                await self._final(outgoing, Outcome("failed", f"not sent: {reason}", permanent=True), delivery)
                 OUTCOMES.labels("refused").inc()
                 return
 
@@ -155,7 +173,7 @@ class ReplySender:
             rendered = render(request.template, request.text, request.html, request.template_context)
             composed = compose(request, outgoing.sender, rendered, self.clock())
         except (TemplateRenderError, ComposeError) as exc:
-            await self._final(outgoing, "failed", f"not sent: {exc}", delivery, permanent=True)
+            await self._final(outgoing, Outcome("failed", f"not sent: {exc}", permanent=True), delivery)
             OUTCOMES.labels("invalid").inc()
             return None
         outgoing.recipients = composed.recipients
@@ -229,26 +247,14 @@ class ReplySender:
     ) -> None:
         if result.sent:
             detail = f"relay accepted: {result.detail}; {signing_note}"
-            await self._final(
-                outgoing,
-                "sent",
-                detail,
-                delivery,
-                smtp_code=result.code,
-                relay_queue_id=result.relay_queue_id,
-                raw=raw,
-            )
+            sent = Outcome("sent", detail, smtp_code=result.code, relay_queue_id=result.relay_queue_id, raw=raw)
+            await self._final(outgoing, sent, delivery)
             OUTCOMES.labels("sent").inc()
         elif result.outcome == "permanent":
-            await self._final(
-                outgoing,
-                "failed",
-                f"relay refused: {result.detail}",
-                delivery,
-                smtp_code=result.code,
-                raw=raw,
-                permanent=True,
+            refused = Outcome(
+                "failed", f"relay refused: {result.detail}", smtp_code=result.code, raw=raw, permanent=True
             )
+            await self._final(outgoing, refused, delivery)
             OUTCOMES.labels("failed").inc()
         else:
             await self._temporary(outgoing, result, raw, delivery)
@@ -258,7 +264,9 @@ class ReplySender:
         age = time.time() - delivery.first_seen
         if age >= self.policy.max_age_seconds or delivery.attempt >= self.policy.max_attempts:
             detail = f"gave up after {delivery.attempt} attempts over {age:.0f}s: {result.detail}"
-            await self._final(outgoing, "failed", detail, delivery, smtp_code=result.code, raw=raw, permanent=True)
+            await self._final(
+                outgoing, Outcome("failed", detail, smtp_code=result.code, raw=raw, permanent=True), delivery
+            )
             OUTCOMES.labels("expired").inc()
             return
         request = outgoing.request
@@ -273,76 +281,42 @@ class ReplySender:
         if not recorded:
             await self._report_the_final_record(request.message_id, delivery)
             return
-        await self.publish(
-            self._report(outgoing, "deferred", f"will retry: {result.detail}", delivery, smtp_code=result.code)
-        )
+        deferred = Outcome("deferred", f"will retry: {result.detail}", smtp_code=result.code)
+        await self.publish(self._report(outgoing, deferred, delivery))
         OUTCOMES.labels("deferred").inc()
         raise Deferred(result.detail, result.retry_after)
 
-    async def _final(
-        self,
-        outgoing: Outgoing,
-        state: str,
-        detail: str,
-        delivery: Attempt,
-        *,
-        smtp_code: int | None = None,
-        relay_queue_id: str | None = None,
-        raw: bytes | None = None,
-        permanent: bool = False,
-    ) -> None:
+    async def _final(self, outgoing: Outgoing, outcome: Outcome, delivery: Attempt) -> None:
         request = outgoing.request
         recorded = await self.deliveries.finish(
             request.message_id,
             request.account_id,
             outgoing.recipients,
-            state,  # type: ignore[arg-type]
-            detail=detail,
-            smtp_code=smtp_code,
-            relay_queue_id=relay_queue_id,
-            permanent=permanent,
-            raw_kept=raw is not None,
+            outcome.status,  # type: ignore[arg-type]
+            detail=outcome.detail,
+            smtp_code=outcome.smtp_code,
+            relay_queue_id=outcome.relay_queue_id,
+            permanent=outcome.permanent,
+            raw_kept=outcome.raw is not None,
             expires_at=record_expires_at(self.clock(), self.policy.retention_hours),
         )
         if not recorded:
             await self._report_the_final_record(request.message_id, delivery)
             return
-        await self.publish(
-            self._report(
-                outgoing,
-                state,
-                detail,
-                delivery,
-                smtp_code=smtp_code,
-                relay_queue_id=relay_queue_id,
-                raw=raw,
-                permanent=permanent,
-            )
-        )
+        await self.publish(self._report(outgoing, outcome, delivery))
 
-    def _report(
-        self,
-        outgoing: Outgoing,
-        status: str,
-        detail: str,
-        delivery: Attempt,
-        *,
-        smtp_code: int | None = None,
-        relay_queue_id: str | None = None,
-        raw: bytes | None = None,
-        permanent: bool = False,
-    ) -> DeliveryReported:
+    def _report(self, outgoing: Outgoing, outcome: Outcome, delivery: Attempt) -> DeliveryReported:
         return DeliveryReported(
             account_id=outgoing.request.account_id,
             message_id=outgoing.request.message_id,
-            status=status,  # type: ignore[arg-type]
-            detail=detail,
-            permanent=permanent,
-            smtp_code=smtp_code,
-            relay_queue_id=relay_queue_id,
+            status=outcome.status,  # type: ignore[arg-type]
+            detail=outcome.detail,
+            permanent=outcome.permanent,
+            smtp_code=outcome.smtp_code,
+            relay_queue_id=outcome.relay_queue_id,
             recipient=outgoing.recipients[0] if outgoing.recipients else None,
             attempt=delivery.attempt,
-            raw=raw,
+            raw=outcome.raw,
             correlation_id=outgoing.request.correlation_id,
         )
 

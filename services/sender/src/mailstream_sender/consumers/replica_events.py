@@ -10,7 +10,7 @@ from mailstream_common.contracts import DomainChanged, StreamChanged
 
 from ..caches import StreamCache
 from ..repositories.stream_settings import StreamSettings
-from ..signing import SigningKeyCache
+from ..signing_keys import SigningKeyCache
 
 
 class ReplicaEvents:

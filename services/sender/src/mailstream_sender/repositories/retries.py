@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 async def with_retries(operation: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
-    """Run a database write, retrying connection errors with a short jittered backoff (~2.5 s in all)."""
+    """Run a database write, retrying connection errors with a short jittered backoff (a few seconds in all)."""
     delay = 0.02
     for attempt in range(1, attempts + 1):
         try:

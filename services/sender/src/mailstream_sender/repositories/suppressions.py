@@ -71,7 +71,7 @@ class Suppressions:
                 if attempt == 2:
                     raise
                 continue
-            if doc is None:  # SecantusDB 0.7 may apply a racing upsert yet return no document: read it
+            if doc is None:  # a racing upsert may be applied yet return no document: read it
                 doc = await self.collection.find_one(query)
             assert doc is not None
             return doc
