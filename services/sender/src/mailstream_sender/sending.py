@@ -306,18 +306,14 @@ class ReplySender:
         await self.publish(self._report(outgoing, outcome, delivery))
 
     def _report(self, outgoing: Outgoing, outcome: Outcome, delivery: Attempt) -> DeliveryReported:
-        return DeliveryReported(
-            account_id=outgoing.request.account_id,
-            message_id=outgoing.request.message_id,
-            status=outcome.status,  # type: ignore[arg-type]
-            detail=outcome.detail,
-            permanent=outcome.permanent,
-            smtp_code=outcome.smtp_code,
-            relay_queue_id=outcome.relay_queue_id,
-            recipient=outgoing.recipients[0] if outgoing.recipients else None,
-            attempt=delivery.attempt,
-            raw=outcome.raw,
-            correlation_id=outgoing.request.correlation_id,
+        request = outgoing.request
+        return report(
+            request.account_id,
+            request.message_id,
+            outgoing.recipients,
+            outcome,
+            delivery.attempt,
+            request.correlation_id,
         )
 
     async def _report_the_final_record(self, message_id: str, delivery: Attempt) -> None:
@@ -333,15 +329,29 @@ class ReplySender:
         if record.raw_kept:
             stored = await self.mails.get(record.message_id)
             raw = stored.raw if stored is not None else None
-        return DeliveryReported(
-            account_id=record.account_id,
-            message_id=record.message_id,
-            status=record.state,  # type: ignore[arg-type]
-            detail=record.detail,
-            permanent=record.permanent,
-            smtp_code=record.smtp_code,
-            relay_queue_id=record.relay_queue_id,
-            recipient=record.recipients[0] if record.recipients else None,
-            attempt=attempt,
-            raw=raw,
-        )
+        outcome = Outcome(record.state, record.detail, record.smtp_code, record.relay_queue_id, raw, record.permanent)
+        return report(record.account_id, record.message_id, record.recipients, outcome, attempt)
+
+
+def report(
+    account_id: str | None,
+    message_id: str,
+    recipients: list[str],
+    outcome: Outcome,
+    attempt: int,
+    correlation_id: str | None = None,
+) -> DeliveryReported:
+    """The `delivery.reported` event of an outcome; it names the first recipient."""
+    return DeliveryReported(
+        account_id=account_id,
+        message_id=message_id,
+        status=outcome.status,  # type: ignore[arg-type]
+        detail=outcome.detail,
+        permanent=outcome.permanent,
+        smtp_code=outcome.smtp_code,
+        relay_queue_id=outcome.relay_queue_id,
+        recipient=recipients[0] if recipients else None,
+        attempt=attempt,
+        raw=outcome.raw,
+        correlation_id=correlation_id,
+    )
