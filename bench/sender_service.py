@@ -44,7 +44,7 @@ from pymongo import AsyncMongoClient  # noqa: E402
 from mailstream_common import topology  # noqa: E402
 from mailstream_common.broker import Broker  # noqa: E402
 from mailstream_common.contracts import ReplyRequested  # noqa: E402
-from mailstream_sender import repository  # noqa: E402
+from mailstream_sender.repositories import mails  # noqa: E402
 from tests.sender.domains_stub import DomainKey, DomainsStub  # noqa: E402
 from tests.support import backends  # noqa: E402
 from tests.support.processes import ServiceProcess, free_port  # noqa: E402
@@ -175,7 +175,7 @@ def command(stream_id: str, size: int) -> ReplyRequested:
 async def preload(db, records: int, size: int, at: datetime) -> str:
     """`records` final delivery records written at `at`, each with a mail of `size` bytes, stored the way the code
     under test stores them; which way that was."""
-    apart = hasattr(repository, "MAILS")  # the code keeps the mail bytes in a collection of their own
+    apart = hasattr(mails, "MAILS")  # the code keeps the mail bytes in a collection of their own
     raw = (b"X-Preloaded: yes\r\n\r\n" + b"0123456789abcdef" * (size // 16))[:size]
     for start in range(0, records, 200):
         ids = [uuid4().hex for _ in range(min(200, records - start))]

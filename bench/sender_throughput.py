@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailstream_common.contracts import Address, ReplyRequested
 from mailstream_sender.compose import compose
-from mailstream_sender.delivery import RelayConfig, SmtpRelay
 from mailstream_sender.dkim_fast import FastDKIM
+from mailstream_sender.smtp_relay import RelayConfig, SmtpRelay
 from mailstream_sender.templating import render
 
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"

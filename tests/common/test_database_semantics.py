@@ -299,7 +299,7 @@ SERVICE_INDEXES = {
     "inbox": _inbox_indexes,
     "automation": _module_indexes("mailstream_automation.repositories"),
     "domains": _module_indexes("mailstream_domains.repositories"),
-    "sender": _module_indexes("mailstream_sender.repository"),
+    "sender": _module_indexes("mailstream_sender.repositories"),
     "ingest": _module_indexes("mailstream_ingest.repositories"),
 }
 

@@ -11,7 +11,7 @@ from mailstream_automation.api.app import create_app as automation_app
 from mailstream_automation.settings import AutomationSettings
 from mailstream_common.public_api import PREFIXES, PUBLIC_OPERATIONS, Operation
 from mailstream_domains.api.app import create_app as domains_app
-from mailstream_sender.api import create_app as sender_app
+from mailstream_sender.api.app import create_app as sender_app
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 

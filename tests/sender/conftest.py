@@ -16,12 +16,15 @@ from mailstream_common import topology
 from mailstream_common.broker import HEADER_EVENT, HEADER_SCHEMA_VERSION, Broker
 from mailstream_common.contracts import DeliveryReported, ReplyRequested
 from mailstream_common.mongo import ensure_indexes
-from mailstream_sender import stream_settings
 from mailstream_sender.caches import SuppressionCache, stream_cache
-from mailstream_sender.delivery import RelayConfig, SmtpRelay
-from mailstream_sender.replies import ReplySender, SenderPolicy
-from mailstream_sender.repository import INDEXES, Suppressions
-from mailstream_sender.signing import SigningKeyCache
+from mailstream_sender.consumers.replies import RepliesConsumer
+from mailstream_sender.repositories import INDEXES, stream_settings
+from mailstream_sender.repositories.deliveries import Deliveries
+from mailstream_sender.repositories.mails import Mails
+from mailstream_sender.repositories.suppressions import Suppressions
+from mailstream_sender.sending import ReplySender, SenderPolicy
+from mailstream_sender.signing_keys import SigningKeyCache
+from mailstream_sender.smtp_relay import RelayConfig, SmtpRelay
 from tests.sender.dkim_verifiers import DkimDns, dkim_txt_record
 from tests.sender.domains_stub import DomainKey, DomainsStub
 from tests.support.service_tokens import SENDER_TOKEN, VERP_SECRET
@@ -153,7 +156,8 @@ async def sender_factory(broker: Broker, mongo_db: AsyncDatabase, relay: Recordi
             harness.reports.append(report)
 
         harness.sender = ReplySender(
-            mongo_db,
+            Deliveries(mongo_db),
+            Mails(mongo_db),
             capture,
             smtp,
             SigningKeyCache(http, domains.url, TOKEN),
@@ -165,10 +169,10 @@ async def sender_factory(broker: Broker, mongo_db: AsyncDatabase, relay: Recordi
                 retry_base_seconds=0.5,
                 retention_hours=retention_hours,
             ),
-            streams=stream_cache(mongo_db, ttl_seconds=60),
+            streams=stream_cache(stream_settings.StreamSettings(mongo_db), ttl_seconds=60),
             suppressions=SuppressionCache(Suppressions(mongo_db), ttl_seconds=suppression_cache_seconds),
         )
-        broker.consume(spec, harness.sender.handle, ReplyRequested, prefetch=8)
+        broker.consume(spec, RepliesConsumer(harness.sender).handle, ReplyRequested, prefetch=8)
         await broker.start()
         made.append((harness, smtp, http))
         return harness

@@ -8,7 +8,7 @@ import pytest
 
 from mailstream_common.contracts import Address, EmailTemplate, ReplyRequested
 from mailstream_sender.compose import ComposeError, compose, reply_subject
-from mailstream_sender.templating import Rendered, TemplateRenderError, render
+from mailstream_sender.templating import render
 
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 SENDER = Address(name="Acme Support", address="support@acme.test")
@@ -131,30 +131,6 @@ def test_template_wraps_text_and_escapes_it_inside_html():
     assert "<p>Acme &amp; Co</p>" in html
     text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text.startswith("Use <b>code</b> 5 & more\nthanks\n-- \nAcme & Co")
-
-
-def test_template_uses_the_reply_html_as_is():
-    template = EmailTemplate(html="<main>{{ content }}</main>", text="{{ content }}")
-    rendered = render(template, "plain", "<p>Hello <strong>there</strong></p>", {})
-    assert rendered.html == "<main><p>Hello <strong>there</strong></p></main>"
-
-
-def test_without_template_the_content_is_sent_as_is():
-    rendered = render(None, "a < b\nc", None, {})
-    assert rendered == Rendered(text="a < b\nc", html="a &lt; b<br>\nc")
-
-
-@pytest.mark.parametrize(
-    "template",
-    [
-        EmailTemplate(html="{{ content.__class__.__mro__ }}", text="{{ content }}"),  # sandbox
-        EmailTemplate(html="{{ content }}{% for %}", text="{{ content }}"),  # syntax
-        EmailTemplate(html="{{ content }}{{ unknown_variable }}", text="{{ content }}"),  # undefined
-    ],
-)
-def test_a_broken_or_hostile_template_is_an_error_not_a_crash(template):
-    with pytest.raises(TemplateRenderError):
-        render(template, "hi", None, {})
 
 
 def test_attachments_make_multipart_mixed():

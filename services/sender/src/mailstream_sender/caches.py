@@ -14,23 +14,15 @@ Both (and the signing-key cache) are `read_through.ReadThroughCache`s.
 
 from collections.abc import Mapping
 
-from pymongo.asynchronous.database import AsyncDatabase
-
-from mailstream_common.broker import Delivery
-from mailstream_common.contracts import DomainChanged, StreamChanged
-
 from .read_through import ReadThroughCache
-from .repository import Suppression, Suppressions
-from .signing import SigningKeyCache
-from .stream_settings import StreamRecord, StreamSettings
+from .repositories.stream_settings import StreamRecord, StreamSettings
+from .repositories.suppressions import Suppression, Suppressions
 
 StreamCache = ReadThroughCache[str, StreamRecord | None]
 
 
-def stream_cache(db: AsyncDatabase, *, ttl_seconds: float, max_entries: int = 10_000) -> StreamCache:
+def stream_cache(projection: StreamSettings, *, ttl_seconds: float, max_entries: int = 10_000) -> StreamCache:
     """stream id -> the stream record (deleted ones included, so the guard can say why), or None if unknown."""
-
-    projection = StreamSettings(db)
 
     async def load(stream_id: str) -> StreamRecord | None:
         return await projection.get(stream_id)
@@ -71,22 +63,3 @@ class SuppressionCache:
 def suppressed_among(known: Mapping[str, Suppression], addresses: list[str]) -> list[Suppression]:
     """The suppressions of `addresses` (case-insensitive, each once, in the order given)."""
     return [known[a] for a in dict.fromkeys(a.strip().lower() for a in addresses) if a in known]
-
-
-class CacheEvents:
-    """Consumer of this replica's own queue: `domain.changed` drops the domain's signing key; `stream.changed` is
-    applied to the `stream_settings` projection (if this replica got it before the shared projection queue did) and
-    then drops the stream record, so the next mail re-reads a projection at least as new as the event."""
-
-    def __init__(self, keys: SigningKeyCache, streams: StreamCache, settings: StreamSettings | None = None) -> None:
-        self.keys = keys
-        self.streams = streams
-        self.settings = settings
-
-    async def handle(self, event: DomainChanged | StreamChanged, delivery: Delivery) -> None:
-        if isinstance(event, DomainChanged):
-            self.keys.invalidate(event.name)
-        else:
-            if self.settings is not None:
-                await self.settings.apply(event)
-            self.streams.invalidate(event.stream_id)

@@ -2,8 +2,8 @@
 
 The top-level header block is written here rather than by `email.message`, whose folder RFC 2047-encodes long
 msg-ids in In-Reply-To/References (which breaks threading in every client). The usual body (text + HTML) is
-written here too: it is a fixed structure, and `email.message` spends ~1 ms per mail on it, more than the RSA
-signature. Mails with attachments are built with `email.message`. Either way the result is 7-bit: non-ASCII text
+written here too: it is a fixed structure, and `email.message` spends more time on it than the RSA signature
+takes. Mails with attachments are built with `email.message`. Either way the result is 7-bit: non-ASCII text
 travels as quoted-printable (mostly ASCII) or base64 (mostly not, e.g. Japanese), so any relay takes it.
 """
 

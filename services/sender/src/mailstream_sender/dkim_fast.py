@@ -1,9 +1,9 @@
 """dkimpy's DKIM signer with the private-key step done by OpenSSL (through `cryptography`).
 
-dkimpy does canonicalisation, body hash, tag list and folding; it also does RSA in pure Python (~5 ms for a
-2048-bit key). `FastDKIM` keeps every dkimpy step and replaces only the two places that touch the key:
-`sign()` takes an already-loaded key object (loading a PEM costs ~27 ms, so keys are loaded once and cached), and
-`gen_header()` calls the key's `sign()`. Both methods follow dkimpy 1.1.8 line by line (the structure of
+dkimpy does canonicalisation, body hash, tag list and folding; it also does RSA in pure Python, which is slow.
+`FastDKIM` keeps every dkimpy step and replaces only the two places that touch the key: `sign()` takes an
+already-loaded key object (loading a PEM is costly, so keys are loaded once and cached), and `gen_header()` calls
+the key's `sign()`. Both methods follow dkimpy 1.1.8 line by line (the structure of
 `dkim.DKIM.sign`/`gen_header`); tests compare the result byte for byte with stock dkimpy and verify it with
 dkimpy and Perl's Mail::DKIM.
 """
@@ -26,7 +26,7 @@ _PREHASH = {b"rsa-sha256": hashes.SHA256(), b"rsa-sha1": hashes.SHA1()}  # noqa:
 class FastDKIM(dkim.DKIM):
     def set_message(self, message: bytes | None) -> None:
         """dkimpy splits the whole message into lines to find the header block; for a CRLF-only message (all of
-        ours) splitting the header block alone and slicing the body gives the same (headers, body), faster."""
+        ours) splitting the header block alone and slicing the body gives the same (headers, body) with less work."""
         end = message.find(b"\r\n\r\n") if message else -1
         if end < 0 or message.count(b"\n") != message.count(b"\r\n"):
             super().set_message(message)

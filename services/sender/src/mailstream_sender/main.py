@@ -12,15 +12,21 @@ from mailstream_common.broker import Broker
 from mailstream_common.contracts import DeliveryReported, DomainChanged, ReplyRequested, StreamChanged
 from mailstream_common.ops import HttpServer
 
-from .api import create_app
-from .bounces import BounceRecorder
-from .caches import CacheEvents, SuppressionCache, stream_cache
-from .delivery import RelayConfig, SmtpRelay
-from .replies import ReplySender, SenderPolicy
-from .repository import INDEXES, Deliveries, Suppressions
+from .api.app import create_app
+from .caches import SuppressionCache, stream_cache
+from .consumers.bounces import BounceRecorder
+from .consumers.replica_events import ReplicaEvents
+from .consumers.replies import RepliesConsumer
+from .consumers.stream_settings import StreamSettingsConsumer
+from .repositories import INDEXES
+from .repositories.deliveries import Deliveries
+from .repositories.mails import Mails
+from .repositories.stream_settings import StreamSettings
+from .repositories.suppressions import Suppressions
+from .sending import ReplySender, SenderPolicy
 from .settings import SenderSettings
-from .signing import SigningKeyCache
-from .stream_settings import StreamSettings
+from .signing_keys import SigningKeyCache
+from .smtp_relay import RelayConfig, SmtpRelay
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +64,13 @@ async def main(stop: asyncio.Event) -> None:
     relay = SmtpRelay(relay_config(settings))
     spec = topology.SENDER_REPLIES
     deliveries, suppressions = Deliveries(db), Suppressions(db)
-    streams = stream_cache(db, ttl_seconds=settings.stream_cache_seconds)
-    stream_settings = StreamSettings(db)  # the projection of inbox's streams the cache reads (stream_settings.py)
+    stream_settings = StreamSettings(db)  # the projection of inbox's streams the cache reads
+    streams = stream_cache(stream_settings, ttl_seconds=settings.stream_cache_seconds)
     # One Suppressions object for the API, the bounce consumer and the guard's cache: its writes drop the cache.
     suppression_cache = SuppressionCache(suppressions, ttl_seconds=settings.suppression_cache_seconds)
     replies = ReplySender(
-        db,
+        deliveries,
+        Mails(db),
         broker.publish,
         relay,
         keys,
@@ -79,13 +86,13 @@ async def main(stop: asyncio.Event) -> None:
         suppressions=suppression_cache,
     )
     bounces = BounceRecorder(deliveries, suppressions, settings.suppress_after_hard_bounces)
-    broker.consume(spec, replies.handle, ReplyRequested, prefetch=settings.consumer_prefetch)
+    broker.consume(spec, RepliesConsumer(replies).handle, ReplyRequested, prefetch=settings.consumer_prefetch)
     broker.consume(topology.SENDER_BOUNCES, bounces.handle, DeliveryReported, prefetch=settings.consumer_prefetch)
     replica_queue = topology.replica_queue("sender", uuid.uuid4().hex, topology.SENDER_REPLICA_EVENTS)
-    broker.consume(replica_queue, CacheEvents(keys, streams, stream_settings).handle, (DomainChanged, StreamChanged))
+    broker.consume(replica_queue, ReplicaEvents(keys, streams, stream_settings).handle, (DomainChanged, StreamChanged))
     broker.consume(
         topology.SENDER_STREAM_SETTINGS,
-        stream_settings.on_stream_changed,
+        StreamSettingsConsumer(stream_settings).handle,
         StreamChanged,
         prefetch=settings.consumer_prefetch,
     )

@@ -11,16 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from prometheus_client import Counter
-
-CACHE_LOOKUPS = Counter(
-    "mailstream_sender_cache_lookups_total",
-    "Cache lookups by cache and result (hit, shared, miss)",
-    ["cache", "result"],
-)
-CACHE_INVALIDATIONS = Counter(
-    "mailstream_sender_cache_invalidations_total", "Invalidations applied (entry and load in flight dropped)", ["cache"]
-)
+from .metrics import CACHE_INVALIDATIONS, CACHE_LOOKUPS
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -1,5 +1,5 @@
 """Retention of `sender_deliveries` and `sender_mails`: pure rules; the deleting is the server's (TTL indexes on
-`expires_at`, see `repository.py`).
+`expires_at`, see `repositories/`).
 
 What a final (`sent`/`failed`) record protects, and so how long it must live:
 

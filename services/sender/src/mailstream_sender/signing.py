@@ -1,21 +1,12 @@
-"""DKIM signing of outgoing mail with the From domain's active key, fetched from the domains service and cached.
+"""DKIM signing of outgoing mail with the From domain's active keys (`signing_keys.py` fetches them). Pure: keys
+in, signed bytes out; keys are never logged."""
 
-Keys are parsed once per cache fill (a PEM load costs ~27 ms) and kept only in memory; they are never logged.
-The cache is invalidated per domain by `domain.changed` events (rotation, verification, removal) and expires after
-a TTL as a safety net for a missed event. A domain without a verified key (404) is cached as "unsigned" too.
-"""
-
-import logging
 from dataclasses import dataclass
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .dkim_fast import FastDKIM
-from .read_through import ReadThroughCache
-
-log = logging.getLogger(__name__)
 
 
 class SigningKeyUnavailable(RuntimeError):
@@ -63,45 +54,3 @@ def sign(message: bytes, key: SigningKey) -> bytes:
         )
         headers = ed + headers
     return headers + message
-
-
-class SigningKeyCache:
-    """Asks `GET {domains_url}/internal/signing-key?domain=&account_id=` and remembers the answer per domain."""
-
-    def __init__(self, http: httpx.AsyncClient, domains_url: str, sender_token: str, ttl_seconds: float = 300.0):
-        self.http = http
-        self.domains_url = domains_url
-        self.sender_token = sender_token  # the sender's own credential: domains opens the key route to it only
-        # One fetch per domain however many mails wait; a domain.changed during a fetch disowns its answer.
-        self._cache: ReadThroughCache[tuple[str, str], SigningKey | None] = ReadThroughCache(
-            "signing_keys", lambda key: self._fetch(*key), ttl_seconds=ttl_seconds
-        )
-
-    async def get(self, domain: str, account_id: str) -> SigningKey | None:
-        """The loaded key, or None when the domain has no verified key (send unsigned)."""
-        return await self._cache.get((domain.lower(), account_id))
-
-    def invalidate(self, domain: str) -> None:
-        domain = domain.lower()
-        self._cache.invalidate_where(lambda key: key[0] == domain)
-
-    async def _fetch(self, domain: str, account_id: str) -> SigningKey | None:
-        try:
-            response = await self.http.get(
-                f"{self.domains_url.rstrip('/')}/internal/signing-key",
-                params={"domain": domain, "account_id": account_id},
-                headers={"X-Internal-Token": self.sender_token},
-            )
-        except httpx.HTTPError as exc:
-            raise SigningKeyUnavailable(f"domains service unreachable: {type(exc).__name__}") from exc
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise SigningKeyUnavailable(f"domains service answered {response.status_code}")
-        try:
-            key = load_signing_key(response.json())
-        except (ValueError, KeyError, TypeError) as exc:
-            # The message names the problem, never the key material.
-            raise SigningKeyUnavailable(f"unusable signing key for {domain}: {type(exc).__name__}") from None
-        log.info("signing key loaded", extra={"domain": domain, "selector": key.selector})
-        return key

@@ -1,11 +1,12 @@
-"""Hard bounces feed the per-account suppression list."""
+"""Consumer of `sender.bounces`: hard bounces feed the per-account suppression list."""
 
 import logging
 
 from mailstream_common.broker import Delivery
 from mailstream_common.contracts import DeliveryReported
 
-from .repository import Deliveries, Suppressions
+from ..repositories.deliveries import Deliveries
+from ..repositories.suppressions import Suppressions
 
 log = logging.getLogger(__name__)
 

@@ -3,14 +3,16 @@ reported back, retries, refusals and exactly-once behaviour."""
 
 import itertools
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
 
 from mailstream_common.contracts import EmailTemplate, utcnow
 from mailstream_common.verp import decode_bounce_address, encode_bounce_address
-from mailstream_sender.repository import DELIVERIES, Deliveries, Mails, Suppressions
+from mailstream_sender.repositories.deliveries import DELIVERIES, Deliveries
+from mailstream_sender.repositories.mails import Mails
+from mailstream_sender.repositories.suppressions import Suppressions
 from tests.sender.conftest import BOUNCE_DOMAIN, VERP, add_stream, reply_command
 from tests.support.smtp_sink import PostfixSink
 from tests.support.waiting import wait_for
@@ -328,3 +330,44 @@ async def test_a_suppression_written_elsewhere_applies_within_the_cache_lifetime
     await wait_for(next_mail_refused, timeout=20, interval=0.2, what="a mail refused by the new suppression")
     # Refused once the list expired: well within the lifetime plus one mail's handling on a loaded machine.
     assert time.monotonic() - written < 1.0 + 10
+
+
+@pytest.mark.integration
+async def test_a_sent_mail_and_its_record_get_their_expiries(sender_factory, mongo_db, acme_key):
+    harness = await sender_factory(retention_hours=72, max_age_seconds=600)
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    await until(lambda: harness.final_report(command.message_id), what="the mail sent")
+    record = await mongo_db[DELIVERIES].find_one({"_id": command.message_id})
+    mail = await Mails(mongo_db).collection.find_one({"_id": command.message_id})
+    # Set from the sender's clock, a moment apart from the stamps the repository writes.
+    assert abs(record["expires_at"] - record["updated_at"] - timedelta(hours=72)) < timedelta(seconds=30)
+    assert abs(mail["expires_at"] - mail["created_at"] - timedelta(hours=72 + 1 + 600 / 3600)) < timedelta(seconds=30)
+    assert mail["expires_at"] > record["expires_at"]
+
+
+@pytest.mark.integration
+async def test_a_command_older_than_the_retention_is_refused_unless_its_record_says_it_was_sent(
+    sender_factory, mongo_db, relay, acme_key
+):
+    """Its record may have expired, so "no record" no longer means "never sent": it is not sent. While the record
+    of a sent one exists, a late copy is still only re-reported."""
+    harness = await sender_factory(retention_hours=72)
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    long_ago = datetime.now(UTC) - timedelta(hours=73)
+
+    sent = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(sent)
+    first = await until(lambda: harness.final_report(sent.message_id), what="the first copy sent")
+    late_copy = sent.model_copy(update={"occurred_at": long_ago})
+    await harness.send(late_copy)
+    await until(lambda: len(harness.reports_for(sent.message_id)) == 2, what="the late copy re-reported")
+    assert harness.reports_for(sent.message_id)[1].relay_queue_id == first.relay_queue_id
+
+    stale = reply_command(acme_key.account_id, stream["_id"], occurred_at=long_ago)
+    await harness.send(stale)
+    report = await until(lambda: harness.final_report(stale.message_id), what="the stale command refused")
+    assert report.status == "failed" and report.permanent
+    assert "older than the delivery records are kept (72 h)" in report.detail
+    assert len(relay.messages()) == 1  # only the first command ever reached the relay

@@ -1,20 +1,20 @@
-"""The reply consumer: a reply command becomes one sent (or refused, or failed) mail, reported back to inbox.
+"""The reply use case: a reply command becomes one sent (or refused, or failed) mail, reported back to inbox.
 
 It reads as a list of steps, Postal style: record `sending` unless already final (the idempotency check and the
 attempt in one write), the guard steps (each returns a refusal reason or None), build the MIME and sign it (once
 per mail: the bytes are stored before the first SMTP transaction and every later attempt sends them), deliver,
-record and report the outcome.
+record and report the outcome. A temporary failure raises `Deferred`; the consumer turns it into the broker's retry.
 
 Exactly-once as far as it can be had: the state in `sender_deliveries` is checked and written before the SMTP
 transaction (one atomic insert, or a conditional update on a retry) and recorded after it (a conditional update
-that never changes a final record), so a command redelivered
-after the relay accepted the mail and the state was recorded is only acknowledged (its report re-published, with
-the stored bytes). The window that remains: a crash after the relay's 250 reply and before `sent` is recorded
-leaves `sending`, and the redelivered command sends the mail a second time (at-least-once), byte for byte the same.
+that never changes a final record), so a command redelivered after the relay accepted the mail and the state was
+recorded is only acknowledged (its report re-published, with the stored bytes). The window that remains: a crash
+after the relay's 250 reply and before `sent` is recorded leaves `sending`, and the redelivered command sends the
+mail a second time (at-least-once), byte for byte the same.
 
-Database round trips per mail: three writes (the `sending` insert and the mail's insert before the SMTP transaction,
-the outcome update after it); the stream and the suppression list come from per-process caches (`caches.py`), the
-signing key from its own cache.
+The stream and the suppression list come from per-process caches (`caches.py`), the signing key from its own cache,
+so that a mail with warm caches only writes: the `sending` record and the mail before the SMTP transaction, the
+outcome after it.
 """
 
 import logging
@@ -22,38 +22,47 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from prometheus_client import Counter, Histogram
-from pymongo.asynchronous.database import AsyncDatabase
-
-from mailstream_common.broker import Delivery, Retry, backoff_seconds
 from mailstream_common.contracts import Address, DeliveryReported, ReplyRequested, utcnow
 from mailstream_common.verp import encode_bounce_address
 
-from .caches import StreamCache, SuppressionCache, stream_cache
+from .caches import StreamCache, SuppressionCache
 from .compose import ComposeError, compose
-from .delivery import SendResult, SmtpRelay
-from .repository import FINAL_STATES, Deliveries, DeliveryRecord, Mails, StoredMail, Suppressions
+from .metrics import OUTCOMES, SIGN_SECONDS, SMTP_SECONDS
+from .repositories.deliveries import FINAL_STATES, Deliveries, DeliveryRecord
+from .repositories.mails import Mails, StoredMail
+from .repositories.stream_settings import StreamRecord
 from .retention import is_past_retention, mail_expires_at, record_expires_at
-from .signing import SigningKeyCache, SigningKeyUnavailable, sign
-from .stream_settings import StreamRecord
+from .signing import SigningKey, SigningKeyUnavailable, sign
+from .smtp_relay import SendResult, SmtpRelay
 from .templating import TemplateRenderError, render
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = Counter("mailstream_sender_outcomes_total", "Reply commands by outcome", ["outcome"])
-SIGN_SECONDS = Histogram(
-    "mailstream_sender_sign_seconds",
-    "Time to DKIM-sign one mail",
-    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05),
-)
-SMTP_SECONDS = Histogram(
-    "mailstream_sender_smtp_seconds",
-    "Time of one SMTP transaction with the relay",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
-)
-
 Publish = Callable[[DeliveryReported], Awaitable[None]]
+
+
+class Attempt(Protocol):
+    """Which delivery of the command this is (the broker's `Delivery` is one)."""
+
+    attempt: int
+    first_seen: float  # epoch seconds of the command's first delivery
+
+
+class SigningKeys(Protocol):
+    """Where the From domain's active keys come from (`signing_keys.SigningKeyCache`)."""
+
+    async def get(self, domain: str, account_id: str) -> SigningKey | None: ...
+
+
+class Deferred(Exception):
+    """A temporary failure, recorded and reported as `deferred`: try the command again later."""
+
+    def __init__(self, detail: str, retry_after: float | None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after  # the relay's stated delay, if it gave one
 
 
 @dataclass
@@ -64,6 +73,18 @@ class Outgoing:
     stream: StreamRecord | None = None
     sender: Address | None = None
     recipients: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, as recorded and reported."""
+
+    status: str  # sent, failed (both final) or deferred
+    detail: str
+    smtp_code: int | None = None
+    relay_queue_id: str | None = None
+    raw: bytes | None = None  # the mail's bytes, reported with the outcome once it reached the relay
+    permanent: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,27 +100,26 @@ class SenderPolicy:
 class ReplySender:
     def __init__(
         self,
-        db: AsyncDatabase,
+        deliveries: Deliveries,
+        mails: Mails,
         publish: Publish,
         relay: SmtpRelay,
-        keys: SigningKeyCache,
+        keys: SigningKeys,
         policy: SenderPolicy,
         *,
-        streams: StreamCache | None = None,
-        suppressions: SuppressionCache | None = None,
+        streams: StreamCache,
+        suppressions: SuppressionCache,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.db = db
+        self.deliveries = deliveries
+        self.mails = mails
         self.publish = publish
         self.relay = relay
         self.keys = keys
         self.policy = policy
         self.clock = clock
-        self.deliveries = Deliveries(db)
-        self.mails = Mails(db)
-        # Without caches (ttl 0) every mail reads the database, which is always current.
-        self.streams = stream_cache(db, ttl_seconds=0) if streams is None else streams
-        self.suppressions = SuppressionCache(Suppressions(db), ttl_seconds=0) if suppressions is None else suppressions
+        self.streams = streams
+        self.suppressions = suppressions
         # The guard steps, in order: each answers None (go on) or the reason the mail must not be sent.
         self.guards: list[tuple[str, Callable[[Outgoing], Awaitable[str | None]]]] = [
             ("command is within the record retention", self.command_is_not_too_old),
@@ -110,7 +130,7 @@ class ReplySender:
 
     # --- the steps ----------------------------------------------------------------------------------------------
 
-    async def handle(self, request: ReplyRequested, delivery: Delivery) -> None:
+    async def send(self, request: ReplyRequested, delivery: Attempt) -> None:
         recipients = list(dict.fromkeys(a.address.strip().lower() for a in [*request.to, *request.cc]))
         # `sending` (attempt + 1) unless already final: the idempotency check and the attempt in one atomic write (a
         # first attempt's insert; a retry's conditional update). Before the guards, so that no mail needs a read of
@@ -126,7 +146,7 @@ class ReplySender:
         for name, guard in self.guards:
             if (reason := await guard(outgoing)) is not None:
                 log.info("reply refused", extra={"message_id": request.message_id, "guard": name, "reason": reason})
-                await self._final(outgoing, "failed", f"not sent: {reason}", delivery, permanent=True)
+                await self._final(outgoing, Outcome("failed", f"not sent: {reason}", permanent=True), delivery)
                 OUTCOMES.labels("refused").inc()
                 return
 
@@ -144,7 +164,7 @@ class ReplySender:
         SMTP_SECONDS.observe(time.perf_counter() - started)
         await self._outcome(outgoing, result, mail.raw, mail.signing_note, delivery)
 
-    async def _build_and_store(self, outgoing: Outgoing, delivery: Delivery) -> StoredMail | None:
+    async def _build_and_store(self, outgoing: Outgoing, delivery: Attempt) -> StoredMail | None:
         """Template, MIME, signature; stored before any SMTP transaction (the crash window stays one write). None
         when the mail cannot be built (failed) or signed right now (deferred): the outcome is recorded."""
         request = outgoing.request
@@ -153,7 +173,7 @@ class ReplySender:
             rendered = render(request.template, request.text, request.html, request.template_context)
             composed = compose(request, outgoing.sender, rendered, self.clock())
         except (TemplateRenderError, ComposeError) as exc:
-            await self._final(outgoing, "failed", f"not sent: {exc}", delivery, permanent=True)
+            await self._final(outgoing, Outcome("failed", f"not sent: {exc}", permanent=True), delivery)
             OUTCOMES.labels("invalid").inc()
             return None
         outgoing.recipients = composed.recipients
@@ -223,43 +243,32 @@ class ReplySender:
         return signed, f"DKIM {algorithms} d={key.domain} s={key.selector}"
 
     async def _outcome(
-        self, outgoing: Outgoing, result: SendResult, raw: bytes, signing_note: str, delivery: Delivery
+        self, outgoing: Outgoing, result: SendResult, raw: bytes, signing_note: str, delivery: Attempt
     ) -> None:
         if result.sent:
             detail = f"relay accepted: {result.detail}; {signing_note}"
-            await self._final(
-                outgoing,
-                "sent",
-                detail,
-                delivery,
-                smtp_code=result.code,
-                relay_queue_id=result.relay_queue_id,
-                raw=raw,
-            )
+            sent = Outcome("sent", detail, smtp_code=result.code, relay_queue_id=result.relay_queue_id, raw=raw)
+            await self._final(outgoing, sent, delivery)
             OUTCOMES.labels("sent").inc()
         elif result.outcome == "permanent":
-            await self._final(
-                outgoing,
-                "failed",
-                f"relay refused: {result.detail}",
-                delivery,
-                smtp_code=result.code,
-                raw=raw,
-                permanent=True,
+            refused = Outcome(
+                "failed", f"relay refused: {result.detail}", smtp_code=result.code, raw=raw, permanent=True
             )
+            await self._final(outgoing, refused, delivery)
             OUTCOMES.labels("failed").inc()
         else:
             await self._temporary(outgoing, result, raw, delivery)
 
-    async def _temporary(self, outgoing: Outgoing, result: SendResult, raw: bytes | None, delivery: Delivery) -> None:
-        """Report `deferred` and raise `Retry`; or, past the maximum age or attempts, fail for good."""
+    async def _temporary(self, outgoing: Outgoing, result: SendResult, raw: bytes | None, delivery: Attempt) -> None:
+        """Report `deferred` and raise `Deferred`; or, past the maximum age or attempts, fail for good."""
         age = time.time() - delivery.first_seen
         if age >= self.policy.max_age_seconds or delivery.attempt >= self.policy.max_attempts:
             detail = f"gave up after {delivery.attempt} attempts over {age:.0f}s: {result.detail}"
-            await self._final(outgoing, "failed", detail, delivery, smtp_code=result.code, raw=raw, permanent=True)
+            await self._final(
+                outgoing, Outcome("failed", detail, smtp_code=result.code, raw=raw, permanent=True), delivery
+            )
             OUTCOMES.labels("expired").inc()
             return
-        delay = result.retry_after or backoff_seconds(delivery.attempt, base=self.policy.retry_base_seconds)
         request = outgoing.request
         recorded = await self.deliveries.finish(
             request.message_id,
@@ -272,80 +281,42 @@ class ReplySender:
         if not recorded:
             await self._report_the_final_record(request.message_id, delivery)
             return
-        await self.publish(
-            self._report(outgoing, "deferred", f"will retry: {result.detail}", delivery, smtp_code=result.code)
-        )
+        deferred = Outcome("deferred", f"will retry: {result.detail}", smtp_code=result.code)
+        await self.publish(self._report(outgoing, deferred, delivery))
         OUTCOMES.labels("deferred").inc()
-        raise Retry(result.detail, delay)
+        raise Deferred(result.detail, result.retry_after)
 
-    async def _final(
-        self,
-        outgoing: Outgoing,
-        state: str,
-        detail: str,
-        delivery: Delivery,
-        *,
-        smtp_code: int | None = None,
-        relay_queue_id: str | None = None,
-        raw: bytes | None = None,
-        permanent: bool = False,
-    ) -> None:
+    async def _final(self, outgoing: Outgoing, outcome: Outcome, delivery: Attempt) -> None:
         request = outgoing.request
         recorded = await self.deliveries.finish(
             request.message_id,
             request.account_id,
             outgoing.recipients,
-            state,  # type: ignore[arg-type]
-            detail=detail,
-            smtp_code=smtp_code,
-            relay_queue_id=relay_queue_id,
-            permanent=permanent,
-            raw_kept=raw is not None,
+            outcome.status,  # type: ignore[arg-type]
+            detail=outcome.detail,
+            smtp_code=outcome.smtp_code,
+            relay_queue_id=outcome.relay_queue_id,
+            permanent=outcome.permanent,
+            raw_kept=outcome.raw is not None,
             expires_at=record_expires_at(self.clock(), self.policy.retention_hours),
         )
         if not recorded:
             await self._report_the_final_record(request.message_id, delivery)
             return
-        await self.publish(
-            self._report(
-                outgoing,
-                state,
-                detail,
-                delivery,
-                smtp_code=smtp_code,
-                relay_queue_id=relay_queue_id,
-                raw=raw,
-                permanent=permanent,
-            )
+        await self.publish(self._report(outgoing, outcome, delivery))
+
+    def _report(self, outgoing: Outgoing, outcome: Outcome, delivery: Attempt) -> DeliveryReported:
+        request = outgoing.request
+        return report(
+            request.account_id,
+            request.message_id,
+            outgoing.recipients,
+            outcome,
+            delivery.attempt,
+            request.correlation_id,
         )
 
-    def _report(
-        self,
-        outgoing: Outgoing,
-        status: str,
-        detail: str,
-        delivery: Delivery,
-        *,
-        smtp_code: int | None = None,
-        relay_queue_id: str | None = None,
-        raw: bytes | None = None,
-        permanent: bool = False,
-    ) -> DeliveryReported:
-        return DeliveryReported(
-            account_id=outgoing.request.account_id,
-            message_id=outgoing.request.message_id,
-            status=status,  # type: ignore[arg-type]
-            detail=detail,
-            permanent=permanent,
-            smtp_code=smtp_code,
-            relay_queue_id=relay_queue_id,
-            recipient=outgoing.recipients[0] if outgoing.recipients else None,
-            attempt=delivery.attempt,
-            raw=raw,
-            correlation_id=outgoing.request.correlation_id,
-        )
-
-    async def _report_the_final_record(self, message_id: str, delivery: Delivery) -> None:
+    async def _report_the_final_record(self, message_id: str, delivery: Attempt) -> None:
         """Another worker recorded this command's final outcome first: that one stands, and inbox hears it."""
         log.info("outcome recorded by another worker first", extra={"message_id": message_id})
         record = await self.deliveries.get(message_id)
@@ -358,15 +329,29 @@ class ReplySender:
         if record.raw_kept:
             stored = await self.mails.get(record.message_id)
             raw = stored.raw if stored is not None else None
-        return DeliveryReported(
-            account_id=record.account_id,
-            message_id=record.message_id,
-            status=record.state,  # type: ignore[arg-type]
-            detail=record.detail,
-            permanent=record.permanent,
-            smtp_code=record.smtp_code,
-            relay_queue_id=record.relay_queue_id,
-            recipient=record.recipients[0] if record.recipients else None,
-            attempt=attempt,
-            raw=raw,
-        )
+        outcome = Outcome(record.state, record.detail, record.smtp_code, record.relay_queue_id, raw, record.permanent)
+        return report(record.account_id, record.message_id, record.recipients, outcome, attempt)
+
+
+def report(
+    account_id: str | None,
+    message_id: str,
+    recipients: list[str],
+    outcome: Outcome,
+    attempt: int,
+    correlation_id: str | None = None,
+) -> DeliveryReported:
+    """The `delivery.reported` event of an outcome; it names the first recipient."""
+    return DeliveryReported(
+        account_id=account_id,
+        message_id=message_id,
+        status=outcome.status,  # type: ignore[arg-type]
+        detail=outcome.detail,
+        permanent=outcome.permanent,
+        smtp_code=outcome.smtp_code,
+        relay_queue_id=outcome.relay_queue_id,
+        recipient=recipients[0] if recipients else None,
+        attempt=attempt,
+        raw=outcome.raw,
+        correlation_id=correlation_id,
+    )

@@ -12,7 +12,6 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.broker import Delivery
 from mailstream_common.contracts import Contract, StreamChanged
 from mailstream_common.projection import apply_versioned
 
@@ -48,11 +47,8 @@ class StreamSettings:
         self.collection = db[COLLECTION]
 
     async def apply(self, event: StreamChanged) -> bool:
+        """Idempotent, and an older event never overwrites a newer one."""
         return await apply_versioned(self.collection, event.stream_id, event.version, settings_fields(event))
-
-    async def on_stream_changed(self, event: StreamChanged, _: Delivery) -> None:
-        """Consumer of `sender.stream_settings`: idempotent, and an older event never overwrites a newer one."""
-        await self.apply(event)
 
     async def get(self, stream_id: str) -> StreamRecord | None:
         doc = await self.collection.find_one({"_id": stream_id})

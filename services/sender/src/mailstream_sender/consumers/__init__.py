@@ -1,0 +1,1 @@
+"""One module per queue the sender consumes: each translates a message into a call of the core or a repository."""
