@@ -125,9 +125,7 @@ async def run(args: argparse.Namespace, amqp_url: str, mongodb_uri: str) -> None
     server = (
         f"SecantusDB {info['secantusVersion']}"
         if info.get("secantusVersion")
-        else f"FerretDB {info['ferretdbVersion']}"
-        if info.get("ferretdbVersion")
-        else f"MongoDB {info['version']}"
+        else f"MongoDB-wire server {info['version']} (not SecantusDB; check what it is before calling it MongoDB)"
     )
     try:
         await ensure_indexes(db)

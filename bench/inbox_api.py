@@ -313,9 +313,7 @@ def main() -> None:
     server = (
         f"SecantusDB {info['secantusVersion']}"
         if info.get("secantusVersion")
-        else f"FerretDB {info['ferretdbVersion']}"
-        if info.get("ferretdbVersion")
-        else f"MongoDB {info['version']}"
+        else f"MongoDB-wire server {info['version']} (not SecantusDB; check what it is before calling it MongoDB)"
     )
     print(f"server: {server}; database {database}; load average at start {load()}", flush=True)
     began = time.perf_counter()

@@ -9,7 +9,7 @@ It uses a private RabbitMQ vhost and database (like the tests), a stand-in domai
 pre-fills `sender.replies` before the workers start. Rate = sent mails / (last `sent` record - first one).
 `--preload N` first writes N final delivery records of a day before (each with its ~5 KB mail, where the code under
 test keeps it: in the record, or in `sender_mails` when the code has that collection), the steady state of a
-service that keeps days of records, which FerretDB's `_id` updates pay for.
+service that keeps days of records (a server whose writes or `_id` look-ups slow with the collection pays for them).
 
 What bounds it: `--profile` runs worker 0 under cProfile (written when it shuts down) and prints where its CPU
 went, grouped by package (database driver, signing, SMTP, broker, the service's own code); every run also prints
@@ -17,8 +17,8 @@ the CPU seconds of worker 0 and of the database server process (`--db-pid`, defa
 scripts/deps.sh started) over the run, and the mean wall time of each step from the worker's histograms. A
 profile of the database server itself: run `py-spy record --pid <db pid>` alongside (see docs/benchmarks/sender.md).
 
-The stream is written straight into inbox's `streams` collection, which is what the sender reads today. Once the
-sender keeps its own projection of streams (issue 10), seed it through that projection's public input instead.
+The stream is written straight into the sender's own projection, `stream_settings`, as `stream.changed` leaves it
+(the sender never reads inbox's `streams`); the projection is not empty at start, so no resync runs.
 """
 
 import argparse
@@ -97,7 +97,7 @@ GROUPS = (
     ("compose / templating / contracts", ("compose.py", "templating.py", "/pydantic", "contracts")),
     (
         "asyncio, selectors, ssl, sockets",
-        ("/asyncio/", "selectors.py", "ssl.py", "socket.py", "<built-in method select"),
+        ("/asyncio/", "selectors.py", "ssl.py", "socket.py", "_socket.socket", "<built-in method select"),
     ),
 )
 
@@ -378,7 +378,7 @@ def _server(uri: str) -> str:
         info = client.admin.command("buildInfo")
     if info.get("secantusVersion"):
         return f"SecantusDB {info['secantusVersion']}"
-    return f"FerretDB {info['ferretdbVersion']}" if info.get("ferretdbVersion") else f"MongoDB {info['version']}"
+    return f"MongoDB-wire server {info['version']} (not SecantusDB; check what it is before calling it MongoDB)"
 
 
 if __name__ == "__main__":
