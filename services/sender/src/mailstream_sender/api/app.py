@@ -5,6 +5,7 @@ from collections.abc import Mapping
 
 from fastapi import FastAPI
 
+from mailstream_common.correlation import CorrelationId
 from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ReadinessCheck, ops_routes
 
@@ -19,6 +20,7 @@ def create_app(
     app = FastAPI(title="Mailstream sender", version="1")
     app.state.service_callers = dict(service_callers)
     app.state.suppressions = suppressions
+    app.add_middleware(CorrelationId)  # the gateway's X-Correlation-Id reaches the sender's log lines
     install_allow_header(app)
     app.include_router(suppression_routes.router)
     app.router.routes.extend(ops_routes(checks))
