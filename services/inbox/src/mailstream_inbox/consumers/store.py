@@ -27,7 +27,7 @@ from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_part
 
 from .. import threading as threads
-from ..publication import publish_once
+from ..outbox import publish_once
 from ..repositories import blobs as blobs_repo
 from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
