@@ -12,7 +12,7 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from mailstream_common.mongo import ensure_indexes
-from mailstream_inbox.live import LiveEvent
+from mailstream_inbox.live_hub import LiveEvent
 from mailstream_inbox.live_journal import LiveJournal, event_key, position_key, to_micros
 from mailstream_inbox.repositories import live_events as live_events_repo
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ValidationError
 from mailstream_common.contracts import Address, ConversationChanged, MessageDeliveryChanged, MessageStored
 from mailstream_common.pages import decode_cursor, encode_cursor
 from mailstream_inbox.api.routes.proxy import UPSTREAMS, merge_openapi
-from mailstream_inbox.live import LiveHub, to_live_event
+from mailstream_inbox.live_hub import LiveHub, to_live_event
+from mailstream_inbox.payload_types import EmailAddressStr, HeaderSafeStr
 from mailstream_inbox.repositories.streams import new_forwarding_address
-from mailstream_inbox.validation import EmailAddressStr, HeaderSafeStr
 
 
 class Named(BaseModel):
@@ -174,7 +174,7 @@ async def test_live_hub_delivers_per_account_and_drops_a_client_that_cannot_keep
 
 
 def test_roles_decide_what_the_process_serves():
-    from mailstream_inbox.app import create_app
+    from mailstream_inbox.api.app import create_app
     from mailstream_inbox.settings import InboxSettings
 
     def api_paths(role: str) -> set[str]:

@@ -1,7 +1,7 @@
 """The pure parts of SSE replay: journal keys and cursors, coverage of the journal, what a stream opens with."""
 
 from mailstream_inbox.api.routes.events import FRESH_CURSOR_MARGIN_US, opening
-from mailstream_inbox.live import LiveEvent
+from mailstream_inbox.live_hub import LiveEvent
 from mailstream_inbox.live_journal import (
     MAX_LAST_EVENT_ID_LENGTH,
     MEMORY_SLACK_SECONDS,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mailstream_common.contracts import Address, EmailTemplate
-from mailstream_inbox.replies import (
+from mailstream_inbox.reply_builder import (
     DEFAULT_TEMPLATE,
     MAX_REFERENCES,
     ReplyContent,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailstream_inbox.sanitize import html_to_text, sanitize_html
+from mailstream_inbox.html_sanitizer import html_to_text, sanitize_html
 
 DANGEROUS = [
     ("script element", "<p>hi</p><script>alert(1)</script>", ["<script", "alert(1)"]),

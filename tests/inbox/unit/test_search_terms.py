@@ -2,12 +2,12 @@
 
 import re
 
-from mailstream_inbox import search
+from mailstream_inbox import search_terms
 from mailstream_inbox.repositories import conversations as conversations_repo
 
 
 def test_terms_are_case_folded_words_and_whole_addresses_in_order_without_repeats():
-    assert search.terms_of("Re: ORDER #12.5 order", None, "Ann Müller <Ann.M+x@Example.NET>") == [
+    assert search_terms.terms_of("Re: ORDER #12.5 order", None, "Ann Müller <Ann.M+x@Example.NET>") == [
         "re",
         "order",
         "12",
@@ -20,26 +20,26 @@ def test_terms_are_case_folded_words_and_whole_addresses_in_order_without_repeat
         "example",
         "net",
     ]
-    assert search.terms_of("ＡＢＣ１２") == ["abc12"], "NFKC: full-width letters are the ASCII ones"
-    assert search.terms_of("a " * 10 + "b c", limit=2) == ["a", "b"]
-    assert search.terms_of("x" * 100) == ["x" * search.MAX_TERM_CHARS]
+    assert search_terms.terms_of("ＡＢＣ１２") == ["abc12"], "NFKC: full-width letters are the ASCII ones"
+    assert search_terms.terms_of("a " * 10 + "b c", limit=2) == ["a", "b"]
+    assert search_terms.terms_of("x" * 100) == ["x" * search_terms.MAX_TERM_CHARS]
 
 
 def test_query_words_drop_punctuation_repeats_and_words_another_word_starts_with():
-    assert search.query_terms(None) == [] and search.query_terms("  ?! ") == []
-    assert search.query_terms("  Parcel   NUMBER parc ") == ["parcel", "number"]
-    assert search.query_terms("buyer1@EXAMPLE.net") == ["buyer1@example.net", "example", "net"]
-    assert len(search.query_terms(" ".join(f"w{i}" for i in range(20)))) == search.MAX_QUERY_TERMS
+    assert search_terms.query_terms(None) == [] and search_terms.query_terms("  ?! ") == []
+    assert search_terms.query_terms("  Parcel   NUMBER parc ") == ["parcel", "number"]
+    assert search_terms.query_terms("buyer1@EXAMPLE.net") == ["buyer1@example.net", "example", "net"]
+    assert len(search_terms.query_terms(" ".join(f"w{i}" for i in range(20)))) == search_terms.MAX_QUERY_TERMS
 
 
 def test_a_word_is_an_anchored_literal_prefix():
-    pattern = search.prefix_pattern("a.b+")
+    pattern = search_terms.prefix_pattern("a.b+")
     assert re.search(pattern, "a.b+c") and not re.search(pattern, "xa.b+") and not re.search(pattern, "aab+")
 
 
 def test_the_match_reason_names_the_subject_the_customer_or_a_message():
     conversation = {"subject": "Parcel late", "customer": {"name": "Kana Sato", "address": "kana@example.net"}}
-    assert search.match_reason(conversation, ["parc", "kana@example.net", "refund"]) == [
+    assert search_terms.match_reason(conversation, ["parc", "kana@example.net", "refund"]) == [
         {"term": "parc", "field": "subject"},
         {"term": "kana@example.net", "field": "customer"},
         {"term": "refund", "field": "message"},

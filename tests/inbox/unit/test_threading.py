@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailstream_inbox.threading import (
+from mailstream_inbox.conversation_threading import (
     InboundMail,
     ThreadCandidate,
     choose_conversation,

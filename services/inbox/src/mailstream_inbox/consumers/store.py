@@ -26,13 +26,13 @@ from mailstream_common.contracts import Address, MailAnalysed, MessageStored
 from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_part
 
-from .. import threading as threads
+from .. import conversation_threading as threads
+from ..html_sanitizer import html_to_text, sanitize_html
 from ..outbox import publish_once
 from ..repositories import blobs as blobs_repo
 from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
-from ..sanitize import html_to_text, sanitize_html
 from ..settings import InboxSettings
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, EmailTemplate, MessageStored, utcnow
 
 from ..outbox import publish_pending_reply
-from ..replies import (
+from ..reply_builder import (
     AUTO_REPLY_HEADERS,
     DEFAULT_TEMPLATE,
     OutboundReply,

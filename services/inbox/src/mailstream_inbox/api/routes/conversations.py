@@ -20,13 +20,13 @@ from mailstream_common.pages import (
     encode_optional_cursor,
 )
 
-from ... import search
+from ... import search_terms
 from ...consumers.actions import conversation_changed
-from ...replies import ReplyContent
+from ...payload_types import EmailAddressStr, HeaderSafeStr
+from ...reply_builder import ReplyContent
 from ...repositories import conversations as conversations_repo
 from ...repositories import messages as messages_repo
 from ...use_cases.send_reply import Refused, ReplyRequest, send_reply
-from ...validation import EmailAddressStr, HeaderSafeStr
 from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
 from .messages import MessagePublic, message_public
@@ -101,7 +101,7 @@ def conversation_public(doc: dict, words: list[str] | None = None) -> Conversati
         message_count=doc.get("message_count", 0),
         last_message_at=doc["last_message_at"],
         created_at=doc["created_at"],
-        match=[SearchHit.model_validate(hit) for hit in search.match_reason(doc, words)] if words else None,
+        match=[SearchHit.model_validate(hit) for hit in search_terms.match_reason(doc, words)] if words else None,
     )
 
 
@@ -188,7 +188,7 @@ async def list_conversations(
 ) -> Page[ConversationPublic]:
     """Most recent activity first. `q` matches the subject, the customer, and the start of each message; each item
     of a search says where (`match`)."""
-    words = search.query_terms(q)
+    words = search_terms.query_terms(q)
     if q and q.strip() and not words:  # only punctuation: no word to look for
         return Page(items=[], next_cursor=None)
     query = conversations_repo.list_query(

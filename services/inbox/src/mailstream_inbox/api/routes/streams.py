@@ -31,10 +31,10 @@ from mailstream_common.pages import (
 )
 
 from ... import catalogue
+from ...forwarding_instructions import OUTLOOK_REASON, provider_instructions
+from ...payload_types import EmailAddressStr, HeaderSafeStr
 from ...repositories import streams as streams_repo
 from ...repositories import topics as topics_repo
-from ...stream_setup import OUTLOOK_REASON, provider_instructions
-from ...validation import EmailAddressStr, HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db, Principal, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
 

@@ -24,10 +24,15 @@ from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ops_routes
 from mailstream_common.periodic import run_every
 
-from . import catalogue, consumers
-from .api.errors import install_error_handlers
-from .api.middleware import CorrelationAndMetrics, RequestSizeLimit
-from .api.routes import (
+from .. import catalogue, consumers
+from ..indexes import ensure_indexes
+from ..live_hub import LiveHub
+from ..live_journal import LiveJournal
+from ..security import KeyCache
+from ..settings import InboxSettings
+from .errors import install_error_handlers
+from .middleware import CorrelationAndMetrics, RequestSizeLimit
+from .routes import (
     api_keys,
     canned_responses,
     conversations,
@@ -38,11 +43,6 @@ from .api.routes import (
     streams,
     topics,
 )
-from .indexes import ensure_indexes
-from .live import LiveHub
-from .live_journal import LiveJournal
-from .security import KeyCache
-from .settings import InboxSettings
 
 log = logging.getLogger(__name__)
 

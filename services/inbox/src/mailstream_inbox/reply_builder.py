@@ -21,9 +21,9 @@ from typing import Any, Literal
 from mailstream_common.contracts import Address, EmailTemplate, ReplyRequested
 
 from . import placeholders
+from .conversation_threading import normalize_message_id, reply_subject
+from .html_sanitizer import html_to_text, sanitize_html, text_to_html
 from .repositories.messages import message_id_for
-from .sanitize import html_to_text, sanitize_html, text_to_html
-from .threading import normalize_message_id, reply_subject
 
 MAX_REFERENCES = 20
 
