@@ -3,10 +3,10 @@ names), and the search query is the list query plus one prefix condition per wor
 
 from datetime import UTC, datetime, timedelta
 
-from mailstream_inbox.indexes import ensure_indexes
 from mailstream_inbox.repositories import conversations as conversations_repo
-from mailstream_inbox.repositories import keyset_filter
+from mailstream_inbox.repositories import ensure_indexes
 from mailstream_inbox.repositories import messages as messages_repo
+from mailstream_inbox.repositories.pages import keyset_filter
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 

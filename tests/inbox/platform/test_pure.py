@@ -199,14 +199,14 @@ def test_roles_decide_what_the_process_serves():
     ],
 )
 def test_keyset_filter_refuses_cursor_values_that_do_not_fit_the_list(after):
-    from mailstream_inbox.repositories import CursorMismatch, keyset_filter
+    from mailstream_inbox.repositories.pages import CursorMismatch, keyset_filter
 
     with pytest.raises(CursorMismatch):
         keyset_filter("created_at", False, after)
 
 
 def test_keyset_filter_builds_a_strictly_after_condition():
-    from mailstream_inbox.repositories import keyset_filter
+    from mailstream_inbox.repositories.pages import keyset_filter
 
     moment = datetime.now(UTC)
     assert keyset_filter("created_at", True, {"created_at": moment, "_id": "b"}) == {

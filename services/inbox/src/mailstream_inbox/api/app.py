@@ -25,9 +25,9 @@ from mailstream_common.ops import ops_routes
 from mailstream_common.periodic import run_every
 
 from .. import catalogue, consumers
-from ..indexes import ensure_indexes
 from ..live_hub import LiveHub
 from ..live_journal import LiveJournal
+from ..repositories import ensure_indexes
 from ..security import KeyCache
 from ..settings import InboxSettings
 from .errors import install_error_handlers

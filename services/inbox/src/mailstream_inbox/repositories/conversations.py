@@ -31,8 +31,8 @@ from mailstream_common.mongo import insert_once
 
 from .. import search_terms
 from ..conversation_threading import ThreadCandidate
-from . import keyset_page
 from .messages import keyed_id
+from .pages import keyset_page
 
 COLLECTION = "conversations"
 SNIPPET_CHARS = 400  # the start of a message that is searchable
