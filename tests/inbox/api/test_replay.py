@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from mailstream_common.contracts import MessageDeliveryChanged
 from mailstream_inbox.live_journal import event_key, parse_cursor, position_key, to_micros
 from mailstream_inbox.repositories import live_events as live_events_repo
-from tests.inbox.platform.live_support import changed, event_id_of, journaled, streaming, subscribed
+from tests.inbox.live_support import changed, event_id_of, journaled, streaming, subscribed
 from tests.support.waiting import wait_for
 
 

@@ -3,11 +3,10 @@ bytes, attachments, sanitised HTML; duplicates and redeliveries never store twic
 
 from mailstream_common.contracts import Address, MessageStored
 from mailstream_common.contracts.mail import ForwardInfo, ProviderConfirmation
+from tests.inbox.conftest import create_stream
+from tests.inbox.mail import build_mail
 from tests.support.inbox_gateway import EventTap
 from tests.support.waiting import wait_for
-
-from .conftest import create_stream
-from .mail import build_mail
 
 
 async def conversations_of(client, **params):

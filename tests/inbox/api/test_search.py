@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from mailstream_common.contracts import Address
 from mailstream_inbox.repositories import conversations as conversations_repo
-
-from .conftest import create_stream
-from .test_storing import conversations_of
+from tests.inbox.conftest import create_stream
+from tests.inbox.consumers.test_store import conversations_of
 
 
 async def search_pages(client, q: str, **params) -> list[str]:

@@ -4,10 +4,9 @@ roles, and tenant isolation (another account's ids answer 404 on every route of 
 from datetime import UTC, datetime, timedelta
 
 from mailstream_common.contracts import Address, ConversationChanged
+from tests.inbox.conftest import create_stream
+from tests.inbox.consumers.test_store import conversations_of, messages_of
 from tests.support.inbox_gateway import EventTap
-
-from .conftest import create_stream
-from .test_storing import conversations_of, messages_of
 
 
 async def test_list_filters_search_and_cursor_pagination(account, deliver):

@@ -7,11 +7,10 @@ from mailstream_common.contracts import (
     MessageDeliveryChanged,
     ReplyRequested,
 )
+from tests.inbox.api.test_threading_and_replies import only_conversation, reply
+from tests.inbox.conftest import consumed, handled
+from tests.inbox.consumers.test_store import conversations_of, messages_of
 from tests.support.inbox_gateway import EventTap
-
-from .conftest import consumed, handled
-from .test_storing import conversations_of, messages_of
-from .test_threading_and_replies import only_conversation, reply
 
 
 async def report(test_broker, **fields):

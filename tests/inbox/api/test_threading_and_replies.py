@@ -2,11 +2,10 @@
 fallback with Japanese prefixes, newsletter replies kept apart, templates and signatures, 409 when not allowed."""
 
 from mailstream_common.contracts import Address, ReplyRequested
+from tests.inbox.conftest import create_stream
+from tests.inbox.consumers.test_store import conversations_of, messages_of
+from tests.inbox.mail import new_message_id
 from tests.support.inbox_gateway import EventTap
-
-from .conftest import create_stream
-from .mail import new_message_id
-from .test_storing import conversations_of, messages_of
 
 
 async def only_conversation(stream):

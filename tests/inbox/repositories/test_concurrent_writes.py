@@ -10,11 +10,10 @@ from mailstream_common.contracts.conversations import AddTagsAction
 from mailstream_inbox.consumers import actions
 from mailstream_inbox.repositories import conversations as conversations_repo
 from mailstream_inbox.repositories import messages as messages_repo
-
-from .conftest import consumed, handled
-from .mail import build_mail
-from .test_storing import conversations_of, messages_of
-from .test_threading_and_replies import only_conversation
+from tests.inbox.api.test_threading_and_replies import only_conversation
+from tests.inbox.conftest import consumed, handled
+from tests.inbox.consumers.test_store import conversations_of, messages_of
+from tests.inbox.mail import build_mail
 
 WRITERS = 8
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from mailstream_inbox.repositories import live_events as live_events_repo
-from tests.inbox.platform.live_support import changed, event_id_of, journaled, streaming, subscribed
+from tests.inbox.live_support import changed, event_id_of, journaled, streaming, subscribed
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.waiting import wait_for
 

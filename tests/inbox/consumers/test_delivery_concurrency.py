@@ -13,10 +13,9 @@ from mailstream_common.contracts import DeliveryReported, MessageDeliveryChanged
 from mailstream_common.metrics import MESSAGES_CONSUMED
 from mailstream_inbox.consumers import delivery
 from mailstream_inbox.repositories import messages as messages_repo
+from tests.inbox.api.test_threading_and_replies import only_conversation
 from tests.support.inbox_gateway import EventTap
 from tests.support.waiting import wait_for
-
-from .test_threading_and_replies import only_conversation
 
 ROUNDS = 16  # messages, each getting its reports at once (the unfixed consumer got 21 of 24 wrong)
 SENTINEL_MESSAGE_ID = "f" * 32
