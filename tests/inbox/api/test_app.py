@@ -1,3 +1,21 @@
+"""The app: what each role serves, ops routes, the caller and its correlation id."""
+
+
+def test_roles_decide_what_the_process_serves():
+    from mailstream_inbox.api.app import create_app
+    from mailstream_inbox.settings import InboxSettings
+
+    def api_paths(role: str) -> set[str]:
+        return set(create_app(InboxSettings(INBOX_ROLE=role)).openapi()["paths"])
+
+    worker = create_app(InboxSettings(INBOX_ROLE="worker"))
+    assert {"/healthz", "/readyz", "/metrics"} <= {getattr(r, "path", "") for r in worker.routes}
+    assert api_paths("worker") == set()
+    for role in ("api", "all"):
+        assert {"/v1/topics", "/v1/events", "/v1/conversations", "/v1/streams/{stream_id}"} <= api_paths(role)
+    assert InboxSettings(INBOX_ROLE="worker").runs_consumers and not InboxSettings(INBOX_ROLE="api").runs_consumers
+
+
 async def test_gateway_serves_ops_and_me(inbox_gateway, account, anonymous):
     async with anonymous:
         assert (await anonymous.get("/healthz")).status_code == 200
