@@ -287,7 +287,7 @@ async def test_the_write_concern_settings_default_to_majority_and_journal(monkey
 
 
 def _inbox_indexes() -> Mapping[str, list[IndexModel]]:
-    return importlib.import_module("mailstream_inbox.indexes").collect_indexes()
+    return importlib.import_module("mailstream_inbox.repositories").INDEXES
 
 
 def _module_indexes(module: str):

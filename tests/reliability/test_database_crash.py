@@ -34,7 +34,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from mailstream_inbox.app import BROADCAST_JOURNAL_QUEUE
+from mailstream_inbox.api.app import BROADCAST_JOURNAL_QUEUE
 from tests.e2e.conftest import System, running_system
 from tests.e2e.scenarios_support import new_account, new_stream
 from tests.support.backends import Backends

@@ -17,7 +17,7 @@ import uvicorn
 
 from mailstream_common import topology
 from mailstream_common.contracts import Event
-from mailstream_inbox.app import create_app
+from mailstream_inbox.api.app import create_app
 from mailstream_inbox.settings import InboxSettings
 from tests.support.processes import free_port
 

@@ -19,9 +19,9 @@ from mailstream_common import mongo, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import ProjectionResyncRequested
 
-from .indexes import ensure_indexes
 from .repositories import accounts as accounts_repo
 from .repositories import api_keys as api_keys_repo
+from .repositories import ensure_indexes
 from .repositories import streams as streams_repo
 from .repositories import topics as topics_repo
 from .settings import InboxSettings

@@ -32,7 +32,7 @@ import pymongo
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from .live import LiveEvent
+from .live_hub import LiveEvent
 from .repositories import live_events as live_events_repo
 
 log = logging.getLogger(__name__)

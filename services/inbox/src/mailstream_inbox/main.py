@@ -10,7 +10,7 @@ import asyncio
 from mailstream_common.ops import HttpServer
 from mailstream_common.service import run
 
-from .app import create_app
+from .api.app import create_app
 from .settings import InboxSettings
 
 

@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from mailstream_common.contracts import EmailTemplate
 
-from .sanitize import text_to_html
+from .html_sanitizer import text_to_html
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,12 @@
-"""The inbox gateway's configuration, from the environment (defaults are the public contract's)."""
+"""The inbox gateway's configuration, from the environment."""
 
 from typing import Literal
 
 from pydantic import Field, SecretStr
 
 from mailstream_common.settings import DEV_GATEWAY_TOKEN, CommonSettings, service_database
+
+from .conversation_threading import DEFAULT_SUBJECT_WINDOW
 
 
 class InboxSettings(CommonSettings):
@@ -66,6 +68,12 @@ class InboxSettings(CommonSettings):
         " this bounds the delay when a broadcast is lost or a key is revoked with the CLI)",
     )
 
+    threading_window_days: float = Field(
+        default=DEFAULT_SUBJECT_WINDOW.days,
+        alias="INBOX_THREADING_WINDOW_DAYS",
+        gt=0,
+        description="How recent a conversation must be for a mail without references to join it by subject alone",
+    )
     catalogue_relay_seconds: float = Field(
         default=10.0,
         alias="INBOX_CATALOGUE_RELAY_SECONDS",

@@ -5,12 +5,12 @@ Recognising them lets the admin finish the set-up from the stream's page instead
 
 import re
 
+from mailstream_common.contracts.forwarding_check import FORWARDING_TEST_HEADER, FORWARDING_TEST_TOKEN
 from mailstream_common.contracts.mail import ProviderConfirmation
 
 from .parsing import EMAIL, ParsedMail, html_to_text
 
-FORWARDING_TEST_HEADER = "X-Mailstream-Forwarding-Test"
-_TEST_TOKEN = re.compile(r"mailstream-forwarding-test:\s*([A-Za-z0-9_-]{8,128})")
+_TEST_TOKEN = FORWARDING_TEST_TOKEN
 _TOKEN_ONLY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")

@@ -13,7 +13,7 @@ from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
 from mailstream_common.broker import PublishError
 
-from ..repositories import CursorMismatch
+from ..repositories.pages import CursorMismatch
 
 log = logging.getLogger(__name__)
 

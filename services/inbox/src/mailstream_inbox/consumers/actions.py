@@ -12,16 +12,13 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Broker, Delivery, Retry
-from mailstream_common.contracts import ConversationActionsRequested, ConversationChanged, utcnow
+from mailstream_common.contracts import ConversationActionsRequested, ConversationChanged
 from mailstream_common.contracts.conversations import AutoReplyAction, RuleAction
 
-from .. import outbound
-from ..replies import AUTO_REPLY_HEADERS, ReplyContent, auto_reply_refusal, build_reply
-from ..repositories import canned_responses as canned_repo
 from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
-from ..repositories import streams as streams_repo
 from ..settings import InboxSettings
+from ..use_cases import send_reply
 
 log = logging.getLogger(__name__)
 
@@ -80,47 +77,21 @@ async def auto_reply(
     *,
     already_applied: bool,
 ) -> None:
-    stream = await streams_repo.get_stream(db, conversation["account_id"], conversation["stream_id"])
     key = auto_reply_key(command.rule_id, command.trigger_message_id)
-    if stream is None:
-        log.warning("auto_reply skipped: the stream is gone", extra={"rule_id": command.rule_id})
+    if already_applied:  # the first run decided whether to reply; a redelivery only finishes what it started
+        await send_reply.complete_interrupted(db, broker, conversation, key)
         return
-    existing = await messages_repo.find_by_dedup_key(db, stream["_id"], key)
-    if existing is not None:  # redelivery: finish what the first run started, never build a second reply
-        await outbound.fold_into_conversation(db, existing)
-        if await outbound.publish_pending(db, broker, existing):
-            await outbound.announce(broker, existing, stream["topic_id"])
-        return
-    if already_applied:  # the first run decided not to reply; a redelivery must not decide otherwise
-        return
-    refusal = None if stream.get("allow_agent_send") else "the stream does not allow sending (monitoring only)"
-    refusal = refusal or auto_reply_refusal(
-        (trigger or {}).get("headers", []), (conversation.get("customer") or {}).get("address", "")
-    )
-    canned = await canned_repo.get(db, conversation["account_id"], action.canned_response_id)
-    if canned is None:
-        refusal = refusal or f"canned response {action.canned_response_id} does not exist"
-    if refusal:
-        log.warning("auto_reply skipped", extra={"rule_id": command.rule_id, "reason": refusal})
-        return
-    assert canned is not None
-    context = await outbound.reply_context(db, conversation, stream, agent_name=stream.get("display_name", ""))
-    template = await outbound.effective_template(db, conversation["account_id"], stream)
-    reply = build_reply(
-        context,
-        ReplyContent(canned_text=canned["text"], canned_html=canned.get("html")),
-        template=template if action.apply_template else None,
-        signature=stream.get("signature"),
-        inbound_domain=settings.inbound_domain,
+    request = send_reply.ReplyRequest(
         requested_by=f"automation:{command.rule_id}",
+        canned_response_id=action.canned_response_id,
+        apply_template=action.apply_template,
         kind="auto_reply",
-        now=utcnow(),
         dedup_key=key,
-        extra_headers=AUTO_REPLY_HEADERS,
+        trigger_headers=(trigger or {}).get("headers", []),
     )
-    stored, _ = await outbound.store_outbound(db, reply)
-    if await outbound.publish_pending(db, broker, stored):
-        await outbound.announce(broker, stored, stream["topic_id"])
+    outcome = await send_reply.send_reply(db, broker, conversation, request, inbound_domain=settings.inbound_domain)
+    if isinstance(outcome, send_reply.Refused):
+        log.warning("auto_reply skipped", extra={"rule_id": command.rule_id, "reason": outcome.reason})
 
 
 async def change_fields(

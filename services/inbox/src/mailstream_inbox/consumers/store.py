@@ -26,13 +26,13 @@ from mailstream_common.contracts import Address, MailAnalysed, MessageStored
 from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_part
 
-from .. import threading as threads
-from ..publication import publish_once
+from .. import conversation_threading as threads
+from ..html_sanitizer import html_to_text, sanitize_html
+from ..outbox import publish_once
 from ..repositories import blobs as blobs_repo
 from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
-from ..sanitize import html_to_text, sanitize_html
 from ..settings import InboxSettings
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ async def store_for_stream(
             conversation, is_first = existing, True
         else:
             conversation, is_first = await _choose_conversation(
-                db, event, stream, customer, key, settings_window_days(settings)
+                db, event, stream, customer, key, settings.threading_window_days
             )
         document = build_inbound_message(
             event,
@@ -264,11 +264,6 @@ async def store_for_stream(
     if not stored.get("published"):
         await publish_once(db, broker, stored["_id"], message_stored_event(stored, stream, event.correlation_id))
     return stored
-
-
-def settings_window_days(settings: InboxSettings) -> float:
-    """`INBOX_THREADING_WINDOW_DAYS` when the settings have it (the platform half owns settings), else 14."""
-    return float(getattr(settings, "threading_window_days", threads.DEFAULT_SUBJECT_WINDOW.days))
 
 
 def message_stored_event(stored: dict[str, Any], stream: dict[str, Any], correlation_id: str | None) -> MessageStored:

@@ -1,83 +1,56 @@
-"""Queries, one module per collection; routes and consumers never query MongoDB inline.
-
-`keyset_page` is the one pagination query every list uses: a stable order on (sort field, _id) and a cursor that
-holds the last item's values, so deep pages cost the same as the first (no skip).
+"""The only code that talks to MongoDB: one module per collection (or aggregate); routes, consumers and use cases
+never query inline. Each module declares `INDEXES = {collection: [IndexModel, ...]}` next to the queries they serve;
+`INDEXES` here is all of them, which start-up and the CLI create.
 """
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
 
+from mailstream_common import mongo
 
-class CursorMismatch(ValueError):
-    """A cursor whose values do not fit this list (another list's cursor, or a crafted one); the API answers 422."""
-
-
-_CURSOR_VALUE_TYPES = (str, int, float, datetime, type(None))
-
-
-def _check_cursor(sort_field: str, after: Mapping[str, Any]) -> None:
-    expected = {"_id"} if sort_field == "_id" else {sort_field, "_id"}
-    if set(after) != expected or not isinstance(after["_id"], str):
-        raise CursorMismatch("the cursor does not belong to this list")
-    if not all(isinstance(value, _CURSOR_VALUE_TYPES) and not isinstance(value, bool) for value in after.values()):
-        raise CursorMismatch("the cursor does not belong to this list")
+from . import (
+    accounts,
+    api_keys,
+    blobs,
+    canned_responses,
+    conversations,
+    live_events,
+    messages,
+    streams,
+    templates,
+    topics,
+)
 
 
-def keyset_filter(sort_field: str, descending: bool, after: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The condition 'strictly after the cursor' for an order on (sort_field, _id), both in the same direction.
-
-    Raises `CursorMismatch` when `after` does not hold exactly those fields as plain values (never operators).
-    """
-    if not after:
-        return {}
-    _check_cursor(sort_field, after)
-    op = "$lt" if descending else "$gt"
-    if sort_field == "_id":
-        return {"_id": {op: after["_id"]}}
-    return {
-        "$or": [
-            {sort_field: {op: after[sort_field]}},
-            {sort_field: after[sort_field], "_id": {op: after["_id"]}},
-        ]
-    }
+def merge(*specs: Mapping[str, Sequence[IndexModel]]) -> dict[str, list[IndexModel]]:
+    merged: dict[str, list[IndexModel]] = {}
+    for spec in specs:
+        for collection, models in spec.items():
+            merged.setdefault(collection, []).extend(models)
+    return merged
 
 
-async def keyset_page(
-    collection: AsyncCollection,
-    query: Mapping[str, Any],
-    *,
-    limit: int,
-    after: Mapping[str, Any] | None = None,
-    sort_field: str = "created_at",
-    descending: bool = False,
-    projection: Mapping[str, Any] | None = None,
-    hint: str | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One page of `query` and the cursor values of its last item (None when there is no further page).
-
-    `hint` names the index that serves the query and its order, for a query whose index the code knows for certain
-    (a planner may otherwise scan for a filter it cannot match to the index, such as a range on another field).
-
-    `after` is what a previous call returned (decoded from the client's cursor); the caller must still scope
-    `query` to the account, so a forged cursor can only move within the caller's own data.
-    """
-    condition = keyset_filter(sort_field, descending, after)
-    full_query = {"$and": [dict(query), condition]} if condition else dict(query)
-    direction = DESCENDING if descending else ASCENDING
-    order = [(sort_field, direction), ("_id", direction)] if sort_field != "_id" else [("_id", direction)]
-    cursor = collection.find(full_query, projection).sort(order).limit(limit + 1)
-    if hint is not None:
-        cursor = cursor.hint(hint)
-    docs = await cursor.to_list(length=limit + 1)
-    if len(docs) <= limit:
-        return docs, None
-    docs = docs[:limit]
-    last = docs[-1]
-    next_values = (
-        {"_id": last["_id"]} if sort_field == "_id" else {sort_field: last.get(sort_field), "_id": last["_id"]}
+INDEXES = merge(
+    *(
+        module.INDEXES
+        for module in (
+            accounts,
+            api_keys,
+            topics,
+            streams,
+            conversations,
+            messages,
+            blobs,
+            canned_responses,
+            templates,
+            live_events,
+        )
     )
-    return docs, next_values
+)
+
+
+async def ensure_indexes(db: AsyncDatabase, indexes: Mapping[str, Sequence[IndexModel]] | None = None) -> None:
+    """Create every inbox index (idempotent: each replica and the CLI may run it)."""
+    await mongo.ensure_indexes(db, INDEXES if indexes is None else indexes)

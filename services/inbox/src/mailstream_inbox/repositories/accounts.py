@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.contracts import utcnow
 
-from . import keyset_page
+from .pages import keyset_page
 
 ACCOUNTS = "accounts"
 

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.contracts import utcnow
 
-from . import keyset_page
+from .pages import keyset_page
 
 API_KEYS = "api_keys"
 KEY_PREFIX = "ms_"

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.contracts import utcnow
 
-from . import keyset_page
+from .pages import keyset_page
 
 COLLECTION = "canned_responses"
 LIVE = {"deleted": {"$ne": True}}

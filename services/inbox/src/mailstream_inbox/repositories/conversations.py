@@ -5,7 +5,7 @@ A conversation document:
     customer {name, address}, customer_key (lower-case address), status open|pending|closed, tags, assignee,
     priority, message_count, last_message_at, created_at, updated_at,
     message_ids: the ids of its messages, what makes counting idempotent (never read by the API),
-    terms: its search terms (`search.py`), at most about MAX_TERMS,
+    terms: its search terms (`search_terms.py`), at most about MAX_TERMS,
     last_inbound_message_id / last_inbound_at: the newest customer message (what a reply threads on),
     origin_key: the dedup key of the message that opened it; `_id` is derived from (stream, origin_key), so a
         redelivered first mail finds the conversation it created instead of opening a second one.
@@ -15,7 +15,7 @@ into one conversation at once. A message is counted by the same update that appe
 guarded by "not in `message_ids` yet", so a redelivered mail never counts twice; `last_message_at` only moves
 forward (`$max`); the newest inbound message is set under a guard on its time; terms are `$addToSet`.
 
-Search: `q` becomes words (`search.query_terms`), each of which must be a prefix of one of the conversation's
+Search: `q` becomes words (`search_terms.query_terms`), each of which must be a prefix of one of the conversation's
 terms; the list's filters, order and cursor apply unchanged, in one query. The `conversations_search` index
 (account, term, then the list order) serves it; limits in services/inbox/README.md.
 """
@@ -29,10 +29,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.contracts import utcnow
 from mailstream_common.mongo import insert_once
 
-from .. import search
-from ..threading import ThreadCandidate
-from . import keyset_page
+from .. import search_terms
+from ..conversation_threading import ThreadCandidate
 from .messages import keyed_id
+from .pages import keyset_page
 
 COLLECTION = "conversations"
 SNIPPET_CHARS = 400  # the start of a message that is searchable
@@ -117,7 +117,7 @@ async def find_by_origin(db: AsyncDatabase, stream_id: str, origin_key: str) -> 
 
 def message_terms(subject: str | None, text: str | None) -> list[str]:
     """What a message adds to its conversation's search terms: its subject and the start of its text."""
-    return search.terms_of(subject, (text or "")[:SNIPPET_CHARS], limit=TERMS_PER_MESSAGE)
+    return search_terms.terms_of(subject, (text or "")[:SNIPPET_CHARS], limit=TERMS_PER_MESSAGE)
 
 
 async def create_once(
@@ -153,7 +153,7 @@ async def create_once(
         "created_at": started_at,
         "updated_at": utcnow(),
         "message_ids": [],
-        "terms": search.terms_of(subject, customer.get("name"), customer.get("address"), limit=TERMS_PER_MESSAGE),
+        "terms": search_terms.terms_of(subject, customer.get("name"), customer.get("address"), limit=TERMS_PER_MESSAGE),
         "origin_key": origin_key,
     }
     return await insert_once(db[COLLECTION], doc, {"_id": doc["_id"]})
@@ -211,7 +211,7 @@ def list_query(
     assignee: str | None = None,
     words: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The list's filter; with `words` (`search.query_terms`), only conversations that have each as a term prefix."""
+    """The list's filter; with `words` (`search_terms.query_terms`), only conversations that have each as a term prefix."""
     # A conversation is opened just before its first message is stored; until that message is folded in, it has
     # nothing to show, and listing it would offer an empty thread.
     query: dict[str, Any] = {"account_id": account_id, "message_count": {"$gt": 0}}
@@ -225,7 +225,7 @@ def list_query(
         if value is not None:
             query[field] = value
     if words:
-        query["$and"] = [{"terms": {"$regex": search.prefix_pattern(word)}} for word in words]
+        query["$and"] = [{"terms": {"$regex": search_terms.prefix_pattern(word)}} for word in words]
     return query
 
 

@@ -34,7 +34,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.contracts import utcnow
 from mailstream_common.mongo import insert_once
 
-from . import keyset_page
+from .pages import keyset_page
 
 COLLECTION = "messages"
 _NAMESPACE = uuid.UUID("6f1d3c2e-5b0a-4e8f-9a7b-2c4d6e8f0a1b")

@@ -28,7 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.contracts import utcnow
 
-from . import keyset_page
+from .pages import keyset_page
 
 STREAMS = "streams"
 
@@ -175,7 +175,7 @@ async def start_forwarding_check(db: AsyncDatabase, account_id: str, stream_id: 
     return stream.get("forwarding_check_token") if stream else None
 
 
-# --- called by the store consumer (conversations half) when ingest's analysis says so ---
+# --- called by the store consumer when ingest's analysis says so ---
 
 
 async def mark_receiving(db: AsyncDatabase, stream_id: str) -> None:

@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.contracts import utcnow
 
-from . import keyset_page
+from .pages import keyset_page
 
 TOPICS = "topics"
 LIVE = {"deleted": {"$ne": True}}

@@ -18,9 +18,9 @@ from mailstream_common.pages import (
     encode_optional_cursor,
 )
 
+from ...payload_types import HeaderSafeStr
 from ...repositories import accounts as accounts_repo
 from ...repositories import api_keys as api_keys_repo
-from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, not_found
 

@@ -22,10 +22,10 @@ from mailstream_common.pages import (
 )
 
 from ... import catalogue
+from ...payload_types import HeaderSafeStr
 from ...placeholders import syntax_error
 from ...repositories import canned_responses as canned_repo
 from ...repositories import topics as topics_repo
-from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, field_error, not_found
 

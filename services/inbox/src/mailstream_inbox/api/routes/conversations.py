@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mailstream_common.contracts import Address, utcnow
+from mailstream_common.contracts import Address
 from mailstream_common.pages import (
     DEFAULT_LIMIT,
     CursorParam,
@@ -20,14 +20,13 @@ from mailstream_common.pages import (
     encode_optional_cursor,
 )
 
-from ... import outbound, search
+from ... import search_terms
 from ...consumers.actions import conversation_changed
-from ...replies import ReplyContent, build_reply
-from ...repositories import canned_responses as canned_repo
+from ...payload_types import EmailAddressStr, HeaderSafeStr
+from ...reply_builder import ReplyContent
 from ...repositories import conversations as conversations_repo
 from ...repositories import messages as messages_repo
-from ...repositories import streams as streams_repo
-from ...validation import EmailAddressStr, HeaderSafeStr
+from ...use_cases.send_reply import Refused, ReplyRequest, send_reply
 from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
 from .messages import MessagePublic, message_public
@@ -102,7 +101,7 @@ def conversation_public(doc: dict, words: list[str] | None = None) -> Conversati
         message_count=doc.get("message_count", 0),
         last_message_at=doc["last_message_at"],
         created_at=doc["created_at"],
-        match=[SearchHit.model_validate(hit) for hit in search.match_reason(doc, words)] if words else None,
+        match=[SearchHit.model_validate(hit) for hit in search_terms.match_reason(doc, words)] if words else None,
     )
 
 
@@ -189,7 +188,7 @@ async def list_conversations(
 ) -> Page[ConversationPublic]:
     """Most recent activity first. `q` matches the subject, the customer, and the start of each message; each item
     of a search says where (`match`)."""
-    words = search.query_terms(q)
+    words = search_terms.query_terms(q)
     if q and q.strip() and not words:  # only punctuation: no word to look for
         return Page(items=[], next_cursor=None)
     query = conversations_repo.list_query(
@@ -277,36 +276,17 @@ async def reply(
     conversation = await conversations_repo.get(db, principal.account_id, conversation_id)
     if conversation is None:
         raise not_found("conversation")
-    stream = await streams_repo.get_stream(db, principal.account_id, conversation["stream_id"])
-    if stream is None:
-        raise conflict("the conversation's stream was deleted: replies cannot be sent from it")
-    if not stream.get("allow_agent_send"):
-        raise conflict("this stream does not allow agents to send (monitoring only)")
-    if not (conversation.get("customer") or {}).get("address"):
-        raise conflict("the conversation has no customer address to reply to")
-    content = ReplyContent(text=body.text, html=body.html)
-    if body.canned_response_id:
-        canned = await canned_repo.get(db, principal.account_id, body.canned_response_id)
-        if canned is None:
-            raise field_error(["body", "canned_response_id"], "no such canned response")
-        content = ReplyContent(canned_text=canned["text"], canned_html=canned.get("html"))
-    cc = [Address(name=a.name, address=a.address) for a in body.cc]
-    context = await outbound.reply_context(db, conversation, stream, agent_name=principal.key_name, cc=cc)
-    template = await outbound.effective_template(db, principal.account_id, stream) if body.apply_template else None
-    built = build_reply(
-        context,
-        content,
-        template=template,
-        signature=stream.get("signature"),
-        inbound_domain=settings.inbound_domain,
+    request = ReplyRequest(
         requested_by=principal.actor,
-        now=utcnow(),
+        content=ReplyContent(text=body.text, html=body.html),
+        canned_response_id=body.canned_response_id,
+        apply_template=body.apply_template,
+        cc=[Address(name=a.name, address=a.address) for a in body.cc],
+        agent_name=principal.key_name,
     )
-    stored, _ = await outbound.store_outbound(db, built)
-    try:
-        await outbound.publish_pending(db, broker, stored)
-    except Exception:
-        await messages_repo.mark_failed_to_queue(db, stored["_id"], "not queued: the message broker was unavailable")
-        raise
-    await outbound.announce(broker, stored, stream["topic_id"])
-    return ReplyQueued(message_id=stored["_id"])
+    outcome = await send_reply(db, broker, conversation, request, inbound_domain=settings.inbound_domain)
+    if isinstance(outcome, Refused):
+        if outcome.step == "canned_response_exists":
+            raise field_error(["body", "canned_response_id"], outcome.reason)
+        raise conflict(outcome.reason)
+    return ReplyQueued(message_id=outcome.message["_id"])

@@ -11,12 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ...outbound import effective_template
+from ...html_sanitizer import sanitize_html
 from ...placeholders import CONTENT_PLACEHOLDER, apply_template, syntax_error
-from ...replies import DEFAULT_TEMPLATE
+from ...reply_builder import DEFAULT_TEMPLATE
 from ...repositories import streams as streams_repo
 from ...repositories import templates as templates_repo
-from ...sanitize import sanitize_html
+from ...use_cases.send_reply import effective_template
 from ..deps import AdminPrincipal, CurrentPrincipal, Db
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, not_found
 

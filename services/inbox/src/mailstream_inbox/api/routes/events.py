@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from ...live import LiveHub
+from ...live_hub import LiveHub
 from ...live_journal import RESYNC_REASONS, LiveJournal, Replay, position_key, to_micros
 from ...security import issue_ticket
 from ..deps import CurrentPrincipal, Principal, SettingsDep, get_principal_or_ticket

@@ -15,6 +15,12 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mailstream_common.contracts import Address, ReplyRequested
+from mailstream_common.contracts.forwarding_check import (
+    FORWARDING_TEST_HEADER,
+    FORWARDING_TEST_SENDER_NAME,
+    FORWARDING_TEST_SUBJECT,
+    forwarding_test_text,
+)
 from mailstream_common.pages import (
     DEFAULT_LIMIT,
     CursorParam,
@@ -25,10 +31,10 @@ from mailstream_common.pages import (
 )
 
 from ... import catalogue
+from ...forwarding_instructions import OUTLOOK_REASON, provider_instructions
+from ...payload_types import EmailAddressStr, HeaderSafeStr
 from ...repositories import streams as streams_repo
 from ...repositories import topics as topics_repo
-from ...stream_setup import OUTLOOK_REASON, provider_instructions
-from ...validation import EmailAddressStr, HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db, Principal, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
 
@@ -38,10 +44,6 @@ StreamId = Annotated[str, Path(max_length=64)]
 TopicId = Annotated[str, Path(max_length=64)]
 DisplayName = Annotated[HeaderSafeStr, Field(max_length=200)]
 
-FORWARDING_TEST_MARKER = "mailstream-forwarding-test"
-FORWARDING_TEST_HEADER = "X-Mailstream-Forwarding-Test"
-FORWARDING_TEST_SENDER_NAME = "Mailstream forwarding check"
-FORWARDING_TEST_SUBJECT = "Mailstream forwarding check"
 PUBLISH_FAILED = {503: {"description": "Saved, but the broker did not confirm the change event; retry"}}
 
 
@@ -311,11 +313,7 @@ def forwarding_test_request(stream: dict, token: str, inbound_domain: str, princ
         **{"from": Address(name=FORWARDING_TEST_SENDER_NAME, address=f"forwarding-check@{inbound_domain}")},
         to=[Address(address=stream["address"])],
         subject=FORWARDING_TEST_SUBJECT,
-        text=(
-            f"This message checks that mail sent to {stream['address']} is forwarded to Mailstream.\n"
-            "It will not appear as a conversation. You can ignore it.\n\n"
-            f"{FORWARDING_TEST_MARKER}:{token}\n"
-        ),
+        text=forwarding_test_text(stream["address"], token),
         extra_headers={FORWARDING_TEST_HEADER: token},
         requested_by=principal.actor,
     )

@@ -19,9 +19,9 @@ from mailstream_common.pages import (
 )
 
 from ... import catalogue
+from ...payload_types import HeaderSafeStr
 from ...repositories import streams as streams_repo
 from ...repositories import topics as topics_repo
-from ...validation import HeaderSafeStr
 from ..deps import AdminPrincipal, BrokerDep, CurrentPrincipal, Db
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
 

@@ -1,0 +1,239 @@
+"""The gateway's FastAPI application: every router, the ops routes, and the process-wide clients in its lifespan.
+
+`create_app(settings)` is all a test or `main.py` needs. The lifespan opens MongoDB (and creates indexes), connects
+the broker, declares the queues the inbox publishes to (so no publish is unroutable), registers the store/actions/
+delivery consumers (`INBOX_ROLE` all|worker) and the replica-local live-update queue (all|api), then starts them.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from mailstream_common import mongo, topology
+from mailstream_common.broker import Broker, Delivery
+from mailstream_common.contracts import ApiKeyRevoked, Event
+from mailstream_common.http_apps import install_allow_header
+from mailstream_common.ops import ops_routes
+from mailstream_common.periodic import run_every
+
+from .. import catalogue, consumers
+from ..live_hub import LiveHub
+from ..live_journal import LiveJournal
+from ..repositories import ensure_indexes
+from ..security import KeyCache
+from ..settings import InboxSettings
+from .errors import install_error_handlers
+from .middleware import CorrelationAndMetrics, RequestSizeLimit
+from .routes import (
+    api_keys,
+    canned_responses,
+    conversations,
+    email_template,
+    events,
+    messages,
+    proxy,
+    streams,
+    topics,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE = "inbox"
+
+# Routers in inclusion order; the proxy's catch-all paths come last.
+ROUTERS = (
+    api_keys.router,
+    topics.router,
+    streams.router,
+    conversations.router,
+    messages.router,
+    canned_responses.router,
+    email_template.router,
+    events.router,
+    proxy.router,
+)
+
+# Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):
+# with no such process running they would be unroutable, and the broker would refuse the publish. This bounded
+# journal queue keeps them routable and holds the latest few for inspection; nobody consumes it.
+BROADCAST_JOURNAL_QUEUE = "inbox.broadcast.journal"
+BROADCAST_JOURNAL_EVENTS = (
+    "stream.changed",
+    "topic.changed",
+    "canned_response.changed",
+    "conversation.changed",
+    "message.delivery_changed",
+    "api_key.revoked",
+)
+
+OPENAPI_DESCRIPTION = """Mailstream: email as a stream for customer-service inboxes.
+
+Authenticate with `Authorization: Bearer <api_key>` (create the first admin key with `mailstream accounts create`).
+Another account's ids answer 404 exactly like missing ones; an agent key calling an admin operation gets 403.
+Lists are `{"items": [...], "next_cursor": ...}` with `?limit=` (default 50, max 200) and `?cursor=`.
+Validation errors are 422 and name the field in `detail[].loc`.
+"""
+
+
+async def _declare_published_queues(broker: Broker) -> None:
+    await broker.declare(
+        topology.SENDER_REPLIES,  # reply.requested
+        topology.AUTOMATION_EVALUATE,  # message.stored
+        topology.INBOX_ACTIONS,
+        topology.INBOX_STORE,
+        topology.INBOX_DELIVERY,
+    )
+    channel = await broker.connection.channel()
+    try:
+        exchange = await topology.declare_exchange(channel)
+        journal = await channel.declare_queue(
+            BROADCAST_JOURNAL_QUEUE,
+            durable=True,
+            arguments={"x-max-length": 1000, "x-overflow": "drop-head", "x-message-ttl": 24 * 3600 * 1000},
+        )
+        for key in BROADCAST_JOURNAL_EVENTS:
+            await journal.bind(exchange, routing_key=key)
+    finally:
+        await channel.close()
+
+
+def _replica_handler(app: FastAPI):
+    """The replica queue's consumer: live events to the hub, key revocations to the key cache (and open streams)."""
+
+    async def handle(event: Event, delivery: Delivery) -> None:
+        if isinstance(event, ApiKeyRevoked):
+            app.state.key_cache.forget_key(event.key_id)
+            closed = app.state.live.close_key(event.key_id)
+            log.info("revoked API key forgotten", extra={"key_id": event.key_id, "streams_closed": closed})
+            return
+        await app.state.live.handle(event, delivery)
+
+    return handle
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: InboxSettings = app.state.settings
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-inbox")
+    app.state.mongo_client = client
+    app.state.db = client[settings.mongodb_database]
+    broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
+    app.state.broker = broker
+    app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.proxy_timeout_seconds, connect=5.0))
+    journal = LiveJournal(
+        app.state.db,
+        retention_seconds=settings.events_retention_seconds,
+        replay_max=settings.events_replay_max,
+        memory_max=settings.events_memory_max,
+        receiving=broker.is_ready,
+    )
+    journal_task: asyncio.Task[None] | None = None
+    relay_task: asyncio.Task[None] | None = None
+    relay_stop = asyncio.Event()
+    try:
+        await ensure_indexes(app.state.db)
+        await broker.connect()
+        # While the connection is down the replica queue is gone: events published then never reach this replica.
+        broker.connection.close_callbacks.add(lambda *_: journal.receiving_interrupted())
+        broker.connection.reconnect_callbacks.add(lambda *_: journal.receiving_resumed())
+        await _declare_published_queues(broker)
+        if settings.runs_consumers:
+            consumers.register(broker, app.state.db, settings)
+        if settings.serves_http:
+            app.state.live.journal = journal
+            replica_queue = topology.replica_queue("inbox", uuid.uuid4().hex, topology.GATEWAY_REPLICA_EVENTS)
+            broker.consume(replica_queue, _replica_handler(app), topology.GATEWAY_REPLICA_EVENTS, prefetch=256)
+        await broker.start()
+        if settings.runs_consumers:  # catalogue changes whose publication was not confirmed (see catalogue.py)
+            relay_task = asyncio.create_task(
+                run_every(
+                    settings.catalogue_relay_seconds,
+                    relay_stop,
+                    lambda: catalogue.relay_pending(
+                        app.state.db, broker, older_than_seconds=settings.catalogue_relay_seconds
+                    ),
+                    name="catalogue relay",
+                )
+            )
+        if settings.serves_http:
+            await journal.open()  # the live queue is bound: from now on this replica journals every live event
+            journal_task = asyncio.create_task(journal.run())
+        app.state.started = True
+        log.info("inbox ready", extra={"role": settings.role})
+        yield
+    finally:
+        app.state.started = False
+        app.state.live.close()
+        relay_stop.set()
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+        if journal_task is not None:
+            journal_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await journal_task
+        await broker.close(settings.shutdown_grace_seconds)
+        if journal_task is not None:
+            await journal.close()  # after the queue is gone: nothing later is journaled by this replica
+        await app.state.http.aclose()
+        await client.close()
+
+
+def _install_ops(app: FastAPI) -> None:
+    async def database_ready() -> bool:
+        client = getattr(app.state, "mongo_client", None)
+        return client is not None and await mongo.ping(client)
+
+    def broker_ready() -> bool:
+        broker = getattr(app.state, "broker", None)
+        return bool(getattr(app.state, "started", False)) and broker is not None and broker.is_ready()
+
+    app.router.routes.extend(ops_routes({"database": database_ready, "broker": broker_ready}))
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """`/openapi.json` is the gateway's own schema merged with those of the services it proxies (see proxy.py)."""
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document(request: Request) -> JSONResponse:
+        return JSONResponse(await proxy.merged_openapi(request.app))
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Mailstream API")
+
+
+def create_app(settings: InboxSettings | None = None) -> FastAPI:
+    settings = settings or InboxSettings()
+    app = FastAPI(
+        title="Mailstream API",
+        version="1.0.0",
+        description=OPENAPI_DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.live = LiveHub(settings.sse_client_queue_size, settings.sse_max_clients_per_account)
+    app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+    app.state.started = False
+    install_error_handlers(app)
+    install_allow_header(app)
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(CorrelationAndMetrics)
+    _install_ops(app)
+    if settings.serves_http:
+        for router in ROUTERS:
+            app.include_router(router)
+        _install_openapi(app)
+    return app
