@@ -3,6 +3,8 @@ names), and the search query is the list query plus one prefix condition per wor
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from mailstream_inbox.repositories import conversations as conversations_repo
 from mailstream_inbox.repositories import ensure_indexes
 from mailstream_inbox.repositories import messages as messages_repo
@@ -57,6 +59,14 @@ async def test_list_and_message_pages_scan_their_index(mongo_db):
             for i in range(300)
         ]
     )
+    page, after = await messages_repo.list_page(mongo_db, "a1", "c3", limit=20, after=None)
+    rest, end = await messages_repo.list_page(mongo_db, "a1", "c3", limit=20, after=after)
+    assert [m["_id"] for m in page + rest] == [f"m{i}" for i in range(3, 300, 10)], "oldest first, all of them"
+    assert end is None
+    assert await messages_repo.list_page(mongo_db, "a2", "c3", limit=20, after=None) == ([], None)
+
+    if "secantusVersion" in await mongo_db.client.admin.command("buildInfo"):
+        pytest.xfail("SecantusDB 0.7's planner scans unless every filter field leads an index (its limit, not ours)")
     cursor_after = {"last_message_at": T0 + timedelta(seconds=200), "_id": "c200"}
     for filters, index in (
         ({}, "conversations_list"),
@@ -69,21 +79,13 @@ async def test_list_and_message_pages_scan_their_index(mongo_db):
         for after in (None, cursor_after):  # the first page and a deep one
             condition = keyset_filter("last_message_at", True, after)
             full = {"$and": [query, condition]} if condition else query
-            plan = await explained_page(mongo_db[conversations_repo.COLLECTION], full, "last_message_at", True, index)
+            plan = await explained_page(mongo_db[conversations_repo.COLLECTION], full, "last_message_at", True, None)
             assert ("IXSCAN", index) in stages(plan), plan
             assert "COLLSCAN" not in [stage for stage, _ in stages(plan)]
 
     message_query = {"conversation_id": "c3", "account_id": "a1"}
-    plan = await explained_page(
-        mongo_db[messages_repo.COLLECTION], message_query, "created_at", False, "messages_by_conversation"
-    )
+    plan = await explained_page(mongo_db[messages_repo.COLLECTION], message_query, "created_at", False, None)
     assert ("IXSCAN", "messages_by_conversation") in stages(plan), plan
-
-    page, after = await messages_repo.list_page(mongo_db, "a1", "c3", limit=20, after=None)
-    rest, end = await messages_repo.list_page(mongo_db, "a1", "c3", limit=20, after=after)
-    assert [m["_id"] for m in page + rest] == [f"m{i}" for i in range(3, 300, 10)], "oldest first, all of them"
-    assert end is None
-    assert await messages_repo.list_page(mongo_db, "a2", "c3", limit=20, after=None) == ([], None)
 
 
 def test_a_search_is_not_pinned_to_an_index():

@@ -259,7 +259,6 @@ async def list_page(
         sort_field="last_message_at",
         descending=True,
         projection=LIST_PROJECTION,
-        hint=list_index(query),
     )
 
 

@@ -121,7 +121,6 @@ async def list_page(
         after=after,
         sort_field="created_at",
         projection=PAGE_PROJECTION,
-        hint="messages_by_conversation",
     )
 
 

@@ -57,8 +57,9 @@ async def keyset_page(
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One page of `query` and the cursor values of its last item (None when there is no further page).
 
-    `hint` names the index that serves the query and its order, for a query whose index the code knows for certain
-    (a planner may otherwise scan for a filter it cannot match to the index, such as a range on another field).
+    `hint` forces an index. The inbox's pages pass none: MongoDB's planner picks the designed index by itself
+    (tests/inbox/repositories/test_query_plans.py), and SecantusDB 0.7 answers a hinted query by walking and
+    decoding the whole index, which made a page 500x slower there than its own scan (docs/benchmarks/inbox.md).
 
     `after` is what a previous call returned (decoded from the client's cursor); the caller must still scope
     `query` to the account, so a forged cursor can only move within the caller's own data.
