@@ -28,7 +28,7 @@ SERVICE = "automation"
 
 async def main(stop: asyncio.Event) -> None:
     settings = AutomationSettings()
-    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name=SERVICE)
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name=SERVICE, settings=settings)
     db = client[settings.mongodb_database]
     broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
     server: HttpServer | None = None

@@ -50,7 +50,7 @@ def build_manager(settings: DomainsSettings, repo: DomainRepository, broker: Bro
 
 async def main(stop: asyncio.Event, settings: DomainsSettings | None = None) -> None:
     settings = settings or DomainsSettings()
-    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name=NAME)
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name=NAME, settings=settings)
     db = client[settings.mongodb_database]
     await mongo.ensure_indexes(db, INDEXES)
     broker = Broker(settings.amqp_url.get_secret_value(), service=NAME)

@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace, settings: InboxSettings) -> int:
-    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-cli")
+    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-cli", settings=settings)
     try:
         db = client[settings.mongodb_database]
         await ensure_indexes(db)

@@ -40,7 +40,9 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
     routes: StreamRoutes | None = None
 
     if settings.role in ("all", "smtp"):
-        mongo_client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-ingest")
+        mongo_client = mongo.create_client(
+            settings.mongodb_uri.get_secret_value(), app_name="mailstream-ingest", settings=settings
+        )
         db = mongo_client[settings.mongodb_database]
         await repositories.ensure_indexes(db)
         routes = StreamRoutes(db)

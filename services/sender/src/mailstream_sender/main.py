@@ -49,7 +49,9 @@ def relay_config(settings: SenderSettings) -> RelayConfig:
 
 async def main(stop: asyncio.Event) -> None:
     settings = SenderSettings()
-    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-sender")
+    client = mongo.create_client(
+        settings.mongodb_uri.get_secret_value(), app_name="mailstream-sender", settings=settings
+    )
     db = client[settings.mongodb_database]
     await mongo.ensure_indexes(db, INDEXES)
 

@@ -122,7 +122,9 @@ def _replica_handler(app: FastAPI):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: InboxSettings = app.state.settings
-    client = mongo.create_client(settings.mongodb_uri.get_secret_value(), app_name="mailstream-inbox")
+    client = mongo.create_client(
+        settings.mongodb_uri.get_secret_value(), app_name="mailstream-inbox", settings=settings
+    )
     app.state.mongo_client = client
     app.state.db = client[settings.mongodb_database]
     broker = Broker(settings.amqp_url.get_secret_value(), service=SERVICE)
