@@ -53,13 +53,11 @@ async def keyset_page(
     sort_field: str = "created_at",
     descending: bool = False,
     projection: Mapping[str, Any] | None = None,
-    hint: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One page of `query` and the cursor values of its last item (None when there is no further page).
 
-    `hint` forces an index. The inbox's pages pass none: MongoDB's planner picks the designed index by itself
-    (tests/inbox/repositories/test_query_plans.py), and SecantusDB 0.7 answers a hinted query by walking and
-    decoding the whole index, which made a page 500x slower there than its own scan (docs/benchmarks/inbox.md).
+    No index hint: MongoDB's planner picks the designed index by itself (tests/inbox/repositories/
+    test_query_plans.py), and SecantusDB 0.7 answers a hinted query by walking and decoding the whole index.
 
     `after` is what a previous call returned (decoded from the client's cursor); the caller must still scope
     `query` to the account, so a forged cursor can only move within the caller's own data.
@@ -69,8 +67,6 @@ async def keyset_page(
     direction = DESCENDING if descending else ASCENDING
     order = [(sort_field, direction), ("_id", direction)] if sort_field != "_id" else [("_id", direction)]
     cursor = collection.find(full_query, projection).sort(order).limit(limit + 1)
-    if hint is not None:
-        cursor = cursor.hint(hint)
     docs = await cursor.to_list(length=limit + 1)
     if len(docs) <= limit:
         return docs, None
