@@ -286,7 +286,7 @@ class Supervisor:
         fields = {"status": status, "ready_for_s": None if ready_for is None else round(ready_for, 1)}
         if isinstance(decision, GiveUp):
             self.say(
-                f"{name} {how} before it became ready, {decision.start_failures} times in a row; giving up and "
+                f"{name} failed to start {decision.start_failures} times in a row (last: {how}); giving up and "
                 f"stopping everything (see {self.log_path(name)})",
                 level="ERROR",
                 child=child,
