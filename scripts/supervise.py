@@ -100,6 +100,17 @@ def describe_status(returncode: int) -> str:
     return f"status {returncode}"
 
 
+def readable(line: str) -> str:
+    """A service's JSON log line as `LEVEL message`, for a person reading a terminal; any other line as it is."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict) or "message" not in record:
+        return line
+    return f"{record.get('level', '')} {record['message']}".strip()
+
+
 # --- the spec -----------------------------------------------------------------------------------------------------
 
 
@@ -318,7 +329,7 @@ class Supervisor:
                 if '"logger": "mailstream.run"' not in line
             ]
             for line in own[-lines:]:
-                print(f"  {child.spec.name}| {line}", file=self.out, flush=True)
+                print(f"  {child.spec.name}| {readable(line)}", file=self.out, flush=True)
 
     def check(self, child: Child, now: float) -> None:
         """One look at one service while running normally."""

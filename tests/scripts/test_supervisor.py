@@ -83,6 +83,15 @@ def test_exit_statuses_name_the_signal():
     assert supervise.describe_status(0) == "status 0"
 
 
+def test_log_lines_shown_on_the_terminal_keep_the_level_and_message_of_json_lines():
+    line = (
+        '{"time": "2026-12-05 00:22:30,856", "level": "ERROR", "logger": "uvicorn.error", "message": "address in use"}'
+    )
+    assert supervise.readable(line) == "ERROR address in use"
+    assert supervise.readable("Traceback (most recent call last):") == "Traceback (most recent call last):"
+    assert supervise.readable("[1, 2]") == "[1, 2]"
+
+
 def test_a_spec_with_an_unknown_readiness_probe_is_refused():
     with pytest.raises(ValueError, match="'ready' must be"):
         supervise.Spec.from_json({"log_dir": "/tmp/x", "services": [{"name": "a", "command": ["true"], "ready": {}}]})
