@@ -69,15 +69,14 @@ Create an account: uv run mailstream accounts create --name Acme
 Press Ctrl-C to stop.
 INFO
 )"
-export RUN_BANNER
 
 # What to supervise. The services run on the environment's own python, not under `uv run`: the supervised process
 # must be the service itself, so that its exit status is the service's and a stop signal reaches it directly.
 PYTHON="$ROOT/.venv/bin/python"
-"$PYTHON" - "$STATE" "$relay" >"$STATE/run.json" <<'PY'
+"$PYTHON" - "$STATE" "$relay" "$RUN_BANNER" >"$STATE/run.json" <<'PY'
 import json, os, shutil, sys
 
-state, relay = sys.argv[1], sys.argv[2]
+state, relay, banner = sys.argv[1:4]
 env = os.environ
 services = []
 if relay:
@@ -106,6 +105,6 @@ for name, port in ops_ports.items():
         "ready": {"http": f"http://{host}:{port}/readyz"},
     })
 grace = float(env.get("SHUTDOWN_GRACE_SECONDS", "20")) + 5  # the services' own drain, and a margin to exit
-json.dump({"log_dir": f"{state}/logs", "grace_seconds": grace, "banner": env["RUN_BANNER"], "services": services}, sys.stdout)
+json.dump({"log_dir": f"{state}/logs", "grace_seconds": grace, "banner": banner, "services": services}, sys.stdout)
 PY
 exec "$PYTHON" "$ROOT/scripts/supervise.py" "$STATE/run.json"

@@ -102,7 +102,7 @@ def test_a_spec_with_an_unknown_readiness_probe_is_refused():
 CHILD = textwrap.dedent(
     """
     # A tiny service: /readyz answers 200 with its pid; every SIGTERM or SIGINT it gets is noted in a file.
-    import http.server, os, signal, sys, threading, time
+    import os, signal, sys
 
     port, notes, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
@@ -110,9 +110,19 @@ CHILD = textwrap.dedent(
         with open(notes, "a") as out:
             out.write(what + "\\n")
 
+    def on_signal(signum, frame):
+        note(signal.Signals(signum).name)
+        if mode != "stubborn":
+            os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)  # first thing: a stop that comes early is noted too
+    signal.signal(signal.SIGINT, on_signal)
+
     if mode == "broken":
         print("cannot read the configuration: missing key", flush=True)
         sys.exit(3)
+
+    import http.server, time
 
     class Ready(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -125,13 +135,6 @@ CHILD = textwrap.dedent(
         def log_message(self, *args):
             pass
 
-    def on_signal(signum, frame):
-        note(signal.Signals(signum).name)
-        if mode != "stubborn":
-            os._exit(0)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     if mode == "never-ready":
         while True:
             time.sleep(1)
@@ -264,6 +267,19 @@ def test_a_service_that_never_becomes_ready_is_stopped_and_counted_as_a_failed_s
         "run: stuck failed to start 2 times in a row (last: was stopped after 0.5 s without becoming ready)" in output
     )
     assert children.notes("stuck") == ["SIGTERM", "SIGTERM"]  # asked to stop each time, not killed
+
+
+def test_a_program_that_cannot_be_run_counts_as_a_failed_start(children: Children, start_supervisor, tmp_path: Path):
+    missing = {"name": "ghost", "command": [str(tmp_path / "no-such-program")], "ready": {"tcp": "127.0.0.1:1"}}
+    run = start_supervisor([children.service("alpha"), missing], max_start_failures=2)
+    assert run.wait() == 1
+    output = run.output()
+    assert "run: ghost could not be started (No such file or directory); restarting in 0.2 s (restart 1)" in output
+    assert (
+        "run: ghost failed to start 2 times in a row (last: could not be started (No such file or directory))" in output
+    )
+    assert "run: alpha stopped" in output
+    assert all(pid_gone(pid) for pid in run.pids("alpha"))
 
 
 def test_ctrl_c_stops_every_service_gracefully(children: Children, start_supervisor):
