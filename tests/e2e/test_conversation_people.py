@@ -163,6 +163,23 @@ def test_cc_participants_reply_all_warnings_and_a_cc_reply_threads_in(system: Sy
     assert [a["address"] for a in queued["recipients"]["to"]] == ["ann@example.net", "carl@example.com"]
     assert [a["address"] for a in queued["recipients"]["cc"]] == ["dora@example.org"]
     assert queued["warnings"] == []
+    wait_for_sent(api, conversation["id"], queued["message_id"])
+
+    # Carl writes again through the brand address from a client that dropped every reply header: he is a
+    # participant, so the subject and sender rule takes him in (a stranger with that subject would not be).
+    again = mail("Carl <carl@example.com>", [owner], "RE: Invoice 77 is wrong", "Attached the VAT certificate.")
+    smtp_send(system, again, mail_from="carl@example.com", rcpt=stream["forwarding_address"])
+    wait_for_count(api, conversation["id"], 6)
+    assert messages_of(api, conversation["id"])[-1]["thread_reason"] == "subject_and_sender"
+    stranger = mail("<mallory@example.net>", [owner], "RE: Invoice 77 is wrong", "Me too?")
+    smtp_send(system, stranger, mail_from="mallory@example.net", rcpt=stream["forwarding_address"])
+
+    def two_conversations():
+        found = [c for c in conversations_of(api, stream["id"]) if c["message_count"] >= 1]
+        return found if len(found) == 2 else None
+
+    found = wait_for_sync(two_conversations, timeout=30, what="the stranger's own conversation")
+    assert {c["customer"]["address"] for c in found} == {"ann@example.net", "mallory@example.net"}
 
 
 def first_reply_of(system: System, api, stream: dict, customer: str, subject: str) -> tuple[dict, EmailMessage]:
