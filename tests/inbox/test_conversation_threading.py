@@ -87,7 +87,7 @@ def mail(subject="Re: Order 12", *, irt=(), refs=(), customer="ann@example.net",
 
 CASES = [
     # (name, mail, referenced candidates, same-subject candidates, expected conversation, reason)
-    ("plain reply by In-Reply-To", mail(irt=["<m1@x>"]), [conv("c1", keys=["<m1@x>"])], [], "c1", "references"),
+    ("plain reply by In-Reply-To", mail(irt=["<m1@x>"]), [conv("c1", keys=["<m1@x>"])], [], "c1", "in_reply_to"),
     (
         "In-Reply-To differs but References match",
         mail(irt=["<mangled@x>"], refs=["<m0@x>", "<m1@x>"]),
@@ -102,7 +102,7 @@ CASES = [
         [conv("c1", keys=["<m1@x>", "<ours@in.mailstream.test>"])],
         [],
         "c1",
-        "references",
+        "in_reply_to",
     ),
     (
         "new topic sent as a reply with an edited subject follows References",
@@ -110,7 +110,7 @@ CASES = [
         [conv("c1", keys=["<m1@x>"])],
         [],
         "c1",
-        "references",
+        "in_reply_to",
     ),
     (
         "provider rewrote our Message-ID: subject + customer fallback",
@@ -118,7 +118,7 @@ CASES = [
         [],
         [conv("c1")],
         "c1",
-        "subject",
+        "subject_and_sender",
     ),
     (
         "newsletter replies from different people do not merge",
@@ -159,7 +159,7 @@ CASES = [
         [],
         [conv("c1")],
         "c1",
-        "subject",
+        "subject_and_sender",
     ),
     (
         "most recent same-subject conversation wins",
@@ -167,7 +167,7 @@ CASES = [
         [],
         [conv("old", age=timedelta(days=3)), conv("recent", age=timedelta(hours=2))],
         "recent",
-        "subject",
+        "subject_and_sender",
     ),
     (
         "In-Reply-To beats an older reference",
@@ -175,7 +175,7 @@ CASES = [
         [conv("c1", keys=["<m1@x>"]), conv("c2", keys=["<m2@x>"])],
         [],
         "c2",
-        "references",
+        "in_reply_to",
     ),
     ("no subject never falls back", mail("Re:"), [], [conv("c1", subject="")], None, "new"),
 ]
@@ -187,3 +187,45 @@ CASES = [
 def test_choose_conversation(name, inbound, referenced, same, expected, reason):
     decision = choose_conversation(inbound, referenced, same)
     assert (decision.conversation_id, decision.reason) == (expected, reason)
+
+
+def test_reference_match_says_which_header_matched():
+    by_references = choose_conversation(mail(irt=["<unknown@x>"], refs=["<m1@x>"]), [conv("c1", keys=["<m1@x>"])], [])
+    assert (by_references.conversation_id, by_references.reason) == ("c1", "references")
+
+
+def tokened(cid, token, *, stream="s1", customer="ann@example.net"):
+    return ThreadCandidate(cid, stream, customer, "order 12", NOW, reply_token=token)
+
+
+def test_reply_token_threads_an_outlook_reply_without_references_and_a_new_subject():
+    inbound = InboundMail("s1", "ann@example.net", "RE: something else", (), (), NOW, reply_tokens=("abcdefgh2345",))
+    decision = choose_conversation(inbound, [], [], tokened=[tokened("c1", "abcdefgh2345")])
+    assert (decision.conversation_id, decision.reason) == ("c1", "reply_token")
+
+
+def test_reply_token_never_crosses_streams():
+    inbound = InboundMail("s2", "ann@example.net", "Hello", (), (), NOW, reply_tokens=("abcdefgh2345",))
+    decision = choose_conversation(inbound, [], [], tokened=[tokened("c1", "abcdefgh2345", stream="s1")])
+    assert decision.is_new and decision.reason == "new"
+
+
+def test_references_win_over_a_token():
+    inbound = InboundMail("s1", "ann@example.net", "Re: x", ("<m1@x>",), (), NOW, reply_tokens=("abcdefgh2345",))
+    decision = choose_conversation(inbound, [conv("c1", keys=["<m1@x>"])], [], tokened=[tokened("c2", "abcdefgh2345")])
+    assert (decision.conversation_id, decision.reason) == ("c1", "in_reply_to")
+
+
+def test_subject_fallback_takes_a_participant_but_not_a_stranger():
+    candidate = ThreadCandidate(
+        "c1",
+        "s1",
+        "ann@example.net",
+        "order 12",
+        NOW - timedelta(hours=1),
+        participants=frozenset({"carl@example.com"}),
+    )
+    colleague = choose_conversation(mail(customer="carl@example.com"), [], [candidate])
+    stranger = choose_conversation(mail(customer="bob@example.org"), [], [candidate])
+    assert (colleague.conversation_id, colleague.reason) == ("c1", "subject_and_sender")
+    assert stranger.is_new

@@ -136,3 +136,29 @@ def test_template_is_prefilled_or_left_out():
 )
 def test_auto_reply_refusal(headers, customer, refused):
     assert (auto_reply_refusal(headers, customer) is not None) is refused
+
+
+def test_chosen_recipients_and_the_conversation_token_go_into_the_event_and_the_document():
+    reply_to = Address(name="Acme Support", address="fw-1+ms-abcdefgh2345@in.mailstream.test")
+    built = build(
+        ctx={
+            "to": [Address(address="ann@example.net"), Address(address="carl@example.com")],
+            "cc": [Address(address="dora@example.org")],
+            "bcc": [Address(address="audit@acme.test")],
+            "reply_token": "abcdefgh2345",
+            "reply_to": reply_to,
+        }
+    )
+    assert [a.address for a in built.event.to] == ["ann@example.net", "carl@example.com"]
+    assert [a.address for a in built.event.bcc] == ["audit@acme.test"]
+    assert built.event.reply_to == [reply_to]
+    assert built.event.message_id_header.startswith("<ms-abcdefgh2345.")
+    assert built.event.message_id_header.endswith("@in.mailstream.test>")
+    assert built.message["bcc"] == [{"name": "", "address": "audit@acme.test"}]
+    assert built.message["message_id_header"] == built.event.message_id_header
+
+
+def test_without_a_token_the_message_id_is_plain_and_there_is_no_reply_to():
+    built = build()
+    assert not built.event.message_id_header.startswith("<ms-")
+    assert built.event.reply_to == [] and built.message["reply_to"] == []

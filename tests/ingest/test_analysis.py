@@ -14,7 +14,7 @@ from mailstream_ingest.confirmations import detect_forwarding_test, detect_provi
 from mailstream_ingest.forwards import detect_forward
 from mailstream_ingest.parsing import parse_mail
 from mailstream_ingest.reception import build_mail_received
-from tests.ingest.fixtures import MAIL_DIR, OWNER
+from tests.ingest.fixtures import MAIL_DIR, OWNER, eml
 
 FIXTURES = sorted(p.read_bytes() for p in MAIL_DIR.glob("*.eml"))
 
@@ -101,3 +101,13 @@ def test_scrubbed_event_serialises():
 )
 def test_from_domain(header, expected):
     assert from_domain(parse_mail(header + b"\r\nSubject: x\r\n\r\nbody\r\n")) == expected
+
+
+def test_forward_as_attachment_shows_the_customers_words_and_keeps_the_note_apart():
+    raw = eml("attached_forward.eml")
+    analysed = analyse(_received(raw), parse_mail(raw), AuthenticationResult()).analysed
+    assert analysed is not None and analysed.forwarded is not None
+    assert analysed.customer is not None and analysed.customer.address == "dana@customer.example"
+    assert analysed.text.strip() == "The box was crushed and the item inside is broken."
+    assert analysed.forwarded.note == "See attached."
+    assert analysed.html is None  # the note had no HTML, and the attached message has none either

@@ -147,3 +147,15 @@ def test_html_only_outlook_web_forward_is_recognised():
         "hana@customer.example",
         "Refund",
     )
+
+
+def test_attached_customer_words_only_for_a_forward_as_attachment():
+    from mailstream_ingest.forwards import attached_customer_words
+
+    attached = parse_mail(eml("attached_forward.eml"))
+    words = attached_customer_words(attached, detect_forward(attached, {OWNER}))
+    assert words is not None
+    assert words.text.strip() == "The box was crushed and the item inside is broken."
+    assert words.note == "See attached."
+    direct = parse_mail(eml("attached_forward.eml"))
+    assert attached_customer_words(direct, None) is None

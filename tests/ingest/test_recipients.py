@@ -91,6 +91,8 @@ async def test_database_down_is_lookup_unavailable(setup):
         (verp.encode_bounce_address("abc123", SECRET, "elsewhere.example"), Unknown()),
         ("fwd@in.mailstream.test", Stream(target("fwd@in.mailstream.test"))),
         ("FWD@In.Mailstream.Test", Stream(target("fwd@in.mailstream.test"))),
+        ("fwd+ms-abcdefgh2345@in.mailstream.test", Stream(target("fwd@in.mailstream.test"))),  # reply token
+        ("other+ms-abcdefgh2345@in.mailstream.test", Unknown()),
         ("postmaster", Unknown()),
         ("someone@gmail.com", Unknown()),
     ],

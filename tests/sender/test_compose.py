@@ -197,3 +197,30 @@ def test_body_parts_use_a_7bit_transfer_encoding_that_round_trips(text, encoding
     assert plain.get_content().replace("\r\n", "\n").rstrip("\n") == text
     html = msg.get_body(("html",)).get_content()
     assert html.replace("\r\n", "\n").rstrip("\n") == render(None, text, None, {}).html
+
+
+def test_reply_to_is_a_header_and_bcc_only_an_envelope_recipient():
+    req = request(
+        cc=[{"name": "", "address": "carl@example.com"}],
+        bcc=[{"name": "Audit", "address": "audit@acme.test"}],
+        reply_to=[{"name": "Acme Support", "address": "fw-1+ms-abcdefgh2345@in.mailstream.test"}],
+    )
+    rendered = render(None, req.text, req.html, req.template_context)
+    composed = compose(req, SENDER, rendered, NOW)
+    parsed = message_from_bytes(composed.data, policy=policy.default)
+    assert parsed["Reply-To"].addresses[0].addr_spec == "fw-1+ms-abcdefgh2345@in.mailstream.test"
+    assert parsed["Bcc"] is None and b"audit@acme.test" not in composed.data
+    assert composed.recipients == ["kana@example.net", "carl@example.com", "audit@acme.test"]
+
+
+def test_reply_to_given_twice_is_refused():
+    req = request(
+        reply_to=[{"name": "", "address": "fw-1@in.mailstream.test"}], extra_headers={"Reply-To": "x@example.com"}
+    )
+    with pytest.raises(ComposeError, match="Reply-To"):
+        build(req)
+
+
+def test_an_undeliverable_bcc_is_refused_like_any_recipient():
+    with pytest.raises(ComposeError, match="not a deliverable address"):
+        build(request(bcc=[{"name": "", "address": "audit at acme.test"}]))

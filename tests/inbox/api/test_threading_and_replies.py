@@ -173,3 +173,35 @@ async def test_reply_payload_validation(stream, deliver):
         assert response.status_code == 422, (body, response.text)
         if field:
             assert field in str(response.json()["detail"])
+
+
+async def test_explicit_recipients_warnings_and_an_empty_to(stream, deliver, backends):
+    first = await deliver(stream, subject="Recipients please")
+    conversation = await only_conversation(stream)
+    url = f"/v1/conversations/{conversation['id']}/replies"
+    response = await stream.account.agent.post(
+        url,
+        json={"text": "Hi", "to": [{"address": "Ann@Example.net"}], "cc": [{"address": "stranger@elsewhere.test"}]},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["recipients"] == {
+        "to": [{"name": "", "address": "ann@example.net"}],
+        "cc": [{"name": "", "address": "stranger@elsewhere.test"}],
+        "bcc": [],
+    }
+    assert body["warnings"] == ["cc stranger@elsewhere.test is not a participant of this conversation"]
+
+    refused = await stream.account.agent.post(url, json={"text": "Hi", "to": []})
+    assert refused.status_code == 422 and "to" in str(refused.json()["detail"])
+    messages = await messages_of(stream.account.agent, conversation["id"])
+    assert len(messages) == 2  # the refused reply stored nothing
+    assert messages[0]["thread_reason"] == "new" and messages[0]["message_id_header"] == first.message_id_header
+    assert messages[1]["thread_reason"] is None  # outbound
+
+    # Answering the reply threads on it, and the message says so.
+    request = await reply(stream, conversation["id"], backends, text="More")
+    assert request.message_id_header.startswith("<ms-") and request.reply_to
+    await deliver(stream, subject="Re: Recipients please", in_reply_to=request.message_id_header)
+    messages = await messages_of(stream.account.agent, conversation["id"])
+    assert messages[-1]["direction"] == "inbound" and messages[-1]["thread_reason"] == "in_reply_to"

@@ -8,12 +8,19 @@ The rules, in order (threading is the first complaint users of Chatwoot and Zamm
    name our message threads correctly, and a customer who answers an old mail with an edited subject to raise a new
    topic stays in that old conversation (agents keep the history; the message shows its own new subject). The
    mail's *own* references are never added as keys: only ids of messages we hold. That is what keeps the replies of
-   different people to one newsletter (which all reference the newsletter's id) from merging.
-2. Otherwise the subject fallback: when the mail looks like a reply (a Re:/Fwd:/AW:/返信: ... prefix, or reply
+   different people to one newsletter (which all reference the newsletter's id) from merging. The reason says
+   which header matched: `in_reply_to`, else `references`.
+2. Otherwise the conversation token (`reply_tokens.py`): our outbound Message-ID and Reply-To carry a token of
+   the conversation; a mail that names one (in its To/Cc/envelope or its reference headers) joins that
+   conversation of the *same stream*: an Outlook reply whose References are gone still threads. Reason
+   `reply_token`.
+3. Otherwise the subject fallback: when the mail looks like a reply (a Re:/Fwd:/AW:/返信: ... prefix, or reply
    headers that matched nothing, e.g. a provider that rewrote our outbound Message-ID), the most recent
-   conversation of the *same customer* on the *same stream* with the same normalised subject, active within
-   `window` (14 days by default), is used. Same customer is what keeps a newsletter's repliers apart here too.
-3. Otherwise a new conversation.
+   conversation of the *same customer* (or of a conversation whose participants include the sender: a Cc'd
+   colleague) on the *same stream* with the same normalised subject, active within `window` (14 days by default),
+   is used. Same customer or participant is what keeps a newsletter's repliers apart here too. Reason
+   `subject_and_sender`.
+4. Otherwise a new conversation (reason `new`).
 """
 
 import re
@@ -124,6 +131,8 @@ class ThreadCandidate:
     normalized_subject: str
     last_message_at: datetime
     thread_keys: frozenset[str] = frozenset()
+    participants: frozenset[str] = frozenset()
+    reply_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,12 +145,16 @@ class InboundMail:
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
     received_at: datetime
+    reply_tokens: tuple[str, ...] = ()
+
+
+ThreadReason = Literal["in_reply_to", "references", "reply_token", "subject_and_sender", "new"]
 
 
 @dataclass(frozen=True)
 class ThreadDecision:
     conversation_id: str | None
-    reason: Literal["references", "subject", "new"]
+    reason: ThreadReason
 
     @property
     def is_new(self) -> bool:
@@ -159,19 +172,27 @@ def choose_conversation(
     same_subject: Sequence[ThreadCandidate],
     *,
     window: timedelta = DEFAULT_SUBJECT_WINDOW,
+    tokened: Sequence[ThreadCandidate] = (),
 ) -> ThreadDecision:
     """Apply the rules of this module's docstring to candidates the repository found.
 
     `referenced`: conversations of the stream whose thread keys contain any of `reference_ids(mail)`.
     `same_subject`: conversations of the stream with the mail's normalised subject (any customer, any age).
+    `tokened`: conversations of the stream whose reply token is one of `mail.reply_tokens`.
     """
     wanted = reference_ids(mail.in_reply_to, mail.references)
+    parents = set(reference_ids(mail.in_reply_to, ()))
     in_stream = [c for c in referenced if c.stream_id == mail.stream_id]
     for message_id in wanted:
         holders = [c for c in in_stream if message_id in c.thread_keys]
         if holders:
             best = max(holders, key=lambda c: c.last_message_at)
-            return ThreadDecision(best.conversation_id, "references")
+            return ThreadDecision(best.conversation_id, "in_reply_to" if message_id in parents else "references")
+
+    for token in mail.reply_tokens:
+        holders = [c for c in tokened if c.stream_id == mail.stream_id and c.reply_token == token]
+        if holders:
+            return ThreadDecision(max(holders, key=lambda c: c.last_message_at).conversation_id, "reply_token")
 
     subject = normalize_subject(mail.subject)
     if subject and looks_like_reply(mail):
@@ -182,10 +203,10 @@ def choose_conversation(
             if c.stream_id == mail.stream_id
             and c.normalized_subject == subject
             and customer
-            and c.customer_address.lower() == customer
+            and (c.customer_address.lower() == customer or customer in c.participants)
             and abs(mail.received_at - c.last_message_at) <= window
         ]
         if eligible:
             best = max(eligible, key=lambda c: c.last_message_at)
-            return ThreadDecision(best.conversation_id, "subject")
+            return ThreadDecision(best.conversation_id, "subject_and_sender")
     return ThreadDecision(None, "new")

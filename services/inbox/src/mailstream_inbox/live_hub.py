@@ -57,6 +57,8 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "from": event.from_.model_dump() if event.from_ else None,
             "received_at": event.received_at.isoformat(),
         }
+        if event.thread_reason is not None:
+            data["thread_reason"] = event.thread_reason
         return event.account_id, LiveEvent(name, event.event_id, data, event.event_id)
     if isinstance(event, MessageDeliveryChanged):
         data = {
@@ -75,6 +77,8 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "priority": event.priority,
             "changed_by": event.changed_by,
         }
+        if event.participants is not None:
+            data["participants"] = event.participants
         return event.account_id, LiveEvent("conversation.changed", event.event_id, data, event.event_id)
     return None
 

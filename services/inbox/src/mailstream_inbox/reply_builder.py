@@ -3,7 +3,10 @@
 Pure: the route (agent replies) and the actions consumer (automation's auto_reply) fetch the conversation, its
 stream, the last inbound message, the canned response and the effective template, then call `build_reply`.
 
-- To: the conversation's customer (for forwarded mail, the recovered original sender, never the forwarder).
+- To: the conversation's customer (for forwarded mail, the recovered original sender, never the forwarder), or
+  the recipients the use case chose (`participants.py`: reply-all by default, or what the agent named); Cc/Bcc
+  likewise (Bcc goes to the envelope only).
+- Message-ID and Reply-To carry the conversation's reply token when it has one (`reply_tokens.py`).
 - Subject: `Re: <conversation subject>` without stacking prefixes.
 - In-Reply-To / References: from the last inbound message, so the customer's client threads it, and our own new
   Message-ID `<uuidhex@<inbound domain>>` becomes a thread key of the conversation so the answer comes back to it.
@@ -23,6 +26,7 @@ from mailstream_common.contracts import Address, EmailTemplate, ReplyRequested
 from . import placeholders
 from .conversation_threading import normalize_message_id, reply_subject
 from .html_sanitizer import html_to_text, sanitize_html, text_to_html
+from .reply_tokens import message_id_with_token
 from .repositories.messages import message_id_for
 
 MAX_REFERENCES = 20
@@ -62,6 +66,10 @@ class ReplyContext:
     last_inbound_message_id: str | None
     last_inbound_references: Sequence[str] = ()
     cc: Sequence[Address] = ()
+    to: Sequence[Address] = ()  # empty: the customer
+    bcc: Sequence[Address] = ()
+    reply_token: str | None = None
+    reply_to: Address | None = None
 
 
 @dataclass(frozen=True)
@@ -140,12 +148,16 @@ def build_reply(
     values = placeholder_context(context)
     text, html = render_content(content, values)
     text, html = append_signature(text, html, placeholders.fill(signature, values) if signature else None)
-    message_id_header = new_message_id_header(inbound_domain)
+    message_id_header = (
+        message_id_with_token(context.reply_token, inbound_domain)
+        if context.reply_token
+        else new_message_id_header(inbound_domain)
+    )
     dedup_key = dedup_key or message_id_header
     message_id = message_id_for(context.stream_id, dedup_key)
     in_reply_to, references = thread_headers(context.last_inbound_message_id, context.last_inbound_references)
     sender = Address(name=context.stream_display_name, address=context.stream_address)
-    to = [Address(name=context.customer.name, address=context.customer.address)]
+    to = list(context.to) or [Address(name=context.customer.name, address=context.customer.address)]
     subject = reply_subject(context.conversation_subject)
     prefilled = placeholders.prefill_template(template, values) if template is not None else None
 
@@ -159,6 +171,8 @@ def build_reply(
         from_=sender,
         to=to,
         cc=list(context.cc),
+        bcc=list(context.bcc),
+        reply_to=[context.reply_to] if context.reply_to else [],
         subject=subject,
         in_reply_to=in_reply_to,
         references=references,
@@ -179,6 +193,8 @@ def build_reply(
         "from": sender.model_dump(),
         "to": [a.model_dump() for a in to],
         "cc": [a.model_dump() for a in context.cc],
+        "bcc": [a.model_dump() for a in context.bcc],
+        "reply_to": [context.reply_to.model_dump()] if context.reply_to else [],
         "subject": subject,
         "text": text,
         "html": html,

@@ -9,7 +9,7 @@ from mailstream_common.contracts.mail import AuthenticationResult
 from .bounce_reports import parse_bounce
 from .charsets import without_surrogates
 from .confirmations import detect_forwarding_test, detect_provider_confirmation
-from .forwards import detect_forward
+from .forwards import attached_customer_words, detect_forward
 from .parsing import ParsedMail, parse_mail
 
 E = TypeVar("E", bound=Event)
@@ -35,6 +35,11 @@ def analyse(received: MailReceived, parsed: ParsedMail, authentication: Authenti
         owners = {t.stream_address.lower() for t in received.targets if t.stream_address}
         forwarded = detect_forward(parsed, owners)
         customer = forwarded.original_from if forwarded is not None else parsed.from_
+        text, html, warnings = parsed.text, parsed.html, parsed.warnings
+        words = attached_customer_words(parsed, forwarded)
+        if words is not None and forwarded is not None:  # the customer's words, the forwarder's note apart
+            text, html, warnings = words.text, words.html, [*parsed.warnings, *words.warnings]
+            forwarded = forwarded.model_copy(update={"note": words.note})
         analysed = MailAnalysed(
             event_id=received.mail_id,  # deterministic: a redelivered mail republishes the same event
             mail_id=received.mail_id,
@@ -54,15 +59,15 @@ def analyse(received: MailReceived, parsed: ParsedMail, authentication: Authenti
             reply_to=parsed.reply_to,
             date=parsed.date,
             headers=parsed.headers,
-            text=parsed.text,
-            html=parsed.html,
+            text=text,
+            html=html,
             attachments=parsed.attachments,
             customer=customer,
             forwarded=forwarded,
             authentication=authentication,
             provider_confirmation=detect_provider_confirmation(parsed),
             forwarding_test_token=detect_forwarding_test(parsed),
-            parse_warnings=parsed.warnings,
+            parse_warnings=warnings,
         )
     reports = []
     for index, token in enumerate(received.bounce_tokens):

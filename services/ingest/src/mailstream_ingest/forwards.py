@@ -20,7 +20,7 @@ from mailstream_common.contracts.base import Address
 from mailstream_common.contracts.mail import ForwardInfo
 
 from .charsets import header_to_text
-from .parsing import EMAIL, ParsedMail, html_to_text
+from .parsing import EMAIL, ParsedMail, html_to_text, parse_mail
 
 FREE_MAIL_DOMAINS = frozenset(
     {
@@ -359,3 +359,32 @@ def _zone(name: str | None) -> timezone | None:
             hours, minutes = int(name[1:3]), int(name[3:5])
         return timezone(sign * timedelta(hours=hours, minutes=minutes))
     return None
+
+
+# --- the customer's words of a forward-as-attachment ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerWords:
+    """What an agent reads for a mail forwarded as an attachment: the attached message's text and HTML, and the
+    forwarder's note kept apart."""
+
+    text: str
+    html: str | None
+    note: str
+    warnings: tuple[str, ...] = ()
+
+
+def attached_customer_words(parsed: ParsedMail, forwarded: ForwardInfo | None) -> CustomerWords | None:
+    """The attached message's text when `forwarded` came from it; None otherwise (or when it cannot be read)."""
+    if forwarded is None or forwarded.method != "forward_attached" or not parsed.attached_messages:
+        return None
+    try:
+        inner_bytes = parsed.attached_messages[0].as_bytes()
+    except Exception as exc:  # an attached message the stdlib cannot serialise again: keep the outer text
+        return CustomerWords(parsed.text, parsed.html, "", (f"attached message unreadable: {type(exc).__name__}",))
+    inner = parse_mail(inner_bytes)
+    if not inner.text.strip() and not (inner.html or "").strip():
+        return None
+    warnings = tuple(f"attached message: {w}" for w in inner.warnings)
+    return CustomerWords(inner.text, inner.html, parsed.text.strip(), warnings)

@@ -1,4 +1,5 @@
-"""Which RCPT TO addresses ingest accepts: forwarding addresses of live streams, and VERP bounce addresses.
+"""Which RCPT TO addresses ingest accepts: forwarding addresses of live streams (also with a `+tag`, which our
+replies' Reply-To uses for the conversation token), and VERP bounce addresses.
 
 The stream lookup is a cache in front of ingest's own `stream_routes` projection (`repositories/stream_routes.py`;
 inbox's `streams` collection is never read). It is fed by `stream.changed` events through a replica-local queue
@@ -160,4 +161,7 @@ class RecipientDirectory:
             if token:
                 return Bounce(token)
         target = await self.streams.find(address)
+        if target is None and "+" in local:
+            # `forwarding+tag@`: the Reply-To of our replies carries the conversation's token as a sub-address.
+            target = await self.streams.find(f"{local.split('+', 1)[0]}@{domain}")
         return Stream(target) if target is not None else Unknown()

@@ -196,6 +196,8 @@ def compose(request: ReplyRequested, sender: Address, rendered: Rendered, now: d
     ]
     if request.cc:
         lines.append(_address_header("Cc", request.cc))
+    if request.reply_to:
+        lines.append(_address_header("Reply-To", request.reply_to))
     lines.append(_encoded("Subject", reply_subject(request.subject, is_reply)))
     lines.append(f"Date: {format_datetime(now)}")
     lines.append(f"Message-ID: {_msg_id('message_id_header', request.message_id_header)}")
@@ -207,11 +209,15 @@ def compose(request: ReplyRequested, sender: Address, rendered: Rendered, now: d
     if references:
         lines.append(_fold_words("References", references))
     for name, value in request.extra_headers.items():
+        if request.reply_to and name.lower() == "reply-to":
+            raise ComposeError("Reply-To is given twice (reply_to and extra_headers)")
         lines.append(_extra_header(name, value))
     header_block = ("\r\n".join(lines) + "\r\n").encode("ascii")
     if request.attachments:
         body = _body(rendered, request).as_bytes(policy=_BODY_POLICY)
     else:
         body = _alternative_body(rendered)
-    recipients = list(dict.fromkeys(a.address.strip().lower() for a in [*request.to, *request.cc]))
+    for hidden in request.bcc:  # validated like the others, but only the envelope names them
+        format_address(hidden)
+    recipients = list(dict.fromkeys(a.address.strip().lower() for a in [*request.to, *request.cc, *request.bcc]))
     return ComposedMail(data=header_block + body, recipients=recipients)

@@ -131,7 +131,7 @@ class ReplySender:
     # --- the steps ----------------------------------------------------------------------------------------------
 
     async def send(self, request: ReplyRequested, delivery: Attempt) -> None:
-        recipients = list(dict.fromkeys(a.address.strip().lower() for a in [*request.to, *request.cc]))
+        recipients = list(dict.fromkeys(a.address.strip().lower() for a in [*request.to, *request.cc, *request.bcc]))
         # `sending` (attempt + 1) unless already final: the idempotency check and the attempt in one atomic write (a
         # first attempt's insert; a retry's conditional update). Before the guards, so that no mail needs a read of
         # its record; a refusal then costs a second write, like any outcome.

@@ -33,10 +33,14 @@ class MessageStored(Event):
     has_attachment: bool = False
     authentication: AuthenticationResult = Field(default_factory=AuthenticationResult)
     received_at: datetime
+    thread_reason: Literal["in_reply_to", "references", "reply_token", "subject_and_sender", "new"] | None = Field(
+        default=None, description="Inbound only: why the message joined its conversation"
+    )
 
 
 class ConversationChanged(Event):
-    """A conversation's status, tags, assignee or priority changed (by an agent or by automation)."""
+    """A conversation's status, tags, assignee, priority or participants changed (by an agent, by automation, or
+    by a mail that copied someone new: 'system')."""
 
     event_name: ClassVar[str] = "conversation.changed"
 
@@ -47,6 +51,9 @@ class ConversationChanged(Event):
     assignee: str | None = None
     priority: Priority = "normal"
     changed_by: str = Field(description="'agent:<key id>', 'automation:<rule id>' or 'system'")
+    participants: list[str] | None = Field(
+        default=None, description="Lower-case addresses of the customer and the people copied (None: not known)"
+    )
 
 
 class MessageDeliveryChanged(Event):

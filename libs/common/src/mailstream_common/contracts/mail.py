@@ -65,6 +65,11 @@ class ForwardInfo(Contract):
     original_date: datetime | None = None
     original_subject: str | None = None
     detected_by: str = Field(description="The rule that recognised it, e.g. 'gmail-inline', 'resent-headers'")
+    note: str | None = Field(
+        default=None,
+        description="forward_attached: the forwarder's own text above the attachment (the mail's text is then the "
+        "attached customer message's)",
+    )
 
 
 class AuthenticationResult(Contract):

@@ -37,6 +37,8 @@ class ReplyRequested(Event):
     from_: Address = Field(alias="from")
     to: list[Address]
     cc: list[Address] = Field(default_factory=list)
+    bcc: list[Address] = Field(default_factory=list, description="Envelope recipients only: never in a header")
+    reply_to: list[Address] = Field(default_factory=list, description="Reply-To header (the conversation's token)")
     subject: str
     in_reply_to: str | None = None
     references: list[str] = Field(default_factory=list)

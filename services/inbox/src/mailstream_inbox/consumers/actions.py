@@ -63,6 +63,7 @@ def conversation_changed(conversation: dict[str, Any], changed_by: str, correlat
         priority=conversation.get("priority", "normal"),
         changed_by=changed_by,
         correlation_id=correlation_id,
+        participants=conversation.get("participants", []),
     )
 
 

@@ -6,8 +6,9 @@ Per target stream, in this order, each step safe to repeat (the broker may redel
 2. Raw bytes and attachments into `blobs` (content-addressed, stored once).
 3. Already stored (same stream and Message-ID, or same raw digest without one)? Use that message. Otherwise thread
    it (`threading`), open the conversation if new (unique per first message), insert the message (unique key).
-4. Fold it into the conversation (count, last activity, search terms: atomic updates, idempotent), mark the
-   stream receiving.
+4. Fold it into the conversation (count, last activity, search terms: atomic updates, idempotent), add the people
+   it brings to the conversation's participants (`participants.py`; a change is announced as
+   `conversation.changed`), mark the stream receiving. The message records why it joined (`thread_reason`).
 5. Publish `MessageStored` unless the message is flagged `published` (set only after the broker's confirm), so a
    crash between storing and publishing still publishes on redelivery, and a duplicate never publishes twice.
    Two copies handled at the same moment: one takes the message's publication lease, the other retries after it.
@@ -27,6 +28,8 @@ from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_part
 
 from .. import conversation_threading as threads
+from .. import participants as people
+from .. import reply_tokens
 from ..html_sanitizer import html_to_text, sanitize_html
 from ..outbox import publish_once
 from ..repositories import blobs as blobs_repo
@@ -34,6 +37,7 @@ from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
 from ..settings import InboxSettings
+from .actions import conversation_changed
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +167,8 @@ async def _store_blobs(
 
 async def _choose_conversation(
     db: AsyncDatabase, event: MailAnalysed, stream: dict[str, Any], customer: Address, key: str, window_days: float
-) -> tuple[dict[str, Any], bool]:
-    """(conversation, is_first_message) for a mail not stored yet."""
+) -> tuple[dict[str, Any], bool, threads.ThreadReason]:
+    """(conversation, is_first_message, why) for a mail not stored yet."""
     mail = threads.InboundMail(
         stream_id=stream["_id"],
         customer_address=customer.address,
@@ -172,6 +176,12 @@ async def _choose_conversation(
         in_reply_to=tuple(event.in_reply_to),
         references=tuple(event.references),
         received_at=event.received_at,
+        reply_tokens=tuple(
+            reply_tokens.tokens_in(
+                message_ids=[*event.in_reply_to, *event.references],
+                addresses=[*event.envelope.rcpt_to, *(a.address for a in [*event.to, *event.cc])],
+            )[:MAX_REFERENCE_LOOKUPS]
+        ),
     )
     keys_by_conversation: dict[str, set[str]] = {}
     for message_id_header in threads.reference_ids(mail.in_reply_to, mail.references)[:MAX_REFERENCE_LOOKUPS]:
@@ -179,15 +189,20 @@ async def _choose_conversation(
         if conversation_id is not None:
             keys_by_conversation.setdefault(conversation_id, set()).add(message_id_header)
     referenced = await conversations_repo.candidates(db, keys_by_conversation)
-    same_subject = await conversations_repo.find_by_subject(
-        db, stream["_id"], threads.normalize_subject(event.subject), customer.address
+    normalized_subject = threads.normalize_subject(event.subject)
+    same_subject = [
+        *await conversations_repo.find_by_subject(db, stream["_id"], normalized_subject, customer.address),
+        *await conversations_repo.find_by_participant_subject(db, stream["_id"], normalized_subject, customer.address),
+    ]
+    tokened = await conversations_repo.find_by_reply_tokens(db, stream["_id"], list(mail.reply_tokens))
+    decision = threads.choose_conversation(
+        mail, referenced, same_subject, window=timedelta(days=window_days), tokened=tokened
     )
-    decision = threads.choose_conversation(mail, referenced, same_subject, window=timedelta(days=window_days))
     if decision.conversation_id is not None:
         found = await conversations_repo.get_internal(db, decision.conversation_id)
         if found is not None:
             log.info("threaded", extra={"conversation_id": found["_id"], "reason": decision.reason})
-            return found, False
+            return found, False, decision.reason
     subject, _ = threads.strip_reply_prefixes(event.subject)
     conversation, _created = await conversations_repo.create_once(
         db,
@@ -200,7 +215,7 @@ async def _choose_conversation(
         origin_key=key,
         started_at=event.received_at,
     )
-    return conversation, True
+    return conversation, True, "new"
 
 
 async def store_for_stream(
@@ -230,10 +245,11 @@ async def store_for_stream(
         raw_blob_id, attachments, warnings = await _store_blobs(db, event, message_id)
         customer, customer_warnings = customer_of(event)
         existing = await conversations_repo.find_by_origin(db, stream["_id"], key)
+        reason: threads.ThreadReason = "new"
         if existing is not None:  # a crash after opening the conversation, before storing the message
             conversation, is_first = existing, True
         else:
-            conversation, is_first = await _choose_conversation(
+            conversation, is_first, reason = await _choose_conversation(
                 db, event, stream, customer, key, settings.threading_window_days
             )
         document = build_inbound_message(
@@ -248,6 +264,7 @@ async def store_for_stream(
             warnings=[*warnings, *customer_warnings],
         )
         document["is_first_message"] = is_first
+        document["thread_reason"] = reason
         stored, created = await messages_repo.insert(db, document)
         if not created:
             log.info("duplicate mail ignored", extra={"message_id": stored["_id"]})
@@ -260,10 +277,28 @@ async def store_for_stream(
         terms=conversations_repo.message_terms(stored.get("subject"), stored.get("text")),
         inbound=True,
     )
+    await _add_participants(db, broker, stored, stream, event.correlation_id)
     await streams_repo.mark_receiving(db, stream["_id"])
     if not stored.get("published"):
         await publish_once(db, broker, stored["_id"], message_stored_event(stored, stream, event.correlation_id))
     return stored
+
+
+async def _add_participants(
+    db: AsyncDatabase, broker: Broker, stored: dict[str, Any], stream: dict[str, Any], correlation_id: str | None
+) -> None:
+    """The people the message brings join the conversation; live clients hear of a change (best effort: the
+    conversation API is the truth, and a redelivery finds the list complete already)."""
+    added = people.participants_of_message(stored, people.own_addresses_of(stream))
+    if not await conversations_repo.add_participants(db, stored["conversation_id"], added):
+        return
+    conversation = await conversations_repo.get_internal(db, stored["conversation_id"])
+    if conversation is None:
+        return
+    try:
+        await broker.publish(conversation_changed(conversation, "system", correlation_id))
+    except Exception:
+        log.warning("could not announce new participants", extra={"conversation_id": conversation["_id"]})
 
 
 def message_stored_event(stored: dict[str, Any], stream: dict[str, Any], correlation_id: str | None) -> MessageStored:
@@ -286,6 +321,7 @@ def message_stored_event(stored: dict[str, Any], stream: dict[str, Any], correla
         authentication=stored.get("authentication") or {},
         received_at=stored["created_at"],
         correlation_id=correlation_id,
+        thread_reason=stored.get("thread_reason"),
     )
 
 

@@ -9,6 +9,9 @@ A conversation document:
     last_inbound_message_id / last_inbound_at: the newest customer message (what a reply threads on),
     origin_key: the dedup key of the message that opened it; `_id` is derived from (stream, origin_key), so a
         redelivered first mail finds the conversation it created instead of opening a second one.
+    participants: lower-case addresses of the customer and the people on To/Cc of its inbound mail, never the
+        account's own (`participants.py`), at most MAX_PARTICIPANTS ($addToSet, idempotent);
+    reply_token: set the first time it is replied to (`reply_tokens.py`), looked up per stream.
 
 Concurrency: messages are folded in by single-document atomic updates, so any number of workers may fold messages
 into one conversation at once. A message is counted by the same update that appends its id to `message_ids`,
@@ -31,6 +34,7 @@ from mailstream_common.mongo import insert_once
 
 from .. import search_terms
 from ..conversation_threading import ThreadCandidate
+from ..participants import MAX_PARTICIPANTS
 from .messages import keyed_id
 from .pages import keyset_page
 
@@ -38,7 +42,15 @@ COLLECTION = "conversations"
 SNIPPET_CHARS = 400  # the start of a message that is searchable
 TERMS_PER_MESSAGE = 100
 MAX_TERMS = 1000  # a long thread stops adding terms: the document stays small
-_CANDIDATE_FIELDS = {"_id": 1, "stream_id": 1, "customer_key": 1, "normalized_subject": 1, "last_message_at": 1}
+_CANDIDATE_FIELDS = {
+    "_id": 1,
+    "stream_id": 1,
+    "customer_key": 1,
+    "normalized_subject": 1,
+    "last_message_at": 1,
+    "participants": 1,
+    "reply_token": 1,
+}
 # The arrays only writers need: every read for the API or a consumer leaves them out.
 INTERNAL_PROJECTION = {"message_ids": 0, "terms": 0}
 LIST_PROJECTION = INTERNAL_PROJECTION
@@ -70,6 +82,21 @@ INDEXES = {
             name="conversations_by_subject",
             partialFilterExpression={"normalized_subject": {"$gt": ""}},
         ),
+        # The subject fallback for a participant other than the customer (a Cc'd colleague answering).
+        IndexModel(
+            [
+                ("stream_id", ASCENDING),
+                ("participants", ASCENDING),
+                ("normalized_subject", ASCENDING),
+                ("last_message_at", DESCENDING),
+            ],
+            name="conversations_by_participant_subject",
+            partialFilterExpression={"normalized_subject": {"$gt": ""}},
+        ),
+        # Threading by the token our outbound mail carries. Not partial: SecantusDB walked the whole collection for
+        # an equality read on a partial index (`bench/inbox_threading_lookups.py`); conversations without a token
+        # are indexed under null, which costs little.
+        IndexModel([("stream_id", ASCENDING), ("reply_token", ASCENDING)], name="conversations_by_reply_token"),
     ]
 }
 
@@ -86,6 +113,8 @@ def _candidate(doc: dict[str, Any], thread_keys: frozenset[str] = frozenset()) -
         normalized_subject=doc.get("normalized_subject", ""),
         last_message_at=doc["last_message_at"],
         thread_keys=thread_keys,
+        participants=frozenset(doc.get("participants") or ()),
+        reply_token=doc.get("reply_token"),
     )
 
 
@@ -278,3 +307,48 @@ async def update_fields(
         projection=LIST_PROJECTION,
         return_document=ReturnDocument.AFTER,
     )
+
+
+async def find_by_participant_subject(
+    db: AsyncDatabase, stream_id: str, normalized_subject: str, address: str
+) -> list[ThreadCandidate]:
+    """The most recent conversation on the stream with this subject that `address` takes part in."""
+    if not normalized_subject or not address:
+        return []
+    doc = await db[COLLECTION].find_one(
+        {"stream_id": stream_id, "participants": address.lower(), "normalized_subject": normalized_subject},
+        _CANDIDATE_FIELDS,
+        sort=[("last_message_at", DESCENDING)],
+    )
+    return [_candidate(doc)] if doc is not None else []
+
+
+async def find_by_reply_tokens(db: AsyncDatabase, stream_id: str, tokens: list[str]) -> list[ThreadCandidate]:
+    """Conversations of this stream (never another's) holding one of the tokens."""
+    found = []
+    for token in dict.fromkeys(tokens):  # one or two in practice; an equality read each is the index's best case
+        doc = await db[COLLECTION].find_one({"stream_id": stream_id, "reply_token": token}, _CANDIDATE_FIELDS)
+        if doc is not None:
+            found.append(_candidate(doc))
+    return found
+
+
+async def add_participants(db: AsyncDatabase, conversation_id: str, addresses: list[str]) -> bool:
+    """Add lower-case addresses ($addToSet: repeating adds nothing); a full list takes no more (the guard).
+    Whether the list changed."""
+    if not addresses:
+        return False
+    result = await db[COLLECTION].update_one(
+        {"_id": conversation_id, f"participants.{MAX_PARTICIPANTS - 1}": {"$exists": False}},
+        {"$addToSet": {"participants": {"$each": addresses[:MAX_PARTICIPANTS]}}},
+    )
+    return result.modified_count > 0
+
+
+async def ensure_reply_token(db: AsyncDatabase, conversation_id: str, candidate: str) -> str:
+    """The conversation's reply token: `candidate` unless it has one already (two replies at once agree)."""
+    await db[COLLECTION].update_one(
+        {"_id": conversation_id, "reply_token": {"$exists": False}}, {"$set": {"reply_token": candidate}}
+    )
+    doc = await db[COLLECTION].find_one({"_id": conversation_id}, {"reply_token": 1})
+    return (doc or {}).get("reply_token") or candidate

@@ -223,3 +223,12 @@ async def release_announcement(db: AsyncDatabase, message_id: str, owner: str) -
 
 async def mark_rule_applied(db: AsyncDatabase, message_id: str, rule_id: str) -> None:
     await db[COLLECTION].update_one({"_id": message_id}, {"$addToSet": {"applied_rules": rule_id}})
+
+
+async def addresses_of(db: AsyncDatabase, message_id: str | None) -> dict[str, Any] | None:
+    """From/To/Cc, customer and forward info of one message (what a reply-all is computed from)."""
+    if not message_id:
+        return None
+    return await db[COLLECTION].find_one(
+        {"_id": message_id}, {"from": 1, "to": 1, "cc": 1, "customer": 1, "forwarded": 1}
+    )

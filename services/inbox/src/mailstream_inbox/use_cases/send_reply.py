@@ -12,6 +12,7 @@ redelivered command) the send only completes its publish and never builds a seco
 agent's) is nobody's retry: when the broker refuses it, it is marked failed and the error goes to the caller.
 """
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, EmailTemplate, MessageStored, utcnow
 
+from .. import participants as people
+from .. import reply_tokens
 from ..outbox import publish_pending_reply
 from ..reply_builder import (
     AUTO_REPLY_HEADERS,
@@ -51,16 +54,20 @@ class ReplyRequest:
     content: ReplyContent | None = None
     canned_response_id: str | None = None
     apply_template: bool = True
-    cc: Sequence[Address] = ()
+    cc: Sequence[Address] | None = None  # None: the default (reply-all's Cc, or nobody)
     agent_name: str | None = None  # None: the stream's display name (automation speaks as the stream)
     kind: Literal["reply", "auto_reply"] = "reply"
     dedup_key: str | None = None
     trigger_headers: Sequence[dict[str, str]] = ()  # the mail an auto-reply answers (RFC 3834 checks)
+    to: Sequence[Address] | None = None  # None: the default (the customer, plus the last sender on reply-all)
+    bcc: Sequence[Address] | None = None
+    reply_all: bool = False  # default recipients: reply-all to the last inbound mail (agents), else the customer
 
 
 @dataclass(frozen=True)
 class Sent:
     message: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # recipients who are not participants of the conversation
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,24 @@ async def send_reply(
     assert out.stream is not None and out.content is not None
     stream = out.stream
     agent_name = request.agent_name if request.agent_name is not None else stream.get("display_name", "")
-    context = await reply_context(db, conversation, stream, agent_name=agent_name, cc=list(request.cc))
+    context = await reply_context(db, conversation, stream, agent_name=agent_name, cc=list(request.cc or ()))
+    recipients, warnings = await choose_recipients(db, conversation, stream, request)
+    if not recipients.to:
+        return Refused("has_recipients", "a reply needs at least one `to` recipient")
+    token = await conversations_repo.ensure_reply_token(db, conversation["_id"], reply_tokens.new_token())
+    context = dataclasses.replace(
+        context,
+        to=[Address.model_validate(a) for a in recipients.to],
+        cc=[Address.model_validate(a) for a in recipients.cc],
+        bcc=[Address.model_validate(a) for a in recipients.bcc],
+        reply_token=token,
+        reply_to=Address(
+            name=stream.get("display_name", ""),
+            address=reply_tokens.reply_address(stream["forwarding_address"], token),
+        )
+        if stream.get("forwarding_address")
+        else None,
+    )
     template = await effective_template(db, conversation["account_id"], stream) if request.apply_template else None
     built = build_reply(
         context,
@@ -177,7 +201,31 @@ async def send_reply(
                 db, stored["_id"], "not queued: the message broker was unavailable"
             )
         raise
-    return Sent(stored)
+    return Sent(stored, tuple(warnings))
+
+
+async def choose_recipients(
+    db: AsyncDatabase, conversation: dict[str, Any], stream: dict[str, Any], request: ReplyRequest
+) -> tuple[people.Recipients, list[str]]:
+    """Whom the reply goes to (`participants.py`) and a warning per address that is not a participant."""
+    customer = conversation.get("customer") or {}
+    own = people.own_addresses_of(stream)
+    latest = (
+        await messages_repo.addresses_of(db, conversation.get("last_inbound_message_id")) if request.reply_all else None
+    )
+    defaults = (
+        people.default_recipients(customer, latest, own)
+        if request.reply_all
+        else people.Recipients(to=[{"name": customer.get("name", ""), "address": customer.get("address", "")}])
+    )
+    chosen = people.choose_recipients(
+        defaults,
+        to=None if request.to is None else [a.model_dump() for a in request.to],
+        cc=None if request.cc is None else [a.model_dump() for a in request.cc],
+        bcc=None if request.bcc is None else [a.model_dump() for a in request.bcc],
+    )
+    known = [*conversation.get("participants", []), *defaults.addresses()]
+    return chosen, people.recipient_warnings(chosen, known, customer.get("address", ""))
 
 
 async def finish(db: AsyncDatabase, broker: Broker, stored: dict[str, Any], topic_id: str) -> None:

@@ -68,6 +68,7 @@ class ConversationPublic(BaseModel):
                     "message_count": 3,
                     "last_message_at": "2026-11-27T09:30:00Z",
                     "created_at": "2026-11-26T17:02:11Z",
+                    "participants": ["ann@example.net", "carl@example.com"],
                 }
             ]
         }
@@ -85,6 +86,11 @@ class ConversationPublic(BaseModel):
     last_message_at: datetime
     created_at: datetime
     match: list[SearchHit] | None = Field(default=None, description="Only in a search (`q`): why it matched")
+    participants: list[str] = Field(
+        default_factory=list,
+        description="Lower-case addresses of the customer and everyone on To/Cc of its inbound mail, never the "
+        "account's own (stream and forwarding addresses, the forwarder of a forwarded mail); at most 50",
+    )
 
 
 def conversation_public(doc: dict, words: list[str] | None = None) -> ConversationPublic:
@@ -102,6 +108,7 @@ def conversation_public(doc: dict, words: list[str] | None = None) -> Conversati
         last_message_at=doc["last_message_at"],
         created_at=doc["created_at"],
         match=[SearchHit.model_validate(hit) for hit in search_terms.match_reason(doc, words)] if words else None,
+        participants=doc.get("participants", []),
     )
 
 
@@ -141,6 +148,12 @@ class ReplyCreate(BaseModel):
                 {"text": "Hello Ann,\n\nyour parcel left our warehouse today.", "apply_template": True},
                 {"canned_response_id": "3c2b1a09f8e7d6c5b4a3928170f6e5d4"},
                 {"html": "<p>Hello <b>Ann</b></p>", "cc": [{"name": "Billing", "address": "billing@acme.com"}]},
+                {
+                    "text": "Hello Ann, I copy our warehouse.",
+                    "to": [{"name": "Ann Customer", "address": "ann@example.net"}],
+                    "cc": [{"name": "Warehouse", "address": "warehouse@acme.com"}],
+                    "bcc": [{"address": "audit@acme.com"}],
+                },
             ]
         },
     )
@@ -148,7 +161,17 @@ class ReplyCreate(BaseModel):
     html: str | None = Field(default=None, max_length=2_000_000)
     canned_response_id: str | None = Field(default=None, max_length=64)
     apply_template: bool = Field(default=True, description="Wrap in the email template (stream's, else account's)")
-    cc: list[AddressIn] = Field(default_factory=list, max_length=20)
+    to: list[AddressIn] | None = Field(
+        default=None,
+        max_length=20,
+        description="Omitted: the customer (and the last inbound mail's sender when that was someone else)",
+    )
+    cc: list[AddressIn] | None = Field(
+        default=None,
+        max_length=20,
+        description="Omitted: reply-all, the other To/Cc of the last inbound mail minus the account's own addresses",
+    )
+    bcc: list[AddressIn] | None = Field(default=None, max_length=20, description="Omitted: nobody")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ReplyCreate":
@@ -158,12 +181,46 @@ class ReplyCreate(BaseModel):
         return self
 
 
+class ReplyRecipients(BaseModel):
+    to: list[Customer]
+    cc: list[Customer] = []
+    bcc: list[Customer] = []
+
+
 class ReplyQueued(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"message_id": "8e7d6c5b4a39281706f5e4d3c2b1a09f", "status": "queued"}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "message_id": "8e7d6c5b4a39281706f5e4d3c2b1a09f",
+                    "status": "queued",
+                    "recipients": {
+                        "to": [{"name": "Ann Customer", "address": "ann@example.net"}],
+                        "cc": [{"name": "", "address": "carl@example.com"}],
+                        "bcc": [],
+                    },
+                    "warnings": [],
+                },
+                {
+                    "message_id": "0f6e5d4c3b2a19087f6e5d4c3b2a1908",
+                    "status": "queued",
+                    "recipients": {
+                        "to": [{"name": "Ann Customer", "address": "ann@example.net"}],
+                        "cc": [{"name": "", "address": "eve@example.org"}],
+                        "bcc": [],
+                    },
+                    "warnings": ["cc eve@example.org is not a participant of this conversation"],
+                },
+            ]
+        }
     )
     message_id: str
     status: Literal["queued"] = "queued"
+    recipients: ReplyRecipients = Field(description="Who the reply goes to (Bcc only in the envelope)")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="One per recipient who is not a participant of the conversation: sent anyway, never silently",
+    )
 
 
 @router.get("/v1/conversations", response_model=Page[ConversationPublic], summary="List and search conversations")
@@ -271,8 +328,11 @@ async def reply(
     broker: BrokerDep,
     settings: SettingsDep,
 ) -> ReplyQueued:
-    """Queued for sending (202): To is the conversation's customer, Subject `Re: <subject>`, threaded on the last
-    customer message; the stream's (or account's) email template applies unless `apply_template` is false."""
+    """Queued for sending (202): by default reply-all to the last inbound mail minus the account's own addresses
+    (the customer always on To); `to`/`cc`/`bcc` replace the defaults field by field. The response names the
+    recipients, and warns about each one who is not a participant of the conversation. Subject `Re: <subject>`,
+    threaded on the last customer message, with the conversation's token in the Message-ID and Reply-To; the
+    stream's (or account's) email template applies unless `apply_template` is false."""
     conversation = await conversations_repo.get(db, principal.account_id, conversation_id)
     if conversation is None:
         raise not_found("conversation")
@@ -281,12 +341,22 @@ async def reply(
         content=ReplyContent(text=body.text, html=body.html),
         canned_response_id=body.canned_response_id,
         apply_template=body.apply_template,
-        cc=[Address(name=a.name, address=a.address) for a in body.cc],
+        to=None if body.to is None else [Address(name=a.name, address=a.address) for a in body.to],
+        cc=None if body.cc is None else [Address(name=a.name, address=a.address) for a in body.cc],
+        bcc=None if body.bcc is None else [Address(name=a.name, address=a.address) for a in body.bcc],
+        reply_all=True,
         agent_name=principal.key_name,
     )
     outcome = await send_reply(db, broker, conversation, request, inbound_domain=settings.inbound_domain)
     if isinstance(outcome, Refused):
         if outcome.step == "canned_response_exists":
             raise field_error(["body", "canned_response_id"], outcome.reason)
+        if outcome.step == "has_recipients":
+            raise field_error(["body", "to"], outcome.reason)
         raise conflict(outcome.reason)
-    return ReplyQueued(message_id=outcome.message["_id"])
+    message = outcome.message
+    return ReplyQueued(
+        message_id=message["_id"],
+        recipients=ReplyRecipients(to=message.get("to", []), cc=message.get("cc", []), bcc=message.get("bcc", [])),
+        warnings=list(outcome.warnings),
+    )

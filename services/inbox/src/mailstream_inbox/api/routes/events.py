@@ -36,9 +36,11 @@ FRESH_CURSOR_MARGIN_US = 2_000_000
 SSE_DESCRIPTION = """A `text/event-stream` of the account's live events. Event names:
 
 - `message.received` / `message.sent`: `{"conversation_id", "message_id", "stream_id", "topic_id", "direction",
-  "is_first_message", "subject", "from", "received_at"}`
+  "is_first_message", "subject", "from", "received_at"}`, and for a received one `"thread_reason"` (why it joined
+  its conversation: `in_reply_to`, `references`, `reply_token`, `subject_and_sender` or `new`)
 - `message.delivery_changed`: `{"conversation_id", "message_id", "status": "queued"|"sent"|"failed", "detail"}`
-- `conversation.changed`: `{"conversation_id", "status", "tags", "assignee", "priority", "changed_by"}`
+- `conversation.changed`: `{"conversation_id", "status", "tags", "assignee", "priority", "changed_by",
+  "participants"}`; also sent (`changed_by: "system"`) when a mail copies someone new into the conversation
 
 Each event has an `id:`; lines starting with `:` are keep-alive comments. A new stream starts with an `id:` line of
 its own, so that even a client that received nothing has a position to come back to.

@@ -48,6 +48,11 @@ class ForwardedPublic(BaseModel):
     by: AddressOut | None = None
     original_from: AddressOut
     method: str | None = None
+    note: str | None = Field(
+        default=None,
+        description="Forwarded as an attachment: what the forwarder wrote above it (the message's `text` is the "
+        "customer's, from the attached message)",
+    )
 
 
 class DeliveryPublic(BaseModel):
@@ -77,8 +82,15 @@ _EXAMPLE = {
     "in_reply_to": [],
     "references": [],
     "authentication": {"spf": "pass", "dkim": "pass", "dmarc": "pass"},
-    "forwarded": {"by": {"name": "", "address": "support@acme.com"}, "original_from": {"address": "ann@example.net"}},
+    "forwarded": {
+        "by": {"name": "", "address": "support@acme.com"},
+        "original_from": {"address": "ann@example.net"},
+        "method": "forward_attached",
+        "note": "See attached, please handle.",
+    },
     "delivery": None,
+    "thread_reason": "new",
+    "bcc": [],
     "remote_images_blocked": 1,
     "parse_warnings": [],
     "created_at": "2026-11-27T09:30:00Z",
@@ -107,6 +119,13 @@ class MessagePublic(BaseModel):
     remote_images_blocked: int = 0
     parse_warnings: list[str] = []
     created_at: datetime
+    thread_reason: Literal["in_reply_to", "references", "reply_token", "subject_and_sender", "new"] | None = Field(
+        default=None,
+        description="Inbound: why it joined its conversation (the matching In-Reply-To or References header, the "
+        "conversation token of our Message-ID/Reply-To, the same subject from the customer or a participant, or "
+        "it opened a new one); null for outbound and for messages stored before this was recorded",
+    )
+    bcc: list[AddressOut] = Field(default_factory=list, description="Outbound: the blind copies (never in a header)")
 
 
 class MessageDetail(MessagePublic):
@@ -135,6 +154,8 @@ def _fields(doc: dict) -> dict:
         "remote_images_blocked": doc.get("remote_images_blocked", 0),
         "parse_warnings": doc.get("parse_warnings", []),
         "created_at": doc["created_at"],
+        "thread_reason": doc.get("thread_reason"),
+        "bcc": doc.get("bcc", []),
     }
 
 
