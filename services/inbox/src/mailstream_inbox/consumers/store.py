@@ -24,7 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import Address, MailAnalysed, MessageStored
 from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
-from mailstream_common.mime_parts import extract_part
+from mailstream_common.mime_parts import extract_parts
 
 from .. import conversation_threading as threads
 from ..html_sanitizer import html_to_text, sanitize_html
@@ -149,8 +149,9 @@ async def _store_blobs(
     attachments = attachment_records(message_id, event.attachments)
     warnings: list[str] = []
     kept = []
+    extracted_parts = extract_parts(event.raw, [record["part_id"] for record in attachments])  # one parse in all
     for record in attachments:
-        extracted = extract_part(event.raw, record["part_id"])
+        extracted = extracted_parts.get(record["part_id"])
         if extracted is None:
             warnings.append(f"attachment part {record['part_id']} not found in the raw message")
             continue
