@@ -136,3 +136,12 @@ def test_template_is_prefilled_or_left_out():
 )
 def test_auto_reply_refusal(headers, customer, refused):
     assert (auto_reply_refusal(headers, customer) is not None) is refused
+
+
+def test_a_subject_or_customer_name_holding_line_breaks_is_replied_to_on_one_line():
+    customer = Address(name="Kana\r\nBcc: evil@example.org", address="kana@example.net")
+    reply = build(ctx={"conversation_subject": "Order help\r\nBcc: evil@example.org", "customer": customer})
+    assert reply.event.subject == "Re: Order help Bcc: evil@example.org"
+    assert reply.event.to[0].name == "Kana Bcc: evil@example.org"
+    assert reply.message["subject"] == reply.event.subject
+    assert reply.event.extra_headers == {} and reply.event.cc == []
