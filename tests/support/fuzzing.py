@@ -2,14 +2,15 @@
 
 `MAILSTREAM_FUZZ_EXAMPLES` sets the examples per property (default 200; the SMTP dialogue runs a quarter of that,
 each example being a real connection). Under CI=true the run is derandomized (the same examples every time);
-`--hypothesis-seed=N` replays a local run. A long run:
+`--hypothesis-seed=N` replays a local run; MAILSTREAM_FUZZ_SHRINK=0 skips shrinking (a failing socket dialogue
+shrinks slowly). A long run:
 `MAILSTREAM_FUZZ_EXAMPLES=5000 scripts/test.sh tests/ingest/test_hostile_parsing.py -p no:cacheprovider`.
 Applied per test (not as a global profile, which would also change schemathesis' runs).
 """
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 EXAMPLES = int(os.environ.get("MAILSTREAM_FUZZ_EXAMPLES", "200"))
 
@@ -22,4 +23,5 @@ def fuzz(examples: int = EXAMPLES) -> settings:
         derandomize=os.environ.get("CI") == "true",
         database=None,  # no .hypothesis directory in the worktree
         print_blob=True,
+        phases=None if os.environ.get("MAILSTREAM_FUZZ_SHRINK", "1") == "1" else [Phase.explicit, Phase.generate],
     )
