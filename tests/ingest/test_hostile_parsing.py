@@ -4,7 +4,7 @@ Properties: parsing never raises on arbitrary bytes or on arbitrary (often broke
 results are bounded, decoded header fields never hold CR, LF or NUL, ingest's part numbering is the one inbox
 extracts by, and forward detection never raises and is deterministic.
 
-The corpus (tests/support/hostile_mail.py): each mail parses within PARSE_SECONDS and a peak of
+The corpus (tests/support/hostile_mail.py): each mail parses within time_bound(raw) and a peak of
 peak_bound(raw) traced by tracemalloc, and records a warning (docs/reliability.md, "Hostile mail").
 """
 
@@ -25,8 +25,11 @@ from tests.support.fuzzing import fuzz
 
 FORBIDDEN = ("\r", "\n", "\x00")
 
-PARSE_SECONDS = 10.0
-"""Per mail, parse plus forward detection, on a shared 2-core machine (measured: at most ~3.6 s, 10,000 parts)."""
+
+def time_bound(raw: bytes) -> float:
+    """Seconds per mail, parse plus forward detection: 10 s plus 0.5 s per MB (a safety bound on a shared 2-core
+    machine, not a speed figure; measured unloaded: 0.8 s for 10,000 parts, 2.5 s for the 36 MB mail)."""
+    return 10.0 + 0.5 * len(raw) / 1e6
 
 
 def peak_bound(raw: bytes) -> int:
@@ -71,6 +74,11 @@ def encoded_words(draw) -> str:
 
 header_values = st.lists(
     encoded_words() | _header_text.map(lambda t: t.replace("\r", " ").replace("\n", " ")), max_size=4
+).map(" ".join)
+
+# Display names as mailers write them unquoted (atoms, non-ASCII text) and encoded words around anything at all.
+display_names = st.lists(
+    encoded_words() | st.text(st.sampled_from("abcXYZ019 éあ注"), min_size=1, max_size=12), max_size=4
 ).map(" ".join)
 
 _bodies = st.binary(max_size=300) | st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass"))
@@ -160,7 +168,7 @@ def test_decoded_header_values_never_hold_line_breaks_or_nul(value, name, fallba
 
 
 @fuzz()
-@given(st.lists(st.tuples(header_values, st.sampled_from(["a@b.example", "bad", "x@y"])), max_size=4))
+@given(st.lists(st.tuples(display_names, st.sampled_from(["a@b.example", "bad", "x@y"])), max_size=4))
 def test_addresses_never_hold_line_breaks_and_encoded_words_never_split_them(mailboxes):
     raw = ", ".join(f"{name} <{address}>" for name, address in mailboxes)
     for found in parse_addresses(raw, "From", None, []):
@@ -236,31 +244,17 @@ def measure(raw: bytes):
     return parsed, elapsed, peak
 
 
-EXPECTED_WARNING = {
-    "10,000 parts": "10001 MIME parts; read the first 1000",
-    "100-level nesting": "MIME parts nested 100 levels deep",
-    "1 MB header (folded)": "header Subject truncated to 16384 characters",
-    "NUL bytes": "part 1: NUL bytes removed",
-    "invalid base64": "part 1: damaged base64",
-    "invalid quoted-printable": "part 1: damaged quoted-printable",
-    "unterminated boundaries": "MIME defect: CloseBoundaryNotFoundDefect",
-    "charset lies": "part 1: not valid utf-8",
-    "25 MB attachment": None,  # well-formed: nothing to warn about (SMTP refuses it at the default size limit)
-    "200 nested message/rfc822": "part 2: attached message nested too deep to extract",
-    "encoded CR/LF in headers": "header Subject: line breaks or control characters removed",
-}
-
-
 @pytest.mark.parametrize("case", list(hostile_mail.CASES))
 def test_each_nasty_mail_parses_within_bounds_with_a_warning(case):
     raw = hostile_mail.CASES[case]()
+    expected = hostile_mail.EXPECTED_WARNING[case]
     parsed, elapsed, peak = measure(raw)
-    assert elapsed < PARSE_SECONDS, f"{case}: {elapsed:.2f} s"
+    assert elapsed < time_bound(raw), f"{case}: {elapsed:.2f} s"
     assert peak < peak_bound(raw), f"{case}: peak {peak / 1e6:.1f} MB"
     assert_clean_headers(parsed)
     assert_bounded(parsed)
-    if EXPECTED_WARNING[case] is not None:
-        assert EXPECTED_WARNING[case] in parsed.warnings, parsed.warnings
+    if expected is not None:
+        assert expected in parsed.warnings, parsed.warnings
 
 
 def test_encoded_crlf_in_subject_and_from_name_is_stored_on_one_line_and_the_customer_kept():
@@ -276,7 +270,7 @@ def test_nesting_deeper_than_the_parser_can_follow_keeps_the_headers_and_warns()
     parsed, elapsed, peak = measure(raw)
     assert parsed.subject == "1200 levels"
     assert "MIME defect: NestingTooDeepDefect" in parsed.warnings
-    assert elapsed < PARSE_SECONDS and peak < peak_bound(raw)
+    assert elapsed < time_bound(raw) and peak < peak_bound(raw)
 
 
 def test_ten_thousand_parts_are_extracted_with_one_parse():
@@ -285,7 +279,7 @@ def test_ten_thousand_parts_are_extracted_with_one_parse():
     started = time.perf_counter()
     extracted = extract_parts(raw, [a.part_id for a in parsed.attachments])
     assert len(extracted) == len(parsed.attachments) == MAX_PARTS - 1  # the first part is the text
-    assert time.perf_counter() - started < PARSE_SECONDS
+    assert time.perf_counter() - started < time_bound(raw)
 
 
 def test_unparseable_nesting_falls_back_to_one_part_in_ingest_and_inbox_alike():

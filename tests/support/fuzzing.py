@@ -23,5 +23,7 @@ def fuzz(examples: int = EXAMPLES) -> settings:
         derandomize=os.environ.get("CI") == "true",
         database=None,  # no .hypothesis directory in the worktree
         print_blob=True,
-        phases=None if os.environ.get("MAILSTREAM_FUZZ_SHRINK", "1") == "1" else [Phase.explicit, Phase.generate],
+        phases=tuple(Phase)
+        if os.environ.get("MAILSTREAM_FUZZ_SHRINK", "1") == "1"
+        else (Phase.explicit, Phase.generate),
     )

@@ -145,3 +145,19 @@ CASES: dict[str, Callable[[], bytes]] = {
     "200 nested message/rfc822": nested_rfc822_chain,
     "encoded CR/LF in headers": encoded_crlf_headers,
 }
+
+
+EXPECTED_WARNING: dict[str, str | None] = {
+    # The warning each case must record (parsing/storing), None where the mail is well-formed.
+    "10,000 parts": "10001 MIME parts; read the first 1000",
+    "100-level nesting": "MIME parts nested 100 levels deep",
+    "1 MB header (folded)": "header Subject truncated to 16384 characters",
+    "NUL bytes": "part 1: NUL bytes removed",
+    "invalid base64": "part 1: damaged base64",
+    "invalid quoted-printable": "part 1: damaged quoted-printable",
+    "unterminated boundaries": "MIME defect: CloseBoundaryNotFoundDefect",
+    "charset lies": "part 1: not valid utf-8",
+    "25 MB attachment": None,  # well-formed: nothing to warn about (SMTP refuses it at the default size limit)
+    "200 nested message/rfc822": "part 2: attached message nested too deep to extract",
+    "encoded CR/LF in headers": "header Subject: line breaks or control characters removed",
+}
