@@ -285,3 +285,18 @@ def test_ten_thousand_parts_are_extracted_with_one_parse():
 def test_unparseable_nesting_falls_back_to_one_part_in_ingest_and_inbox_alike():
     message = parse_bytes(hostile_mail.nested_rfc822_chain(3000))
     assert not message.is_multipart()
+
+
+def test_an_attached_forward_with_an_encoded_crlf_name_keeps_the_original_sender():
+    inner = hostile_mail.encoded_crlf_headers()
+    raw = (
+        b"From: Acme Support <support@acme.test>\r\nTo: fwd@in.mailstream.test\r\nSubject: Fwd: Order help\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="f"\r\n\r\n'
+        b"--f\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--f\r\nContent-Type: message/rfc822\r\n\r\n"
+        + inner
+        + b"\r\n--f--\r\n"
+    )
+    forwarded = detect_forward(parse_mail(raw), {"support@acme.test"})
+    assert forwarded is not None and forwarded.method == "forward_attached"
+    assert forwarded.original_from.address == "kana@example.net"
+    assert forwarded.original_from.name == "Kana Bcc: evil@example.org"
