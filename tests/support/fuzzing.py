@@ -13,9 +13,10 @@ import os
 from hypothesis import HealthCheck, Phase, settings
 
 EXAMPLES = int(os.environ.get("MAILSTREAM_FUZZ_EXAMPLES", "200"))
+SHRINK = os.environ.get("MAILSTREAM_FUZZ_SHRINK", "1") == "1"
 
 
-def fuzz(examples: int = EXAMPLES) -> settings:
+def fuzz(examples: int = EXAMPLES, *, shrink: bool = True) -> settings:
     return settings(
         max_examples=examples,
         deadline=None,  # a shared 2-core machine: the bounds that matter are explicit in the tests
@@ -23,7 +24,5 @@ def fuzz(examples: int = EXAMPLES) -> settings:
         derandomize=os.environ.get("CI") == "true",
         database=None,  # no .hypothesis directory in the worktree
         print_blob=True,
-        phases=tuple(Phase)
-        if os.environ.get("MAILSTREAM_FUZZ_SHRINK", "1") == "1"
-        else (Phase.explicit, Phase.generate),
+        phases=tuple(Phase) if shrink and SHRINK else (Phase.explicit, Phase.generate),
     )
