@@ -162,3 +162,11 @@ def test_without_a_token_the_message_id_is_plain_and_there_is_no_reply_to():
     built = build()
     assert not built.event.message_id_header.startswith("<ms-")
     assert built.event.reply_to == [] and built.message["reply_to"] == []
+
+def test_a_subject_or_customer_name_holding_line_breaks_is_replied_to_on_one_line():
+    customer = Address(name="Kana\r\nBcc: evil@example.org", address="kana@example.net")
+    reply = build(ctx={"conversation_subject": "Order help\r\nBcc: evil@example.org", "customer": customer})
+    assert reply.event.subject == "Re: Order help Bcc: evil@example.org"
+    assert reply.event.to[0].name == "Kana Bcc: evil@example.org"
+    assert reply.message["subject"] == reply.event.subject
+    assert reply.event.extra_headers == {} and reply.event.cc == []

@@ -157,8 +157,10 @@ def build_reply(
     message_id = message_id_for(context.stream_id, dedup_key)
     in_reply_to, references = thread_headers(context.last_inbound_message_id, context.last_inbound_references)
     sender = Address(name=context.stream_display_name, address=context.stream_address)
-    to = list(context.to) or [Address(name=context.customer.name, address=context.customer.address)]
-    subject = reply_subject(context.conversation_subject)
+    # One line each, whatever was stored before inbound parsing removed decoded line breaks (the sender checks again).
+    chosen = list(context.to) or [Address(name=context.customer.name, address=context.customer.address)]
+    to = [Address(name=" ".join(a.name.split()), address=a.address) for a in chosen]
+    subject = " ".join(reply_subject(context.conversation_subject).split())
     prefilled = placeholders.prefill_template(template, values) if template is not None else None
 
     event = ReplyRequested(

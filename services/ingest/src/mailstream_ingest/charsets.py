@@ -4,6 +4,7 @@ Every function here returns text and a list of warnings; none of them raises on 
 """
 
 import codecs
+import contextlib
 import re
 from email.header import decode_header
 
@@ -38,6 +39,9 @@ _ALIASES = {
 _GUESSES = ("utf-8", "iso2022_jp_ext", "cp932", "euc_jis_2004", "cp1252")
 
 _ISO2022_ESCAPE = re.compile(rb"\x1b[\$\(][@BJ]")
+
+CONTROL_CHARACTERS = re.compile(r"\r\n|[\x00-\x08\x0a-\x1f\x7f]")
+"""What a one-line header value may not hold once decoded: line breaks (header injection), NUL, other controls."""
 
 
 def codec_for(label: str | None) -> str | None:
@@ -104,13 +108,16 @@ def header_to_text(raw_value: str, name: str, fallback_label: str | None = None)
             value, more = decode_text(data, fallback_label, f"header {name} (8-bit)")
             warnings.extend(more or [f"header {name}: raw 8-bit bytes"])
     value = re.sub(r"\r?\n[ \t]+", " ", value).replace("\r", "").replace("\n", "")
+    if "\x1b" in value and _ISO2022_ESCAPE.search(value.encode("utf-8", "surrogateescape")):
+        with contextlib.suppress(UnicodeError):  # raw ISO-2022-JP (7-bit, so not caught as 8-bit above)
+            value = value.encode("ascii").decode("iso2022_jp_ext")
     if "=?" not in value:
-        return value.strip(), warnings
+        return _one_line(value, name, warnings), warnings
     try:
         fragments = decode_header(value)
     except Exception:  # a malformed encoded word: keep the text as it came
         warnings.append(f"header {name}: malformed encoded word")
-        return value.strip(), warnings
+        return _one_line(value, name, warnings), warnings
     out: list[str] = []
     for fragment, label in fragments:
         if isinstance(fragment, str):
@@ -121,7 +128,15 @@ def header_to_text(raw_value: str, name: str, fallback_label: str | None = None)
             text, more = decode_text(fragment, label, f"header {name}")
             out.append(text)
             warnings.extend(more)
-    return "".join(out).strip(), warnings
+    return _one_line("".join(out), name, warnings), warnings
+
+
+def _one_line(value: str, name: str, warnings: list[str]) -> str:
+    """A decoded header value as one line: an encoded CR/LF (`=0D=0A`), NUL or other control becomes a space."""
+    if CONTROL_CHARACTERS.search(value):
+        warnings.append(f"header {name[:40]}: line breaks or control characters removed")
+        value = CONTROL_CHARACTERS.sub(" ", value)
+    return value.strip()
 
 
 def without_surrogates(text: str) -> str:

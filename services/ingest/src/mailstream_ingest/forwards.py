@@ -20,7 +20,7 @@ from mailstream_common.contracts.base import Address
 from mailstream_common.contracts.mail import ForwardInfo
 
 from .charsets import header_to_text
-from .parsing import EMAIL, ParsedMail, html_to_text, parse_mail
+from .parsing import EMAIL, ParsedMail, html_to_text, parse_addresses, parse_mail
 
 FREE_MAIL_DOMAINS = frozenset(
     {
@@ -163,13 +163,8 @@ def _attached(parsed: ParsedMail) -> ForwardInfo | None:
 
 def _inner_headers(inner: Message) -> tuple[Address | None, str | None, datetime | None]:
     raw_from = str(inner.get("From") or "")
-    pairs = getaddresses([raw_from])
-    inner_from = None
-    for name, address in pairs:
-        if "@" in address:
-            decoded, _ = header_to_text(name, "From")
-            inner_from = Address(name=decoded.strip('" '), address=address)
-            break
+    # As for the outer From: an encoded word in the name (`=?utf-8?q?a=0D=0ABcc:_x@y?=`) never splits the address.
+    inner_from = next(iter(parse_addresses(raw_from, "From", None, [])), None)
     subject = inner.get("Subject")
     subject_text = header_to_text(str(subject), "Subject")[0] if subject is not None else None
     date = None

@@ -15,15 +15,23 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from mailstream_common.contracts.base import Address, HeaderField
 from mailstream_common.contracts.mail import AttachmentInfo
-from mailstream_common.mime_parts import iter_leaf_parts, parse_bytes
+from mailstream_common.mime_parts import attached_message_bytes, iter_leaf_parts, parse_bytes
 
-from .charsets import decode_text, header_to_text
+from .charsets import CONTROL_CHARACTERS, decode_text, header_to_text
 
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 """An address as it appears in free text (a bounce, a forwarded block, a confirmation): dot-atoms only."""
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 MAX_HEADERS = 500
+MAX_HEADER_CHARS = 16_384
+"""One decoded header value at most (a 1 MB Subject is cut here, with a warning; the raw mail keeps it whole)."""
+MAX_ALL_HEADERS_CHARS = 262_144
+"""All decoded header values together at most: the stored message must stay far below MongoDB's 16 MB document."""
+MAX_PARTS = 1_000
+"""Leaf parts read (text, attachments); a mail of 10,000 parts lists the first 1,000, with a warning."""
+DEEP_NESTING = 20
+"""Parts nested deeper than this are still read, with a warning: real mailers stay below ten levels."""
 
 
 @dataclass
@@ -96,12 +104,21 @@ def _read_headers(parsed: ParsedMail) -> None:
     raw_items = list(message.raw_items())
     if len(raw_items) > MAX_HEADERS:
         parsed.warnings.append(f"{len(raw_items)} header fields; kept the first {MAX_HEADERS}")
-    for name, raw_value in raw_items[:MAX_HEADERS]:
-        value, warnings = header_to_text(str(raw_value), name, fallback)
+    budget = MAX_ALL_HEADERS_CHARS
+    for index, (name, raw_value) in enumerate(raw_items[:MAX_HEADERS]):
+        if budget <= 0:
+            parsed.warnings.append(f"header fields over {MAX_ALL_HEADERS_CHARS} characters; kept the first {index}")
+            break
+        name = CONTROL_CHARACTERS.sub("", name)
+        value, warnings = header_to_text(str(raw_value)[: 4 * MAX_HEADER_CHARS], name, fallback)
+        if len(str(raw_value)) > 4 * MAX_HEADER_CHARS or len(value) > MAX_HEADER_CHARS:
+            value = value[:MAX_HEADER_CHARS]
+            warnings.append(f"header {name[:40]} truncated to {MAX_HEADER_CHARS} characters")
+        budget -= len(value)
         parsed.warnings.extend(warnings)
         parsed.headers.append(HeaderField(name=name, value=value))
 
-    raw = {name.lower(): str(value) for name, value in reversed(raw_items)}  # first occurrence wins
+    raw = {name.lower(): str(value)[: 4 * MAX_HEADER_CHARS] for name, value in reversed(raw_items)}  # first wins
     decoded = {h.name.lower(): h.value for h in reversed(parsed.headers)}
     parsed.subject = parsed.header("Subject") or ""
     parsed.from_ = next(iter(parse_addresses(raw.get("from", ""), "From", fallback, parsed.warnings)), None)
@@ -116,21 +133,40 @@ def _read_headers(parsed: ParsedMail) -> None:
 
 
 def _all(raw_items: list[tuple[str, object]], name: str) -> str:
-    return ", ".join(str(v) for n, v in raw_items if n.lower() == name)
+    return ", ".join(str(v)[: 4 * MAX_HEADER_CHARS] for n, v in raw_items if n.lower() == name)
+
+
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
 def parse_addresses(raw_value: str, name: str, fallback: str | None, warnings: list[str]) -> list[Address]:
-    """Split on the raw value (encoded words hold no commas), then decode each display name."""
+    """Split on the raw value, then decode each display name.
+
+    Encoded words may hold anything once decoded, and even undecoded they may hold `:` or `@` (a display name
+    `=?utf-8?q?Kana=0D=0ABcc:_evil@example.org?=` reads as a group to the address splitter): each is replaced by
+    a plain placeholder word before splitting and put back only into the display name it belongs to.
+    """
     if not raw_value:
         return []
     text, more = header_to_text(raw_value, name, fallback) if _has_8bit(raw_value) else (raw_value, [])
     warnings.extend(more)
     text = re.sub(r"\r?\n[ \t]+", " ", text)
+    words: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        words.append(match.group(0))
+        return f"mailstreamencodedword{len(words) - 1}x"
+
+    text = _ENCODED_WORD.sub(hide, text)
+    restore = re.compile(r"mailstreamencodedword(\d+)x")
     result: list[Address] = []
     for display, address in getaddresses([text]):
         address = address.strip()
-        if not address or "@" not in address:
+        if not address or "@" not in address or restore.search(address) or CONTROL_CHARACTERS.search(address):
+            if address:
+                warnings.append(f"header {name}: unusable address skipped")
             continue
+        display = restore.sub(lambda m: words[int(m.group(1))], display)
         decoded, more = header_to_text(display, name, fallback)
         warnings.extend(more)
         result.append(Address(name=decoded.strip().strip('"').strip(), address=address))
@@ -176,7 +212,15 @@ def _is_attachment(part: Message, part_id: str) -> bool:
 def _read_body(parsed: ParsedMail) -> None:
     texts: list[str] = []
     htmls: list[str] = []
-    for part_id, part in iter_leaf_parts(parsed.message):
+    deepest = 0
+    for index, (part_id, part) in enumerate(iter_leaf_parts(parsed.message)):
+        if index == MAX_PARTS:
+            total = sum(1 for _ in iter_leaf_parts(parsed.message))
+            parsed.warnings.append(f"{total} MIME parts; read the first {MAX_PARTS}")
+            break
+        depth = part_id.count(".") + 1
+        if depth > DEEP_NESTING and depth > deepest:
+            deepest = depth
         for defect in part.defects:
             parsed.warnings.append(f"MIME defect in part {part_id}: {type(defect).__name__}")
         if _is_attachment(part, part_id):
@@ -188,6 +232,8 @@ def _read_body(parsed: ParsedMail) -> None:
             htmls.append(content)
         else:
             texts.append(content)
+    if deepest:
+        parsed.warnings.append(f"MIME parts nested {deepest} levels deep")
     parsed.html = "\n".join(htmls) if htmls else None
     if texts:
         parsed.text = "\n".join(texts)
@@ -203,15 +249,24 @@ def _decode_part_text(part: Message, part_id: str) -> tuple[str, list[str]]:
     if not isinstance(payload, bytes):
         payload = str(payload).encode("utf-8", "surrogateescape")
     text, more = decode_text(payload, part.get_content_charset(), f"part {part_id}")
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+        more.append(f"part {part_id}: NUL bytes removed")
     return text, warnings + more
 
 
+_DAMAGED_QP = re.compile(r"=(?![0-9A-Fa-f]{2}|[ \t]*(?:\r?\n|\Z))")
+
+
 def _transfer_encoding_warnings(part: Message, part_id: str) -> list[str]:
-    """The stdlib hands back damaged base64 undecoded and silently; say so."""
-    if part_header(part, "Content-Transfer-Encoding").strip().lower() != "base64":
-        return []
+    """The stdlib hands back damaged base64 undecoded and damaged quoted-printable as it is, silently; say so."""
+    encoding = part_header(part, "Content-Transfer-Encoding").strip().lower()
     raw = part.get_payload()
     if not isinstance(raw, str):
+        return []
+    if encoding == "quoted-printable":
+        return [f"part {part_id}: damaged quoted-printable"] if _DAMAGED_QP.search(raw) else []
+    if encoding != "base64":
         return []
     compact = re.sub(r"\s+", "", raw)
     try:
@@ -226,7 +281,10 @@ def _attachment(part_id: str, part: Message, parsed: ParsedMail) -> AttachmentIn
     if content_type == "message/rfc822":
         inner = part.get_payload()
         inner_message = inner[0] if isinstance(inner, list) and inner else None
-        data = inner_message.as_bytes() if inner_message is not None else b""
+        data = attached_message_bytes(part)
+        if data is None:
+            parsed.warnings.append(f"part {part_id}: attached message nested too deep to extract")
+            data = b""
         if inner_message is not None:
             parsed.attached_messages.append(inner_message)
     else:

@@ -90,7 +90,7 @@ def _fold_words(name: str, words: list[str]) -> str:
 def _encoded(name: str, value: str) -> str:
     """An unstructured header: ASCII folded at spaces, anything else as RFC 2047 UTF-8 encoded-words."""
     _check_no_line_breaks(name, value)
-    if value.isascii():
+    if value.isascii() and "=?" not in value:  # text that looks like an encoded word is encoded, not decoded later
         return _fold_words(name, value.split()) if value.strip() else f"{name}: "
     encoded = Header(value, "utf-8", maxlinelen=_MAX_LINE, header_name=name).encode(linesep="\r\n")
     return f"{name}: {encoded}"
@@ -105,7 +105,7 @@ def format_address(address: Address) -> list[str]:
         raise ComposeError(f"not a deliverable address: {addr!r}")
     if not name:
         return [addr]
-    if name.isascii():
+    if name.isascii() and "=?" not in name:  # a literal `=?...?=` would be decoded by the recipient's client
         return formataddr((name, addr)).split(" ")  # quotes the name where it has specials
     encoded = Header(name, "utf-8", maxlinelen=_MAX_LINE - 10).encode(linesep="\r\n")
     return [*encoded.split("\r\n "), f"<{addr}>"]

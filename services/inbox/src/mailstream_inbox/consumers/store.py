@@ -25,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import Address, MailAnalysed, MessageStored
 from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
-from mailstream_common.mime_parts import extract_part
+from mailstream_common.mime_parts import extract_parts
 
 from .. import conversation_threading as threads
 from .. import participants as people
@@ -153,13 +153,19 @@ async def _store_blobs(
     attachments = attachment_records(message_id, event.attachments)
     warnings: list[str] = []
     kept = []
+    stored_digests: set[str] = set()
+    extracted_parts = extract_parts(event.raw, [record["part_id"] for record in attachments])  # one parse in all
     for record in attachments:
-        extracted = extract_part(event.raw, record["part_id"])
+        extracted = extracted_parts.get(record["part_id"])
         if extracted is None:
             warnings.append(f"attachment part {record['part_id']} not found in the raw message")
             continue
         data, _ = extracted
-        record["sha256"] = await blobs_repo.put(db, data)
+        sha256 = blobs_repo.digest(data)
+        if sha256 not in stored_digests:  # a mail of many identical parts stores (and checks) the bytes once
+            await blobs_repo.put(db, data)
+            stored_digests.add(sha256)
+        record["sha256"] = sha256
         record["size"] = len(data)
         kept.append(record)
     return raw_blob_id, kept, warnings
