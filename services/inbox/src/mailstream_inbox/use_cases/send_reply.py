@@ -15,6 +15,7 @@ agent's) is nobody's retry: when the broker refuses it, it is marked failed and 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -22,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, EmailTemplate, MessageStored, utcnow
 
+from ..conversation_time import new_schedule
 from ..outbox import publish_pending_reply
 from ..reply_builder import (
     AUTO_REPLY_HEADERS,
@@ -37,6 +39,7 @@ from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
 from ..repositories import templates as templates_repo
+from . import scheduled_send
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class ReplyRequest:
     kind: Literal["reply", "auto_reply"] = "reply"
     dedup_key: str | None = None
     trigger_headers: Sequence[dict[str, str]] = ()  # the mail an auto-reply answers (RFC 3834 checks)
+    send_at: datetime | None = None  # in the future: held until then (`scheduled_send`)
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,12 @@ async def send_reply(
         dedup_key=request.dedup_key,
         extra_headers=AUTO_REPLY_HEADERS if request.kind == "auto_reply" else None,
     )
+    if request.send_at is not None and request.send_at > utcnow():
+        built.message["schedule"] = new_schedule(request.send_at, utcnow())
     stored, _ = await store_outbound(db, built)
+    if (stored.get("schedule") or {}).get("state") == "held":
+        await scheduled_send.arm(db, broker, stored, request.requested_by)
+        return Sent(stored)
     try:
         await finish(db, broker, stored, stream["topic_id"])
     except Exception:

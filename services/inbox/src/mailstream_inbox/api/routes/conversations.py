@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from mailstream_common.contracts import Address
+from mailstream_common.contracts import Address, utcnow
 from mailstream_common.pages import (
     DEFAULT_LIMIT,
     CursorParam,
@@ -22,10 +22,12 @@ from mailstream_common.pages import (
 
 from ... import search_terms
 from ...consumers.actions import conversation_changed
+from ...conversation_time import schedule_refusal
 from ...payload_types import EmailAddressStr, HeaderSafeStr
 from ...reply_builder import ReplyContent
 from ...repositories import conversations as conversations_repo
 from ...repositories import messages as messages_repo
+from ...use_cases import conversation_moves
 from ...use_cases.send_reply import Refused, ReplyRequest, send_reply
 from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
@@ -35,6 +37,7 @@ router = APIRouter(tags=["conversations"], responses=COMMON_RESPONSES)
 
 ConversationId = Annotated[str, Path(max_length=64)]
 Status = Literal["open", "pending", "closed"]
+ShownStatus = Literal["open", "pending", "closed", "snoozed"]  # snoozed: set by PUT .../snooze, not by PATCH
 Priority = Literal["low", "normal", "high", "urgent"]
 Tag = Annotated[HeaderSafeStr, Field(min_length=1, max_length=100)]
 
@@ -68,7 +71,25 @@ class ConversationPublic(BaseModel):
                     "message_count": 3,
                     "last_message_at": "2026-11-27T09:30:00Z",
                     "created_at": "2026-11-26T17:02:11Z",
-                }
+                    "merged_into": None,
+                    "snoozed_until": None,
+                },
+                {
+                    "id": "6a1d4d2f0e3c5b1a9f8e7d6c5b4a3928",
+                    "topic_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                    "stream_id": "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+                    "subject": "Order #1234 again",
+                    "customer": {"name": "Ann Customer", "address": "ann@example.net"},
+                    "status": "snoozed",
+                    "tags": [],
+                    "assignee": None,
+                    "priority": "normal",
+                    "message_count": 0,
+                    "last_message_at": "2026-11-27T08:10:00Z",
+                    "created_at": "2026-11-27T08:10:00Z",
+                    "merged_into": "5f0c3c1e9d2b4a0f8e7d6c5b4a392817",
+                    "snoozed_until": "2026-11-28T08:00:00Z",
+                },
             ]
         }
     )
@@ -77,7 +98,7 @@ class ConversationPublic(BaseModel):
     stream_id: str
     subject: str
     customer: Customer
-    status: Status
+    status: ShownStatus
     tags: list[str]
     assignee: str | None
     priority: Priority
@@ -85,6 +106,13 @@ class ConversationPublic(BaseModel):
     last_message_at: datetime
     created_at: datetime
     match: list[SearchHit] | None = Field(default=None, description="Only in a search (`q`): why it matched")
+    merged_into: str | None = Field(
+        default=None,
+        description="Set once merged: the conversation that took its messages (this id redirects there)",
+    )
+    snoozed_until: datetime | None = Field(
+        default=None, description="While status is `snoozed`: when it reopens by itself"
+    )
 
 
 def conversation_public(doc: dict, words: list[str] | None = None) -> ConversationPublic:
@@ -102,6 +130,8 @@ def conversation_public(doc: dict, words: list[str] | None = None) -> Conversati
         last_message_at=doc["last_message_at"],
         created_at=doc["created_at"],
         match=[SearchHit.model_validate(hit) for hit in search_terms.match_reason(doc, words)] if words else None,
+        merged_into=doc.get("merged_into"),
+        snoozed_until=(doc.get("snooze") or {}).get("until") if doc.get("status") == "snoozed" else None,
     )
 
 
@@ -141,6 +171,7 @@ class ReplyCreate(BaseModel):
                 {"text": "Hello Ann,\n\nyour parcel left our warehouse today.", "apply_template": True},
                 {"canned_response_id": "3c2b1a09f8e7d6c5b4a3928170f6e5d4"},
                 {"html": "<p>Hello <b>Ann</b></p>", "cc": [{"name": "Billing", "address": "billing@acme.com"}]},
+                {"text": "Good morning Ann, here is the update.", "send_at": "2026-11-28T08:00:00Z"},
             ]
         },
     )
@@ -149,6 +180,11 @@ class ReplyCreate(BaseModel):
     canned_response_id: str | None = Field(default=None, max_length=64)
     apply_template: bool = Field(default=True, description="Wrap in the email template (stream's, else account's)")
     cc: list[AddressIn] = Field(default_factory=list, max_length=20)
+    send_at: AwareDatetime | None = Field(
+        default=None,
+        description="Hold the reply until then (within a year; listed under .../scheduled-replies and cancellable "
+        "until it leaves); a time not in the future sends at once",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "ReplyCreate":
@@ -160,10 +196,20 @@ class ReplyCreate(BaseModel):
 
 class ReplyQueued(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"message_id": "8e7d6c5b4a39281706f5e4d3c2b1a09f", "status": "queued"}]}
+        json_schema_extra={
+            "examples": [
+                {"message_id": "8e7d6c5b4a39281706f5e4d3c2b1a09f", "status": "queued", "send_at": None},
+                {
+                    "message_id": "9e7d6c5b4a39281706f5e4d3c2b1a09f",
+                    "status": "scheduled",
+                    "send_at": "2026-11-28T08:00:00Z",
+                },
+            ]
+        }
     )
     message_id: str
-    status: Literal["queued"] = "queued"
+    status: Literal["queued", "scheduled"] = "queued"
+    send_at: datetime | None = Field(default=None, description="Scheduled replies: when it leaves")
 
 
 @router.get("/v1/conversations", response_model=Page[ConversationPublic], summary="List and search conversations")
@@ -243,11 +289,13 @@ async def list_messages(
     limit: LimitParam = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[MessagePublic]:
-    """Oldest first."""
-    if await conversations_repo.get(db, principal.account_id, conversation_id) is None:
+    """Oldest first. A merged conversation's id lists the messages of the conversation it was merged into."""
+    found = await conversations_repo.get(db, principal.account_id, conversation_id)
+    if found is None:
         raise not_found("conversation")
+    found = await conversation_moves.resolve(db, principal.account_id, found)
     docs, last = await messages_repo.list_page(
-        db, principal.account_id, conversation_id, limit=limit, after=decode_optional_cursor(cursor)
+        db, principal.account_id, found["_id"], limit=limit, after=decode_optional_cursor(cursor)
     )
     return Page(items=[message_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
 
@@ -276,6 +324,9 @@ async def reply(
     conversation = await conversations_repo.get(db, principal.account_id, conversation_id)
     if conversation is None:
         raise not_found("conversation")
+    conversation = await conversation_moves.resolve(db, principal.account_id, conversation)
+    if body.send_at is not None and (refused := schedule_refusal(body.send_at, utcnow())) is not None:
+        raise field_error(["body", "send_at"], refused.reason)
     request = ReplyRequest(
         requested_by=principal.actor,
         content=ReplyContent(text=body.text, html=body.html),
@@ -283,10 +334,14 @@ async def reply(
         apply_template=body.apply_template,
         cc=[Address(name=a.name, address=a.address) for a in body.cc],
         agent_name=principal.key_name,
+        send_at=body.send_at,
     )
     outcome = await send_reply(db, broker, conversation, request, inbound_domain=settings.inbound_domain)
     if isinstance(outcome, Refused):
         if outcome.step == "canned_response_exists":
             raise field_error(["body", "canned_response_id"], outcome.reason)
         raise conflict(outcome.reason)
+    schedule = outcome.message.get("schedule") or {}
+    if schedule.get("state") == "held":
+        return ReplyQueued(message_id=outcome.message["_id"], status="scheduled", send_at=schedule["send_at"])
     return ReplyQueued(message_id=outcome.message["_id"])

@@ -56,6 +56,11 @@ class DeliveryPublic(BaseModel):
     updated_at: datetime | None = None
 
 
+class SchedulePublic(BaseModel):
+    send_at: datetime = Field(description="When the reply leaves (or left)")
+    state: Literal["held", "sending", "sent"] = Field(description="held until send_at; cancellable only while held")
+
+
 class HeaderOut(BaseModel):
     name: str
     value: str
@@ -82,6 +87,7 @@ _EXAMPLE = {
     "remote_images_blocked": 1,
     "parse_warnings": [],
     "created_at": "2026-11-27T09:30:00Z",
+    "schedule": None,
 }
 
 
@@ -107,6 +113,9 @@ class MessagePublic(BaseModel):
     remote_images_blocked: int = 0
     parse_warnings: list[str] = []
     created_at: datetime
+    schedule: SchedulePublic | None = Field(
+        default=None, description="Only on a scheduled reply (sent with `send_at`), e.g. {send_at, state: held}"
+    )
 
 
 class MessageDetail(MessagePublic):
@@ -135,6 +144,7 @@ def _fields(doc: dict) -> dict:
         "remote_images_blocked": doc.get("remote_images_blocked", 0),
         "parse_warnings": doc.get("parse_warnings", []),
         "created_at": doc["created_at"],
+        "schedule": doc.get("schedule"),
     }
 
 
