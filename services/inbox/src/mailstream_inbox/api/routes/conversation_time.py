@@ -18,6 +18,7 @@ from mailstream_common.pages import (
     encode_optional_cursor,
 )
 
+from ... import conversation_time as rules
 from ...repositories import conversation_changes as changes_repo
 from ...repositories import conversations as conversations_repo
 from ...repositories import messages as messages_repo
@@ -302,6 +303,9 @@ async def cancel_scheduled_reply(
     existing = await messages_repo.get(db, principal.account_id, message_id)
     if existing is None or existing["conversation_id"] != conversation["_id"] or not existing.get("schedule"):
         raise not_found("scheduled reply")
+    state = existing["schedule"]["state"]
+    if not rules.may_transition(state, "cancelled"):
+        raise _raise(409, f"the reply is {state}: it can no longer be cancelled")
     try:
         await scheduled_send.cancel(db, broker, principal.account_id, message_id, principal.actor)
     except LookupError:
