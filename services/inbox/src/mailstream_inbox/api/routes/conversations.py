@@ -218,7 +218,7 @@ async def list_conversations(
     db: Db,
     topic_id: Annotated[str | None, Query(max_length=64)] = None,
     stream_id: Annotated[str | None, Query(max_length=64)] = None,
-    status: Status | None = None,
+    status: ShownStatus | None = None,
     q: Annotated[
         str | None,
         Query(

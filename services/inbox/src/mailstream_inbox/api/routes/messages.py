@@ -91,8 +91,28 @@ _EXAMPLE = {
 }
 
 
+_SCHEDULED_EXAMPLE = {
+    **_EXAMPLE,
+    "id": "9e7d6c5b4a39281706f5e4d3c2b1a09f",
+    "direction": "outbound",
+    "from": {"name": "Acme Support", "address": "support@acme.com"},
+    "to": [{"name": "Ann Customer", "address": "ann@example.net"}],
+    "subject": "Re: Where is my order #1234?",
+    "text": "Good morning Ann, here is the update.",
+    "html": None,
+    "attachments": [],
+    "message_id_header": "<0c1d2e3f@in.mailstream.example>",
+    "authentication": None,
+    "forwarded": None,
+    "delivery": {"status": "queued", "detail": "", "updated_at": "2026-11-27T09:40:00Z"},
+    "remote_images_blocked": 0,
+    "created_at": "2026-11-27T09:40:00Z",
+    "schedule": {"send_at": "2026-11-28T08:00:00Z", "state": "held"},
+}
+
+
 class MessagePublic(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [_EXAMPLE]})
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [_EXAMPLE, _SCHEDULED_EXAMPLE]})
     id: str
     conversation_id: str
     stream_id: str
