@@ -109,7 +109,8 @@ async def mark_merged(db: AsyncDatabase, source_id: str, target_id: str) -> dict
     """Link `source_id` to `target_id` unless it is linked elsewhere; the document after, or None."""
     return await db[CONVERSATIONS].find_one_and_update(
         {"_id": source_id, "merged_into": {"$in": [None, target_id]}},
-        {"$set": {"merged_into": target_id, "merged_at": utcnow(), "updated_at": utcnow()}},
+        # $min: a repeated merge keeps the first time, which names the operation on the timeline
+        {"$set": {"merged_into": target_id, "updated_at": utcnow()}, "$min": {"merged_at": utcnow()}},
         projection=conversations_repo.INTERNAL_PROJECTION,
         return_document=ReturnDocument.AFTER,
     )

@@ -18,8 +18,6 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.contracts import utcnow
-
 from .. import conversation_threading as threads
 from .. import conversation_time as rules
 from ..repositories import conversation_changes as changes_repo
@@ -147,7 +145,8 @@ async def merge(db, broker, *, account_id: str, source_id: str, target_id: str, 
     refused = rules.merge_refusal(source, target)
     if refused is not None:
         raise MoveRefused(refused)
-    if await changes_repo.mark_merged(db, source_id, target_id) is None:
+    linked = await changes_repo.mark_merged(db, source_id, target_id)
+    if linked is None:
         raise MoveRefused(rules.Refusal(409, "this conversation was merged into another one meanwhile"))
     moved = 0
     for _ in range(MAX_MERGE_PASSES):
@@ -158,7 +157,7 @@ async def merge(db, broker, *, account_id: str, source_id: str, target_id: str, 
             await _move_one(db, message["_id"], source_id, target_id)
             moved += 1
     await _refresh(db, source_id, target_id)
-    operation = f"merge:{source_id}:{target_id}:{source.get('merged_at') or utcnow().isoformat()}"
+    operation = f"merge:{source_id}:{target_id}:{linked['merged_at'].isoformat()}"
     details = {"merged": source_id, "into": target_id, "messages_moved": moved}
     for conversation_id in (source_id, target_id):
         await note(
