@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import System, wait_for_json
@@ -33,6 +34,17 @@ def system(backends, tmp_path_factory):
 
     with running_system(backends, tmp_path_factory, "time", LIVE_ENV) as running:
         yield running
+
+
+# Merges and moves are a few dozen database round trips; on a machine shared with other test runs a request can
+# take longer than the default client's 10 s.
+REQUEST_TIMEOUT = httpx.Timeout(30)
+
+
+def account_with_client(system: System, name: str):
+    account, api = new_account(system, name)
+    api.timeout = REQUEST_TIMEOUT
+    return account, api
 
 
 def customer_mail(
@@ -78,7 +90,7 @@ def wait_for_count(api, conversation_id: str, count: int) -> dict:
 
 
 def test_merge_then_later_mail_threads_into_the_target_and_unmerge_moves_back(system: System):
-    account, api = new_account(system, "Merging")
+    account, api = account_with_client(system, "Merging")
     stream = new_stream(api, "merge@acme.test")
     other_stream = new_stream(api, "merge-other@acme.test", topic="Other")
     first_id = send(system, stream, customer_mail(stream, "Order 11", "Where is order 11?", sender="mo@example.net"))
@@ -91,7 +103,7 @@ def test_merge_then_later_mail_threads_into_the_target_and_unmerge_moves_back(sy
     # Across streams: 409; another account's id: 404 both ways.
     across = api.post(f"/v1/conversations/{merged['id']}/merge", json={"into": elsewhere["id"]})
     assert across.status_code == 409, across.text
-    _, stranger = new_account(system, "Stranger")
+    _, stranger = account_with_client(system, "Stranger")
     assert stranger.post(f"/v1/conversations/{merged['id']}/merge", json={"into": target["id"]}).status_code == 404
     assert api.post(f"/v1/conversations/{merged['id']}/merge", json={"into": "0" * 32}).status_code == 404
 
@@ -136,7 +148,7 @@ def test_merge_then_later_mail_threads_into_the_target_and_unmerge_moves_back(sy
 
 
 def test_split_a_message_off_then_move_it_back(system: System):
-    _, api = new_account(system, "Splitting")
+    _, api = account_with_client(system, "Splitting")
     stream = new_stream(api, "split@acme.test")
     first_id = send(system, stream, customer_mail(stream, "Two things", "Thing one", sender="sp@example.net"))
     original = wait_for_conversation(api, stream["id"], "Two things")
@@ -148,7 +160,7 @@ def test_split_a_message_off_then_move_it_back(system: System):
     wait_for_count(api, original["id"], 2)
     second = next(m for m in messages_of(api, original["id"]) if m["message_id_header"] == second_id)
 
-    _, stranger = new_account(system, "Split stranger")
+    _, stranger = account_with_client(system, "Split stranger")
     refused = stranger.post(f"/v1/messages/{second['id']}/move", json={"conversation_id": None})
     assert refused.status_code == 404
 
@@ -179,7 +191,7 @@ def test_split_a_message_off_then_move_it_back(system: System):
 
 
 def test_snooze_hides_the_conversation_and_reopens_it_by_itself(system: System):
-    account, api = new_account(system, "Snoozing")
+    account, api = account_with_client(system, "Snoozing")
     stream = new_stream(api, "snooze@acme.test")
     send(system, stream, customer_mail(stream, "Call me tomorrow", "Later please", sender="sn@example.net"))
     found = wait_for_conversation(api, stream["id"], "Call me tomorrow")
@@ -210,7 +222,7 @@ def test_snooze_hides_the_conversation_and_reopens_it_by_itself(system: System):
 
 
 def test_a_customer_message_ends_a_snooze_at_once_and_a_cancelled_snooze_reopens(system: System):
-    _, api = new_account(system, "Snooze ended")
+    _, api = account_with_client(system, "Snooze ended")
     stream = new_stream(api, "snooze2@acme.test")
     first_id = send(system, stream, customer_mail(stream, "Waiting on you", "Hi", sender="sw@example.net"))
     found = wait_for_conversation(api, stream["id"], "Waiting on you")
@@ -241,7 +253,7 @@ def test_a_customer_message_ends_a_snooze_at_once_and_a_cancelled_snooze_reopens
 
 
 def test_a_scheduled_reply_is_held_listed_and_cancellable(system: System):
-    _, api = new_account(system, "Scheduling")
+    _, api = account_with_client(system, "Scheduling")
     stream = new_stream(api, "sched@acme.test")
     send(system, stream, customer_mail(stream, "Reply later", "Hi", sender="sc@example.net"))
     found = wait_for_conversation(api, stream["id"], "Reply later")
@@ -258,7 +270,7 @@ def test_a_scheduled_reply_is_held_listed_and_cancellable(system: System):
     assert [(m["id"], m["schedule"]["state"]) for m in listed] == [(message_id, "held")]
     assert datetime.fromisoformat(listed[0]["schedule"]["send_at"]) == send_at
 
-    _, stranger = new_account(system, "Schedule stranger")
+    _, stranger = account_with_client(system, "Schedule stranger")
     assert stranger.delete(f"/v1/conversations/{found['id']}/scheduled-replies/{message_id}").status_code == 404
 
     cancelled = api.delete(f"/v1/conversations/{found['id']}/scheduled-replies/{message_id}")
@@ -271,7 +283,7 @@ def test_a_scheduled_reply_is_held_listed_and_cancellable(system: System):
 
 
 def test_a_scheduled_reply_survives_restarts_of_inbox_and_sender_and_leaves_once_at_its_time(system: System):
-    _, api = new_account(system, "Scheduled restart")
+    _, api = account_with_client(system, "Scheduled restart")
     stream = new_stream(api, "later@acme.test")
     send(system, stream, customer_mail(stream, "Send it at nine", "Hi", sender="nine@example.net"))
     found = wait_for_conversation(api, stream["id"], "Send it at nine")
@@ -295,6 +307,7 @@ def test_a_scheduled_reply_survives_restarts_of_inbox_and_sender_and_leaves_once
         system.processes[name].wait_ready(timeout=120)
 
     api = system.client(api.headers["Authorization"].removeprefix("Bearer "))
+    api.timeout = REQUEST_TIMEOUT
     sent = wait_for_sync(
         lambda: next(
             (

@@ -123,3 +123,26 @@ def test_a_new_schedule_is_held_with_a_token():
     assert rules.schedule_refusal(NOW + timedelta(days=400), NOW).status == 422
     assert rules.schedule_refusal(NOW + timedelta(days=1), NOW) is None
     assert rules.seconds_until(NOW + timedelta(seconds=90), NOW) == 90
+
+
+def test_the_openapi_document_shows_every_new_field_with_an_example():
+    from mailstream_inbox.api.app import create_app
+    from mailstream_inbox.settings import InboxSettings
+
+    schemas = create_app(InboxSettings()).openapi()["components"]["schemas"]
+    new_fields = {
+        "ConversationPublic": ("merged_into", "snoozed_until"),
+        "ReplyCreate": ("send_at",),
+        "ReplyQueued": ("send_at",),
+        "MessagePublic": ("schedule",),
+        "MergeRequest": ("into",),
+        "MoveRequest": ("conversation_id",),
+        "MoveResult": ("kind", "to_conversation_id"),
+        "SnoozeRequest": ("until",),
+        "TimelineEntry": ("kind", "details"),
+    }
+    for schema, fields in new_fields.items():
+        examples = schemas[schema]["examples"]
+        for field in fields:
+            assert field in schemas[schema]["properties"], (schema, field)
+            assert any(example.get(field) is not None for example in examples), (schema, field)
