@@ -146,3 +146,29 @@ def test_the_openapi_document_shows_every_new_field_with_an_example():
         for field in fields:
             assert field in schemas[schema]["properties"], (schema, field)
             assert any(example.get(field) is not None for example in examples), (schema, field)
+
+
+def test_a_timeline_entry_goes_live_to_its_account_only_as_conversation_timeline():
+    from mailstream_common.contracts import ConversationTimelineRecorded
+    from mailstream_inbox.live_hub import to_live_event
+
+    entry = ConversationTimelineRecorded(
+        event_id="e1",
+        account_id="a1",
+        conversation_id="c1",
+        entry_id="e1",
+        kind="woke",
+        at=NOW,
+        actor="system",
+        details={"reason": "time"},
+    )
+    account, live = to_live_event(entry)
+    assert (account, live.name, live.id) == ("a1", "conversation.timeline", "e1")
+    assert live.data == {
+        "conversation_id": "c1",
+        "entry_id": "e1",
+        "kind": "woke",
+        "at": NOW.isoformat(),
+        "actor": "system",
+        "details": {"reason": "time"},
+    }
