@@ -43,13 +43,16 @@ class Moved:
     kind: str
 
 
-async def _move_one(db: AsyncDatabase, message_id: str, source_id: str, target_id: str) -> None:
+async def _move_one(db: AsyncDatabase, message_id: str, source_id: str, target_id: str) -> bool:
+    """Move and recount one message; False when it is not in the target afterwards (gone, or another move of it
+    won), in which case nothing is counted here."""
     await changes_repo.reassign_message(db, message_id, source_id, target_id)
     message = await messages_repo.get_internal(db, message_id)
     if message is None or message["conversation_id"] != target_id:
-        return  # gone, or moved elsewhere meanwhile: nothing of it to count here
+        return False
     await changes_repo.unfold_message(db, source_id, message_id)
     await changes_repo.fold_message(db, target_id, message)
+    return True
 
 
 async def _refresh(db: AsyncDatabase, *conversation_ids: str) -> None:
@@ -95,8 +98,10 @@ async def move_message(db, broker, *, account_id: str, message_id: str, target_i
             raise MoveRefused(refused)
         kind = rules.move_kind(message, target_id)
     assert target is not None
-    await _move_one(db, message_id, source["_id"], target["_id"])
+    moved = await _move_one(db, message_id, source["_id"], target["_id"])
     await _refresh(db, source["_id"], target["_id"])
+    if not moved:
+        raise MoveRefused(rules.Refusal(409, "the message was moved by someone else meanwhile"))
     operation = uuid.uuid4().hex
     details = {"message_id": message_id, "from": source["_id"], "to": target["_id"]}
     for conversation_id in (source["_id"], target["_id"]):
