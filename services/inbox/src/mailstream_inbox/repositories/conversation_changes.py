@@ -11,10 +11,9 @@ Fields this adds:
         schedule {send_at, state held|sending|sent, token, scheduled_at} on a held (scheduled) reply.
 """
 
-from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.contracts import utcnow
@@ -25,16 +24,9 @@ from . import messages as messages_repo
 CONVERSATIONS = conversations_repo.COLLECTION
 MESSAGES = messages_repo.COLLECTION
 
-INDEXES = {
-    MESSAGES: [
-        # The account's held replies, soonest first; only held ones are in it.
-        IndexModel(
-            [("account_id", ASCENDING), ("schedule.send_at", ASCENDING), ("_id", ASCENDING)],
-            name="messages_scheduled",
-            partialFilterExpression={"schedule.state": "held"},
-        )
-    ]
-}
+# The held replies of a conversation are found through `messages_by_conversation` (a conversation has few messages
+# on a page's scale); no index of its own.
+INDEXES: dict[str, list] = {}
 
 
 # --- moving messages ---
@@ -195,14 +187,9 @@ async def take_held(
     return await db[MESSAGES].find_one_and_delete(query)
 
 
-async def held_replies(
-    db: AsyncDatabase, account_id: str, conversation_id: str | None, *, limit: int, after_send_at: datetime | None
-) -> list[dict[str, Any]]:
-    query: dict[str, Any] = {"account_id": account_id, "schedule.state": "held"}
-    if conversation_id is not None:
-        query["conversation_id"] = conversation_id
-    if after_send_at is not None:
-        query["schedule.send_at"] = {"$gt": after_send_at}
+async def held_replies(db: AsyncDatabase, account_id: str, conversation_id: str, *, limit: int) -> list[dict[str, Any]]:
+    """The conversation's held replies, soonest first (a handful: no cursor)."""
+    query: dict[str, Any] = {"account_id": account_id, "conversation_id": conversation_id, "schedule.state": "held"}
     cursor = (
         db[MESSAGES]
         .find(query, messages_repo.PAGE_PROJECTION)

@@ -281,9 +281,7 @@ async def scheduled_replies(
     conversation = await conversation_moves.resolve(
         db, principal.account_id, await _conversation(db, principal.account_id, conversation_id)
     )
-    docs = await changes_repo.held_replies(
-        db, principal.account_id, conversation["_id"], limit=limit, after_send_at=None
-    )
+    docs = await changes_repo.held_replies(db, principal.account_id, conversation["_id"], limit=limit)
     return Page(items=[message_public(d) for d in docs], next_cursor=None)
 
 
