@@ -2,13 +2,14 @@
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import aio_pika
 import pytest
 
 from mailstream_common import topology
 from mailstream_common.broker import Broker, Delivery, PublishError, Reject, Retry
-from mailstream_common.contracts import StreamChanged
+from mailstream_common.contracts import SnoozeDue, StreamChanged, utcnow
 from tests.support.waiting import wait_for
 
 
@@ -203,3 +204,37 @@ async def test_every_queue_of_the_process_exists_before_any_consumer_takes_work_
     await wait_for(lambda: asyncio.sleep(0, second_existed), what="the first consumer's delivery")
     assert second_existed[0] is True
     await broker.close()
+
+
+async def test_a_delayed_message_waits_on_its_rung_and_survives_the_consumer_being_gone(backends):
+    """`publish_delayed` puts the message on a TTL rung of the queue's ladder; it reaches the queue only when the
+    TTL ran out, and waits there for a consumer that was not running meanwhile (a restart)."""
+    spec = topology.QueueSpec(f"test.{uuid.uuid4().hex[:8]}", (SnoozeDue,), retry_delays=(1, 2), max_attempts=3)
+    publisher = Broker(backends.amqp_url, service="test-publisher")
+    await publisher.connect()
+    await publisher.declare(spec)  # the queue and its rungs exist; nobody consumes yet
+    due = SnoozeDue(account_id="a1", conversation_id="c1", snooze_token="t1", due_at=utcnow() + timedelta(seconds=2))
+    published_at = asyncio.get_running_loop().time()
+    assert await publisher.publish_delayed(due, spec, 2.5) == 2  # the largest rung that does not overshoot
+    assert await _queue_depth(publisher, spec.retry_queue(2)) == 1
+    assert await _queue_depth(publisher, spec.name) == 0
+
+    async def arrived() -> bool:
+        return await _queue_depth(publisher, spec.name) == 1
+
+    await wait_for(arrived, timeout=30, what="the delayed message in its queue")
+    assert asyncio.get_running_loop().time() - published_at >= 1.9  # not before the rung's TTL
+
+    received: list[SnoozeDue] = []
+
+    async def handle(event: SnoozeDue, delivery: Delivery) -> None:
+        received.append(event)
+
+    consumer = Broker(backends.amqp_url, service="test-consumer")
+    await consumer.connect()
+    consumer.consume(spec, handle, SnoozeDue)
+    await consumer.start()
+    await wait_for(lambda: asyncio.sleep(0, received), what="the late consumer gets it")
+    assert received[0].snooze_token == "t1" and received[0].event_id == due.event_id
+    await consumer.close()
+    await publisher.close()

@@ -26,7 +26,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from pydantic import ValidationError
 
-from . import logs, topology
+from . import delays, logs, topology
 from .contracts import Event
 from .metrics import HANDLE_SECONDS, MESSAGES_CONSUMED, MESSAGES_PUBLISHED, PUBLISH_CONFIRM_SECONDS
 
@@ -151,6 +151,40 @@ class Broker:
             raise PublishError(f"{event.event_name} not confirmed: {confirmation!r}")
         PUBLISH_CONFIRM_SECONDS.labels(event.event_name).observe(time.perf_counter() - started)
         MESSAGES_PUBLISHED.labels(event.event_name, "confirmed").inc()
+
+    async def publish_delayed(
+        self, event: Event, spec: topology.QueueSpec, delay_seconds: float, *, timeout: float | None = None
+    ) -> int:
+        """Put `event` on the rung of `spec`'s delay ladder for `delay_seconds` (`delays.ladder_tier`); it reaches
+        `spec`'s queue when that tier's TTL runs out. Confirmed like `publish`; returns the tier used."""
+        if self._publish_channel is None:
+            raise PublishError("not connected")
+        tier = delays.ladder_tier(delay_seconds, spec.retry_delays)
+        cid = event.correlation_id or logs.correlation_id.get() or logs.new_correlation_id()
+        message = aio_pika.Message(
+            body=event.model_copy(update={"correlation_id": cid}).model_dump_json(by_alias=True).encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.event_id,
+            correlation_id=cid,
+            app_id=self._service,
+            headers={HEADER_EVENT: event.event_name, HEADER_SCHEMA_VERSION: event.schema_version},
+        )
+        try:
+            confirmation = await asyncio.wait_for(
+                self._publish_channel.default_exchange.publish(
+                    message, routing_key=spec.retry_queue(tier), mandatory=True
+                ),
+                timeout or self._confirm_timeout,
+            )
+        except Exception as exc:
+            MESSAGES_PUBLISHED.labels(event.event_name, "failed").inc()
+            raise PublishError(f"{event.event_name} (delayed) not confirmed: {exc!r}") from exc
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            MESSAGES_PUBLISHED.labels(event.event_name, "failed").inc()
+            raise PublishError(f"{event.event_name} (delayed) not confirmed: {confirmation!r}")
+        MESSAGES_PUBLISHED.labels(event.event_name, "confirmed").inc()
+        return tier
 
     def consume(
         self,

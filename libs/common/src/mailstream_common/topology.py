@@ -22,6 +22,7 @@ from .contracts import (
     CannedResponseChanged,
     ConversationActionsRequested,
     ConversationChanged,
+    ConversationTimelineRecorded,
     DeliveryReported,
     DomainChanged,
     Event,
@@ -31,6 +32,8 @@ from .contracts import (
     MessageStored,
     ProjectionResyncRequested,
     ReplyRequested,
+    ScheduledReplyDue,
+    SnoozeDue,
     StreamChanged,
     TopicChanged,
 )
@@ -80,6 +83,10 @@ SENDER_REPLIES = QueueSpec(
     "sender.replies", (ReplyRequested,), retry_delays=(5, 30, 120, 600, 1800, 3600), max_attempts=30
 )
 SENDER_BOUNCES = QueueSpec("sender.bounces", (DeliveryReported,))
+# Inbox's wake-up calls (snoozes, scheduled replies): its retry tiers double as the delay ladder (`delays.py`), so a
+# message due in a week climbs down from the day tier; a failure is retried through the same tiers.
+TIMER_LADDER: tuple[int, ...] = (1, 5, 30, 120, 600, 3600, 6 * 3600, 24 * 3600)
+INBOX_TIMERS = QueueSpec("inbox.timers", (SnoozeDue, ScheduledReplyDue), retry_delays=TIMER_LADDER, max_attempts=12)
 
 # Projections of inbox's catalogue (see mailstream_common.projection): one durable queue per consuming service,
 # shared by its replicas, so an event published while every replica is down is applied when one comes back.
@@ -97,6 +104,7 @@ WORK_QUEUES: tuple[QueueSpec, ...] = (
     AUTOMATION_EVALUATE,
     SENDER_REPLIES,
     SENDER_BOUNCES,
+    INBOX_TIMERS,
     INBOX_RESYNC,
     *PROJECTION_QUEUES,
 )
@@ -110,7 +118,7 @@ def replica_queue(service: str, replica_id: str, events: tuple[type[Event], ...]
 INGEST_STREAM_EVENTS = (StreamChanged,)
 SENDER_DOMAIN_EVENTS = (DomainChanged,)
 SENDER_REPLICA_EVENTS = (DomainChanged, StreamChanged)  # signing-key and stream caches: one replica queue
-GATEWAY_LIVE_EVENTS = (MessageStored, ConversationChanged, MessageDeliveryChanged)
+GATEWAY_LIVE_EVENTS = (MessageStored, ConversationChanged, MessageDeliveryChanged, ConversationTimelineRecorded)
 GATEWAY_KEY_EVENTS = (ApiKeyRevoked,)  # key-cache invalidation, on the same replica queue as the live events
 GATEWAY_REPLICA_EVENTS = GATEWAY_LIVE_EVENTS + GATEWAY_KEY_EVENTS
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailstream_common.broker import Delivery
-from mailstream_common.contracts import ConversationChanged, Event, MessageDeliveryChanged, MessageStored
+from mailstream_common.contracts import (
+    ConversationChanged,
+    ConversationTimelineRecorded,
+    Event,
+    MessageDeliveryChanged,
+    MessageStored,
+)
 
 if TYPE_CHECKING:
     from .live_journal import LiveJournal
@@ -80,6 +86,16 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
         if event.participants is not None:
             data["participants"] = event.participants
         return event.account_id, LiveEvent("conversation.changed", event.event_id, data, event.event_id)
+    if isinstance(event, ConversationTimelineRecorded):
+        data = {
+            "conversation_id": event.conversation_id,
+            "entry_id": event.entry_id,
+            "kind": event.kind,
+            "at": event.at.isoformat(),
+            "actor": event.actor,
+            "details": event.details,
+        }
+        return event.account_id, LiveEvent("conversation.timeline", event.event_id, data, event.event_id)
     return None
 
 

@@ -16,6 +16,7 @@ from .keys import ApiKeyRevoked
 from .mail import MailAnalysed, MailReceived
 from .replies import DeliveryReported, EmailTemplate, ReplyRequested
 from .streams import CannedResponseChanged, ProjectionResyncRequested, StreamChanged, TopicChanged
+from .timers import ConversationTimelineRecorded, ScheduledReplyDue, SnoozeDue
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     MailReceived,
@@ -32,6 +33,9 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ProjectionResyncRequested,
     DomainChanged,
     ApiKeyRevoked,
+    SnoozeDue,
+    ScheduledReplyDue,
+    ConversationTimelineRecorded,
 )
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "Contract",
     "ConversationActionsRequested",
     "ConversationChanged",
+    "ConversationTimelineRecorded",
     "DeliveryReported",
     "DomainChanged",
     "EmailTemplate",
@@ -55,6 +60,8 @@ __all__ = [
     "RawBytes",
     "ReplyRequested",
     "RuleAction",
+    "ScheduledReplyDue",
+    "SnoozeDue",
     "StreamChanged",
     "TopicChanged",
     "utcnow",

@@ -8,7 +8,8 @@ from pydantic import Field
 from .base import Address, Contract, Event, HeaderField
 from .mail import AuthenticationResult
 
-ConversationStatus = Literal["open", "pending", "closed"]
+ConversationStatus = Literal["open", "pending", "closed", "snoozed"]
+SettableStatus = Literal["open", "pending", "closed"]  # what a rule may set; snoozing needs a time
 Priority = Literal["low", "normal", "high", "urgent"]
 
 
@@ -91,7 +92,7 @@ class AssignAction(Contract):
 
 class SetStatusAction(Contract):
     type: Literal["set_status"] = "set_status"
-    status: ConversationStatus
+    status: SettableStatus
 
 
 class SetPriorityAction(Contract):

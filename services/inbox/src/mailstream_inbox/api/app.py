@@ -35,6 +35,7 @@ from .middleware import CorrelationAndMetrics, RequestSizeLimit
 from .routes import (
     api_keys,
     canned_responses,
+    conversation_time,
     conversations,
     email_template,
     events,
@@ -54,6 +55,7 @@ ROUTERS = (
     topics.router,
     streams.router,
     conversations.router,
+    conversation_time.router,
     messages.router,
     canned_responses.router,
     email_template.router,
@@ -72,6 +74,7 @@ BROADCAST_JOURNAL_EVENTS = (
     "conversation.changed",
     "message.delivery_changed",
     "api_key.revoked",
+    "conversation.timeline_recorded",
 )
 
 OPENAPI_DESCRIPTION = """Mailstream: email as a stream for customer-service inboxes.
@@ -90,6 +93,7 @@ async def _declare_published_queues(broker: Broker) -> None:
         topology.INBOX_ACTIONS,
         topology.INBOX_STORE,
         topology.INBOX_DELIVERY,
+        topology.INBOX_TIMERS,  # the delay ladder the API puts snoozes and scheduled replies on
     )
     channel = await broker.connection.channel()
     try:

@@ -10,11 +10,13 @@ from mailstream_common.contracts import (
     DeliveryReported,
     MailAnalysed,
     ProjectionResyncRequested,
+    ScheduledReplyDue,
+    SnoozeDue,
 )
 
 from .. import catalogue
 from ..settings import InboxSettings
-from . import actions, delivery, store
+from . import actions, delivery, store, timers
 
 
 def register(broker: Broker, db: AsyncDatabase, settings: InboxSettings) -> None:
@@ -30,4 +32,7 @@ def register(broker: Broker, db: AsyncDatabase, settings: InboxSettings) -> None
     )
     broker.consume(
         topology.INBOX_RESYNC, catalogue.make_resync_handler(db, broker), ProjectionResyncRequested, prefetch=1
+    )
+    broker.consume(
+        topology.INBOX_TIMERS, timers.make_handler(db, broker), (SnoozeDue, ScheduledReplyDue), prefetch=prefetch
     )

@@ -37,6 +37,7 @@ from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
 from ..settings import InboxSettings
+from ..use_cases import conversation_moves, snooze
 from .actions import conversation_changed
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ async def _choose_conversation(
     if decision.conversation_id is not None:
         found = await conversations_repo.get_internal(db, decision.conversation_id)
         if found is not None:
+            found = await conversation_moves.follow_for_mail(db, found)  # a merged conversation's mail: the target
             log.info("threaded", extra={"conversation_id": found["_id"], "reason": decision.reason})
             return found, False, decision.reason
     subject, _ = threads.strip_reply_prefixes(event.subject)
@@ -275,6 +277,7 @@ async def store_for_stream(
         if not created:
             log.info("duplicate mail ignored", extra={"message_id": stored["_id"]})
 
+    await snooze.wake_for_customer(db, broker, stored["conversation_id"], stored["created_at"])
     await conversations_repo.record_message(
         db,
         stored["conversation_id"],

@@ -15,11 +15,13 @@ from . import (
     api_keys,
     blobs,
     canned_responses,
+    conversation_changes,
     conversations,
     live_events,
     messages,
     streams,
     templates,
+    timeline,
     topics,
 )
 
@@ -46,6 +48,8 @@ INDEXES = merge(
             canned_responses,
             templates,
             live_events,
+            timeline,
+            conversation_changes,
         )
     )
 )

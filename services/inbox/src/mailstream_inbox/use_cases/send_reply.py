@@ -16,6 +16,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -25,6 +26,7 @@ from mailstream_common.contracts import Address, EmailTemplate, MessageStored, u
 
 from .. import participants as people
 from .. import reply_tokens
+from ..conversation_time import new_schedule
 from ..outbox import publish_pending_reply
 from ..reply_builder import (
     AUTO_REPLY_HEADERS,
@@ -40,6 +42,7 @@ from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
 from ..repositories import templates as templates_repo
+from . import scheduled_send
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class ReplyRequest:
     to: Sequence[Address] | None = None  # None: the default (the customer, plus the last sender on reply-all)
     bcc: Sequence[Address] | None = None
     reply_all: bool = False  # default recipients: reply-all to the last inbound mail (agents), else the customer
+    send_at: datetime | None = None  # in the future: held until then (`scheduled_send`)
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,12 @@ async def send_reply(
         dedup_key=request.dedup_key,
         extra_headers=AUTO_REPLY_HEADERS if request.kind == "auto_reply" else None,
     )
+    if request.send_at is not None and request.send_at > utcnow():
+        built.message["schedule"] = new_schedule(request.send_at, utcnow())
     stored, _ = await store_outbound(db, built)
+    if (stored.get("schedule") or {}).get("state") == "held":
+        await scheduled_send.arm(db, broker, stored, request.requested_by)
+        return Sent(stored, tuple(warnings))
     try:
         await finish(db, broker, stored, stream["topic_id"])
     except Exception:

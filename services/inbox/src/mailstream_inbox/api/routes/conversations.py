@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from mailstream_common.contracts import Address
+from mailstream_common.contracts import Address, utcnow
 from mailstream_common.pages import (
     DEFAULT_LIMIT,
     CursorParam,
@@ -22,10 +22,12 @@ from mailstream_common.pages import (
 
 from ... import search_terms
 from ...consumers.actions import conversation_changed
+from ...conversation_time import schedule_refusal
 from ...payload_types import EmailAddressStr, HeaderSafeStr
 from ...reply_builder import ReplyContent
 from ...repositories import conversations as conversations_repo
 from ...repositories import messages as messages_repo
+from ...use_cases import conversation_moves
 from ...use_cases.send_reply import Refused, ReplyRequest, send_reply
 from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
@@ -35,6 +37,7 @@ router = APIRouter(tags=["conversations"], responses=COMMON_RESPONSES)
 
 ConversationId = Annotated[str, Path(max_length=64)]
 Status = Literal["open", "pending", "closed"]
+ShownStatus = Literal["open", "pending", "closed", "snoozed"]  # snoozed: set by PUT .../snooze, not by PATCH
 Priority = Literal["low", "normal", "high", "urgent"]
 Tag = Annotated[HeaderSafeStr, Field(min_length=1, max_length=100)]
 
@@ -69,7 +72,43 @@ class ConversationPublic(BaseModel):
                     "last_message_at": "2026-11-27T09:30:00Z",
                     "created_at": "2026-11-26T17:02:11Z",
                     "participants": ["ann@example.net", "carl@example.com"],
-                }
+                    "merged_into": None,
+                    "snoozed_until": None,
+                },
+                {
+                    "id": "6a1d4d2f0e3c5b1a9f8e7d6c5b4a3928",
+                    "topic_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                    "stream_id": "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+                    "subject": "Invoice question",
+                    "customer": {"name": "Ann Customer", "address": "ann@example.net"},
+                    "status": "snoozed",
+                    "tags": [],
+                    "assignee": "agent-ann",
+                    "priority": "normal",
+                    "message_count": 2,
+                    "last_message_at": "2026-11-27T08:10:00Z",
+                    "created_at": "2026-11-27T08:02:00Z",
+                    "participants": ["ann@example.net"],
+                    "merged_into": None,
+                    "snoozed_until": "2026-11-28T08:00:00Z",
+                },
+                {
+                    "id": "7b2e5e3a1f4d6c2b0a9f8e7d6c5b4a39",
+                    "topic_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                    "stream_id": "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+                    "subject": "Order #1234 again",
+                    "customer": {"name": "Ann Customer", "address": "ann@example.net"},
+                    "status": "open",
+                    "tags": [],
+                    "assignee": None,
+                    "priority": "normal",
+                    "message_count": 0,
+                    "last_message_at": "2026-11-27T08:15:00Z",
+                    "created_at": "2026-11-27T08:15:00Z",
+                    "participants": ["ann@example.net"],
+                    "merged_into": "5f0c3c1e9d2b4a0f8e7d6c5b4a392817",
+                    "snoozed_until": None,
+                },
             ]
         }
     )
@@ -78,7 +117,7 @@ class ConversationPublic(BaseModel):
     stream_id: str
     subject: str
     customer: Customer
-    status: Status
+    status: ShownStatus
     tags: list[str]
     assignee: str | None
     priority: Priority
@@ -90,6 +129,13 @@ class ConversationPublic(BaseModel):
         default_factory=list,
         description="Lower-case addresses of the customer and everyone on To/Cc of its inbound mail, never the "
         "account's own (stream and forwarding addresses, the forwarder of a forwarded mail); at most 50",
+    )
+    merged_into: str | None = Field(
+        default=None,
+        description="Set once merged: the conversation that took its messages (this id redirects there)",
+    )
+    snoozed_until: datetime | None = Field(
+        default=None, description="While status is `snoozed`: when it reopens by itself"
     )
 
 
@@ -109,6 +155,8 @@ def conversation_public(doc: dict, words: list[str] | None = None) -> Conversati
         created_at=doc["created_at"],
         match=[SearchHit.model_validate(hit) for hit in search_terms.match_reason(doc, words)] if words else None,
         participants=doc.get("participants", []),
+        merged_into=doc.get("merged_into"),
+        snoozed_until=(doc.get("snooze") or {}).get("until") if doc.get("status") == "snoozed" else None,
     )
 
 
@@ -154,6 +202,7 @@ class ReplyCreate(BaseModel):
                     "cc": [{"name": "Warehouse", "address": "warehouse@acme.com"}],
                     "bcc": [{"address": "audit@acme.com"}],
                 },
+                {"text": "Good morning Ann, here is the update.", "send_at": "2026-11-28T08:00:00Z"},
             ]
         },
     )
@@ -172,6 +221,11 @@ class ReplyCreate(BaseModel):
         description="Omitted: reply-all, the other To/Cc of the last inbound mail minus the account's own addresses",
     )
     bcc: list[AddressIn] | None = Field(default=None, max_length=20, description="Omitted: nobody")
+    send_at: AwareDatetime | None = Field(
+        default=None,
+        description="Hold the reply until then (within a year; listed under .../scheduled-replies and cancellable "
+        "until it leaves); a time not in the future sends at once",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "ReplyCreate":
@@ -194,6 +248,7 @@ class ReplyQueued(BaseModel):
                 {
                     "message_id": "8e7d6c5b4a39281706f5e4d3c2b1a09f",
                     "status": "queued",
+                    "send_at": None,
                     "recipients": {
                         "to": [{"name": "Ann Customer", "address": "ann@example.net"}],
                         "cc": [{"name": "", "address": "carl@example.com"}],
@@ -204,6 +259,7 @@ class ReplyQueued(BaseModel):
                 {
                     "message_id": "0f6e5d4c3b2a19087f6e5d4c3b2a1908",
                     "status": "queued",
+                    "send_at": None,
                     "recipients": {
                         "to": [{"name": "Ann Customer", "address": "ann@example.net"}],
                         "cc": [{"name": "", "address": "eve@example.org"}],
@@ -211,11 +267,23 @@ class ReplyQueued(BaseModel):
                     },
                     "warnings": ["cc eve@example.org is not a participant of this conversation"],
                 },
+                {
+                    "message_id": "9e7d6c5b4a39281706f5e4d3c2b1a09f",
+                    "status": "scheduled",
+                    "send_at": "2026-11-28T08:00:00Z",
+                    "recipients": {
+                        "to": [{"name": "Ann Customer", "address": "ann@example.net"}],
+                        "cc": [],
+                        "bcc": [],
+                    },
+                    "warnings": [],
+                },
             ]
         }
     )
     message_id: str
-    status: Literal["queued"] = "queued"
+    status: Literal["queued", "scheduled"] = "queued"
+    send_at: datetime | None = Field(default=None, description="Scheduled replies: when it leaves")
     recipients: ReplyRecipients = Field(description="Who the reply goes to (Bcc only in the envelope)")
     warnings: list[str] = Field(
         default_factory=list,
@@ -229,7 +297,7 @@ async def list_conversations(
     db: Db,
     topic_id: Annotated[str | None, Query(max_length=64)] = None,
     stream_id: Annotated[str | None, Query(max_length=64)] = None,
-    status: Status | None = None,
+    status: ShownStatus | None = None,
     q: Annotated[
         str | None,
         Query(
@@ -300,11 +368,13 @@ async def list_messages(
     limit: LimitParam = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Page[MessagePublic]:
-    """Oldest first."""
-    if await conversations_repo.get(db, principal.account_id, conversation_id) is None:
+    """Oldest first. A merged conversation's id lists the messages of the conversation it was merged into."""
+    found = await conversations_repo.get(db, principal.account_id, conversation_id)
+    if found is None:
         raise not_found("conversation")
+    found = await conversation_moves.resolve(db, principal.account_id, found)
     docs, last = await messages_repo.list_page(
-        db, principal.account_id, conversation_id, limit=limit, after=decode_optional_cursor(cursor)
+        db, principal.account_id, found["_id"], limit=limit, after=decode_optional_cursor(cursor)
     )
     return Page(items=[message_public(d) for d in docs], next_cursor=encode_optional_cursor(last))
 
@@ -336,6 +406,9 @@ async def reply(
     conversation = await conversations_repo.get(db, principal.account_id, conversation_id)
     if conversation is None:
         raise not_found("conversation")
+    conversation = await conversation_moves.resolve(db, principal.account_id, conversation)
+    if body.send_at is not None and (refused := schedule_refusal(body.send_at, utcnow())) is not None:
+        raise field_error(["body", "send_at"], refused.reason)
     request = ReplyRequest(
         requested_by=principal.actor,
         content=ReplyContent(text=body.text, html=body.html),
@@ -346,6 +419,7 @@ async def reply(
         bcc=None if body.bcc is None else [Address(name=a.name, address=a.address) for a in body.bcc],
         reply_all=True,
         agent_name=principal.key_name,
+        send_at=body.send_at,
     )
     outcome = await send_reply(db, broker, conversation, request, inbound_domain=settings.inbound_domain)
     if isinstance(outcome, Refused):
@@ -355,8 +429,12 @@ async def reply(
             raise field_error(["body", "to"], outcome.reason)
         raise conflict(outcome.reason)
     message = outcome.message
+    schedule = message.get("schedule") or {}
+    held = schedule.get("state") == "held"
     return ReplyQueued(
         message_id=message["_id"],
+        status="scheduled" if held else "queued",
+        send_at=schedule["send_at"] if held else None,
         recipients=ReplyRecipients(to=message.get("to", []), cc=message.get("cc", []), bcc=message.get("bcc", [])),
         warnings=list(outcome.warnings),
     )

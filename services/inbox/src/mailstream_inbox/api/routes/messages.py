@@ -61,6 +61,11 @@ class DeliveryPublic(BaseModel):
     updated_at: datetime | None = None
 
 
+class SchedulePublic(BaseModel):
+    send_at: datetime = Field(description="When the reply leaves (or left)")
+    state: Literal["held", "sending", "sent"] = Field(description="held until send_at; cancellable only while held")
+
+
 class HeaderOut(BaseModel):
     name: str
     value: str
@@ -94,11 +99,32 @@ _EXAMPLE = {
     "remote_images_blocked": 1,
     "parse_warnings": [],
     "created_at": "2026-11-27T09:30:00Z",
+    "schedule": None,
+}
+
+
+_SCHEDULED_EXAMPLE = {
+    **_EXAMPLE,
+    "id": "9e7d6c5b4a39281706f5e4d3c2b1a09f",
+    "direction": "outbound",
+    "from": {"name": "Acme Support", "address": "support@acme.com"},
+    "to": [{"name": "Ann Customer", "address": "ann@example.net"}],
+    "subject": "Re: Where is my order #1234?",
+    "text": "Good morning Ann, here is the update.",
+    "html": None,
+    "attachments": [],
+    "message_id_header": "<0c1d2e3f@in.mailstream.example>",
+    "authentication": None,
+    "forwarded": None,
+    "delivery": {"status": "queued", "detail": "", "updated_at": "2026-11-27T09:40:00Z"},
+    "remote_images_blocked": 0,
+    "created_at": "2026-11-27T09:40:00Z",
+    "schedule": {"send_at": "2026-11-28T08:00:00Z", "state": "held"},
 }
 
 
 class MessagePublic(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [_EXAMPLE]})
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [_EXAMPLE, _SCHEDULED_EXAMPLE]})
     id: str
     conversation_id: str
     stream_id: str
@@ -126,6 +152,9 @@ class MessagePublic(BaseModel):
         "it opened a new one); null for outbound and for messages stored before this was recorded",
     )
     bcc: list[AddressOut] = Field(default_factory=list, description="Outbound: the blind copies (never in a header)")
+    schedule: SchedulePublic | None = Field(
+        default=None, description="Only on a scheduled reply (sent with `send_at`), e.g. {send_at, state: held}"
+    )
 
 
 class MessageDetail(MessagePublic):
@@ -156,6 +185,7 @@ def _fields(doc: dict) -> dict:
         "created_at": doc["created_at"],
         "thread_reason": doc.get("thread_reason"),
         "bcc": doc.get("bcc", []),
+        "schedule": doc.get("schedule"),
     }
 
 
