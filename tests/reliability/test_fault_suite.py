@@ -128,6 +128,7 @@ def _stored(server: SecantusServer, system: System, stream_id: str) -> list[str]
     return _stored_message_ids(server.uri, system.env["MONGODB_DATABASE"], stream_id)
 
 
+@pytest.mark.timeout(600 if SCALE_NAME == "ci" else 3600)  # the project's default of 300 s is per test, set-up included
 def test_under_load_every_fault_heals_and_nothing_is_lost_or_duplicated(drill, capsys):
     system, server, rabbit, relay = drill
     system: System
@@ -274,8 +275,12 @@ def test_under_load_every_fault_heals_and_nothing_is_lost_or_duplicated(drill, c
             straddled = any(times[0] < kill < times[-1] for kill in sender_kills)
             assert straddled and len(times) == 2, f"reply {token} reached the relay {len(times)} times: {times}"
             windowed[token] = times
-    unasked = {t: agent.not_taken.get(t) for t in set(receipts) - wanted_tokens}
-    assert set(receipts) == wanted_tokens, f"at the relay but never taken by the API: {unasked}"
+    # A reply whose request got no answer at all (the inbox killed mid-request) may or may not have been queued;
+    # one the API answered with an error must not go out (the caller was told to try again).
+    no_answer = {t for t, why in agent.not_taken.items() if not why[:3].isdigit()}
+    unasked = {t: agent.not_taken.get(t) for t in set(receipts) - wanted_tokens - no_answer}
+    assert not unasked, f"at the relay although the API answered an error: {unasked}"
+    assert wanted_tokens <= set(receipts)
     copies = {}
     for receipt in accepted_mail:
         for token in relay_tokens([receipt.data]):
@@ -309,7 +314,8 @@ def test_under_load_every_fault_heals_and_nothing_is_lost_or_duplicated(drill, c
             f"\nfault suite ({SCALE_NAME}): mails sent {len(attempts)} ({counts}, one of them from {GONE}); "
             f"stored {len(stored)} (of the no-reply ones: {no_reply_stored}); duplicates stored 0; "
             f"service kills {len(service_kills)}; replies taken {len(replies)} (API refused {dict(agent.refused)}); "
-            f"relay receipts {len(accepted_mail)} for {len(receipts)} replies, duplicate-window copies "
+            f"relay receipts {len(accepted_mail)} for {len(receipts)} replies ({len(set(receipts) & no_answer)} of them "
+            f"to requests that got no answer), duplicate-window copies "
             f"{len(windowed)}; relay 451s {len(deferred)}, 550s {len(gone_refusals)}; phases {phases.times}"
         )
 
