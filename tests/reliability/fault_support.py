@@ -33,6 +33,16 @@ RABBITMQCTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
 # --- a private RabbitMQ node --------------------------------------------------------------------------------------
 
 
+def private_rabbit_unavailable() -> str | None:
+    """Why a private node cannot be started here (None if it can): rabbitmq-server installed, and root (the server
+    drops to the `rabbitmq` user, who must own the node's directories) or that user itself."""
+    if not (Path(RABBITMQ_SERVER).exists() and Path(RABBITMQCTL).exists()):
+        return "rabbitmq-server is not installed (scripts/deps.sh installs it)"
+    if os.geteuid() != 0 and os.environ.get("USER") != "rabbitmq":
+        return "starting a private RabbitMQ node needs root or the rabbitmq user"
+    return None
+
+
 class PrivateRabbit:
     """A RabbitMQ node of the test's own: its node name, AMQP and distribution ports, and storage in a temp dir.
 

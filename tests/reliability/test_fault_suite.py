@@ -46,6 +46,7 @@ from tests.reliability.fault_support import (
     PrivateRabbit,
     ReadinessWatch,
     SteadyMail,
+    private_rabbit_unavailable,
     relay_tokens,
 )
 from tests.reliability.test_database_crash import _is_secantus, _stored_message_ids
@@ -88,6 +89,8 @@ def drill(backends: Backends, tmp_path_factory: pytest.TempPathFactory):
             "SKIPPED, NOT PASSED: the fault suite kills a SecantusDB it starts itself; MONGODB_URI names another "
             f"server ({urlsplit(backends.mongodb_uri).netloc.split('@')[-1]}), which it will not kill."
         )
+    if why := private_rabbit_unavailable():
+        pytest.skip(f"SKIPPED, NOT PASSED: the fault suite restarts a RabbitMQ node of its own; {why}")
     binary = secantusd_binary()
     if binary is None:
         pytest.fail("secantusd-py not found: run scripts/deps.sh (it exports SECANTUSD_BIN) or set SECANTUSD_BIN")
