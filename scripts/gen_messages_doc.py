@@ -23,8 +23,8 @@ add `x-attempt` and `x-first-seen` when they schedule a retry, and `x-origin-que
 dead-letter. Fields every message has: `event_id` (unique per publication), `occurred_at` (UTC),
 `correlation_id`. Bytes (`raw`) travel as standard base64.
 
-Queues: each consumer owns a durable quorum queue; failures go to `<queue>.retry.<N>s.quorum` (quorum TTL queues that
-dead-letter back into the queue at least once) and, after the attempt cap or at once for a message that can never succeed, to
+Queues: each consumer owns a durable quorum queue; failures go to `<queue>.retry.<N>s` (TTL queues that
+dead-letter back into the queue) and, after the attempt cap or at once for a message that can never succeed, to
 `<queue>.dead`. Replica-local queues (`<service>.replica.<id>`) are exclusive and vanish with their process.
 
 `stream.changed`, `topic.changed` and `canned_response.changed` carry the entity's whole state (as far as any

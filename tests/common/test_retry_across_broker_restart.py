@@ -1,10 +1,11 @@
 """A message waiting in a retry queue survives a RabbitMQ restart and comes back to its work queue (found by the
 fault suite's large run, issue 12).
 
-Before: the retry tiers were classic queues whose expired messages are dead-lettered back to the work queue. A
-classic queue dead-letters at most once: a message that expired while the node was down is dead-lettered as the
+The retry tiers are classic queues whose expired messages are dead-lettered back to the work queue. A classic
+queue dead-letters at most once: a message that expired while the node was down is dead-lettered as the
 node recovers, before the work queue (a quorum queue) has its leader again, and is dropped without a trace. The
-fault suite saw a reply deferred (domains unreachable) just before the restart never sent.
+fault suite saw a reply deferred (domains unreachable) just before the restart never sent. Strict xfail until the
+tiers dead-letter at least once (quorum tiers did, but slowed the shared test broker's start-up: see the docs).
 
 Real RabbitMQ: a private node of this test's own (never the shared one), stopped and started on its storage.
 """
@@ -50,6 +51,10 @@ def _event() -> StreamChanged:
     )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, not fixed yet: classic retry tiers dead-letter at most once (docs/reliability.md, Faults)",
+)
 async def test_a_message_in_a_retry_queue_during_a_broker_restart_is_retried_after_it(rabbit: PrivateRabbit):
     spec = topology.QueueSpec("test.retry.restart", (StreamChanged,), retry_delays=(5,), max_attempts=5)
     broker = Broker(rabbit.url, service="test-retry-restart")

@@ -3,12 +3,8 @@
 One durable topic exchange carries every event; its routing key is the event's `event_name`. Each consumer
 owns a durable quorum queue bound to the events it needs, plus:
 
-- `<queue>.retry.<N>s.quorum`: quorum queues with a message TTL that dead-letter back into `<queue>` (delayed
-  retry), at least once: a message that expires while `<queue>` cannot take it (the node restarting, its leader
-  not elected yet) stays until it can. A message goes to the smallest tier that is at least the wanted delay.
-  (The earlier tiers, `<queue>.retry.<N>s`, were classic queues, which dead-letter at most once: a message that
-  expired while the node was down was dropped as the node recovered. Left over from an older version, they drain
-  into `<queue>` by themselves and may then be deleted.)
+- `<queue>.retry.<N>s`: classic queues with a message TTL that dead-letter back into `<queue>` (delayed retry);
+  a message goes to the smallest tier that is at least the wanted delay.
 - `<queue>.dead`: where a poison message ends after `max_attempts`, or at once when it can never succeed,
   with headers naming its origin and the error.
 
@@ -64,7 +60,7 @@ class QueueSpec:
         return f"{self.name}.dead"
 
     def retry_queue(self, delay_seconds: int) -> str:
-        return f"{self.name}.retry.{delay_seconds}s.quorum"
+        return f"{self.name}.retry.{delay_seconds}s"
 
     def retry_tier(self, wanted_seconds: float) -> int:
         """The smallest declared delay that is at least `wanted_seconds` (the largest if none is)."""
@@ -138,12 +134,9 @@ async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> aio_pika.a
                 spec.retry_queue(delay),
                 durable=True,
                 arguments={
-                    "x-queue-type": "quorum",
                     "x-message-ttl": delay * 1000,
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": spec.name,
-                    "x-dead-letter-strategy": "at-least-once",  # kept until `spec.name` confirmed it
-                    "x-overflow": "reject-publish",  # required by at-least-once dead-lettering
                 },
             )
     for event in spec.events:
