@@ -1,6 +1,7 @@
 """The broker helpers against a real RabbitMQ: confirms, ack, retry with delay, dead-lettering, shutdown."""
 
 import asyncio
+import gc
 import uuid
 from datetime import timedelta
 
@@ -238,3 +239,58 @@ async def test_a_delayed_message_waits_on_its_rung_and_survives_the_consumer_bei
     assert received[0].snooze_token == "t1" and received[0].event_id == due.event_id
     await consumer.close()
     await publisher.close()
+
+async def _close_channel_from_the_broker(message) -> None:
+    """Make RabbitMQ itself close the channel `message` came on: acking a delivery tag the channel never gave out
+    is a channel error (406 PRECONDITION_FAILED), so the broker closes it, as it does to every channel when it
+    restarts. Returns once the client saw the close."""
+    raw_channel = message.channel
+    await raw_channel.basic_ack(delivery_tag=10_000_000)
+    await wait_for(lambda: asyncio.sleep(0, raw_channel.is_closed), timeout=10, what="the broker to close the channel")
+
+
+async def test_retry_path_survives_a_channel_that_closed_under_it_and_no_task_exception_goes_unobserved(backends):
+    """During a RabbitMQ restart inbox logged `Task exception was never retrieved ... ChannelInvalidStateError`
+    after "could not schedule retry; requeueing": the handler failed, its channel closed meanwhile, and the nack
+    of the requeue raised inside a task nobody awaited. Now a closed channel means: leave the delivery to the
+    broker, which requeues it; the new channel gets it again, once (no copy on the retry queue as well)."""
+    loop = asyncio.get_running_loop()
+    unobserved: list[dict] = []
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: unobserved.append(context))
+    broker = Broker(backends.amqp_url, service="test")
+    await broker.connect()
+    deliveries: list[Delivery] = []
+
+    async def handle(event: StreamChanged, delivery: Delivery) -> None:
+        deliveries.append(delivery)
+        if len(deliveries) == 1:
+            await _close_channel_from_the_broker(current[0])
+            raise ValueError("the database went away too")
+
+    current: list = []
+    spec = _spec()
+    broker.consume(spec, handle, StreamChanged)
+    consumer = broker._consumers[0]
+    original_on_message = consumer._on_message
+
+    async def remember(message):  # the handler sees the contract only; the test needs the raw delivery
+        current[:] = [message]
+        await original_on_message(message)
+
+    consumer._on_message = remember
+    try:
+        await broker.start()
+        await broker.publish(_stream_event())
+        await wait_for(lambda: asyncio.sleep(0, len(deliveries) >= 2), timeout=30, what="the redelivery")
+        await wait_for(lambda: asyncio.sleep(0, not consumer.in_flight), timeout=10, what="handling to finish")
+        await asyncio.sleep(0)
+        gc.collect()  # an unretrieved task exception is reported when the task is collected
+        assert not unobserved, f"unobserved: {[c.get('message') for c in unobserved]}"
+        assert deliveries[1].redelivered and deliveries[1].attempt == 1  # the broker's requeue, not a retry copy
+        for queue in (spec.name, *(spec.retry_queue(d) for d in spec.retry_delays), spec.dead_letter_queue):
+            assert await _queue_depth(broker, queue) == 0, queue
+        assert len(deliveries) == 2
+    finally:
+        loop.set_exception_handler(previous_handler)
+        await broker.close()

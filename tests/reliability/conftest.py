@@ -14,4 +14,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if isinstance(system, System):
             report.sections.append(("service logs", system.logs()))
         report.sections.append(("secantusd log", server.logs()))
+    drill = item.funcargs.get("drill") if hasattr(item, "funcargs") else None
+    if report.failed and drill is not None:  # the fault suite: its services, database and private RabbitMQ node
+        system, server, rabbit, _ = drill
+        report.sections.append(("service logs", system.logs()))
+        report.sections.append(("secantusd log", server.logs()))
+        report.sections.append(("rabbitmq node log", rabbit.logs()))
     return report

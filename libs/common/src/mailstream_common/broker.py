@@ -8,6 +8,9 @@ Ack policy of every consumer run here:
   else exponential backoff) with the attempt count, then ack; after `max_attempts` dead-letter instead.
 - shutdown: stop taking work, let in-flight handlers finish for a grace period, then close the channel so that the
   broker requeues whatever was not acked.
+- the channel the message came on closed under it (the broker restarted, the connection dropped): nothing is acked,
+  nacked or republished; the broker requeues every unacked delivery of a closed channel by itself, and the robust
+  connection's new channel receives it again. No handler task ever ends with an exception nobody looks at.
 
 Handlers must therefore be idempotent: a message may be delivered again after a crash between the work and the ack.
 """
@@ -281,12 +284,25 @@ class _Consumer(Generic[E]):
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if self.stopping:
-            await message.nack(requeue=True)
-            MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
+            if await _settle(message, "nack", self.spec.name):
+                MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
             return
         task = asyncio.create_task(self._handle(message))
         self.in_flight.add(task)
-        task.add_done_callback(self.in_flight.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """Observe every handler task's end: an exception that escaped `_handle` is logged here, not left to the
+        event loop's "Task exception was never retrieved" at garbage collection."""
+        self.in_flight.discard(task)
+        if task.cancelled():
+            return
+        if (exc := task.exception()) is not None:
+            log.error(
+                "message handling failed; the broker redelivers it",
+                extra={"queue": self.spec.name, "error": _describe(exc)},
+                exc_info=exc,
+            )
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         headers = message.headers or {}
@@ -306,8 +322,8 @@ class _Consumer(Generic[E]):
         except Exception as exc:
             await self._retry_or_dead_letter(message, exc, attempt, first_seen)
         else:
-            await message.ack()
-            MESSAGES_CONSUMED.labels(self.spec.name, "ack").inc()
+            if await _settle(message, "ack", self.spec.name):
+                MESSAGES_CONSUMED.labels(self.spec.name, "ack").inc()
         finally:
             HANDLE_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
             logs.correlation_id.reset(token)
@@ -336,6 +352,11 @@ class _Consumer(Generic[E]):
             extra={"queue": self.spec.name, "attempt": attempt, "delay_s": tier, "error": _describe(exc)},
         )
         assert self.channel is not None
+        if not _channel_open(message):
+            # A copy on the retry queue (through the robust channel's replacement) plus the broker's own requeue of
+            # this delivery would be two deliveries of one message: leave it to the requeue alone.
+            _left_to_broker(self.spec.name, "retry")
+            return
         try:
             await self.broker._republish_raw(
                 self.channel,
@@ -343,21 +364,28 @@ class _Consumer(Generic[E]):
                 message,
                 {HEADER_ATTEMPT: attempt + 1, HEADER_FIRST_SEEN: first_seen, HEADER_ERROR: _describe(exc)},
             )
-        except Exception:
-            log.exception("could not schedule retry; requeueing", extra={"queue": self.spec.name})
-            await message.nack(requeue=True)
-            MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
+        except Exception as republish_error:
+            log.warning(
+                "could not schedule retry; requeueing",
+                extra={"queue": self.spec.name, "error": _describe(republish_error)},
+            )
+            if await _settle(message, "nack", self.spec.name):
+                MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
             return
-        await message.ack()
-        MESSAGES_CONSUMED.labels(self.spec.name, "retry").inc()
+        if await _settle(message, "ack", self.spec.name):
+            MESSAGES_CONSUMED.labels(self.spec.name, "retry").inc()
 
     async def _dead_letter(self, message: AbstractIncomingMessage, exc: Exception) -> None:
         log.error("message dead-lettered", extra={"queue": self.spec.name, "error": _describe(exc)})
         if self.spec.replica_local:
-            await message.ack()  # a cache refresh that fails is dropped; the cache falls back to lookups
-            MESSAGES_CONSUMED.labels(self.spec.name, "dropped").inc()
+            # A cache refresh that fails is dropped; the cache falls back to lookups.
+            if await _settle(message, "ack", self.spec.name):
+                MESSAGES_CONSUMED.labels(self.spec.name, "dropped").inc()
             return
         assert self.channel is not None
+        if not _channel_open(message):
+            _left_to_broker(self.spec.name, "dead-letter")
+            return
         try:
             await self.broker._republish_raw(
                 self.channel,
@@ -365,16 +393,49 @@ class _Consumer(Generic[E]):
                 message,
                 {HEADER_ORIGIN_QUEUE: self.spec.name, HEADER_ERROR: _describe(exc)},
             )
-        except Exception:
-            log.exception("could not dead-letter; requeueing", extra={"queue": self.spec.name})
-            await message.nack(requeue=True)
+        except Exception as republish_error:
+            log.warning(
+                "could not dead-letter; requeueing",
+                extra={"queue": self.spec.name, "error": _describe(republish_error)},
+            )
+            await _settle(message, "nack", self.spec.name)
             return
-        await message.ack()
-        MESSAGES_CONSUMED.labels(self.spec.name, "dead").inc()
+        if await _settle(message, "ack", self.spec.name):
+            MESSAGES_CONSUMED.labels(self.spec.name, "dead").inc()
 
 
 class _UnknownContract(Exception):
     pass
+
+
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    """Whether the channel this delivery came on is still open (its delivery tag means nothing on another one)."""
+    try:
+        return not message.channel.is_closed
+    except aio_pika.exceptions.ChannelInvalidStateError:
+        return False
+
+
+def _left_to_broker(queue: str, step: str) -> None:
+    log.warning("channel closed under the message; the broker redelivers it", extra={"queue": queue, "step": step})
+    MESSAGES_CONSUMED.labels(queue, "requeued").inc()
+
+
+async def _settle(message: AbstractIncomingMessage, how: str, queue: str) -> bool:
+    """Ack, or nack with requeue; False where the channel closed first (the broker then requeues the delivery)."""
+    try:
+        if how == "ack":
+            await message.ack()
+        else:
+            await message.nack(requeue=True)
+    except (aio_pika.exceptions.ChannelInvalidStateError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
+        log.warning(
+            "channel closed under the message; the broker redelivers it",
+            extra={"queue": queue, "step": how, "error": _describe(exc)},
+        )
+        MESSAGES_CONSUMED.labels(queue, "requeued").inc()
+        return False
+    return True
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from mailstream_common.broker import Broker, Retry
 from mailstream_common.contracts import ReplyRequested
@@ -50,7 +51,17 @@ async def publish_once(db: AsyncDatabase, broker: Broker, message_id: str, event
     except Exception:
         await messages_repo.release_publication(db, message_id, owner)
         raise
-    await messages_repo.mark_published(db, message_id, owner)
+    try:
+        await messages_repo.mark_published(db, message_id, owner)
+    except PyMongoError:
+        # The broker confirmed: the event is out, whatever happens to this write. Raising now would tell an API
+        # caller "nothing will be sent, try again" for a reply that is queued (the fault suite saw the customer get
+        # both). Unmarked, a repeat publishes it once more, which its consumers take idempotently (the sender sends
+        # a reply once per message id); the lease runs out by itself.
+        log.warning(
+            "event published, but the database did not record it; a repeat would publish it again",
+            extra={"message_id": message_id, "event": event.event_name},
+        )
     return True
 
 
