@@ -11,14 +11,17 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from tqdm import tqdm
 
 from mailstream_common import mongo, topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import ProjectionResyncRequested
+from mailstream_common.contracts import ProjectionResyncRequested, utcnow
 
+from . import history_import
 from .repositories import accounts as accounts_repo
 from .repositories import api_keys as api_keys_repo
 from .repositories import ensure_indexes
@@ -153,13 +156,38 @@ async def projections_resync(db: AsyncDatabase, args: argparse.Namespace, settin
     return 0
 
 
+async def import_history(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    """Bring a mailbox's history into a stream (see `history_import`); a progress bar on stderr, a summary on
+    stdout. Needs AMQP_URL: each mail takes the live path from ingest's analysis on."""
+    stream = await db[streams_repo.STREAMS].find_one({"_id": args.stream, "deleted": False})
+    if stream is None:
+        raise CliError(f"no stream {args.stream!r}")
+    source = Path(args.source)
+    try:
+        total = history_import.count_mails(source)
+    except (OSError, history_import.HistoryImportError) as exc:
+        raise CliError(str(exc)) from exc
+    broker = Broker(settings.amqp_url.get_secret_value(), service="mailstream-cli")
+    await broker.connect()
+    try:
+        await broker.declare(topology.INGEST_ANALYSE)
+        with tqdm(total=total, unit="mail", file=sys.stderr, disable=args.quiet) as bar:
+            counts = await history_import.import_mails(
+                db, broker, stream, history_import.read_mails(source), now=utcnow(), on_progress=lambda _: bar.update()
+            )
+    finally:
+        await broker.close(grace=1)
+    _emit({"stream_id": stream["_id"], "total": total, **counts})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailstream",
         description="Mailstream administration against the configured database (MONGODB_URI, MONGODB_DATABASE).",
     )
     groups = parser.add_subparsers(
-        dest="group", required=True, metavar="{accounts,api-keys,topics,streams,projections}"
+        dest="group", required=True, metavar="{accounts,api-keys,topics,streams,projections,import}"
     )
 
     accounts = groups.add_parser("accounts", help="create and list accounts")
@@ -206,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=["stream", "topic", "canned_response"],
     )  # fmt: skip
     resync.set_defaults(run=projections_resync)
+
+    importer = groups.add_parser(
+        "import", help="bring a mailbox's history into a stream, quietly (no automation, no auto-reply)"
+    )
+    importer.add_argument("--stream", required=True, help="stream id")
+    importer.add_argument("source", help="an mbox file or a directory of .eml files")
+    importer.add_argument("--quiet", action="store_true", help="no progress bar")
+    importer.set_defaults(run=import_history)
     return parser
 
 

@@ -46,6 +46,8 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
     """(account id, what its clients see) for a broker event; None for events clients do not get."""
     if isinstance(event, MessageStored):
         name = "message.received" if event.direction == "inbound" else "message.sent"
+        if event.imported:
+            name = "message.imported"  # history: clients coalesce these (reload a list once) instead of notifying
         data = {
             "conversation_id": event.conversation_id,
             "message_id": event.message_id,
@@ -56,6 +58,7 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "subject": event.subject,
             "from": event.from_.model_dump() if event.from_ else None,
             "received_at": event.received_at.isoformat(),
+            "imported": event.imported,
         }
         return event.account_id, LiveEvent(name, event.event_id, data, event.event_id)
     if isinstance(event, MessageDeliveryChanged):

@@ -33,6 +33,7 @@ class MessageStored(Event):
     has_attachment: bool = False
     authentication: AuthenticationResult = Field(default_factory=AuthenticationResult)
     received_at: datetime
+    imported: bool = Field(default=False, description="History import: no rule runs, live clients may coalesce it")
 
 
 class ConversationChanged(Event):

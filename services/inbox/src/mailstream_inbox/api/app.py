@@ -38,6 +38,7 @@ from .routes import (
     conversations,
     email_template,
     events,
+    imports,
     messages,
     proxy,
     streams,
@@ -59,6 +60,7 @@ ROUTERS = (
     email_template.router,
     events.router,
     proxy.router,
+    imports.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):

@@ -139,6 +139,7 @@ def build_inbound_message(
         "created_at": event.received_at,
         "parse_warnings": warnings,
         "published": False,
+        "imported": event.imported,
     }
 
 
@@ -286,6 +287,7 @@ def message_stored_event(stored: dict[str, Any], stream: dict[str, Any], correla
         authentication=stored.get("authentication") or {},
         received_at=stored["created_at"],
         correlation_id=correlation_id,
+        imported=bool(stored.get("imported")),
     )
 
 

@@ -82,6 +82,7 @@ _EXAMPLE = {
     "remote_images_blocked": 1,
     "parse_warnings": [],
     "created_at": "2026-11-27T09:30:00Z",
+    "imported": False,
 }
 
 
@@ -107,6 +108,7 @@ class MessagePublic(BaseModel):
     remote_images_blocked: int = 0
     parse_warnings: list[str] = []
     created_at: datetime
+    imported: bool = Field(default=False, description="Brought in by a history import (no automation ran on it)")
 
 
 class MessageDetail(MessagePublic):
@@ -135,6 +137,7 @@ def _fields(doc: dict) -> dict:
         "remote_images_blocked": doc.get("remote_images_blocked", 0),
         "parse_warnings": doc.get("parse_warnings", []),
         "created_at": doc["created_at"],
+        "imported": bool(doc.get("imported")),
     }
 
 
