@@ -81,6 +81,22 @@ async def accounts_list(db: AsyncDatabase, args: argparse.Namespace, settings: I
     return 0
 
 
+async def accounts_set_attachment_limit(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    if args.max_bytes < 0:
+        raise CliError("--max-bytes must be 0 (the service default) or more")
+    account = await accounts_repo.set_attachment_max_bytes(db, args.account, args.max_bytes or None)
+    if account is None:
+        raise CliError(f"no account {args.account!r}")
+    _emit(
+        {
+            "account_id": account["_id"],
+            "attachment_max_bytes": account.get("attachment_max_bytes") or settings.attachment_max_bytes,
+            "own_limit": bool(account.get("attachment_max_bytes")),
+        }
+    )
+    return 0
+
+
 def _key_summary(doc: dict) -> dict:
     return {
         "id": doc["_id"],
@@ -196,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.set_defaults(run=accounts_create)
     accounts_cmds.add_parser("list", help="list accounts (one JSON object per line)").set_defaults(run=accounts_list)
+    limit = accounts_cmds.add_parser(
+        "set-attachment-limit",
+        help="largest attachment the account may upload or receive (larger inbound ones are listed as omitted)",
+    )
+    limit.add_argument("--account", required=True)
+    limit.add_argument(
+        "--max-bytes", type=int, required=True, help="0: the service default (INBOX_ATTACHMENT_MAX_BYTES)"
+    )
+    limit.set_defaults(run=accounts_set_attachment_limit)
 
     keys = groups.add_parser("api-keys", help="create, list and revoke an account's API keys")
     keys_cmds = keys.add_subparsers(dest="command", required=True)

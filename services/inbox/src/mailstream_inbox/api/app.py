@@ -34,6 +34,7 @@ from .errors import install_error_handlers
 from .middleware import CorrelationAndMetrics, RequestSizeLimit
 from .routes import (
     api_keys,
+    attachments,
     canned_responses,
     conversations,
     email_template,
@@ -61,6 +62,7 @@ ROUTERS = (
     events.router,
     proxy.router,
     imports.router,
+    attachments.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):

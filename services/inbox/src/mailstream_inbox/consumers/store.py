@@ -27,6 +27,7 @@ from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_part
 
 from .. import conversation_threading as threads
+from ..attachment_rules import account_attachment_limit, omission
 from ..html_sanitizer import html_to_text, sanitize_html
 from ..outbox import publish_once
 from ..repositories import blobs as blobs_repo
@@ -144,13 +145,16 @@ def build_inbound_message(
 
 
 async def _store_blobs(
-    db: AsyncDatabase, event: MailAnalysed, message_id: str
+    db: AsyncDatabase, event: MailAnalysed, message_id: str, limit: int | None = None
 ) -> tuple[str, list[dict[str, Any]], list[str]]:
     raw_blob_id = await blobs_repo.put(db, event.raw)
     attachments = attachment_records(message_id, event.attachments)
     warnings: list[str] = []
     kept = []
     for record in attachments:
+        if limit is not None and (omitted := omission(record["size"], limit)):
+            kept.append({**record, "omitted": omitted})  # listed, its bytes only in the raw mail
+            continue
         extracted = extract_part(event.raw, record["part_id"])
         if extracted is None:
             warnings.append(f"attachment part {record['part_id']} not found in the raw message")
@@ -228,7 +232,8 @@ async def store_for_stream(
     stored = await messages_repo.find_by_dedup_key(db, stream["_id"], key)
     if stored is None:
         message_id = messages_repo.message_id_for(stream["_id"], key)
-        raw_blob_id, attachments, warnings = await _store_blobs(db, event, message_id)
+        limit = await account_attachment_limit(db, stream["account_id"], settings) if event.attachments else None
+        raw_blob_id, attachments, warnings = await _store_blobs(db, event, message_id, limit)
         customer, customer_warnings = customer_of(event)
         existing = await conversations_repo.find_by_origin(db, stream["_id"], key)
         if existing is not None:  # a crash after opening the conversation, before storing the message

@@ -21,6 +21,7 @@ from . import (
     streams,
     templates,
     topics,
+    uploads,
 )
 
 
@@ -46,6 +47,7 @@ INDEXES = merge(
             canned_responses,
             templates,
             live_events,
+            uploads,
         )
     )
 )

@@ -14,7 +14,7 @@ agent's) is nobody's retry: when the broker refuses it, it is marked failed and 
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -37,6 +37,7 @@ from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
 from ..repositories import templates as templates_repo
+from . import reply_attachments
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class ReplyRequest:
     kind: Literal["reply", "auto_reply"] = "reply"
     dedup_key: str | None = None
     trigger_headers: Sequence[dict[str, str]] = ()  # the mail an auto-reply answers (RFC 3834 checks)
+    attachment_ids: Sequence[str] = ()  # the agent's uploads (a canned response brings its own files too)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Outgoing:
     stream: dict[str, Any] | None = None
     content: ReplyContent | None = None
     existing: dict[str, Any] | None = None
+    attachments: list[tuple[dict[str, Any], bytes]] = field(default_factory=list)  # (record, bytes)
 
 
 Step = Callable[[AsyncDatabase, Outgoing], Awaitable[str | None]]
@@ -137,6 +140,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("has_customer_address", has_customer_address),
     ("answers_a_person", answers_a_person),
     ("canned_response_exists", canned_response_exists),
+    ("attachments_exist", reply_attachments.attachments_exist),
 )
 
 
@@ -168,6 +172,7 @@ async def send_reply(
         dedup_key=request.dedup_key,
         extra_headers=AUTO_REPLY_HEADERS if request.kind == "auto_reply" else None,
     )
+    built = reply_attachments.with_attachments(built, out.attachments)
     stored, _ = await store_outbound(db, built)
     try:
         await finish(db, broker, stored, stream["topic_id"])

@@ -26,6 +26,7 @@ from ...payload_types import EmailAddressStr, HeaderSafeStr
 from ...reply_builder import ReplyContent
 from ...repositories import conversations as conversations_repo
 from ...repositories import messages as messages_repo
+from ...use_cases.reply_attachments import NO_SUCH_ATTACHMENT
 from ...use_cases.send_reply import Refused, ReplyRequest, send_reply
 from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
@@ -141,6 +142,7 @@ class ReplyCreate(BaseModel):
                 {"text": "Hello Ann,\n\nyour parcel left our warehouse today.", "apply_template": True},
                 {"canned_response_id": "3c2b1a09f8e7d6c5b4a3928170f6e5d4"},
                 {"html": "<p>Hello <b>Ann</b></p>", "cc": [{"name": "Billing", "address": "billing@acme.com"}]},
+                {"text": "Your invoice is attached.", "attachment_ids": ["4d3c2b1a09f8e7d6c5b4a3928170f6e5"]},
             ]
         },
     )
@@ -149,6 +151,12 @@ class ReplyCreate(BaseModel):
     canned_response_id: str | None = Field(default=None, max_length=64)
     apply_template: bool = Field(default=True, description="Wrap in the email template (stream's, else account's)")
     cc: list[AddressIn] = Field(default_factory=list, max_length=20)
+    attachment_ids: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Uploads (`POST /v1/attachments`) to attach; a canned response adds its own files",
+        examples=[["4d3c2b1a09f8e7d6c5b4a3928170f6e5"]],
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "ReplyCreate":
@@ -283,10 +291,15 @@ async def reply(
         apply_template=body.apply_template,
         cc=[Address(name=a.name, address=a.address) for a in body.cc],
         agent_name=principal.key_name,
+        attachment_ids=tuple(body.attachment_ids),
     )
     outcome = await send_reply(db, broker, conversation, request, inbound_domain=settings.inbound_domain)
     if isinstance(outcome, Refused):
         if outcome.step == "canned_response_exists":
             raise field_error(["body", "canned_response_id"], outcome.reason)
+        if outcome.step == "attachments_exist":
+            if outcome.reason.startswith(NO_SUCH_ATTACHMENT):
+                raise not_found("attachment")
+            raise field_error(["body", "attachment_ids"], outcome.reason)
         raise conflict(outcome.reason)
     return ReplyQueued(message_id=outcome.message["_id"])

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ...repositories import blobs as blobs_repo
 from ...repositories import messages as messages_repo
+from ...repositories import uploads as uploads_repo
 from ..deps import CurrentPrincipal, Db
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, not_found
 
@@ -29,6 +30,11 @@ class AddressOut(BaseModel):
     address: str
 
 
+class AttachmentOmitted(BaseModel):
+    reason: Literal["too_large"] = Field(description="Why its bytes are not kept apart (the raw message has them)")
+    detail: str = ""
+
+
 class AttachmentPublic(BaseModel):
     id: str
     filename: str
@@ -36,6 +42,12 @@ class AttachmentPublic(BaseModel):
     size: int
     inline: bool = False
     content_id: str | None = None
+    omitted: AttachmentOmitted | None = Field(
+        default=None,
+        description="Set when the attachment is over the account's limit: listed, downloadable only inside"
+        " `GET /v1/messages/{id}/raw`",
+        examples=[{"reason": "too_large", "detail": "31457280 bytes is over the account's limit of 8388608 bytes"}],
+    )
 
 
 class AuthenticationPublic(BaseModel):
@@ -192,7 +204,14 @@ async def get_raw(message_id: MessageId, principal: CurrentPrincipal, db: Db) ->
 async def get_attachment(attachment_id: AttachmentId, principal: CurrentPrincipal, db: Db) -> Response:
     record = await messages_repo.find_attachment(db, principal.account_id, attachment_id)
     if record is None:
-        raise not_found("attachment")
+        record = await uploads_repo.get(db, principal.account_id, attachment_id)  # an agent's upload
+        data = await uploads_repo.read(db, record) if record is not None else None
+        if record is None or data is None:
+            raise not_found("attachment")
+        headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(record["filename"])}
+        return Response(content=data, media_type=record["content_type"], headers=headers)
+    if record.get("omitted"):
+        raise not_found("attachment (omitted: it is in the raw message)")
     media_type = record.get("content_type") or "application/octet-stream"
     return await _download(db, record["sha256"], media_type, record.get("filename") or "attachment", "attachment")
 
