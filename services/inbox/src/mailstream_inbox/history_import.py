@@ -7,8 +7,9 @@ threads it exactly as it stores a live mail. The flag travels on: the stored mes
 they coalesce instead of notifying once per mail.
 
 Threaded like live mail, in the mailbox's order: mails are published without waiting for each other, except that a
-mail answering one published earlier in the same run waits until that one is stored (inbox handles mails
-concurrently, and a reply stored before its parent would open a conversation of its own).
+mail answering one published earlier in the same run is held back until that one is stored (inbox handles mails
+concurrently, and a reply stored before its parent would open a conversation of its own); the mails after it go
+on meanwhile.
 
 Idempotent by Message-ID: inbox stores a mail once per stream and Message-ID (its raw digest without one), and
 the importer skips mails already stored, so a second run publishes nothing. `mail_id` is derived from the stream
@@ -22,6 +23,7 @@ import hashlib
 import mailbox
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -40,6 +42,8 @@ from .repositories import messages as messages_repo
 
 MAX_IMPORT_MAIL_BYTES = 25 * 1024 * 1024
 PARENT_WAIT_SECONDS = 120.0
+MAX_WAITING = 1000  # mails held back for their parents before the importer stops reading ahead
+RELEASE_EVERY = 50
 
 
 class HistoryImportError(ValueError):
@@ -85,16 +89,9 @@ def parents_of(raw: bytes) -> list[str]:
     return [i for i in (normalize_message_id(f"<{part}") for part in values.replace(">", " ").split("<")[1:]) if i]
 
 
-async def wait_until_stored(db: AsyncDatabase, stream_id: str, dedup_key: str, timeout: float) -> bool:
-    """Poll (on a backoff) until the pipeline stored the mail; False after `timeout` (import goes on unthreaded)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while time.monotonic() < deadline:
-        if await messages_repo.find_by_dedup_key(db, stream_id, dedup_key) is not None:
-            return True
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.2)
-    return False
+async def is_stored(db: AsyncDatabase, stream_id: str, dedup_key: str) -> bool:
+    """One primary-key read: a message's `_id` is derived from its stream and dedup key."""
+    return await messages_repo.get_internal(db, messages_repo.message_id_for(stream_id, dedup_key)) is not None
 
 
 def received_at_of(raw: bytes, fallback: datetime) -> datetime:
@@ -149,6 +146,14 @@ async def import_one(
     return "queued", event.mail_id
 
 
+@dataclass
+class _Waiting:
+    raw: bytes
+    key: str
+    parents: list[str]
+    since: float
+
+
 async def import_mails(
     db: AsyncDatabase,
     broker: Broker,
@@ -158,14 +163,17 @@ async def import_mails(
     now: datetime,
     on_progress: Callable[[str], None] = lambda outcome: None,
 ) -> dict[str, int]:
-    """Publish every mail not stored yet; counts per outcome ('queued', 'already_imported', 'too_large')."""
+    """Publish every mail not stored yet; counts per outcome ('queued', 'already_imported', 'too_large').
+
+    A mail whose parent was published in this run but is not stored yet waits in `waiting` (in order) while the
+    mails after it go on; each pass over `waiting` publishes those whose parents are stored now. A parent that
+    does not arrive within PARENT_WAIT_SECONDS (lost, refused) stops holding its children back."""
     counts = {"queued": 0, "already_imported": 0, "too_large": 0}
     in_flight: set[str] = set()  # published in this run, not seen stored yet
-    for raw in mails:
-        for parent in parents_of(raw):
-            if parent in in_flight:
-                await wait_until_stored(db, stream["_id"], parent, PARENT_WAIT_SECONDS)
-                in_flight.discard(parent)
+    waiting: list[_Waiting] = []
+    waiting_keys: set[str] = set()
+
+    async def publish(raw: bytes) -> None:
         try:
             outcome, _ = await import_one(db, broker, stream, raw, now)
         except HistoryImportError:
@@ -174,4 +182,51 @@ async def import_mails(
             in_flight.add(dedup_key_of(raw))
         counts[outcome] += 1
         on_progress(outcome)
+
+    async def held_back(mail: _Waiting) -> bool:
+        if time.monotonic() - mail.since > PARENT_WAIT_SECONDS:
+            return False
+        for parent in mail.parents:
+            if parent in waiting_keys:
+                return True
+            if parent in in_flight:
+                if not await is_stored(db, stream["_id"], parent):
+                    return True
+                in_flight.discard(parent)
+        return False
+
+    async def release() -> bool:
+        """One pass over the waiting mails, in order; whether any was published."""
+        progressed = False
+        for mail in list(waiting):
+            if await held_back(mail):
+                continue
+            waiting.remove(mail)
+            waiting_keys.discard(mail.key)
+            await publish(mail.raw)
+            progressed = True
+        return progressed
+
+    async def drain(until: int) -> None:
+        """Release until at most `until` mails wait, polling (on a backoff) while their parents are on their way."""
+        delay = 0.005
+        while len(waiting) > until:
+            if await release():
+                delay = 0.005
+                continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    for index, raw in enumerate(mails):
+        parents = parents_of(raw)
+        if any(p in in_flight or p in waiting_keys for p in parents):
+            mail = _Waiting(raw, dedup_key_of(raw), parents, time.monotonic())
+            waiting.append(mail)
+            waiting_keys.add(mail.key)
+        else:
+            await publish(raw)
+        if waiting and index % RELEASE_EVERY == 0:
+            await release()
+        await drain(MAX_WAITING)
+    await drain(0)
     return counts
