@@ -46,7 +46,10 @@ class ImportQueued(BaseModel):
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}, "example": _EML_EXAMPLE}},
+            "content": {
+                "message/rfc822": {"schema": {"type": "string", "format": "binary"}, "example": _EML_EXAMPLE},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
         }
     },
 )

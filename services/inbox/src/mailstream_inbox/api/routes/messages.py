@@ -197,7 +197,7 @@ async def get_raw(message_id: MessageId, principal: CurrentPrincipal, db: Db) ->
     "/v1/attachments/{attachment_id}",
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The attachment"},
+        200: {"content": {"*/*": {}}, "description": "The attachment, with its (stored or sniffed) content type"},
         **NOT_FOUND_RESPONSE,
     },
 )
