@@ -165,18 +165,32 @@ def main() -> None:
                 return db.messages.count_documents({"stream_id": stream["id"]})
 
             def run_import() -> tuple[dict, float, float]:
-                """(summary, seconds until the command exited, seconds until every mail was stored)."""
+                """(summary, seconds until the command exited, seconds until every mail was stored); a progress
+                line every 30 s, so that an interrupted run still shows its rate."""
                 began = time.perf_counter()
-                out = subprocess.run(
+                before = stored()
+                command = subprocess.Popen(
                     [*cli, "import", "--stream", stream["id"], str(mbox), "--quiet"],
-                    env=cli_env, capture_output=True, check=True, timeout=3600,
+                    env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 )  # fmt: skip
-                exited = time.perf_counter() - began
-                while stored() < args.mails:
-                    if time.perf_counter() - began > 3600:
-                        raise RuntimeError(f"only {stored()} of {args.mails} stored after an hour")
+                exited = None
+                last_report = began
+                while exited is None or stored() < args.mails:
                     time.sleep(0.1)
-                return json.loads(out.stdout), exited, time.perf_counter() - began
+                    now = time.perf_counter()
+                    if exited is None and command.poll() is not None:
+                        exited = now - began
+                        if command.returncode != 0:
+                            raise RuntimeError(command.stderr.read().decode()[-2000:] if command.stderr else "")
+                    if now - last_report >= 30:
+                        count = stored()
+                        rate = (count - before) / (now - began)
+                        print(f"  {now - began:7.0f} s: {count} stored ({rate:.1f} mails/s)", flush=True)
+                        last_report = now
+                    if now - began > 3 * 3600:
+                        raise RuntimeError(f"only {stored()} of {args.mails} stored after three hours")
+                out = command.stdout.read() if command.stdout else b""
+                return json.loads(out), exited, time.perf_counter() - began
 
             first, first_exit, first_total = run_import()
             assert first["queued"] == args.mails, first
