@@ -73,7 +73,8 @@ class InboxSettings(CommonSettings):
         alias="INBOX_ATTACHMENT_MAX_BYTES",
         ge=1,
         description="Largest attachment an account may upload or receive, unless the account has its own limit"
-        " (`mailstream accounts set-attachment-limit`); a larger inbound one is listed as omitted, kept in the raw",
+        " (`mailstream accounts set-attachment-limit`); a larger inbound one is listed as omitted, kept in the raw."
+        " Uploads are also bounded by INBOX_MAX_REQUEST_BYTES",
     )
 
     threading_window_days: float = Field(

@@ -73,7 +73,10 @@ class CannedUpdate(BaseModel):
     html: str | None = Field(default=None, max_length=500_000)
     topic_id: str | None = Field(default=None, max_length=64)
     attachment_ids: list[Annotated[str, Field(max_length=64)]] | None = Field(
-        default=None, max_length=10, description="Replaces its files ([] removes them)"
+        default=None,
+        max_length=10,
+        description="Replaces its files ([] removes them)",
+        examples=[["4d3c2b1a09f8e7d6c5b4a3928170f6e5"]],
     )
 
     _syntax = field_validator("text", "html")(_check_syntax)
@@ -98,7 +101,17 @@ class CannedAttachment(BaseModel):
 
 
 class CannedPublic(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "3c2b1a09f8e7d6c5b4a3928170f6e5d4", **_EXAMPLE}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3c2b1a09f8e7d6c5b4a3928170f6e5d4",
+                    **_EXAMPLE,
+                    "attachments": [{"filename": "返品フォーム.pdf", "content_type": "application/pdf", "size": 48213}],
+                }
+            ]
+        }
+    )
     id: str
     title: str
     text: str

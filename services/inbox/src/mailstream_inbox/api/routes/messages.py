@@ -84,7 +84,16 @@ _EXAMPLE = {
     "subject": "Where is my order #1234?",
     "text": "Hello, I ordered last week...",
     "html": '<p>Hello, I ordered last week...</p><img alt="logo">',
-    "attachments": [{"id": "1b2c...", "filename": "invoice.pdf", "content_type": "application/pdf", "size": 48213}],
+    "attachments": [
+        {"id": "1b2c...", "filename": "invoice.pdf", "content_type": "application/pdf", "size": 48213},
+        {
+            "id": "1b2d...",
+            "filename": "scan.tiff",
+            "content_type": "image/tiff",
+            "size": 31457280,
+            "omitted": {"reason": "too_large", "detail": "31457280 bytes is over the account's limit of 8388608 bytes"},
+        },
+    ],
     "message_id_header": "<CAF1234@mail.example.net>",
     "in_reply_to": [],
     "references": [],
