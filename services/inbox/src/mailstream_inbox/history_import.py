@@ -151,7 +151,6 @@ class _Waiting:
     raw: bytes
     key: str
     parents: list[str]
-    since: float
 
 
 async def import_mails(
@@ -166,10 +165,11 @@ async def import_mails(
     """Publish every mail not stored yet; counts per outcome ('queued', 'already_imported', 'too_large').
 
     A mail whose parent was published in this run but is not stored yet waits in `waiting` (in order) while the
-    mails after it go on; each pass over `waiting` publishes those whose parents are stored now. A parent that
-    does not arrive within PARENT_WAIT_SECONDS (lost, refused) stops holding its children back."""
+    mails after it go on; each pass over `waiting` publishes those whose parents are stored now. A parent not
+    stored within PARENT_WAIT_SECONDS of its own publication (lost, refused) stops holding its children back; the
+    clock is the parent's, so a long chain of replies is never released early."""
     counts = {"queued": 0, "already_imported": 0, "too_large": 0}
-    in_flight: set[str] = set()  # published in this run, not seen stored yet
+    in_flight: dict[str, float] = {}  # published in this run, not seen stored yet: when it was published
     waiting: list[_Waiting] = []
     waiting_keys: set[str] = set()
 
@@ -179,20 +179,21 @@ async def import_mails(
         except HistoryImportError:
             outcome = "too_large"
         if outcome == "queued":
-            in_flight.add(dedup_key_of(raw))
+            in_flight[dedup_key_of(raw)] = time.monotonic()
         counts[outcome] += 1
         on_progress(outcome)
 
     async def held_back(mail: _Waiting) -> bool:
-        if time.monotonic() - mail.since > PARENT_WAIT_SECONDS:
-            return False
         for parent in mail.parents:
             if parent in waiting_keys:
+                return True  # published after its own parents: the wait is counted there
+            published_at = in_flight.get(parent)
+            if published_at is None:
+                continue
+            if await is_stored(db, stream["_id"], parent):
+                del in_flight[parent]
+            elif time.monotonic() - published_at < PARENT_WAIT_SECONDS:
                 return True
-            if parent in in_flight:
-                if not await is_stored(db, stream["_id"], parent):
-                    return True
-                in_flight.discard(parent)
         return False
 
     async def release() -> bool:
@@ -220,7 +221,7 @@ async def import_mails(
     for index, raw in enumerate(mails):
         parents = parents_of(raw)
         if any(p in in_flight or p in waiting_keys for p in parents):
-            mail = _Waiting(raw, dedup_key_of(raw), parents, time.monotonic())
+            mail = _Waiting(raw, dedup_key_of(raw), parents)
             waiting.append(mail)
             waiting_keys.add(mail.key)
         else:
