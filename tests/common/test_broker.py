@@ -240,6 +240,7 @@ async def test_a_delayed_message_waits_on_its_rung_and_survives_the_consumer_bei
     await consumer.close()
     await publisher.close()
 
+
 async def _close_channel_from_the_broker(message) -> None:
     """Make RabbitMQ itself close the channel `message` came on: acking a delivery tag the channel never gave out
     is a channel error (406 PRECONDITION_FAILED), so the broker closes it, as it does to every channel when it

@@ -370,6 +370,9 @@ HOT_QUERIES: dict[str, HotQuery] = {
     "live events replay after Last-Event-ID": HotQuery(
         "inbox", "live_events", {"account_id": "a", "key": {"$gt": "k"}}, [("key", ASCENDING)], sorted_by_index=True
     ),
+    "an upload's chunks, in order": HotQuery(
+        "inbox", "upload_chunks", {"upload_id": "u"}, [("n", ASCENDING)], sorted_by_index=True
+    ),
     # automation: the rules of every message, and the idempotency of runs
     "enabled rules of an account": HotQuery(
         "automation",

@@ -163,6 +163,7 @@ def test_without_a_token_the_message_id_is_plain_and_there_is_no_reply_to():
     assert not built.event.message_id_header.startswith("<ms-")
     assert built.event.reply_to == [] and built.message["reply_to"] == []
 
+
 def test_a_subject_or_customer_name_holding_line_breaks_is_replied_to_on_one_line():
     customer = Address(name="Kana\r\nBcc: evil@example.org", address="kana@example.net")
     reply = build(ctx={"conversation_subject": "Order help\r\nBcc: evil@example.org", "customer": customer})

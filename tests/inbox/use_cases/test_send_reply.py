@@ -29,6 +29,7 @@ def test_the_steps_run_in_this_order():
         "has_customer_address",
         "answers_a_person",
         "canned_response_exists",
+        "attachments_exist",
     ]
 
 

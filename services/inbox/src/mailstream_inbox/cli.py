@@ -11,14 +11,17 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from tqdm import tqdm
 
 from mailstream_common import mongo, topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import ProjectionResyncRequested
+from mailstream_common.contracts import ProjectionResyncRequested, utcnow
 
+from . import history_import
 from .repositories import accounts as accounts_repo
 from .repositories import api_keys as api_keys_repo
 from .repositories import ensure_indexes
@@ -75,6 +78,22 @@ async def accounts_create(db: AsyncDatabase, args: argparse.Namespace, settings:
 async def accounts_list(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
     for account in await _all_pages(lambda after: accounts_repo.list_accounts(db, limit=200, after=after)):
         _emit({"account_id": account["_id"], "name": account["name"], "created_at": account["created_at"]})
+    return 0
+
+
+async def accounts_set_attachment_limit(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    if args.max_bytes < 0:
+        raise CliError("--max-bytes must be 0 (the service default) or more")
+    account = await accounts_repo.set_attachment_max_bytes(db, args.account, args.max_bytes or None)
+    if account is None:
+        raise CliError(f"no account {args.account!r}")
+    _emit(
+        {
+            "account_id": account["_id"],
+            "attachment_max_bytes": account.get("attachment_max_bytes") or settings.attachment_max_bytes,
+            "own_limit": bool(account.get("attachment_max_bytes")),
+        }
+    )
     return 0
 
 
@@ -153,13 +172,38 @@ async def projections_resync(db: AsyncDatabase, args: argparse.Namespace, settin
     return 0
 
 
+async def import_history(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    """Bring a mailbox's history into a stream (see `history_import`); a progress bar on stderr, a summary on
+    stdout. Needs AMQP_URL: each mail takes the live path from ingest's analysis on."""
+    stream = await db[streams_repo.STREAMS].find_one({"_id": args.stream, "deleted": False})
+    if stream is None:
+        raise CliError(f"no stream {args.stream!r}")
+    source = Path(args.source)
+    try:
+        total = history_import.count_mails(source)
+    except (OSError, history_import.HistoryImportError) as exc:
+        raise CliError(str(exc)) from exc
+    broker = Broker(settings.amqp_url.get_secret_value(), service="mailstream-cli")
+    await broker.connect()
+    try:
+        await broker.declare(topology.INGEST_ANALYSE)
+        with tqdm(total=total, unit="mail", file=sys.stderr, disable=args.quiet) as bar:
+            counts = await history_import.import_mails(
+                db, broker, stream, history_import.read_mails(source), now=utcnow(), on_progress=lambda _: bar.update()
+            )
+    finally:
+        await broker.close(grace=1)
+    _emit({"stream_id": stream["_id"], "total": total, **counts})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailstream",
         description="Mailstream administration against the configured database (MONGODB_URI, MONGODB_DATABASE).",
     )
     groups = parser.add_subparsers(
-        dest="group", required=True, metavar="{accounts,api-keys,topics,streams,projections}"
+        dest="group", required=True, metavar="{accounts,api-keys,topics,streams,projections,import}"
     )
 
     accounts = groups.add_parser("accounts", help="create and list accounts")
@@ -168,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.set_defaults(run=accounts_create)
     accounts_cmds.add_parser("list", help="list accounts (one JSON object per line)").set_defaults(run=accounts_list)
+    limit = accounts_cmds.add_parser(
+        "set-attachment-limit",
+        help="largest attachment the account may upload or receive (larger inbound ones are listed as omitted)",
+    )
+    limit.add_argument("--account", required=True)
+    limit.add_argument(
+        "--max-bytes", type=int, required=True, help="0: the service default (INBOX_ATTACHMENT_MAX_BYTES)"
+    )
+    limit.set_defaults(run=accounts_set_attachment_limit)
 
     keys = groups.add_parser("api-keys", help="create, list and revoke an account's API keys")
     keys_cmds = keys.add_subparsers(dest="command", required=True)
@@ -206,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=["stream", "topic", "canned_response"],
     )  # fmt: skip
     resync.set_defaults(run=projections_resync)
+
+    importer = groups.add_parser(
+        "import", help="bring a mailbox's history into a stream, quietly (no automation, no auto-reply)"
+    )
+    importer.add_argument("--stream", required=True, help="stream id")
+    importer.add_argument("source", help="an mbox file or a directory of .eml files")
+    importer.add_argument("--quiet", action="store_true", help="no progress bar")
+    importer.set_defaults(run=import_history)
     return parser
 
 

@@ -52,6 +52,8 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
     """(account id, what its clients see) for a broker event; None for events clients do not get."""
     if isinstance(event, MessageStored):
         name = "message.received" if event.direction == "inbound" else "message.sent"
+        if event.imported:
+            name = "message.imported"  # history: clients coalesce these (reload a list once) instead of notifying
         data = {
             "conversation_id": event.conversation_id,
             "message_id": event.message_id,
@@ -62,6 +64,7 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "subject": event.subject,
             "from": event.from_.model_dump() if event.from_ else None,
             "received_at": event.received_at.isoformat(),
+            "imported": event.imported,
         }
         if event.thread_reason is not None:
             data["thread_reason"] = event.thread_reason

@@ -68,6 +68,15 @@ class InboxSettings(CommonSettings):
         " this bounds the delay when a broadcast is lost or a key is revoked with the CLI)",
     )
 
+    attachment_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        alias="INBOX_ATTACHMENT_MAX_BYTES",
+        ge=1,
+        description="Largest attachment an account may upload or receive, unless the account has its own limit"
+        " (`mailstream accounts set-attachment-limit`); a larger inbound one is listed as omitted, kept in the raw."
+        " Uploads are also bounded by INBOX_MAX_REQUEST_BYTES",
+    )
+
     threading_window_days: float = Field(
         default=DEFAULT_SUBJECT_WINDOW.days,
         alias="INBOX_THREADING_WINDOW_DAYS",

@@ -68,6 +68,7 @@ def analyse(received: MailReceived, parsed: ParsedMail, authentication: Authenti
             provider_confirmation=detect_provider_confirmation(parsed),
             forwarding_test_token=detect_forwarding_test(parsed),
             parse_warnings=warnings,
+            imported=received.imported,
         )
     reports = []
     for index, token in enumerate(received.bounce_tokens):

@@ -37,6 +37,7 @@ class MessageStored(Event):
     thread_reason: Literal["in_reply_to", "references", "reply_token", "subject_and_sender", "new"] | None = Field(
         default=None, description="Inbound only: why the message joined its conversation"
     )
+    imported: bool = Field(default=False, description="History import: no rule runs, live clients may coalesce it")
 
 
 class ConversationChanged(Event):

@@ -44,6 +44,9 @@ class MailReceived(Event):
     raw: RawBytes
     raw_sha256: str
     size: int
+    imported: bool = Field(
+        default=False, description="History brought in by `mailstream import`: stored quietly, no automation runs"
+    )
 
 
 class AttachmentInfo(Contract):
@@ -122,3 +125,4 @@ class MailAnalysed(Event):
         default=None, description="Set when this is Mailstream's own forwarding-check mail coming back"
     )
     parse_warnings: list[str] = Field(default_factory=list)
+    imported: bool = Field(default=False, description="Copied from `MailReceived.imported`")

@@ -50,6 +50,8 @@ class EvaluateConsumer:
     async def handle(self, event: MessageStored, delivery: Delivery) -> None:
         if event.direction != "inbound":
             return  # our own replies and agents' mail never trigger rules
+        if event.imported:
+            return  # history brought in by an import is quiet: no rule runs, no auto-reply
         # Finish what an earlier delivery (or a duplicate of this event) recorded but could not publish: also runs of
         # rules that this evaluation no longer reaches (deleted, disabled, reordered since).
         earlier = await self.runs.decisions_for_message(event.account_id, event.message_id)

@@ -34,11 +34,13 @@ from .errors import install_error_handlers
 from .middleware import CorrelationAndMetrics, RequestSizeLimit
 from .routes import (
     api_keys,
+    attachments,
     canned_responses,
     conversation_time,
     conversations,
     email_template,
     events,
+    imports,
     messages,
     proxy,
     streams,
@@ -61,6 +63,8 @@ ROUTERS = (
     email_template.router,
     events.router,
     proxy.router,
+    imports.router,
+    attachments.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):

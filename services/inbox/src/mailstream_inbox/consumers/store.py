@@ -30,6 +30,7 @@ from mailstream_common.mime_parts import extract_parts
 from .. import conversation_threading as threads
 from .. import participants as people
 from .. import reply_tokens
+from ..attachment_rules import account_attachment_limit, omission
 from ..html_sanitizer import html_to_text, sanitize_html
 from ..outbox import publish_once
 from ..repositories import blobs as blobs_repo
@@ -144,19 +145,25 @@ def build_inbound_message(
         "created_at": event.received_at,
         "parse_warnings": warnings,
         "published": False,
+        "imported": event.imported,
     }
 
 
 async def _store_blobs(
-    db: AsyncDatabase, event: MailAnalysed, message_id: str
+    db: AsyncDatabase, event: MailAnalysed, message_id: str, limit: int | None = None
 ) -> tuple[str, list[dict[str, Any]], list[str]]:
     raw_blob_id = await blobs_repo.put(db, event.raw)
     attachments = attachment_records(message_id, event.attachments)
     warnings: list[str] = []
     kept = []
     stored_digests: set[str] = set()
-    extracted_parts = extract_parts(event.raw, [record["part_id"] for record in attachments])  # one parse in all
+    omitted = {r["part_id"]: why for r in attachments if limit is not None and (why := omission(r["size"], limit))}
+    wanted = [record["part_id"] for record in attachments if record["part_id"] not in omitted]
+    extracted_parts = extract_parts(event.raw, wanted)  # one parse in all
     for record in attachments:
+        if record["part_id"] in omitted:
+            kept.append({**record, "omitted": omitted[record["part_id"]]})  # listed, its bytes only in the raw mail
+            continue
         extracted = extracted_parts.get(record["part_id"])
         if extracted is None:
             warnings.append(f"attachment part {record['part_id']} not found in the raw message")
@@ -250,7 +257,8 @@ async def store_for_stream(
     stored = await messages_repo.find_by_dedup_key(db, stream["_id"], key)
     if stored is None:
         message_id = messages_repo.message_id_for(stream["_id"], key)
-        raw_blob_id, attachments, warnings = await _store_blobs(db, event, message_id)
+        limit = await account_attachment_limit(db, stream["account_id"], settings) if event.attachments else None
+        raw_blob_id, attachments, warnings = await _store_blobs(db, event, message_id, limit)
         customer, customer_warnings = customer_of(event)
         existing = await conversations_repo.find_by_origin(db, stream["_id"], key)
         reason: threads.ThreadReason = "new"
@@ -331,6 +339,7 @@ def message_stored_event(stored: dict[str, Any], stream: dict[str, Any], correla
         received_at=stored["created_at"],
         correlation_id=correlation_id,
         thread_reason=stored.get("thread_reason"),
+        imported=bool(stored.get("imported")),
     )
 
 

@@ -23,6 +23,7 @@ from . import (
     templates,
     timeline,
     topics,
+    uploads,
 )
 
 
@@ -50,6 +51,7 @@ INDEXES = merge(
             live_events,
             timeline,
             conversation_changes,
+            uploads,
         )
     )
 )

@@ -29,3 +29,10 @@ async def list_accounts(
     db: AsyncDatabase, *, limit: int = 200, after: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     return await keyset_page(db[ACCOUNTS], {}, limit=limit, after=after)
+
+
+async def set_attachment_max_bytes(db: AsyncDatabase, account_id: str, max_bytes: int | None) -> dict[str, Any] | None:
+    """The account's own attachment size limit (None: the service default, INBOX_ATTACHMENT_MAX_BYTES)."""
+    return await db[ACCOUNTS].find_one_and_update(
+        {"_id": account_id}, {"$set": {"attachment_max_bytes": max_bytes}}, return_document=True
+    )

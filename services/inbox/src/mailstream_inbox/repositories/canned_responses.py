@@ -90,3 +90,14 @@ async def delete(db: AsyncDatabase, account_id: str, canned_id: str) -> dict[str
         },
         return_document=ReturnDocument.AFTER,
     )
+
+
+async def set_attachments(
+    db: AsyncDatabase, account_id: str, canned_id: str, attachments: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The files sent with it (records whose bytes are in `blobs`), replacing the earlier list."""
+    return await db[COLLECTION].find_one_and_update(
+        {"_id": canned_id, "account_id": account_id, **LIVE},
+        {"$set": {"attachments": attachments}},
+        return_document=ReturnDocument.AFTER,
+    )

@@ -15,7 +15,7 @@ agent's) is nobody's retry: when the broker refuses it, it is marked failed and 
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
 from ..repositories import templates as templates_repo
-from . import scheduled_send
+from . import reply_attachments, scheduled_send
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class ReplyRequest:
     bcc: Sequence[Address] | None = None
     reply_all: bool = False  # default recipients: reply-all to the last inbound mail (agents), else the customer
     send_at: datetime | None = None  # in the future: held until then (`scheduled_send`)
+    attachment_ids: Sequence[str] = ()  # the agent's uploads (a canned response brings its own files too)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Outgoing:
     stream: dict[str, Any] | None = None
     content: ReplyContent | None = None
     existing: dict[str, Any] | None = None
+    attachments: list[tuple[dict[str, Any], bytes]] = field(default_factory=list)  # (record, bytes)
 
 
 Step = Callable[[AsyncDatabase, Outgoing], Awaitable[str | None]]
@@ -148,6 +150,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("has_customer_address", has_customer_address),
     ("answers_a_person", answers_a_person),
     ("canned_response_exists", canned_response_exists),
+    ("attachments_exist", reply_attachments.attachments_exist),
 )
 
 
@@ -196,6 +199,7 @@ async def send_reply(
         dedup_key=request.dedup_key,
         extra_headers=AUTO_REPLY_HEADERS if request.kind == "auto_reply" else None,
     )
+    built = reply_attachments.with_attachments(built, out.attachments)
     if request.send_at is not None and request.send_at > utcnow():
         built.message["schedule"] = new_schedule(request.send_at, utcnow())
     stored, _ = await store_outbound(db, built)

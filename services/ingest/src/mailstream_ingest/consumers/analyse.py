@@ -34,7 +34,8 @@ class AnalyseConsumer:
         # Parsing a large mail is CPU work: a worker thread keeps the SMTP sessions of this loop responsive.
         parsed = await asyncio.to_thread(parse, received)
         authentication = AuthenticationResult()
-        if received.targets and self.authenticator is not None:
+        # Imported history is not authenticated: today's DNS says nothing about a mail of years ago.
+        if received.targets and self.authenticator is not None and not received.imported:
             authentication = await self.authenticator.authenticate(
                 received.raw,
                 client_ip=received.envelope.client_ip,

@@ -28,6 +28,7 @@ from ...reply_builder import ReplyContent
 from ...repositories import conversations as conversations_repo
 from ...repositories import messages as messages_repo
 from ...use_cases import conversation_moves
+from ...use_cases.reply_attachments import NO_SUCH_ATTACHMENT
 from ...use_cases.send_reply import Refused, ReplyRequest, send_reply
 from ..deps import BrokerDep, CurrentPrincipal, Db, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
@@ -203,6 +204,7 @@ class ReplyCreate(BaseModel):
                     "bcc": [{"address": "audit@acme.com"}],
                 },
                 {"text": "Good morning Ann, here is the update.", "send_at": "2026-11-28T08:00:00Z"},
+                {"text": "Your invoice is attached.", "attachment_ids": ["4d3c2b1a09f8e7d6c5b4a3928170f6e5"]},
             ]
         },
     )
@@ -225,6 +227,12 @@ class ReplyCreate(BaseModel):
         default=None,
         description="Hold the reply until then (within a year; listed under .../scheduled-replies and cancellable "
         "until it leaves); a time not in the future sends at once",
+    )
+    attachment_ids: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Uploads (`POST /v1/attachments`) to attach; a canned response adds its own files",
+        examples=[["4d3c2b1a09f8e7d6c5b4a3928170f6e5"]],
     )
 
     @model_validator(mode="after")
@@ -420,6 +428,7 @@ async def reply(
         reply_all=True,
         agent_name=principal.key_name,
         send_at=body.send_at,
+        attachment_ids=tuple(body.attachment_ids),
     )
     outcome = await send_reply(db, broker, conversation, request, inbound_domain=settings.inbound_domain)
     if isinstance(outcome, Refused):
@@ -427,6 +436,10 @@ async def reply(
             raise field_error(["body", "canned_response_id"], outcome.reason)
         if outcome.step == "has_recipients":
             raise field_error(["body", "to"], outcome.reason)
+        if outcome.step == "attachments_exist":
+            if outcome.reason.startswith(NO_SUCH_ATTACHMENT):
+                raise not_found("attachment")
+            raise field_error(["body", "attachment_ids"], outcome.reason)
         raise conflict(outcome.reason)
     message = outcome.message
     schedule = message.get("schedule") or {}

@@ -36,8 +36,11 @@ FRESH_CURSOR_MARGIN_US = 2_000_000
 SSE_DESCRIPTION = """A `text/event-stream` of the account's live events. Event names:
 
 - `message.received` / `message.sent`: `{"conversation_id", "message_id", "stream_id", "topic_id", "direction",
-  "is_first_message", "subject", "from", "received_at"}`, and for a received one `"thread_reason"` (why it joined
-  its conversation: `in_reply_to`, `references`, `reply_token`, `subject_and_sender` or `new`)
+  "is_first_message", "subject", "from", "received_at", "imported": false}`, and for a received one `"thread_reason"`
+  (why it joined its conversation: `in_reply_to`, `references`, `reply_token`, `subject_and_sender` or `new`)
+- `message.imported`: the same fields with `"imported": true`, for each mail of a history import (`mailstream
+  import`, `POST /v1/streams/{id}/import`); an import brings many at once, so coalesce them (reload a list once)
+  rather than notify per mail
 - `message.delivery_changed`: `{"conversation_id", "message_id", "status": "queued"|"sent"|"failed", "detail"}`
 - `conversation.changed`: `{"conversation_id", "status", "tags", "assignee", "priority", "changed_by",
   "participants"}`; also sent (`changed_by: "system"`) when a mail copies someone new into the conversation

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ...repositories import blobs as blobs_repo
 from ...repositories import messages as messages_repo
+from ...repositories import uploads as uploads_repo
 from ..deps import CurrentPrincipal, Db
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, not_found
 
@@ -29,6 +30,11 @@ class AddressOut(BaseModel):
     address: str
 
 
+class AttachmentOmitted(BaseModel):
+    reason: Literal["too_large"] = Field(description="Why its bytes are not kept apart (the raw message has them)")
+    detail: str = ""
+
+
 class AttachmentPublic(BaseModel):
     id: str
     filename: str
@@ -36,6 +42,12 @@ class AttachmentPublic(BaseModel):
     size: int
     inline: bool = False
     content_id: str | None = None
+    omitted: AttachmentOmitted | None = Field(
+        default=None,
+        description="Set when the attachment is over the account's limit: listed, downloadable only inside"
+        " `GET /v1/messages/{id}/raw`",
+        examples=[{"reason": "too_large", "detail": "31457280 bytes is over the account's limit of 8388608 bytes"}],
+    )
 
 
 class AuthenticationPublic(BaseModel):
@@ -82,7 +94,16 @@ _EXAMPLE = {
     "subject": "Where is my order #1234?",
     "text": "Hello, I ordered last week...",
     "html": '<p>Hello, I ordered last week...</p><img alt="logo">',
-    "attachments": [{"id": "1b2c...", "filename": "invoice.pdf", "content_type": "application/pdf", "size": 48213}],
+    "attachments": [
+        {"id": "1b2c...", "filename": "invoice.pdf", "content_type": "application/pdf", "size": 48213},
+        {
+            "id": "1b2d...",
+            "filename": "scan.tiff",
+            "content_type": "image/tiff",
+            "size": 31457280,
+            "omitted": {"reason": "too_large", "detail": "31457280 bytes is over the account's limit of 8388608 bytes"},
+        },
+    ],
     "message_id_header": "<CAF1234@mail.example.net>",
     "in_reply_to": [],
     "references": [],
@@ -100,6 +121,7 @@ _EXAMPLE = {
     "parse_warnings": [],
     "created_at": "2026-11-27T09:30:00Z",
     "schedule": None,
+    "imported": False,
 }
 
 
@@ -155,6 +177,7 @@ class MessagePublic(BaseModel):
     schedule: SchedulePublic | None = Field(
         default=None, description="Only on a scheduled reply (sent with `send_at`), e.g. {send_at, state: held}"
     )
+    imported: bool = Field(default=False, description="Brought in by a history import (no automation ran on it)")
 
 
 class MessageDetail(MessagePublic):
@@ -186,6 +209,7 @@ def _fields(doc: dict) -> dict:
         "thread_reason": doc.get("thread_reason"),
         "bcc": doc.get("bcc", []),
         "schedule": doc.get("schedule"),
+        "imported": bool(doc.get("imported")),
     }
 
 
@@ -233,14 +257,21 @@ async def get_raw(message_id: MessageId, principal: CurrentPrincipal, db: Db) ->
     "/v1/attachments/{attachment_id}",
     response_class=Response,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The attachment"},
+        200: {"content": {"*/*": {}}, "description": "The attachment, with its (stored or sniffed) content type"},
         **NOT_FOUND_RESPONSE,
     },
 )
 async def get_attachment(attachment_id: AttachmentId, principal: CurrentPrincipal, db: Db) -> Response:
     record = await messages_repo.find_attachment(db, principal.account_id, attachment_id)
     if record is None:
-        raise not_found("attachment")
+        record = await uploads_repo.get(db, principal.account_id, attachment_id)  # an agent's upload
+        data = await uploads_repo.read(db, record) if record is not None else None
+        if record is None or data is None:
+            raise not_found("attachment")
+        headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(record["filename"])}
+        return Response(content=data, media_type=record["content_type"], headers=headers)
+    if record.get("omitted"):
+        raise not_found("attachment (omitted: it is in the raw message)")
     media_type = record.get("content_type") or "application/octet-stream"
     return await _download(db, record["sha256"], media_type, record.get("filename") or "attachment", "attachment")
 
