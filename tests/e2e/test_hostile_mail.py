@@ -123,7 +123,9 @@ def test_encoded_crlf_in_subject_and_from_name_is_stored_on_one_line_and_never_a
     names = {name.lower() for name in out}
     assert names <= {
         "from", "to", "subject", "date", "message-id", "in-reply-to", "references", "mime-version", "content-type",
-        "dkim-signature",
+        "dkim-signature", "reply-to",
     }, names  # fmt: skip
+    # Reply-To is the conversation's token address on our forwarding address, nothing the customer wrote.
+    assert [a.addr_spec.rpartition("@")[2] for a in out["Reply-To"].addresses] == ["in.mailstream.test"]
     assert out["Bcc"] is None and out["Subject"] == "Re: Order help Bcc: evil@example.org"
     assert [a.addr_spec for a in out["To"].addresses] == ["kana@example.net"]
