@@ -11,13 +11,14 @@ out after `LEASE_SECONDS`).
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from mailstream_common.broker import Broker, Retry
-from mailstream_common.contracts import ReplyRequested
+from mailstream_common.contracts import ReplyRequested, utcnow
 from mailstream_common.contracts.base import Event
 
 from .repositories import messages as messages_repo
@@ -77,3 +78,22 @@ async def publish_pending_reply(db: AsyncDatabase, broker: Broker, stored: dict[
         extra={"message_id": stored["_id"], "conversation_id": stored["conversation_id"], "kind": event.kind},
     )
     return True
+
+
+async def relay_stranded_replies(
+    db: AsyncDatabase, broker: Broker, *, older_than_seconds: float, limit: int = 200
+) -> int:
+    """Publish the requests of replies whose API request died between storing and publishing them (a crash, a kill
+    -9 of the inbox); returns how many were published now.
+
+    The caller got no answer for such a reply (or a 5xx it may retry with a new message), so it would otherwise
+    stay 'queued' forever. `older_than_seconds` leaves the route its time to publish or to mark it failed; the
+    publication lease keeps a relay of each replica and a late route from publishing it twice."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    published = 0
+    for stored in await messages_repo.stranded_replies(db, cutoff, limit):
+        if await publish_pending_reply(db, broker, stored):
+            published += 1
+    if published:
+        log.warning("published replies whose request died before publishing them", extra={"count": published})
+    return published

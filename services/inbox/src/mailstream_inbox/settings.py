@@ -83,6 +83,12 @@ class InboxSettings(CommonSettings):
         gt=0,
         description="How recent a conversation must be for a mail without references to join it by subject alone",
     )
+    reply_relay_seconds: float = Field(
+        default=60.0,
+        alias="INBOX_REPLY_RELAY_SECONDS",
+        gt=0,
+        description="How often a worker publishes replies stored this long ago whose request died before publishing",
+    )
     catalogue_relay_seconds: float = Field(
         default=10.0,
         alias="INBOX_CATALOGUE_RELAY_SECONDS",

@@ -24,7 +24,7 @@ from mailstream_common.http_apps import install_allow_header
 from mailstream_common.ops import ops_routes
 from mailstream_common.periodic import run_every
 
-from .. import catalogue, consumers
+from .. import catalogue, consumers, outbox
 from ..live_hub import LiveHub
 from ..live_journal import LiveJournal
 from ..repositories import ensure_indexes
@@ -147,6 +147,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     journal_task: asyncio.Task[None] | None = None
     relay_task: asyncio.Task[None] | None = None
+    reply_relay_task: asyncio.Task[None] | None = None
     relay_stop = asyncio.Event()
     try:
         await ensure_indexes(app.state.db)
@@ -173,6 +174,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     name="catalogue relay",
                 )
             )
+            reply_relay_task = asyncio.create_task(
+                run_every(
+                    settings.reply_relay_seconds,
+                    relay_stop,
+                    lambda: outbox.relay_stranded_replies(
+                        app.state.db, broker, older_than_seconds=settings.reply_relay_seconds
+                    ),
+                    name="reply relay",
+                )
+            )
         if settings.serves_http:
             await journal.open()  # the live queue is bound: from now on this replica journals every live event
             journal_task = asyncio.create_task(journal.run())
@@ -183,10 +194,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.started = False
         app.state.live.close()
         relay_stop.set()
-        if relay_task is not None:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+        for chore in (relay_task, reply_relay_task):
+            if chore is not None:
+                chore.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chore
         if journal_task is not None:
             journal_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

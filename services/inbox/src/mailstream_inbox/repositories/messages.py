@@ -54,7 +54,10 @@ def attachment_id(message_id: str, index: int) -> str:
     return f"{message_id}-{index}"
 
 
-PUBLIC_PROJECTION = {"pending_event": 0, "publishing": 0, "delivery_announcement": 0}
+# Set with `pending_event` on a reply that is to be published now (not a held scheduled one), gone once the broker
+# confirmed it: what the reply relay looks for.
+PENDING_SINCE = "pending_since"
+PUBLIC_PROJECTION = {"pending_event": 0, PENDING_SINCE: 0, "publishing": 0, "delivery_announcement": 0}
 PAGE_PROJECTION = {**PUBLIC_PROJECTION, "headers": 0}
 
 INDEXES = {
@@ -64,6 +67,9 @@ INDEXES = {
             [("conversation_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)],
             name="messages_by_conversation",
         ),
+        # The reply relay's range read: only unconfirmed replies carry the field (a plain index: SecantusDB walks a
+        # partial one).
+        IndexModel([(PENDING_SINCE, ASCENDING)], name="messages_pending_reply"),
     ]
 }
 
@@ -153,9 +159,10 @@ async def claim_publication(db: AsyncDatabase, message_id: str, owner: str, leas
 
 async def mark_published(db: AsyncDatabase, message_id: str, owner: str) -> None:
     """Record the broker's confirm and drop the outbox copy; the lease goes too, but only if still `owner`'s."""
-    done = {"$set": {"published": True}, "$unset": {"pending_event": ""}}
+    done = {"$set": {"published": True}, "$unset": {"pending_event": "", PENDING_SINCE: ""}}
     released = await db[COLLECTION].update_one(
-        {"_id": message_id, "publishing.owner": owner}, {**done, "$unset": {"pending_event": "", "publishing": ""}}
+        {"_id": message_id, "publishing.owner": owner},
+        {**done, "$unset": {"pending_event": "", PENDING_SINCE: "", "publishing": ""}},
     )
     if not released.matched_count:  # our lease ran out and another worker holds it now: leave it to that one
         await db[COLLECTION].update_one({"_id": message_id}, done)
@@ -166,10 +173,21 @@ async def release_publication(db: AsyncDatabase, message_id: str, owner: str) ->
     await db[COLLECTION].update_one({"_id": message_id, "publishing.owner": owner}, {"$unset": {"publishing": ""}})
 
 
+async def stranded_replies(db: AsyncDatabase, older_than: datetime, limit: int) -> list[dict[str, Any]]:
+    """Outbound messages still 'queued' with an unconfirmed ReplyRequested, stored before `older_than`: the
+    request that stored them died before its publish (a held scheduled reply is waiting on purpose: not these)."""
+    cursor = db[COLLECTION].find({PENDING_SINCE: {"$lt": older_than}}).sort(PENDING_SINCE, ASCENDING).limit(limit)
+    return [
+        doc
+        async for doc in cursor
+        if doc.get("pending_event") and (doc.get("delivery") or {}).get("status") == "queued"
+    ]
+
+
 async def mark_failed_to_queue(db: AsyncDatabase, message_id: str, detail: str) -> None:
     await db[COLLECTION].update_one(
         {"_id": message_id, "delivery.status": "queued"},
-        {"$set": {"delivery.status": "failed", "delivery.detail": detail}},
+        {"$set": {"delivery.status": "failed", "delivery.detail": detail}, "$unset": {PENDING_SINCE: ""}},
     )
 
 

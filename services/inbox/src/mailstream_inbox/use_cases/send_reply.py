@@ -265,6 +265,8 @@ async def complete(db: AsyncDatabase, broker: Broker, stored: dict[str, Any], to
 async def store_outbound(db: AsyncDatabase, reply: OutboundReply) -> tuple[dict[str, Any], bool]:
     """Store the message once (by its dedup key) and fold it into its conversation; (stored, created)."""
     document = {**reply.message, "pending_event": reply.event.model_dump(mode="json", by_alias=True)}
+    if (reply.message.get("schedule") or {}).get("state") != "held":  # a held one leaves by its wake-up instead
+        document[messages_repo.PENDING_SINCE] = reply.message["created_at"]  # the reply relay's handle on it
     stored, created = await messages_repo.insert(db, document)
     await fold_into_conversation(db, stored)
     return stored, created
