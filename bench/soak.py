@@ -105,6 +105,7 @@ class Reply:
     message_id: str | None = None
     relayed_at: float | None = None
     failures: int = 0
+    outcome_unknown: bool = False
 
 
 @dataclass
@@ -334,10 +335,14 @@ class Agents:
                     with self.record.lock:
                         reply.posted_at, reply.message_id = posted_at, response.json()["message_id"]
                 except httpx.HTTPError as exc:
+                    # A timeout after the request went out leaves its outcome unknown: the reply may have been taken,
+                    # and posting it again would send a second, different reply. Such a reply is not retried.
+                    unknown = isinstance(exc, httpx.ReadTimeout)
                     with self.record.lock:
                         reply.failures += 1
+                        reply.outcome_unknown = reply.outcome_unknown or unknown
                         self.record.errors.append(f"reply {n}: {exc!r}")
-                    if reply.failures < 5:
+                    if reply.failures < 5 and not unknown:
                         threading.Timer(RETRY_AFTER_S, self.work.put, args=((n, conversation_id),)).start()
 
 
@@ -695,10 +700,12 @@ def summarise(
 
     lost = [m.n for m in accepted if stored.get(m.message_id.strip("<>"), 0) == 0]
     duplicated = [m.n for m in accepted if stored.get(m.message_id.strip("<>"), 0) > 1]
-    unposted = [r.n for r in record.replies.values() if r.posted_at is None]
+    unposted = [r.n for r in record.replies.values() if r.posted_at is None and not r.outcome_unknown]
     not_relayed = [r.n for r in replies if relay.counts.get(r.n, 0) == 0]
     relayed_twice = [n for n, c in relay.counts.items() if c > 1]
     final_depth = _work_depth(record.samples[-1]) if record.samples else None
+    summary["accepted_not_stored_count"] = len(lost)
+    summary["replies_outcome_unknown"] = [r.n for r in record.replies.values() if r.outcome_unknown][:20]
     summary["invariants"] = {
         "accepted_but_not_stored": lost[:20],
         "stored_more_than_once": duplicated[:20],
