@@ -673,7 +673,9 @@ def summarise(
     if burst:
         burst_mails = [m for m in accepted if m.accepted_at < burst[1]]
         last_readable = max((m.readable_at for m in burst_mails if m.readable_at), default=burst[1])
-        summary["recovery_seconds"] = round(max(0.0, last_readable - burst[1]), 1)
+        recovered = all(m.readable_at for m in burst_mails)
+        # None: some mail accepted before the burst's end never became readable while the run watched
+        summary["recovery_seconds"] = round(max(0.0, last_readable - burst[1]), 1) if recovered else None
         depths = [(s["t"], _work_depth(s)) for s in record.samples]
         peak = max((d for t, d in depths if burst[0] <= t), default=0)
         back = next((t for t, d in depths if t >= burst[1] and d <= 2), None)
