@@ -422,12 +422,13 @@ class Sampler:
         return sorted(q["name"] for q in json.loads(out.stdout or b"[]"))
 
     async def _run(self) -> None:
-        connection = await aio_pika.connect(self.amqp_url)
+        connection = await aio_pika.connect_robust(self.amqp_url)
         names = await asyncio.to_thread(self.queue_names)
         async with connection:
             for tick in itertools.count():
                 if tick and tick % 30 == 0:  # retry queues appear when first needed
-                    names = await asyncio.to_thread(self.queue_names)
+                    with contextlib.suppress(Exception):
+                        names = await asyncio.to_thread(self.queue_names)
                 sample: dict = {"t": time.time()}
                 for name, process in self.processes.items():
                     try:
@@ -437,25 +438,35 @@ class Sampler:
                         )
                     except psutil.Error:
                         sample[f"rss_mb_{name}"] = sample[f"connections_{name}"] = None
-                channel = await connection.channel()
-                for name in names:
-                    try:
-                        declared = await channel.declare_queue(name, passive=True)
-                        sample[f"queue_{name}"] = declared.declaration_result.message_count
-                    except aio_pika.exceptions.ChannelClosed:
-                        channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.close()
+                try:  # a busy broker must cost this sample its queue depths, not end the sampling
+                    await asyncio.wait_for(self._depths(connection, names, sample), timeout=max(self.interval, 10))
+                except Exception as exc:
+                    with self.record.lock:
+                        self.record.errors.append(f"queue depths at {sample['t']:.0f}: {exc!r}")
                 with self.record.lock:
                     self.record.samples.append(sample)
                 if await asyncio.to_thread(self.stop.wait, self.interval):
                     return
 
+    async def _depths(self, connection: aio_pika.abc.AbstractRobustConnection, names: list[str], sample: dict) -> None:
+        channel = await connection.channel()
+        for name in names:
+            try:
+                declared = await channel.declare_queue(name, passive=True)
+                sample[f"queue_{name}"] = declared.declaration_result.message_count
+            except aio_pika.exceptions.ChannelClosed:
+                channel = await connection.channel()
+        with contextlib.suppress(Exception):
+            await channel.close()
+
     def latest_depth(self) -> int | None:
         with self.record.lock:
             if not self.record.samples:
                 return None
-            last = self.record.samples[-1]
+            with_depths = [s for s in self.record.samples if any(k.startswith("queue_") for k in s)]
+            if not with_depths or with_depths[-1] is not self.record.samples[-1]:
+                return None  # the latest sample has no depths: not known to be empty
+            last = with_depths[-1]
         return sum(v for k, v in last.items() if k.startswith("queue_") and v and not _ignored_queue(k))
 
 
