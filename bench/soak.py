@@ -718,7 +718,8 @@ def summarise(
     unposted = [r.n for r in record.replies.values() if r.posted_at is None and not r.outcome_unknown]
     not_relayed = [r.n for r in replies if relay.counts.get(r.n, 0) == 0]
     relayed_twice = [n for n, c in relay.counts.items() if c > 1]
-    final_depth = _work_depth(record.samples[-1]) if record.samples else None
+    with_depths = [s for s in record.samples if any(k.startswith("queue_") for k in s)]
+    final_depth = _work_depth(with_depths[-1]) if with_depths else None
     summary["accepted_not_stored_count"] = len(lost)
     summary["replies_outcome_unknown"] = [r.n for r in record.replies.values() if r.outcome_unknown][:20]
     summary["invariants"] = {
@@ -730,7 +731,7 @@ def summarise(
         "final_queue_depth": final_depth,
     }
     summary["invariants_failed"] = bool(
-        lost or duplicated or unposted or not_relayed or relayed_twice or final_depth or not drained
+        lost or duplicated or unposted or not_relayed or relayed_twice or final_depth != 0 or not drained
     )
     return summary
 
