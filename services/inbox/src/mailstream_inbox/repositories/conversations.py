@@ -188,6 +188,16 @@ async def create_once(
     return await insert_once(db[COLLECTION], doc, {"_id": doc["_id"]})
 
 
+def newest_inbound_guard(conversation_id: str, message_at: datetime) -> dict[str, Any]:
+    """The conversation whose newest inbound message is not newer than `message_at` (or that has none yet).
+
+    One `$not` (a missing or null time is not newer), not an `$or` of the two cases: SecantusDB answers an `_id`
+    filter with a top-level `$or` by walking the whole collection, so every stored mail cost more as the inbox grew
+    (issue 12, `bench/inbox_store_growth.py`).
+    """
+    return {"_id": conversation_id, "last_inbound_at": {"$not": {"$gt": message_at}}}
+
+
 async def record_message(
     db: AsyncDatabase,
     conversation_id: str,
@@ -211,7 +221,7 @@ async def record_message(
     await conversations.update_one({"_id": conversation_id, "message_ids": {"$ne": message_id}}, counted)
     if inbound:
         await conversations.update_one(
-            {"_id": conversation_id, "$or": [{"last_inbound_at": None}, {"last_inbound_at": {"$lte": message_at}}]},
+            newest_inbound_guard(conversation_id, message_at),
             {"$set": {"last_inbound_at": message_at, "last_inbound_message_id": message_id}},
         )
     if terms:

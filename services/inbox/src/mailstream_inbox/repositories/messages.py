@@ -135,6 +135,16 @@ async def list_page(
 Publication = Literal["claimed", "published", "busy"]
 
 
+def publication_claim_filter(message_id: str, lease_cutoff: datetime) -> dict[str, Any]:
+    """The unpublished message with no lease, or a lease taken before `lease_cutoff` (it ran out).
+
+    "No lease taken since the cutoff" is one `$not` on `publishing.since` (a missing or null lease has no `since`),
+    not an `$or` of the two cases: SecantusDB answers an `_id` filter with a top-level `$or` by walking the whole
+    collection, so every stored mail's claim cost grew with the inbox (issue 12, `bench/inbox_store_growth.py`).
+    """
+    return {"_id": message_id, "published": {"$ne": True}, "publishing.since": {"$not": {"$gte": lease_cutoff}}}
+
+
 async def claim_publication(db: AsyncDatabase, message_id: str, owner: str, lease_seconds: float) -> Publication:
     """Take the lease to publish this message's follow-up event, as `owner`.
 
@@ -144,11 +154,7 @@ async def claim_publication(db: AsyncDatabase, message_id: str, owner: str, leas
     """
     now = utcnow()
     claimed = await db[COLLECTION].update_one(
-        {
-            "_id": message_id,
-            "published": {"$ne": True},
-            "$or": [{"publishing": None}, {"publishing.since": {"$lt": now - timedelta(seconds=lease_seconds)}}],
-        },
+        publication_claim_filter(message_id, now - timedelta(seconds=lease_seconds)),
         {"$set": {"publishing": {"owner": owner, "since": now}}},
     )
     if claimed.modified_count:
