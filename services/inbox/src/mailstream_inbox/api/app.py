@@ -7,6 +7,7 @@ delivery consumers (`INBOX_ROLE` all|worker) and the replica-local live-update q
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -146,8 +147,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         receiving=broker.is_ready,
     )
     journal_task: asyncio.Task[None] | None = None
-    relay_task: asyncio.Task[None] | None = None
-    reply_relay_task: asyncio.Task[None] | None = None
+    relay_tasks: list[asyncio.Task[None]] = []
     relay_stop = asyncio.Event()
     try:
         await ensure_indexes(app.state.db)
@@ -163,27 +163,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             replica_queue = topology.replica_queue("inbox", uuid.uuid4().hex, topology.GATEWAY_REPLICA_EVENTS)
             broker.consume(replica_queue, _replica_handler(app), topology.GATEWAY_REPLICA_EVENTS, prefetch=256)
         await broker.start()
-        if settings.runs_consumers:  # catalogue changes whose publication was not confirmed (see catalogue.py)
-            relay_task = asyncio.create_task(
-                run_every(
-                    settings.catalogue_relay_seconds,
-                    relay_stop,
-                    lambda: catalogue.relay_pending(
-                        app.state.db, broker, older_than_seconds=settings.catalogue_relay_seconds
-                    ),
-                    name="catalogue relay",
-                )
+        if settings.runs_consumers:
+            # Outbox relays: what a route stored but could not publish (catalogue.py, outbox.py). Each waits one
+            # interval before taking a document, so the route has had its chance.
+            relays = (
+                ("catalogue relay", settings.catalogue_relay_seconds, catalogue.relay_pending),
+                ("reply relay", settings.reply_relay_seconds, outbox.relay_stranded_replies),
             )
-            reply_relay_task = asyncio.create_task(
-                run_every(
-                    settings.reply_relay_seconds,
-                    relay_stop,
-                    lambda: outbox.relay_stranded_replies(
-                        app.state.db, broker, older_than_seconds=settings.reply_relay_seconds
-                    ),
-                    name="reply relay",
-                )
-            )
+            for name, seconds, relay in relays:
+                chore = functools.partial(relay, app.state.db, broker, older_than_seconds=seconds)
+                relay_tasks.append(asyncio.create_task(run_every(seconds, relay_stop, chore, name=name)))
         if settings.serves_http:
             await journal.open()  # the live queue is bound: from now on this replica journals every live event
             journal_task = asyncio.create_task(journal.run())
@@ -194,11 +183,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.started = False
         app.state.live.close()
         relay_stop.set()
-        for chore in (relay_task, reply_relay_task):
-            if chore is not None:
-                chore.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await chore
+        for chore in relay_tasks:
+            chore.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chore
         if journal_task is not None:
             journal_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
