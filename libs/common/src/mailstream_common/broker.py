@@ -114,6 +114,16 @@ class Broker:
         finally:
             await channel.close()
 
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in `queue` now (a passive declare: it never creates the queue, and fails if it is absent)."""
+        channel = await self.connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+            return declared.declaration_result.message_count or 0
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
     def is_ready(self) -> bool:
         """Connected, and (when this process consumes) every consumer is taking work."""
         return (

@@ -10,6 +10,7 @@ from mailstream_common.contracts import MailReceived, StreamChanged
 from mailstream_common.ops import OpsServer
 
 from . import repositories
+from .backlog import BacklogGate, watch_backlog
 from .consumers.analyse import AnalyseConsumer
 from .consumers.stream_events import StreamEventsConsumer
 from .consumers.stream_routes import StreamRoutesConsumer
@@ -38,6 +39,7 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
     authenticator: Authenticator | None = None
     checks: dict = {"broker": broker.is_ready}
     routes: StreamRoutes | None = None
+    background: list[asyncio.Task] = []
 
     if settings.role in ("all", "smtp"):
         mongo_client = mongo.create_client(
@@ -74,8 +76,17 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
                 raise ConnectionError("broker connection is down")
             await broker.publish(event, correlation_id=event.mail_id, timeout=settings.confirm_timeout_seconds)
 
+        # The queues between a 250 and a stored mail: what the front door watches to refuse early (backlog.py).
+        backlog = BacklogGate(limit=settings.backlog_limit)
+        if settings.backlog_limit > 0:
+            watched = (topology.INGEST_ANALYSE.name, topology.INBOX_STORE.name)
+            background.append(
+                asyncio.create_task(
+                    watch_backlog(backlog, watched, broker.queue_depth, stop, interval=settings.backlog_check_seconds)
+                )
+            )
         front_door = SmtpFrontDoor(
-            IngestHandler(directory, publish, max_recipients=settings.max_recipients),
+            IngestHandler(directory, publish, max_recipients=settings.max_recipients, backlog=backlog),
             host=settings.smtp_host,
             port=settings.smtp_port,
             hostname=settings.effective_hostname,
@@ -117,6 +128,7 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
     log.info("shutting down")
     if front_door is not None:
         await front_door.stop(settings.shutdown_grace_seconds)
+    await asyncio.gather(*background, return_exceptions=True)  # they end with `stop`
     await broker.close(settings.shutdown_grace_seconds)
     if authenticator is not None:
         authenticator.close()

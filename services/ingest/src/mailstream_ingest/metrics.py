@@ -18,3 +18,9 @@ DURABLE_CONFIRM_SECONDS = Histogram(
 )
 ANALYSED = Counter("mailstream_ingest_analysed_total", "Mails analysed, by outcome", ["outcome"])
 AUTH_RESULTS = Counter("mailstream_ingest_auth_results_total", "Inbound authentication results", ["method", "result"])
+DOWNSTREAM_BACKLOG = Gauge(
+    "mailstream_ingest_downstream_backlog_messages", "Messages waiting in a queue ingest feeds (last read)", ["queue"]
+)
+BACKLOG_REFUSING = Gauge(
+    "mailstream_ingest_backlog_refusing", "1 while new mail is refused with 451 because the backlog is above the limit"
+)

@@ -48,6 +48,16 @@ class IngestSettings(CommonSettings):
     confirm_timeout_seconds: float = Field(
         default=10.0, alias="INGEST_CONFIRM_TIMEOUT_SECONDS", gt=0, description="Broker confirm wait before 451"
     )
+    backlog_limit: int = Field(
+        default=100_000,
+        alias="INGEST_BACKLOG_LIMIT",
+        ge=0,
+        description="Refuse new mail (451 at MAIL FROM) while more than this many mails wait to be analysed and "
+        "stored; accept again below 80% of it. 0 turns the check off",
+    )
+    backlog_check_seconds: float = Field(
+        default=1.0, alias="INGEST_BACKLOG_CHECK_SECONDS", gt=0, description="How often the queue depths are read"
+    )
     proxy_protocol: bool = Field(
         default=False,
         alias="INGEST_PROXY_PROTOCOL",

@@ -18,6 +18,7 @@ from mailstream_common import logs
 from mailstream_common.contracts import MailReceived
 
 from .. import metrics
+from ..backlog import BacklogGate
 from ..reception import build_mail_received, new_mail_id
 from ..recipients import Bounce, LookupUnavailable, RecipientDirectory, Stream
 
@@ -32,6 +33,7 @@ LOOKUP_UNAVAILABLE = "451 4.3.0 Recipient lookup unavailable, try again later"
 NOT_DURABLE = "451 4.3.0 Mail not stored, try again later"
 TOO_MANY_SESSIONS = "421 4.3.2 Too many connections, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
+BACKLOGGED = "451 4.3.2 Mail system busy, try again later"
 INTERNAL_ERROR = "451 4.3.0 Internal error, try again later"
 
 
@@ -45,10 +47,18 @@ Publish = Callable[[MailReceived], Awaitable[None]]
 class IngestHandler:
     """aiosmtpd hooks. Per-transaction state (the resolved targets) lives on the aiosmtpd Envelope."""
 
-    def __init__(self, directory: RecipientDirectory, publish: Publish, *, max_recipients: int) -> None:
+    def __init__(
+        self,
+        directory: RecipientDirectory,
+        publish: Publish,
+        *,
+        max_recipients: int,
+        backlog: BacklogGate | None = None,
+    ) -> None:
         self.directory = directory
         self.publish = publish
         self.max_recipients = max_recipients
+        self.backlog = backlog or BacklogGate(limit=0)
         self.draining = False
 
     def __dir__(self) -> list[str]:
@@ -58,6 +68,10 @@ class IngestHandler:
         if self.draining:
             metrics.REFUSED.labels("shutting_down").inc()
             return SHUTTING_DOWN
+        if self.backlog.shut:
+            # Refused before the sender transmits the mail; it keeps it and retries (RFC 5321 4.5.4.1).
+            metrics.REFUSED.labels("backlog").inc()
+            return BACKLOGGED
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         envelope.targets = []  # type: ignore[attr-defined]
