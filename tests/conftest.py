@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import AutoReconnect
 
 from mailstream_common.broker import Broker
 from tests.support import backends as backends_module
@@ -35,10 +36,29 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-async def mongo_client(backends: backends_module.Backends) -> AsyncIterator[AsyncMongoClient]:
+async def session_mongo_client(backends: backends_module.Backends) -> AsyncIterator[AsyncMongoClient]:
     client = AsyncMongoClient(backends.mongodb_uri, tz_aware=True)
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def mongo_client(session_mongo_client: AsyncMongoClient) -> AsyncMongoClient:
+    """The session's client, its pool cleared of connections the server closed while other tests ran.
+
+    SecantusDB closes a client connection idle for 300 s (real MongoDB does not); a long run of tests that never touch
+    this client (run.sh, the browser, the soak) leaves its pooled connections dead, and the next write on one fails
+    with "connection closed" (retryWrites=false in the dev URI, so the driver does not retry it). A failed ping makes
+    the driver drop the whole pool; the next one opens a fresh connection.
+    """
+    for attempt in range(3):
+        try:
+            await session_mongo_client.admin.command("ping")
+            break
+        except AutoReconnect:
+            if attempt == 2:
+                raise
+    return session_mongo_client
 
 
 @pytest.fixture
