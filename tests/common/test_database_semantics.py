@@ -283,6 +283,20 @@ async def test_the_write_concern_settings_default_to_majority_and_journal(monkey
         await client.close()
 
 
+async def test_a_pooled_connection_idle_past_the_limit_is_replaced_not_reused(backends):
+    """Any idle cut-off between a service and the database (a cloud load balancer, SecantusDB's 300 s) closes
+    connections the pool still holds; the first write on one would fail. The client retires them first."""
+    settings = CommonSettings.model_validate({"MONGODB_MAX_IDLE_SECONDS": 0.3})
+    client = mongo.create_client(backends.mongodb_uri, app_name="idle-limit", settings=settings)
+    try:
+        first = (await client.admin.command("hello"))["connectionId"]
+        assert (await client.admin.command("hello"))["connectionId"] == first  # reused while fresh
+        await asyncio.sleep(0.6)  # the idleness under test, not a wait for something to happen
+        assert (await client.admin.command("hello"))["connectionId"] != first
+    finally:
+        await client.close()
+
+
 # --- explain of each hot query ------------------------------------------------------------------------------------
 
 

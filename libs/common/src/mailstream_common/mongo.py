@@ -45,12 +45,14 @@ def create_client(uri: str, *, app_name: str, settings: CommonSettings | None = 
     Every write through it uses the durable write concern of `settings` (read from the environment when not
     given), so no repository has to remember it. It takes precedence over any `w`/`journal` option in the URI.
     """
-    concern = write_concern(settings if settings is not None else CommonSettings())
+    settings = settings if settings is not None else CommonSettings()
+    concern = write_concern(settings)
     return AsyncMongoClient(
         uri,
         tz_aware=True,
         appname=app_name,
         serverSelectionTimeoutMS=5000,
+        maxIdleTimeMS=int(settings.mongodb_max_idle_seconds * 1000),
         w=concern.document["w"],
         journal=concern.document["j"],
     )

@@ -44,6 +44,14 @@ class CommonSettings(BaseSettings):
         alias="MONGODB_WRITE_CONCERN_J",
         description="Write concern `j`: acknowledge a write only once it is in the journal (survives a crash)",
     )
+    mongodb_max_idle_seconds: float = Field(
+        default=120.0,
+        alias="MONGODB_MAX_IDLE_SECONDS",
+        gt=0,
+        description="Close a pooled connection idle this long instead of reusing it: below any idle cut-off between "
+        "the service and the database (cloud load balancers from 240 s, SecantusDB 300 s), so no request meets a "
+        "connection the other side already closed",
+    )
     inbound_domain: str = Field(default="in.mailstream.test", alias="MAILSTREAM_INBOUND_DOMAIN")
     # Service-to-service auth (mailstream_common.service_auth): receivers hold only the SHA-256 of each caller's
     # own token. The defaults are the digests of the dev tokens below, so a bare dev run works; deployments set both.
