@@ -1,6 +1,6 @@
 """Conversations agents can trust, over time: merge and unmerge, split and move back, snooze, and scheduled
 replies, end to end: mail in through real SMTP, everything through the gateway's public API, announcements on the
-live stream, replies out through the relay (smtp-sink). The last scenario restarts inbox and sender while a
+live stream, replies out through the relay (smtp-sink). The last scenario kills inbox and sender (kill -9) while a
 scheduled reply waits on the broker's delay ladder."""
 
 import time
@@ -297,9 +297,9 @@ def test_a_scheduled_reply_survives_restarts_of_inbox_and_sender_and_leaves_once
     message_id = response.json()["message_id"]
     api.close()
 
-    # Both services go down while the wake-up waits on the broker, and come back.
+    # Both services crash (kill -9: no graceful shutdown) while the wake-up waits on the broker, and come back.
     for name in ("inbox", "sender"):
-        system.processes[name].stop()
+        system.processes[name].kill()
     assert relay_mail_to(system, "nine@example.net") == []
     for name in ("inbox", "sender"):
         system.processes[name].spawn()
