@@ -286,6 +286,15 @@ class DomainManager:
             CHECKS.labels(key.split(":")[0], result.status).inc()
             if before.get("status") == "verified" and result.status != "verified":
                 RECORDS_LOST.labels(key.split(":")[0]).inc()
+                log.warning(
+                    "verified record lost",
+                    extra={
+                        "domain_id": domain["_id"],
+                        "domain": domain.get("name"),
+                        "record": key,
+                        "problem": result.problem,
+                    },
+                )
             checks[key] = {
                 "status": result.status,
                 "problem": result.problem,
