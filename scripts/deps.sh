@@ -56,6 +56,13 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     wait_for_port 127.0.0.1 5672 120 rabbitmq
     rabbitmq-diagnostics -q --timeout 60 check_running >&2
   fi
+  # Per-queue metrics on :15692 (rabbitmq_prometheus): the chart's dashboard and alerts read them, and
+  # tests/deploy/test_monitoring.py checks their names against a real scrape.
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/15692") 2>/dev/null; then
+    say "enabling rabbitmq_prometheus"
+    rabbitmq-plugins -q enable rabbitmq_prometheus >&2
+    wait_for_port 127.0.0.1 15692 60 rabbitmq_prometheus
+  fi
   echo "export AMQP_URL=amqp://guest:guest@127.0.0.1:5672/"
 fi
 
