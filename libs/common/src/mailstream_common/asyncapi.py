@@ -106,8 +106,11 @@ _EXAMPLE_VALUES: dict[str, Any] = {
     "rule_name": "Out of hours",
     "canned_response_id": "cr_8",
     "forwarding_address": "fwd-7k2p9q@in.mailstream.test",
-    "name": "Kana Sato",
-    "value": "example",
+    "in_reply_to": ["<CAF7k2p9q@mail.example.net>"],
+    "requested_by": "agent:key_7",
+    "changed_by": "agent:key_7",
+    "priority": "normal",
+    "references": ["<CAF7k2p9q@mail.example.net>"],
 }
 
 
@@ -117,11 +120,39 @@ def _resolve(schema: dict, schemas: dict[str, dict]) -> dict:
     return schema
 
 
-def _example(schema: dict, schemas: dict[str, dict], name: str = "", depth: int = 0) -> Any:
-    """A value that fits `schema`: the named example when there is one, else the simplest instance."""
+_CUSTOMER = {"name": "Kana Sato", "address": "kana@example.net"}
+_SUPPORT = {"name": "Acme Support", "address": "support@acme.com"}
+# Fields whose example depends on the direction of the mail: a customer's mail comes in, an agent's reply goes out.
+_EXAMPLE_BY_EVENT: dict[str, dict[str, Any]] = {
+    "reply.requested": {
+        "from": _SUPPORT,
+        "to": [_CUSTOMER],
+        "in_reply_to": "<CAF7k2p9q@mail.example.net>",
+        "subject": "Re: Where is my order?",
+        "text": "It ships today!",
+    },
+}
+_INBOUND_PEOPLE = {"from": _CUSTOMER, "customer": _CUSTOMER, "to": [_SUPPORT]}
+_JSON_TYPES = {"string": str, "array": list, "object": dict, "integer": int, "boolean": bool, "number": (int, float)}
+
+
+def _fits(value: Any, schema: dict, schemas: dict[str, dict]) -> bool:
+    """Whether a hinted value has the schema's JSON type (a hint never turns a list into a string)."""
     schema = _resolve(schema, schemas)
-    if name in _EXAMPLE_VALUES:
-        return _EXAMPLE_VALUES[name]
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        return any(_fits(value, option, schemas) for option in options)
+    kind = _JSON_TYPES.get(schema.get("type", ""))
+    return kind is None or (isinstance(value, kind) and not (kind is int and isinstance(value, bool)))
+
+
+def _example(schema: dict, schemas: dict[str, dict], name: str = "", depth: int = 0, hints: dict | None = None) -> Any:
+    """A value that fits `schema`: the hinted example for the field's name when its type fits, else the simplest
+    instance (an optional field shows only when it has a hint or a plain default, so the example stays readable)."""
+    hints = hints if hints is not None else _EXAMPLE_VALUES
+    schema = _resolve(schema, schemas)
+    if name in hints and _fits(hints[name], schema, schemas):
+        return hints[name]
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
@@ -131,22 +162,22 @@ def _example(schema: dict, schemas: dict[str, dict], name: str = "", depth: int 
     for key in ("oneOf", "anyOf"):
         if key in schema:
             options = [option for option in schema[key] if option.get("type") != "null"] or schema[key]
-            return _example(options[0], schemas, name, depth)
+            return _example(options[0], schemas, name, depth, hints)
     kind = schema.get("type")
     if kind == "object" or "properties" in schema:
         properties = schema.get("properties", {})
-        # Every required field, and optional ones while the example stays shallow enough to read.
         wanted = [
             key
             for key, prop in properties.items()
             if key in schema.get("required", ())
             or "const" in _resolve(prop, schemas)  # a union's tag
-            or (depth < 2 and ("default" in _resolve(prop, schemas) or key in _EXAMPLE_VALUES))
+            or (depth < 2 and key in hints and _fits(hints[key], prop, schemas))
+            or (depth < 1 and isinstance(_resolve(prop, schemas).get("default"), (bool, int, str)))
         ]
-        return {key: _example(properties[key], schemas, key, depth + 1) for key in wanted}
+        return {key: _example(properties[key], schemas, key, depth + 1, hints) for key in wanted}
     if kind == "array":
         count = max(1, schema.get("minItems", 0)) if depth < 3 else schema.get("minItems", 0)
-        return [_example(schema.get("items", {}), schemas, name.rstrip("s"), depth + 1) for _ in range(count)]
+        return [_example(schema.get("items", {}), schemas, name.rstrip("s"), depth + 1, hints) for _ in range(count)]
     if kind == "string":
         fmt = schema.get("format")
         if fmt == "date-time":
@@ -161,6 +192,11 @@ def _example(schema: dict, schemas: dict[str, dict], name: str = "", depth: int 
     if kind == "boolean":
         return False
     return None
+
+
+def _event_example(event: type[Event], refs: dict, schemas: dict[str, dict]) -> Any:
+    hints = {**_EXAMPLE_VALUES, **_INBOUND_PEOPLE, **_EXAMPLE_BY_EVENT.get(event.event_name, {})}
+    return _example(refs[event], schemas, hints=hints)
 
 
 def _as_asyncapi_schema(node: Any) -> Any:
@@ -186,7 +222,7 @@ def _contract_schemas() -> tuple[dict[type[Event], dict], dict[str, dict]]:
 def example_payload(event: type[Event]) -> dict:
     """The example the document shows for `event` (the same function the test feeds back into the contract)."""
     refs, schemas = _contract_schemas()
-    return _example(refs[event], schemas)
+    return _event_example(event, refs, schemas)
 
 
 def _message_name(event: type[Event]) -> str:
@@ -247,7 +283,7 @@ def build() -> dict[str, Any]:
             "headers": {"$ref": "#/components/schemas/AmqpHeaders"},
             "correlationId": {"$ref": "#/components/correlationIds/amqpCorrelationId"},
             "payload": {"$ref": SCHEMA_REF.format(model=name)},
-            "examples": [{"name": f"{event.event_name} example", "payload": _example(refs[event], schemas)}],
+            "examples": [{"name": f"{event.event_name} example", "payload": _event_example(event, refs, schemas)}],
             "bindings": {"amqp": {"messageType": event.event_name, "bindingVersion": AMQP_BINDING_VERSION}},
             "x-schema-version": event.schema_version,
         }
