@@ -34,6 +34,7 @@ ensure_uv() {
 }
 
 apt_packages=(rabbitmq-server postfix swaks dnsmasq-base opendkim-tools libmail-dkim-perl libmail-spf-perl curl jq openssl)
+apt_packages+=(prometheus)  # for promtool: the chart's alert rules are unit-tested (tests/deploy/test_monitoring.py)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -54,6 +55,13 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     (RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached >&2) || true
     wait_for_port 127.0.0.1 5672 120 rabbitmq
     rabbitmq-diagnostics -q --timeout 60 check_running >&2
+  fi
+  # Per-queue metrics on :15692 (rabbitmq_prometheus): the chart's dashboard and alerts read them, and
+  # tests/deploy/test_monitoring.py checks their names against a real scrape.
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/15692") 2>/dev/null; then
+    say "enabling rabbitmq_prometheus"
+    rabbitmq-plugins -q enable rabbitmq_prometheus >&2
+    wait_for_port 127.0.0.1 15692 60 rabbitmq_prometheus
   fi
   echo "export AMQP_URL=amqp://guest:guest@127.0.0.1:5672/"
 fi
@@ -93,3 +101,18 @@ fi
 # --- Python environment ------------------------------------------------------------------------------------
 ensure_uv
 (cd "$ROOT" && UV_PYTHON_DOWNLOADS=never uv sync --frozen --all-packages -q >&2)
+
+# --- AsyncAPI parser (validates docs/asyncapi.json; tests/common/test_asyncapi.py) -----------------------------
+# From tools/asyncapi/package-lock.json, without install scripts; reinstalled only when the lock changes, so a
+# machine that has it needs no network.
+ASYNCAPI_TOOLS="$ROOT/tools/asyncapi"
+if command -v npm >/dev/null 2>&1; then
+  lock_sum="$(sha256sum "$ASYNCAPI_TOOLS/package-lock.json" | cut -d' ' -f1)"
+  if [[ "$(cat "$ASYNCAPI_TOOLS/node_modules/.mailstream-lock" 2>/dev/null)" != "$lock_sum" ]]; then
+    say "installing the AsyncAPI parser (npm ci in tools/asyncapi)"
+    (cd "$ASYNCAPI_TOOLS" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+    echo "$lock_sum" > "$ASYNCAPI_TOOLS/node_modules/.mailstream-lock"
+  fi
+else
+  say "npm not found: the AsyncAPI validation test will fail until Node.js and npm are installed"
+fi

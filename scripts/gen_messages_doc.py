@@ -6,7 +6,7 @@ Run: uv run python scripts/gen_messages_doc.py   (tests/common/test_contracts.py
 import sys
 from pathlib import Path
 
-from mailstream_common import topology
+from mailstream_common import asyncapi, topology
 from mailstream_common.contracts import ALL_EVENTS, Event
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "messages.md"
@@ -14,7 +14,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "messages.md"
 INTRO = """# Messages on the broker
 
 Generated from `libs/common/src/mailstream_common/contracts/` by `scripts/gen_messages_doc.py`; do not edit by
-hand (a test fails when this file and the code disagree).
+hand (a test fails when this file and the code disagree). The same contracts as an AsyncAPI 3.0 document:
+[asyncapi.json](asyncapi.json) (`scripts/gen_asyncapi.py`; the gateway serves it at `/asyncapi.json`).
 
 Every message is JSON on the topic exchange `{exchange}`, published persistent with publisher confirms. The
 routing key is the event name. AMQP headers: `x-event` (the event name), `x-schema-version`, and the AMQP
@@ -37,23 +38,11 @@ data"), so duplicates, redeliveries, reordering and "snapshot" republications ar
 {table}
 """
 
-PRODUCERS = {
-    "mail.received": "ingest (SMTP, before answering 250)",
-    "mail.analysed": "ingest (analysis worker)",
-    "message.stored": "inbox",
-    "message.delivery_changed": "inbox",
-    "conversation.changed": "inbox",
-    "conversation.actions_requested": "automation",
-    "reply.requested": "inbox (API replies, auto-replies, forwarding checks)",
-    "delivery.reported": "sender (each attempt), ingest (bounces)",
-    "stream.changed": "inbox (API writes, first mail; the catalogue relay; resync snapshots)",
-    "topic.changed": "inbox (API writes; the catalogue relay; resync snapshots)",
-    "canned_response.changed": "inbox (API writes; the catalogue relay; resync snapshots)",
-    "projection.resync_requested": "ingest, sender, automation (projection empty at start); `mailstream projections"
-    " resync`",
-    "domain.changed": "domains",
-    "api_key.revoked": "inbox (API key revoked)",
-}
+
+def _producers(event: type[Event]) -> str:
+    """Who publishes it, from the same table as the AsyncAPI document (docs/asyncapi.json)."""
+    return ", ".join(f"{service} ({when})" for service, when in asyncapi.PUBLISHERS[event.event_name])
+
 
 REPLICA_CONSUMERS = {
     "stream.changed": "ingest replica queues (RCPT cache), sender replica queues (stream cache)",
@@ -102,7 +91,7 @@ def _fields(schema: dict, skip: set[str]) -> list[str]:
 
 def render() -> str:
     table = "\n".join(
-        f"| [`{e.event_name}`](#{e.event_name.replace('.', '')}) | {PRODUCERS.get(e.event_name, '')} | {_consumers(e)} |"
+        f"| [`{e.event_name}`](#{e.event_name.replace('.', '')}) | {_producers(e)} | {_consumers(e)} |"
         for e in ALL_EVENTS
     )
     parts = [INTRO.format(exchange=topology.EVENTS_EXCHANGE, table=table)]

@@ -24,7 +24,8 @@ import (
 )
 
 func init() {
-	// The optional custom resources the chart renders: KEDA scaling and the prometheus-operator ServiceMonitor.
+	// The optional custom resources the chart renders: KEDA scaling and the prometheus-operator ServiceMonitor and
+	// PrometheusRule.
 	utilruntime.Must(kedav1alpha1.AddToScheme(scheme.Scheme))
 	utilruntime.Must(monitoringv1.AddToScheme(scheme.Scheme))
 }

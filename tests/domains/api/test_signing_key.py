@@ -50,12 +50,20 @@ async def test_verify_then_signing_key_for_sender(
     ]
 
 
-async def test_a_removed_record_stops_signing(harness: DomainsHarness, dns: DnsServer, domain_events: list) -> None:
+async def test_a_removed_record_stops_signing(
+    harness: DomainsHarness, dns: DnsServer, domain_events: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="mailstream_domains.manager")
+    lost = metrics.RECORDS_LOST.labels("dkim")
     view = await create(harness)
     dns.set_records(published(view))
     await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())
+    lost_before = lost._value.get()  # a first verification loses nothing
     dns.set_records(published(view, "spf", "dmarc"))  # someone deleted the DKIM record
     after = (await harness.client.post(f"/v1/domains/{view['id']}/verify", headers=headers())).json()
+    assert lost._value.get() == lost_before + 1  # what the DkimRecordGone alert fires on
+    [logged] = [r for r in caplog.records if r.getMessage() == "verified record lost"]
+    assert (logged.domain, logged.record.split(":")[0], logged.problem) == ("acme.test", "dkim", "missing")
     assert after["status"] == "pending" and after["signing_selector"] is None
     assert record(after, "dkim")["problem"] == "missing"
     key = await harness.client.get("/internal/signing-key?domain=acme.test&account_id=acct-a", headers=sender_headers())

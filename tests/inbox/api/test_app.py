@@ -1,5 +1,7 @@
 """The app: what each role serves, ops routes, the caller and its correlation id."""
 
+from pathlib import Path
+
 
 def test_roles_decide_what_the_process_serves():
     from mailstream_inbox.api.app import create_app
@@ -30,3 +32,17 @@ async def test_gateway_serves_ops_and_me(inbox_gateway, account, anonymous):
     assert me.headers["x-correlation-id"] == "abc-123"
     generated = await account.agent.get("/v1/me", headers={"X-Correlation-Id": "bad id with spaces"})
     assert generated.headers["x-correlation-id"] != "bad id with spaces"
+
+
+COMMITTED_ASYNCAPI = (Path(__file__).resolve().parents[3] / "docs" / "asyncapi.json").read_text()
+
+
+async def test_gateway_serves_the_broker_contract_next_to_openapi(inbox_gateway, anonymous):
+    async with anonymous:
+        response = await anonymous.get("/asyncapi.json")
+        openapi = await anonymous.get("/openapi.json")
+    assert openapi.status_code == 200
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.text == COMMITTED_ASYNCAPI
+    assert response.json()["asyncapi"].startswith("3.")

@@ -3,6 +3,7 @@ bytes, attachments, sanitised HTML; duplicates and redeliveries never store twic
 
 from mailstream_common.contracts import Address, MessageStored
 from mailstream_common.contracts.mail import ForwardInfo, ProviderConfirmation
+from mailstream_inbox import metrics
 from tests.inbox.conftest import create_stream
 from tests.inbox.mail import build_mail
 from tests.support.inbox_gateway import EventTap
@@ -49,6 +50,7 @@ async def test_mail_becomes_a_conversation_with_its_message(stream, deliver, bac
 
 
 async def test_redelivered_and_resent_mail_is_stored_once(stream, deliver):
+    latencies_before = stored_latency_count()
     mail = await deliver(stream, times=3)  # the same event three times: broker redelivery
     resent = build_mail(stream, message_id=mail.message_id_header, text="sent again by the client")
     await deliver(stream, resent)  # a re-sent mail: same stream and Message-ID, other bytes
@@ -59,6 +61,14 @@ async def test_redelivered_and_resent_mail_is_stored_once(stream, deliver):
     assert sorted(c["message_count"] for c in items) == [1, 1]
     for conversation in items:
         assert len(await messages_of(stream.account.agent, conversation["id"])) == 1
+    # The dashboard's and the alerts' numbers count stored mails, not deliveries.
+    assert metrics.MAILS_STORED.labels(stream.stream_id)._value.get() == 2
+    assert stored_latency_count() == latencies_before + 2
+
+
+def stored_latency_count() -> float:
+    [sample] = [s for m in metrics.RECEIVED_TO_STORED_SECONDS.collect() for s in m.samples if s.name.endswith("_count")]
+    return sample.value
 
 
 async def test_raw_download_is_byte_identical_and_attachments_download(stream, deliver):

@@ -17,7 +17,7 @@ from . import keys as keymod
 from . import record_plan
 from . import records as rec
 from .dns_lookup import DnsLookup
-from .metrics import CHECKS, DOMAIN_EVENTS
+from .metrics import CHECKS, DOMAIN_EVENTS, RECORDS_LOST
 from .name_validation import registrable_domain, validate_sending_domain
 from .record_checks import (
     RecordCheck,
@@ -284,6 +284,17 @@ class DomainManager:
             before = previous.get(key) or {}
             result = keep_known_result(result, before.get("status"), before.get("detail"))
             CHECKS.labels(key.split(":")[0], result.status).inc()
+            if before.get("status") == "verified" and result.status != "verified":
+                RECORDS_LOST.labels(key.split(":")[0]).inc()
+                log.warning(
+                    "verified record lost",
+                    extra={
+                        "domain_id": domain["_id"],
+                        "domain": domain.get("name"),
+                        "record": key,
+                        "problem": result.problem,
+                    },
+                )
             checks[key] = {
                 "status": result.status,
                 "problem": result.problem,

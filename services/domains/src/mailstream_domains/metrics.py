@@ -16,3 +16,8 @@ SIGNING_KEY_READS = Counter(
     "Reads of a DKIM private key through /internal/signing-key, by calling service and outcome (found, missing)",
     ["caller", "outcome"],
 )
+RECORDS_LOST = Counter(
+    "mailstream_domains_records_lost_total",
+    "A record that was verified and is not any more (deleted or changed in DNS), by purpose (dkim, spf, dmarc, ...)",
+    ["purpose"],
+)

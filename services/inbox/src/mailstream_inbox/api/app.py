@@ -16,9 +16,9 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from mailstream_common import mongo, topology
+from mailstream_common import asyncapi, mongo, topology
 from mailstream_common.broker import Broker, Delivery
 from mailstream_common.contracts import ApiKeyRevoked, Event
 from mailstream_common.http_apps import install_allow_header
@@ -220,6 +220,11 @@ def _install_openapi(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Mailstream API")
+
+    # The broker contract (AsyncAPI 3.0), built from the contracts: the same document as docs/asyncapi.json.
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_document() -> Response:
+        return Response(asyncapi.document_json(), media_type="application/json")
 
 
 def create_app(settings: InboxSettings | None = None) -> FastAPI:

@@ -23,13 +23,13 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Broker, Delivery
-from mailstream_common.contracts import Address, MailAnalysed, MessageStored
+from mailstream_common.contracts import Address, MailAnalysed, MessageStored, utcnow
 from mailstream_common.contracts.mail import AttachmentInfo, StreamTarget
 from mailstream_common.mime_parts import extract_parts
 
 from .. import conversation_threading as threads
+from .. import metrics, reply_tokens
 from .. import participants as people
-from .. import reply_tokens
 from ..attachment_rules import account_attachment_limit, omission
 from ..html_sanitizer import html_to_text, sanitize_html
 from ..outbox import publish_once
@@ -284,6 +284,8 @@ async def store_for_stream(
         stored, created = await messages_repo.insert(db, document)
         if not created:
             log.info("duplicate mail ignored", extra={"message_id": stored["_id"]})
+        elif not event.imported:  # counted once per stored mail, never on a redelivery
+            metrics.record_stored(stream["_id"], event.received_at, utcnow())
 
     await snooze.wake_for_customer(db, broker, stored["conversation_id"], stored["created_at"])
     await conversations_repo.record_message(
