@@ -49,7 +49,7 @@ ID_FIELDS = (
 )
 # Attribute values that are identifiers, not addresses, although a Message-ID looks like one.
 _NOT_ADDRESSES = frozenset({"mailstream.message_id_header"})
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$&'*+/=?^_`{|}~%-]+(?:@|%40)((?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+)", re.IGNORECASE)
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$&'*+=?^_`{|}~%-]+(?:@|%40)((?:[A-Za-z0-9-]+\.)+[A-Za-z0-9-]+)", re.IGNORECASE)
 _URL_KEYS = frozenset({"url.full", "http.url", "http.target", "url.path", "url.query"})
 _HEALTH_ROUTES = "healthz,readyz,metrics"
 _OFF = contextlib.nullcontext()  # what every span helper returns when tracing is off: reusable, costs nothing
