@@ -122,6 +122,7 @@ def auto_replied(system: System, receiver: OtlpReceiver) -> dict:
         "stream": stream,
         "conversation": conversation,
         "auto_reply": auto,
+        "rule_id": rule.json()["id"],
     }
 
 
@@ -246,6 +247,34 @@ def test_one_agent_reply_is_one_trace_from_the_http_request_to_the_relays_250(
     assert process.attributes["mailstream.conversation_id"] == conversation["id"]
     # Not the inbound mail's trace: one trace per agent reply.
     assert not any(s.name == "smtp DATA" for s in trace)
+
+
+def test_a_call_the_gateway_forwards_is_one_trace_across_the_gateway_and_the_service(
+    receiver: OtlpReceiver, auto_replied: dict
+):
+    response = auto_replied["api"].get(f"/v1/automation/rules/{auto_replied['rule_id']}")
+    assert response.status_code == 200, response.text
+
+    def served():
+        return next(
+            (
+                s
+                for s in receiver.spans()
+                if s.service == "mailstream-automation"
+                and s.kind == SERVER
+                and s.attributes.get("http.route", "").endswith("/rules/{rule_id}")
+            ),
+            None,
+        )
+
+    automation = wait_for_sync(served, timeout=30, what="automation's server span of the forwarded call")
+    trace = _complete_trace(receiver, automation.trace_id, lambda t: any(not s.parent_span_id for s in t))
+    path = list(reversed(_ancestry(automation, trace)))
+    assert [(s.service, s.kind) for s in (path[0], path[-2], path[-1])] == [
+        ("mailstream-inbox", SERVER),
+        ("mailstream-inbox", CLIENT),  # the gateway's httpx call, which carried the traceparent header
+        ("mailstream-automation", SERVER),
+    ]
 
 
 def test_no_span_names_a_full_address_or_carries_the_mails_content(receiver: OtlpReceiver, auto_replied: dict):
