@@ -8,6 +8,9 @@ import asyncio
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -294,3 +297,41 @@ async def test_a_dead_letter_keeps_the_trace_context_of_the_attempt_that_gave_up
     trace_id = f"{root.get_span_context().trace_id:032x}"
     assert message.headers["traceparent"].split("-")[1:3] == [trace_id, f"{consumer.context.span_id:016x}"]
     assert message.headers["x-origin-queue"] == spec.name
+
+
+# --- the switch in a process of its own ------------------------------------------------------------------------------
+
+_PROBE = """
+import sys
+from mailstream_common import tracing
+from mailstream_common.contracts import StreamChanged
+
+on = tracing.configure_tracing("probe")
+event = StreamChanged(change="created", version=1, account_id="a1", topic_id="t1", stream_id="s1",
+                      address="support@acme.test", forwarding_address="x@in.mailstream.test", allow_agent_send=True)
+with tracing.publishing(event, "mailstream", "stream.changed", {}):
+    pass
+print("ON" if on else "OFF", "sdk-imported" if "opentelemetry.sdk" in sys.modules else "sdk-absent", flush=True)
+"""
+
+
+def _probe(env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return subprocess.run(
+        [sys.executable, "-c", _PROBE], env={**clean, **env}, capture_output=True, text=True, timeout=60, check=True
+    )
+
+
+def test_a_process_without_otel_variables_does_not_even_import_the_sdk():
+    assert _probe({}).stdout.split() == ["OFF", "sdk-absent"]
+
+
+def test_a_process_with_the_console_exporter_prints_its_spans_under_its_service_name():
+    out = _probe({"OTEL_TRACES_EXPORTER": "console"}).stdout
+    assert out.splitlines()[0] == "ON sdk-imported"
+    span = json.loads(out[out.index("{") :])  # the span the probe made, flushed at exit
+    assert span["name"] == "publish stream.changed"
+    assert span["kind"] == "SpanKind.PRODUCER"
+    assert span["attributes"]["mailstream.stream_id"] == "s1"
+    assert span["resource"]["attributes"]["service.name"] == "mailstream-probe"
+    assert "support@acme.test" not in out and "x@in.mailstream.test" not in out
