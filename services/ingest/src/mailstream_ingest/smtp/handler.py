@@ -91,20 +91,21 @@ class IngestHandler:
         mail_id = new_mail_id()
         token = logs.correlation_id.set(mail_id)
         # The root of the mail's trace: every broker hop to the stored, analysed, automated and replied mail
-        # hangs under it. Domains only, never the addresses.
-        with tracing.span(
-            "smtp DATA",
-            kind=SpanKind.SERVER,
-            **{
-                "mailstream.mail_id": mail_id,
-                "mailstream.mail_from_domain": tracing.domain_of(envelope.mail_from or ""),
-                "mailstream.rcpt_domains": tracing.domains_of(envelope.rcpt_tos),
-                "network.protocol.name": "smtp",
-            },
-        ) as span:
+        # hangs under it. Domains only, never the addresses. (span is None when tracing is off: nothing computed.)
+        with tracing.span("smtp DATA", kind=SpanKind.SERVER) as span:
+            if span is not None:
+                span.set_attributes(
+                    {
+                        "mailstream.mail_id": mail_id,
+                        "mailstream.mail_from_domain": tracing.domain_of(envelope.mail_from or ""),
+                        "mailstream.rcpt_domains": tracing.domains_of(envelope.rcpt_tos),
+                        "network.protocol.name": "smtp",
+                    }
+                )
             try:
                 reply = await self._accept(session, envelope, mail_id, span)
-                tracing.set_attributes(span, **{"smtp.reply_code": int(reply[:3])})
+                if span is not None:
+                    span.set_attribute("smtp.reply_code", int(reply[:3]))
                 return reply
             finally:
                 logs.correlation_id.reset(token)
@@ -123,7 +124,8 @@ class IngestHandler:
             helo=session.host_name,
             tls=session.ssl is not None,
         )
-        tracing.set_attributes(span, **tracing.event_attributes(event), **{"mailstream.size": len(raw)})
+        if span is not None:
+            span.set_attributes({**tracing.event_attributes(event), "mailstream.size": len(raw)})
         started = time.perf_counter()
         try:
             await self.publish(event)
