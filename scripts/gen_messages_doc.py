@@ -21,7 +21,9 @@ Every message is JSON on the topic exchange `{exchange}`, published persistent w
 routing key is the event name. AMQP headers: `x-event` (the event name), `x-schema-version`, and the AMQP
 `correlation_id` property, which follows one mail or one API request through every queue and log line. Consumers
 add `x-attempt` and `x-first-seen` when they schedule a retry, and `x-origin-queue` and `x-error` when they
-dead-letter. Fields every message has: `event_id` (unique per publication), `occurred_at` (UTC),
+dead-letter. With tracing on, `traceparent` and `tracestate` carry the W3C trace context (docs/operations.md,
+"Following one mail"); retry and dead-letter copies keep it.
+Fields every message has: `event_id` (unique per publication), `occurred_at` (UTC),
 `correlation_id`. Bytes (`raw`) travel as standard base64.
 
 Queues: each consumer owns a durable quorum queue; failures go to `<queue>.retry.<N>s` (TTL queues that

@@ -29,7 +29,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from pydantic import ValidationError
 
-from . import delays, logs, topology
+from . import delays, logs, topology, tracing
 from .contracts import Event
 from .metrics import HANDLE_SECONDS, MESSAGES_CONSUMED, MESSAGES_PUBLISHED, PUBLISH_CONFIRM_SECONDS
 
@@ -141,6 +141,15 @@ class Broker:
         cid = correlation_id or event.correlation_id or logs.correlation_id.get() or logs.new_correlation_id()
         if event.correlation_id != cid:
             event = event.model_copy(update={"correlation_id": cid})
+        headers: dict[str, Any] = {HEADER_EVENT: event.event_name, HEADER_SCHEMA_VERSION: event.schema_version}
+        routing_key = topology.routing_key(event)
+        with tracing.publishing(event, self._exchange.name, routing_key, headers):
+            await self._publish_confirmed(event, cid, headers, routing_key, timeout)
+
+    async def _publish_confirmed(
+        self, event: Event, cid: str, headers: dict[str, Any], routing_key: str, timeout: float | None
+    ) -> None:
+        assert self._exchange is not None
         message = aio_pika.Message(
             body=event.model_dump_json(by_alias=True).encode(),
             content_type="application/json",
@@ -148,12 +157,12 @@ class Broker:
             message_id=event.event_id,
             correlation_id=cid,
             app_id=self._service,
-            headers={HEADER_EVENT: event.event_name, HEADER_SCHEMA_VERSION: event.schema_version},
+            headers=headers,
         )
         started = time.perf_counter()
         try:
             confirmation = await asyncio.wait_for(
-                self._exchange.publish(message, routing_key=topology.routing_key(event), mandatory=True),
+                self._exchange.publish(message, routing_key=routing_key, mandatory=True),
                 timeout or self._confirm_timeout,
             )
         except Exception as exc:  # aiormq raises several types for nack, return, closed channel and timeout
@@ -173,6 +182,15 @@ class Broker:
         if self._publish_channel is None:
             raise PublishError("not connected")
         tier = delays.ladder_tier(delay_seconds, spec.retry_delays)
+        headers: dict[str, Any] = {HEADER_EVENT: event.event_name, HEADER_SCHEMA_VERSION: event.schema_version}
+        with tracing.publishing(event, "", spec.retry_queue(tier), headers):
+            await self._publish_delayed_confirmed(event, spec, tier, headers, timeout)
+        return tier
+
+    async def _publish_delayed_confirmed(
+        self, event: Event, spec: topology.QueueSpec, tier: int, headers: dict[str, Any], timeout: float | None
+    ) -> None:
+        assert self._publish_channel is not None
         cid = event.correlation_id or logs.correlation_id.get() or logs.new_correlation_id()
         message = aio_pika.Message(
             body=event.model_copy(update={"correlation_id": cid}).model_dump_json(by_alias=True).encode(),
@@ -181,7 +199,7 @@ class Broker:
             message_id=event.event_id,
             correlation_id=cid,
             app_id=self._service,
-            headers={HEADER_EVENT: event.event_name, HEADER_SCHEMA_VERSION: event.schema_version},
+            headers=headers,
         )
         try:
             confirmation = await asyncio.wait_for(
@@ -197,7 +215,6 @@ class Broker:
             MESSAGES_PUBLISHED.labels(event.event_name, "failed").inc()
             raise PublishError(f"{event.event_name} (delayed) not confirmed: {confirmation!r}")
         MESSAGES_PUBLISHED.labels(event.event_name, "confirmed").inc()
-        return tier
 
     def consume(
         self,
@@ -230,7 +247,12 @@ class Broker:
     async def _republish_raw(
         self, channel: AbstractChannel, queue_name: str, message: AbstractIncomingMessage, headers: dict[str, Any]
     ) -> None:
-        """Put a copy of `message` on a named queue (retry tier or dead-letter) and wait for the confirm."""
+        """Put a copy of `message` on a named queue (retry tier or dead-letter) and wait for the confirm.
+
+        Every header survives, the trace context included; with tracing on, the copy's `traceparent` names the
+        attempt that failed, so the next attempt (or the dead letter) hangs under it in the same trace."""
+        headers = {**(message.headers or {}), **headers}
+        tracing.inject(headers)
         copy = aio_pika.Message(
             body=message.body,
             content_type=message.content_type,
@@ -238,7 +260,7 @@ class Broker:
             message_id=message.message_id,
             correlation_id=message.correlation_id,
             app_id=message.app_id,
-            headers={**(message.headers or {}), **headers},
+            headers=headers,
         )
         confirmation = await asyncio.wait_for(
             channel.default_exchange.publish(copy, routing_key=queue_name, mandatory=True), self._confirm_timeout
@@ -320,23 +342,29 @@ class _Consumer(Generic[E]):
         first_seen = float(headers.get(HEADER_FIRST_SEEN, time.time()))
         token = logs.correlation_id.set(message.correlation_id)
         started = time.perf_counter()
-        try:
-            event = self._decode(message)
-            await self.handler(event, Delivery(attempt, first_seen, message.redelivered, self.spec.name))
-        except asyncio.CancelledError:
-            # Shutdown ran out of grace: leave it unacked so the broker requeues it on channel close.
-            MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
-            raise
-        except (Reject, ValidationError, _UnknownContract) as exc:
-            await self._dead_letter(message, exc)
-        except Exception as exc:
-            await self._retry_or_dead_letter(message, exc, attempt, first_seen)
-        else:
-            if await _settle(message, "ack", self.spec.name):
-                MESSAGES_CONSUMED.labels(self.spec.name, "ack").inc()
-        finally:
-            HANDLE_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
-            logs.correlation_id.reset(token)
+        with tracing.consuming(self.spec.name, headers, attempt=attempt, redelivered=message.redelivered) as span:
+            try:
+                event = self._decode(message)
+                tracing.tag_event(span, event)
+                await self.handler(event, Delivery(attempt, first_seen, message.redelivered, self.spec.name))
+            except asyncio.CancelledError:
+                # Shutdown ran out of grace: leave it unacked so the broker requeues it on channel close.
+                MESSAGES_CONSUMED.labels(self.spec.name, "requeued").inc()
+                tracing.mark_outcome(span, "requeued")
+                raise
+            except (Reject, ValidationError, _UnknownContract) as exc:
+                tracing.mark_error(span, exc)
+                await self._dead_letter(message, exc)
+            except Exception as exc:
+                tracing.mark_error(span, exc)
+                await self._retry_or_dead_letter(message, exc, attempt, first_seen)
+            else:
+                tracing.mark_outcome(span, "ack")
+                if await _settle(message, "ack", self.spec.name):
+                    MESSAGES_CONSUMED.labels(self.spec.name, "ack").inc()
+            finally:
+                HANDLE_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
+                logs.correlation_id.reset(token)
 
     def _decode(self, message: AbstractIncomingMessage) -> E:
         headers = message.headers or {}
@@ -357,6 +385,7 @@ class _Consumer(Generic[E]):
             return
         wanted = exc.delay if isinstance(exc, Retry) and exc.delay is not None else backoff_seconds(attempt)
         tier = self.spec.retry_tier(wanted)
+        tracing.note_outcome("retry", retry_delay_s=tier)
         log.warning(
             "message will be retried",
             extra={"queue": self.spec.name, "attempt": attempt, "delay_s": tier, "error": _describe(exc)},
@@ -387,6 +416,7 @@ class _Consumer(Generic[E]):
 
     async def _dead_letter(self, message: AbstractIncomingMessage, exc: Exception) -> None:
         log.error("message dead-lettered", extra={"queue": self.spec.name, "error": _describe(exc)})
+        tracing.note_outcome("dead-lettered")
         if self.spec.replica_local:
             # A cache refresh that fails is dropped; the cache falls back to lookups.
             if await _settle(message, "ack", self.spec.name):

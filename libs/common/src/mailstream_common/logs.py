@@ -7,6 +7,8 @@ import uuid
 
 from pythonjsonlogger.json import JsonFormatter
 
+from . import tracing
+
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
 
@@ -22,6 +24,9 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.correlation_id = correlation_id.get()
+        # The active span's ids, so a log line leads to its trace (and back); absent when tracing is off.
+        if (ids := tracing.current_ids()) is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 

@@ -19,6 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from . import tracing
+
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], bool | Awaitable[bool]]
@@ -60,6 +62,7 @@ class HttpServer:
 
     def __init__(self, app: ASGIApp, host: str, port: int, **config: Any) -> None:
         self.address = f"{host}:{port}"
+        tracing.instrument_app(app)  # server spans, when tracing is on
         config.setdefault("log_config", None)
         config.setdefault("access_log", False)
         self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **config))

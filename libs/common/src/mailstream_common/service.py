@@ -6,6 +6,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from .logs import configure_logging
+from .tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -13,6 +14,7 @@ log = logging.getLogger(__name__)
 def run(name: str, main: Callable[[asyncio.Event], Awaitable[None]], *, log_level: str = "INFO") -> None:
     """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop`, and `main` then drains and returns."""
     configure_logging(name, log_level)
+    configure_tracing(name)  # off unless the standard OTEL_* variables ask for it
 
     async def _runner() -> None:
         stop = asyncio.Event()

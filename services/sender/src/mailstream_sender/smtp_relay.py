@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import aiosmtplib
+from opentelemetry.trace import SpanKind
+
+from mailstream_common import tracing
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,32 @@ class SmtpRelay:
 
     async def send(self, mail_from: str, recipients: list[str], data: bytes) -> SendResult:
         """One SMTP transaction; never raises for SMTP or network trouble (that is in the result)."""
+        with tracing.span("smtp send", kind=SpanKind.CLIENT) as span:
+            if span is None:  # tracing off: nothing else to do
+                return await self._send(mail_from, recipients, data)
+            span.set_attributes(
+                {
+                    "server.address": self.config.host,
+                    "server.port": self.config.port,
+                    "network.protocol.name": "smtp",
+                    "mailstream.rcpt_domains": tracing.domains_of(recipients),
+                    "mailstream.size": len(data),
+                }
+            )
+            result = await self._send(mail_from, recipients, data)
+            tracing.set_attributes(
+                span,
+                **{
+                    "smtp.reply_code": result.code,
+                    "mailstream.outcome": result.outcome,
+                    "mailstream.relay_queue_id": result.relay_queue_id,
+                },
+            )
+            if not result.sent:
+                tracing.mark_error(span, result.outcome)
+            return result
+
+    async def _send(self, mail_from: str, recipients: list[str], data: bytes) -> SendResult:
         destination = recipients[0].rpartition("@")[2].lower() if recipients else ""
         async with self._destinations[destination], self._slots:
             try:

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from opentelemetry.trace import SpanKind
 
-from mailstream_common import logs
+from mailstream_common import logs, tracing
 from mailstream_common.contracts import MailReceived
 
 from .. import metrics
@@ -103,48 +104,69 @@ class IngestHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         mail_id = new_mail_id()
         token = logs.correlation_id.set(mail_id)
-        try:
-            raw = envelope.original_content or b""
-            event = build_mail_received(
-                mail_id=mail_id,
-                received_at=datetime.now(UTC),
-                raw=raw,
-                mail_from=envelope.mail_from or "",
-                rcpt_to=envelope.rcpt_tos,
-                targets=getattr(envelope, "targets", []),
-                bounce_tokens=getattr(envelope, "bounce_tokens", []),
-                client_ip=_peer_ip(session),
-                helo=session.host_name,
-                tls=session.ssl is not None,
-            )
-            started = time.perf_counter()
-            try:
-                await self.publish(event)
-            except Exception as exc:
-                metrics.REFUSED.labels("broker_unavailable").inc()
-                log.warning(
-                    "mail refused: not durable",
-                    extra={"mail_id": mail_id, "size": len(raw), "error": str(exc)[:300]},
+        # The root of the mail's trace: every broker hop to the stored, analysed, automated and replied mail
+        # hangs under it. Domains only, never the addresses. (span is None when tracing is off: nothing computed.)
+        with tracing.span("smtp DATA", kind=SpanKind.SERVER) as span:
+            if span is not None:
+                span.set_attributes(
+                    {
+                        "mailstream.mail_id": mail_id,
+                        "mailstream.mail_from_domain": tracing.domain_of(envelope.mail_from or ""),
+                        "mailstream.rcpt_domains": tracing.domains_of(envelope.rcpt_tos),
+                        "network.protocol.name": "smtp",
+                    }
                 )
-                return NOT_DURABLE
-            elapsed = time.perf_counter() - started
-            metrics.DURABLE_CONFIRM_SECONDS.observe(elapsed)
-            metrics.MAILS_ACCEPTED.inc()
-            metrics.MAIL_BYTES.inc(len(raw))
-            log.info(
-                "mail accepted",
-                extra={
-                    "mail_id": mail_id,
-                    "size": len(raw),
-                    "targets": [t.stream_id for t in event.targets],
-                    "bounces": len(event.bounce_tokens),
-                    "client_ip": event.envelope.client_ip,
-                    "confirm_ms": round(elapsed * 1000, 2),
-                },
+            try:
+                reply = await self._accept(session, envelope, mail_id, span)
+                if span is not None:
+                    span.set_attribute("smtp.reply_code", int(reply[:3]))
+                return reply
+            finally:
+                logs.correlation_id.reset(token)
+
+    async def _accept(self, session: Session, envelope: Envelope, mail_id: str, span: Any) -> str:
+        raw = envelope.original_content or b""
+        event = build_mail_received(
+            mail_id=mail_id,
+            received_at=datetime.now(UTC),
+            raw=raw,
+            mail_from=envelope.mail_from or "",
+            rcpt_to=envelope.rcpt_tos,
+            targets=getattr(envelope, "targets", []),
+            bounce_tokens=getattr(envelope, "bounce_tokens", []),
+            client_ip=_peer_ip(session),
+            helo=session.host_name,
+            tls=session.ssl is not None,
+        )
+        if span is not None:
+            span.set_attributes({**tracing.event_attributes(event), "mailstream.size": len(raw)})
+        started = time.perf_counter()
+        try:
+            await self.publish(event)
+        except Exception as exc:
+            metrics.REFUSED.labels("broker_unavailable").inc()
+            tracing.mark_error(span, exc)
+            log.warning(
+                "mail refused: not durable",
+                extra={"mail_id": mail_id, "size": len(raw), "error": str(exc)[:300]},
             )
-            return accepted(mail_id)
-        finally:
-            logs.correlation_id.reset(token)
+            return NOT_DURABLE
+        elapsed = time.perf_counter() - started
+        metrics.DURABLE_CONFIRM_SECONDS.observe(elapsed)
+        metrics.MAILS_ACCEPTED.inc()
+        metrics.MAIL_BYTES.inc(len(raw))
+        log.info(
+            "mail accepted",
+            extra={
+                "mail_id": mail_id,
+                "size": len(raw),
+                "targets": [t.stream_id for t in event.targets],
+                "bounces": len(event.bounce_tokens),
+                "client_ip": event.envelope.client_ip,
+                "confirm_ms": round(elapsed * 1000, 2),
+            },
+        )
+        return accepted(mail_id)
 
     async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope, proxy_data: Any) -> bool:
         """Behind a TCP load balancer speaking the PROXY protocol: the client address is the one it reports."""
