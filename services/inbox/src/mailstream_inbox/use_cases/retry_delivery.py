@@ -142,6 +142,14 @@ async def retry(
             return None
         return refusal(again) or "the message's delivery changed meanwhile; look at it again"
     log.info("delivery retry requested", extra={"message_id": message_id, "retry_round": plan.request.retry_round})
-    await announce(db, broker, written, owner)
-    await publish_pending_reply(db, broker, written)
+    # Both are stored with the retry: an announcement left pending is finished by the next report (its lease runs
+    # out), a request left unpublished by the reply relay. So a broker outage does not undo the retry.
+    try:
+        await announce(db, broker, written, owner)
+    except Exception:
+        log.warning("could not announce the retry yet", extra={"message_id": message_id}, exc_info=True)
+    try:
+        await publish_pending_reply(db, broker, written)
+    except Exception:
+        log.warning("retry stored; the reply relay will publish it", extra={"message_id": message_id}, exc_info=True)
     return written
