@@ -108,6 +108,7 @@ class SenderPolicy:
     max_attempts: int
     retry_base_seconds: float = 5.0
     retention_hours: float = 72  # final records expire this long after; older commands are refused
+    retry_delays: tuple[int, ...] = topology.SENDER_REPLIES.retry_delays  # the rungs of the reply queue's retries
 
 
 class ReplySender:
@@ -341,7 +342,9 @@ class ReplySender:
         if not recorded:
             await self._report_the_final_record(request.message_id, delivery)
             return
-        delay = retry_delay(result.retry_after, delivery.attempt, self.policy.retry_base_seconds)
+        delay = retry_delay(
+            result.retry_after, delivery.attempt, self.policy.retry_base_seconds, self.policy.retry_delays
+        )
         deferred = Outcome(
             "deferred",
             f"will retry: {result.detail}",
@@ -449,8 +452,8 @@ def report(
     )
 
 
-def retry_delay(stated: float | None, attempt: int, base: float) -> float:
-    """How long until the command comes back: the relay's stated delay or the backoff, on the retry queue's rung
-    (the broker's retry queues have fixed delays, `topology.SENDER_REPLIES`)."""
+def retry_delay(stated: float | None, attempt: int, base: float, rungs: tuple[int, ...]) -> float:
+    """How long until the command comes back: the relay's stated delay or the backoff, on the first retry queue
+    rung at least that long (the broker's retry queues have fixed delays: `topology.SENDER_REPLIES`)."""
     wanted = stated or backoff_seconds(attempt, base=base)
-    return float(topology.SENDER_REPLIES.retry_tier(wanted))
+    return float(next((rung for rung in rungs if rung >= wanted), rungs[-1]))
