@@ -133,3 +133,14 @@ def test_a_retry_queues_the_message_in_a_new_round_with_the_same_message_id():
 def test_only_a_failed_outbound_message_can_be_retried(message, why):
     plan = retry_plan(message, "agent:k1", NOW, "owner")
     assert isinstance(plan, str) and why in plan
+
+
+def test_a_request_the_broker_never_took_is_retried_whole():
+    """Failed to queue (the broker refused the publish): the stored request, with its template and attachments,
+    goes out in the new round, not a copy made from the message."""
+    plan = retry_plan(failed_message(None), "agent:k1", NOW, "owner")
+    message = {**failed_message(None), "pending_event": plan.request.model_dump(mode="json", by_alias=True)}
+    message["pending_event"]["template"] = {"html": "<div>{{ content }}</div>", "text": "{{ content }}"}
+    again = retry_plan(message, "agent:k2", NOW, "owner")
+    assert again.request.template is not None and again.request.retry_round == 1
+    assert again.request.event_id != message["pending_event"]["event_id"]

@@ -55,8 +55,13 @@ def refusal(message: dict[str, Any]) -> str | None:
 
 
 def retry_request(message: dict[str, Any], retry_round: int, requested_by: str, now: datetime) -> ReplyRequested:
-    """The reply command of the new round, from the stored message: the sender sends the bytes it kept from the
-    first round (it refuses to build them again), so only what its checks read is needed."""
+    """The reply command of the new round. A request the broker never took is still stored whole (the sender never
+    saw it): that one, in the new round. Otherwise it is made from the stored message: the sender sends the bytes
+    it kept from the first round (it refuses to build them again), so only what its checks read is needed."""
+    if message.get("pending_event"):
+        stored = ReplyRequested.model_validate(message["pending_event"])
+        fresh = {"event_id": uuid.uuid4().hex, "occurred_at": now, "retry_round": retry_round}
+        return stored.model_copy(update=fresh)
     return ReplyRequested(
         occurred_at=now,
         kind=message.get("kind", "reply"),
