@@ -148,6 +148,7 @@ async def test_temporary_failures_past_the_maximum_age_fail(sender_factory, mong
     await harness.send(command)
     report = await until(lambda: harness.final_report(command.message_id))
     assert report.status == "failed" and "gave up after 1 attempts" in report.detail and report.smtp_code == 421
+    assert report.failure_reason == "expired" and report.relay_reply.startswith("421")
 
 
 async def test_domains_service_down_defers_then_sends_signed(sender_factory, mongo_db, relay, acme_key, domains):
