@@ -206,6 +206,7 @@ class ReplyCreate(BaseModel):
                 },
                 {"text": "Good morning Ann, here is the update.", "send_at": "2026-11-28T08:00:00Z"},
                 {"text": "Your invoice is attached.", "attachment_ids": ["4d3c2b1a09f8e7d6c5b4a3928170f6e5"]},
+                {"text": "Hello Ann, here is the update.", "on_suppressed": "refuse"},
             ]
         },
     )
@@ -281,6 +282,16 @@ class ReplyQueued(BaseModel):
                         "bcc": [],
                     },
                     "warnings": ["cc eve@example.org is not a participant of this conversation"],
+                },
+                {
+                    "message_id": "1a6e5d4c3b2a19087f6e5d4c3b2a1908",
+                    "status": "queued",
+                    "send_at": None,
+                    "recipients": {"to": [{"name": "Ann Customer", "address": "ann@example.net"}], "cc": [], "bcc": []},
+                    "warnings": [
+                        "ann@example.net is on the suppression list (asked us to stop): the sender will not send this "
+                        "reply"
+                    ],
                 },
                 {
                     "message_id": "9e7d6c5b4a39281706f5e4d3c2b1a09f",
