@@ -17,13 +17,14 @@ def test_rfc3464_dsn():
         True,
     )
     assert "User unknown" in found.detail
+    assert found.dsn_status == "5.1.1"
 
 
 def test_delayed_dsn_is_deferred_not_bounced():
     raw = eml("dsn_bounce_postfix.eml", BOUNCE_ADDRESS=BOUNCE).replace(b"Action: failed", b"Action: delayed")
     raw = raw.replace(b"Status: 5.1.1", b"Status: 4.4.1")
     found = parse_bounce(parse_mail(raw), "", BOUNCE)
-    assert found is not None and (found.status, found.permanent) == ("deferred", False)
+    assert found is not None and (found.status, found.permanent, found.dsn_status) == ("deferred", False, "4.4.1")
 
 
 def test_non_dsn_bounce_by_heuristics():

@@ -168,6 +168,7 @@ async def sender_factory(broker: Broker, mongo_db: AsyncDatabase, relay: Recordi
                 spec.max_attempts,
                 retry_base_seconds=0.5,
                 retention_hours=retention_hours,
+                retry_delays=spec.retry_delays,
             ),
             streams=stream_cache(stream_settings.StreamSettings(mongo_db), ttl_seconds=60),
             suppressions=SuppressionCache(Suppressions(mongo_db), ttl_seconds=suppression_cache_seconds),

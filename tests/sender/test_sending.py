@@ -75,3 +75,17 @@ async def test_a_forwarding_test_is_sent_from_its_own_address_without_a_stream()
         **{"from": {"address": "check@mailstream.test"}},
     )
     assert refused is None and outgoing.stream is None and outgoing.sender.address == "check@mailstream.test"
+
+
+@pytest.mark.parametrize(
+    ("stated", "attempt", "expected"),
+    [
+        (None, 1, 5.0),  # the backoff of a first attempt (at most 1 s here) waits on the shortest rung
+        (40.0, 1, 120.0),  # the relay's own "try again in 40 s": the first rung that is at least that long
+        (7200.0, 3, 3600.0),  # longer than the ladder: its longest rung
+    ],
+)
+def test_the_next_attempt_is_on_a_rung_of_the_retry_ladder(stated, attempt, expected):
+    from mailstream_sender.sending import retry_delay
+
+    assert retry_delay(stated, attempt, 1.0, (5, 30, 120, 600, 1800, 3600)) == expected

@@ -24,8 +24,21 @@ from tests.support.smtp_sink import RecordingSink
     [
         ("2.0.0 Ok: queued as 4Xk2Lm0qZbz9", "4Xk2Lm0qZbz9"),  # Postfix
         ("OK id=1rABcD-0007xy-3Q", "1rABcD-0007xy-3Q"),  # Exim
-        ("2.0.0 OK  1700000000 d9443c01a7336-1e4c5f0a3b5sm123456plb.90 - gsmtp", None),
+        (
+            "2.0.0 OK  1700000000 d9443c01a7336-1e4c5f0a3b5sm123456plb.90 - gsmtp",
+            "d9443c01a7336-1e4c5f0a3b5sm123456plb.90",
+        ),
         ("2.0.0 Ok", None),  # smtp-sink names none
+        (
+            "2.6.0 <abc@acme.test> [InternalId=12884901889537, Hostname=AM0PR01MB1234.eurprd01.prod.outlook.com] "
+            "10240 bytes in 0.120, 83.125 KB/sec Queued mail for delivery",
+            "12884901889537",
+        ),
+        (
+            "Ok 0100018c2f0e1b2a-5f1c8a0e-3b7d-4c7e-9a1b-2c3d4e5f6a7b-000000",
+            "0100018c2f0e1b2a-5f1c8a0e-3b7d-4c7e-9a1b-2c3d4e5f6a7b-000000",
+        ),  # Amazon SES
+        ("2.0.0 Ok great success", None),  # words are no id
     ],
 )
 def test_queue_id_from_the_250_reply(reply, queue_id):

@@ -112,6 +112,11 @@ class ControllableRelay:
         with self.lock:
             self._refuse_rcpt[address.lower()] = reply
 
+    def accept_recipient(self, address: str) -> None:
+        """Undo `refuse_recipient`: the address is accepted again from then on."""
+        with self.lock:
+            self._refuse_rcpt.pop(address.lower(), None)
+
     def snapshot(self) -> tuple[list[Accepted], list[Refused]]:
         with self.lock:
             return list(self.accepted), list(self.refused)

@@ -36,6 +36,9 @@ async def test_delivery_reports_move_forward_only(stream, deliver, backends, tes
         await report(test_broker, account_id=account_id, message_id=message_id, status="deferred", detail="451 later")
         delivery = await delivery_of(agent, message_id)
         assert (delivery["status"], delivery["detail"]) == ("queued", "451 later")
+        # A deferral keeps the status and is announced with its timeline entry.
+        changed = await tap.next_matching(MessageDeliveryChanged, lambda e: e.message_id == message_id)
+        assert changed.status == "queued" and [e.type for e in changed.timeline] == ["deferred"]
 
         await report(
             test_broker,

@@ -7,9 +7,10 @@ mid-change would (its write with the announcement still pending) to check that t
 exactly once, in order.
 """
 
+import asyncio
 from datetime import timedelta
 
-from mailstream_common.contracts import DeliveryReported, MessageDeliveryChanged, utcnow
+from mailstream_common.contracts import DeliveryReported, MessageDeliveryChanged, ReplyRequested, utcnow
 from mailstream_common.metrics import MESSAGES_CONSUMED
 from mailstream_inbox.consumers import delivery
 from mailstream_inbox.repositories import messages as messages_repo
@@ -103,11 +104,12 @@ async def test_concurrent_reports_keep_the_highest_status_and_announce_each_chan
         delivery = response.json()["delivery"]
         raw = await stream.account.agent.get(f"/v1/messages/{mid}/raw")
         # Failed wins whatever the order; "sent" is announced only if it was applied before the bounce, and then
-        # before "failed". The relay's copy is kept even when the bounce got there first.
+        # before "failed"; the deferral ("queued") only if it was applied first. The relay's copy is kept even when the bounce got there first.
         if (
             delivery["status"] != "failed"
             or "no such user" not in delivery["detail"]
-            or announced[mid] not in (["failed"], ["sent", "failed"])
+            or announced[mid]
+            not in (["failed"], ["sent", "failed"], ["queued", "failed"], ["queued", "sent", "failed"])
             or raw.content != sent_raw[mid]
         ):
             wrong[mid] = (delivery["status"], delivery["detail"], announced[mid], raw.status_code)
@@ -192,3 +194,42 @@ async def test_a_change_written_but_not_announced_before_a_crash_is_announced_on
     [announced] = events
     assert (announced.message_id, announced.status, announced.detail) == (message_id, "sent", "250 ok")
     assert await nothing_pending(inbox_gateway.db, message_id)
+
+
+async def test_concurrent_retries_of_a_failed_message_queue_it_once_and_the_old_round_changes_nothing(
+    stream, deliver, backends, test_broker
+):
+    account_id, message_id = await one_queued_reply(stream, deliver)
+    rejected = DeliveryReported(
+        account_id=account_id,
+        message_id=message_id,
+        status="failed",
+        detail="relay refused: 550 5.1.1 no such user",
+        permanent=True,
+        smtp_code=550,
+        relay_reply="550 5.1.1 no such user",
+        failure_reason="rejected",
+    )
+    await reports_handled(test_broker, rejected)
+
+    async with EventTap(backends.amqp_url, [ReplyRequested, MessageDeliveryChanged]) as tap:
+        answers = await asyncio.gather(
+            *(stream.account.agent.post(f"/v1/messages/{message_id}/retry") for _ in range(8))
+        )
+        assert sorted(a.status_code for a in answers) == [202] + [409] * 7, [a.text for a in answers]
+        # The old round's outcome, re-reported late (a redelivered command), changes nothing now.
+        await reports_handled(test_broker, rejected.model_copy(update={"event_id": "late-copy"}))
+        published = await tap.next_matching(ReplyRequested)
+        assert (published.message_id, published.retry_round) == (message_id, 1)
+        # Anything else published for it would arrive before a marker published now (one FIFO queue).
+        await test_broker.publish(
+            published.model_copy(update={"event_id": "marker", "message_id": SENTINEL_MESSAGE_ID})
+        )
+        more = []
+        while (event := await tap.next_matching(ReplyRequested)).message_id != SENTINEL_MESSAGE_ID:
+            more.append(event)
+    assert more == [], "exactly one request of the new round was published"
+
+    delivery = (await stream.account.agent.get(f"/v1/messages/{message_id}/delivery")).json()
+    assert (delivery["status"], delivery["retry_round"]) == ("queued", 1)
+    assert [e["type"] for e in delivery["timeline"]] == ["queued", "attempt", "failed", "retried"]

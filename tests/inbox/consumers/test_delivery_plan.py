@@ -81,6 +81,8 @@ def test_a_change_records_the_next_version_and_the_announcement_of_a_new_status(
     change = planned_change(message, sent, "sha", NOW, "owner-1")
     assert change["version"] == 4 and change["raw_blob_id"] == "sha"
     assert change["delivery"] == next_delivery(message["delivery"], sent, NOW)
+    added = change["announcement"].pop("timeline")
+    assert added == change["delivery"]["timeline"] and [e["type"] for e in added] == ["sent"]
     assert change["announcement"] == {
         "version": 4,
         "report_id": sent.event_id,
@@ -95,8 +97,11 @@ def test_a_change_records_the_next_version_and_the_announcement_of_a_new_status(
     again = changed_event(message, {**change["announcement"], "owner": "owner-2", "since": LATER})
     assert again.event_id == event.event_id, "whoever announces a version, it is the same event"
 
+    # A new deferral keeps the status but is announced too, with its entries: the live stream shows each attempt.
     deferral = planned_change(message, report("deferred", "451 new", attempt=2), None, NOW, "owner-1")
-    assert deferral["announcement"] is None and deferral["delivery"]["detail"] == "451 new"
+    assert deferral["delivery"]["detail"] == "451 new"
+    assert deferral["announcement"]["status"] == "queued"
+    assert [e["type"] for e in deferral["announcement"]["timeline"]] == ["deferred"]
 
 
 def test_a_report_that_changes_only_the_raw_copy_still_takes_a_version_and_announces_nothing():

@@ -148,6 +148,7 @@ async def test_temporary_failures_past_the_maximum_age_fail(sender_factory, mong
     await harness.send(command)
     report = await until(lambda: harness.final_report(command.message_id))
     assert report.status == "failed" and "gave up after 1 attempts" in report.detail and report.smtp_code == 421
+    assert report.failure_reason == "expired" and report.relay_reply.startswith("421")
 
 
 async def test_domains_service_down_defers_then_sends_signed(sender_factory, mongo_db, relay, acme_key, domains):
@@ -371,3 +372,74 @@ async def test_a_command_older_than_the_retention_is_refused_unless_its_record_s
     assert report.status == "failed" and report.permanent
     assert "older than the delivery records are kept (72 h)" in report.detail
     assert len(relay.messages()) == 1  # only the first command ever reached the relay
+
+
+async def test_each_report_says_what_the_relay_answered_and_when_the_next_attempt_is(
+    sender_factory, mongo_db, relay, acme_key
+):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    relay.answer_next("451 4.3.0 Temporary local problem")
+    command = reply_command(acme_key.account_id, stream["_id"])
+    before = utcnow()
+    await harness.send(command)
+    sent = await until(lambda: harness.final_report(command.message_id), what="delivery after the retry")
+
+    deferred = harness.reports_for(command.message_id)[0]
+    assert deferred.status == "deferred" and deferred.relay_reply == "451 4.3.0 Temporary local problem"
+    # On a rung of the queue's retry ladder (1 s or 2 s here), counted from the attempt.
+    assert before + timedelta(seconds=1) <= deferred.next_attempt_at <= utcnow() + timedelta(seconds=2)
+    [mail] = relay.messages()
+    assert sent.relay_reply.startswith("250") and mail.queue_id in sent.relay_reply
+    assert sent.relay_queue_id == mail.queue_id and sent.failure_reason is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"), [("550 5.1.1 <kana@example.net>: User unknown", "rejected"), (None, "suppressed")]
+)
+async def test_a_failure_names_its_reason(sender_factory, mongo_db, relay, acme_key, answer, reason):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    if answer:
+        relay.answer_next(answer)
+    else:
+        await Suppressions(mongo_db).suppress(acme_key.account_id, "kana@example.net", "asked us to stop")
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    report = await until(lambda: harness.final_report(command.message_id))
+    assert (report.status, report.failure_reason) == ("failed", reason)
+    assert (report.relay_reply is not None) == (answer is not None)
+
+
+async def test_a_retry_round_sends_the_stored_bytes_once_and_an_old_rounds_command_sends_nothing(
+    sender_factory, mongo_db, relay, acme_key
+):
+    harness = await sender_factory()
+    stream = await add_stream(mongo_db, acme_key.account_id)
+    relay.answer_next("550 5.7.1 Not today")
+    command = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(command)
+    failed = await until(lambda: harness.final_report(command.message_id))
+    assert failed.status == "failed" and failed.retry_round == 0
+
+    # Inbox's retry: the same message in round 1; then its command again (redelivered after a crash, say).
+    retry = command.model_copy(update={"retry_round": 1, "event_id": "retry-1"})
+    await harness.send(retry)
+    await until(lambda: len(harness.reports_for(command.message_id)) == 2, what="the retry's report")
+    await harness.send(retry)
+    await until(
+        lambda: [r.status for r in harness.reports_for(command.message_id)] == ["failed", "sent", "sent"],
+        what="the redelivered retry's re-report",
+    )
+    # The round-0 command redelivered late changes and sends nothing.
+    await harness.send(command)
+    follow_up = reply_command(acme_key.account_id, stream["_id"])
+    await harness.send(follow_up)
+    await until(lambda: harness.final_report(follow_up.message_id), what="a later command, to know the queue moved")
+
+    sent = harness.reports_for(command.message_id)[1]
+    assert sent.retry_round == 1 and sent.raw == failed.raw  # the bytes the first round built, not a new copy
+    retried = [m for m in relay.messages() if m.message()["Message-ID"] == command.message_id_header]
+    assert len(retried) == 1 and retried[0].data == failed.raw
+    record = await Deliveries(mongo_db).get(command.message_id)
+    assert (record.state, record.retry_round, record.attempts) == ("sent", 1, 2)

@@ -76,6 +76,8 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "status": event.status,
             "detail": event.detail,
         }
+        if event.timeline:
+            data["timeline"] = [entry.model_dump(mode="json", exclude_none=True) for entry in event.timeline]
         return event.account_id, LiveEvent("message.delivery_changed", event.event_id, data, event.event_id)
     if isinstance(event, ConversationChanged):
         data = {

@@ -87,6 +87,7 @@ def analyse(received: MailReceived, parsed: ParsedMail, authentication: Authenti
                 smtp_code=found.smtp_code,
                 permanent=found.permanent,
                 detail=found.detail,
+                dsn_status=found.dsn_status,
             )
         )
     return Outcome(analysed, reports)

@@ -27,6 +27,7 @@ class BounceReport:
     smtp_code: int | None
     permanent: bool
     detail: str
+    dsn_status: str | None = None  # the enhanced status code (RFC 3463), e.g. "5.1.1"
 
 
 def parse_bounce(parsed: ParsedMail, envelope_sender: str, bounce_address: str = "") -> BounceReport | None:
@@ -89,6 +90,7 @@ def _from_dsn(part: Message) -> BounceReport | None:
             smtp_code=smtp_code,
             permanent=permanent,
             detail=without_surrogates(detail[:1000]),
+            dsn_status=status_match.group(0) if (status_match := _STATUS.search(status)) else None,
         )
     return None
 
@@ -116,4 +118,5 @@ def _heuristic(parsed: ParsedMail, bounce_address: str) -> BounceReport:
         smtp_code=smtp_code,
         permanent=permanent,
         detail=(detail_line or parsed.subject or "bounce without a delivery status")[:1000],
+        dsn_status=status_match.group(0) if status_match else None,
     )

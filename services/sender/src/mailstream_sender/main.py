@@ -83,6 +83,7 @@ async def main(stop: asyncio.Event) -> None:
             max_attempts=spec.max_attempts,
             retry_base_seconds=settings.retry_base_seconds,
             retention_hours=settings.deliveries_retention_hours,
+            retry_delays=spec.retry_delays,
         ),
         streams=streams,
         suppressions=suppression_cache,

@@ -21,10 +21,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from mailstream_common import topology
+from mailstream_common.broker import backoff_seconds
 from mailstream_common.contracts import Address, DeliveryReported, ReplyRequested, utcnow
+from mailstream_common.contracts.delivery import FailureReason
 from mailstream_common.verp import encode_bounce_address
 
 from .caches import StreamCache, SuppressionCache
@@ -56,6 +59,13 @@ class SigningKeys(Protocol):
     async def get(self, domain: str, account_id: str) -> SigningKey | None: ...
 
 
+# Why a refusal by a guard step failed the mail, as the delivery timeline names it.
+GUARD_FAILURE_REASONS: dict[str, FailureReason] = {
+    "command is within the record retention": "expired",
+    "recipients are not suppressed": "suppressed",
+}
+
+
 class Deferred(Exception):
     """A temporary failure, recorded and reported as `deferred`: try the command again later."""
 
@@ -85,6 +95,9 @@ class Outcome:
     relay_queue_id: str | None = None
     raw: bytes | None = None  # the mail's bytes, reported with the outcome once it reached the relay
     permanent: bool = False
+    failure_reason: FailureReason | None = None  # failed: why
+    relay_reply: str | None = None  # the relay's reply to this attempt (or why it could not be reached)
+    next_attempt_at: datetime | None = None  # deferred: when the command comes back
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class SenderPolicy:
     max_attempts: int
     retry_base_seconds: float = 5.0
     retention_hours: float = 72  # final records expire this long after; older commands are refused
+    retry_delays: tuple[int, ...] = topology.SENDER_REPLIES.retry_delays  # the rungs of the reply queue's retries
 
 
 class ReplySender:
@@ -135,7 +149,13 @@ class ReplySender:
         # `sending` (attempt + 1) unless already final: the idempotency check and the attempt in one atomic write (a
         # first attempt's insert; a retry's conditional update). Before the guards, so that no mail needs a read of
         # its record; a refusal then costs a second write, like any outcome.
-        record, first_attempt = await self.deliveries.begin_attempt(request.message_id, request.account_id, recipients)
+        record, first_attempt = await self.deliveries.begin_attempt(
+            request.message_id, request.account_id, recipients, request.retry_round
+        )
+        if record.retry_round > request.retry_round:  # a retry through the API has taken the message over
+            log.info("superseded by a retry", extra={"message_id": request.message_id})
+            OUTCOMES.labels("duplicate").inc()
+            return
         if record.state in FINAL_STATES:  # sent or refused before (a redelivery), or by another worker meanwhile
             log.info("already %s; re-reporting", record.state, extra={"message_id": request.message_id})
             await self.publish(await self._report_of(record, delivery.attempt))
@@ -146,13 +166,23 @@ class ReplySender:
         for name, guard in self.guards:
             if (reason := await guard(outgoing)) is not None:
                 log.info("reply refused", extra={"message_id": request.message_id, "guard": name, "reason": reason})
-                await self._final(outgoing, Outcome("failed", f"not sent: {reason}", permanent=True), delivery)
+                why = GUARD_FAILURE_REASONS.get(name, "invalid")
+                refusal = Outcome("failed", f"not sent: {reason}", permanent=True, failure_reason=why)
+                await self._final(outgoing, refusal, delivery)
                 OUTCOMES.labels("refused").inc()
                 return
 
         # A retry or redelivery sends the bytes an earlier attempt stored (same Date, same signature: a relay that
         # took the first copy before a crash gets an identical second one); a first attempt has none to look for.
         mail = None if first_attempt else await self.mails.get(request.message_id)
+        if mail is None and request.retry_round > 0 and not first_attempt:
+            # A retry promises the same mail (same Message-ID, same bytes); rebuilt, it would differ.
+            gone = Outcome(
+                "failed", "not sent: the mail's bytes are no longer kept", permanent=True, failure_reason="expired"
+            )
+            await self._final(outgoing, gone, delivery)
+            OUTCOMES.labels("expired").inc()
+            return
         if mail is None:
             mail = await self._build_and_store(outgoing, delivery)
             if mail is None:
@@ -173,7 +203,8 @@ class ReplySender:
             rendered = render(request.template, request.text, request.html, request.template_context)
             composed = compose(request, outgoing.sender, rendered, self.clock())
         except (TemplateRenderError, ComposeError) as exc:
-            await self._final(outgoing, Outcome("failed", f"not sent: {exc}", permanent=True), delivery)
+            invalid = Outcome("failed", f"not sent: {exc}", permanent=True, failure_reason="invalid")
+            await self._final(outgoing, invalid, delivery)
             OUTCOMES.labels("invalid").inc()
             return None
         outgoing.recipients = composed.recipients
@@ -247,26 +278,55 @@ class ReplySender:
     ) -> None:
         if result.sent:
             detail = f"relay accepted: {result.detail}; {signing_note}"
-            sent = Outcome("sent", detail, smtp_code=result.code, relay_queue_id=result.relay_queue_id, raw=raw)
+            sent = Outcome(
+                "sent",
+                detail,
+                smtp_code=result.code,
+                relay_queue_id=result.relay_queue_id,
+                raw=raw,
+                relay_reply=result.detail,
+            )
             await self._final(outgoing, sent, delivery)
             OUTCOMES.labels("sent").inc()
         elif result.outcome == "permanent":
             refused = Outcome(
-                "failed", f"relay refused: {result.detail}", smtp_code=result.code, raw=raw, permanent=True
+                "failed",
+                f"relay refused: {result.detail}",
+                smtp_code=result.code,
+                raw=raw,
+                permanent=True,
+                failure_reason="rejected",
+                relay_reply=result.detail,
             )
             await self._final(outgoing, refused, delivery)
             OUTCOMES.labels("failed").inc()
         else:
-            await self._temporary(outgoing, result, raw, delivery)
+            await self._temporary(outgoing, result, raw, delivery, relay_reply=result.detail)
 
-    async def _temporary(self, outgoing: Outgoing, result: SendResult, raw: bytes | None, delivery: Attempt) -> None:
-        """Report `deferred` and raise `Deferred`; or, past the maximum age or attempts, fail for good."""
+    async def _temporary(
+        self,
+        outgoing: Outgoing,
+        result: SendResult,
+        raw: bytes | None,
+        delivery: Attempt,
+        *,
+        relay_reply: str | None = None,
+    ) -> None:
+        """Report `deferred` (with the next attempt's time) and raise `Deferred`; or, past the maximum age or
+        attempts, fail for good. `relay_reply`: what the relay said, when it was asked."""
         age = time.time() - delivery.first_seen
         if age >= self.policy.max_age_seconds or delivery.attempt >= self.policy.max_attempts:
             detail = f"gave up after {delivery.attempt} attempts over {age:.0f}s: {result.detail}"
-            await self._final(
-                outgoing, Outcome("failed", detail, smtp_code=result.code, raw=raw, permanent=True), delivery
+            expired = Outcome(
+                "failed",
+                detail,
+                smtp_code=result.code,
+                raw=raw,
+                permanent=True,
+                failure_reason="expired",
+                relay_reply=relay_reply,
             )
+            await self._final(outgoing, expired, delivery)
             OUTCOMES.labels("expired").inc()
             return
         request = outgoing.request
@@ -277,14 +337,24 @@ class ReplySender:
             "deferred",
             detail=result.detail,
             smtp_code=result.code,
+            relay_reply=relay_reply,
         )
         if not recorded:
             await self._report_the_final_record(request.message_id, delivery)
             return
-        deferred = Outcome("deferred", f"will retry: {result.detail}", smtp_code=result.code)
+        delay = retry_delay(
+            result.retry_after, delivery.attempt, self.policy.retry_base_seconds, self.policy.retry_delays
+        )
+        deferred = Outcome(
+            "deferred",
+            f"will retry: {result.detail}",
+            smtp_code=result.code,
+            relay_reply=relay_reply,
+            next_attempt_at=self.clock() + timedelta(seconds=delay),
+        )
         await self.publish(self._report(outgoing, deferred, delivery))
         OUTCOMES.labels("deferred").inc()
-        raise Deferred(result.detail, result.retry_after)
+        raise Deferred(result.detail, delay)
 
     async def _final(self, outgoing: Outgoing, outcome: Outcome, delivery: Attempt) -> None:
         request = outgoing.request
@@ -299,6 +369,8 @@ class ReplySender:
             permanent=outcome.permanent,
             raw_kept=outcome.raw is not None,
             expires_at=record_expires_at(self.clock(), self.policy.retention_hours),
+            failure_reason=outcome.failure_reason,
+            relay_reply=outcome.relay_reply,
         )
         if not recorded:
             await self._report_the_final_record(request.message_id, delivery)
@@ -314,6 +386,7 @@ class ReplySender:
             outcome,
             delivery.attempt,
             request.correlation_id,
+            retry_round=request.retry_round,
         )
 
     async def _report_the_final_record(self, message_id: str, delivery: Attempt) -> None:
@@ -329,8 +402,24 @@ class ReplySender:
         if record.raw_kept:
             stored = await self.mails.get(record.message_id)
             raw = stored.raw if stored is not None else None
-        outcome = Outcome(record.state, record.detail, record.smtp_code, record.relay_queue_id, raw, record.permanent)
-        return report(record.account_id, record.message_id, record.recipients, outcome, attempt)
+        outcome = Outcome(
+            record.state,
+            record.detail,
+            record.smtp_code,
+            record.relay_queue_id,
+            raw,
+            record.permanent,
+            failure_reason=record.failure_reason,
+            relay_reply=record.relay_reply,
+        )
+        return report(
+            record.account_id,
+            record.message_id,
+            record.recipients,
+            outcome,
+            attempt,
+            retry_round=record.retry_round,
+        )
 
 
 def report(
@@ -340,6 +429,8 @@ def report(
     outcome: Outcome,
     attempt: int,
     correlation_id: str | None = None,
+    *,
+    retry_round: int = 0,
 ) -> DeliveryReported:
     """The `delivery.reported` event of an outcome; it names the first recipient."""
     return DeliveryReported(
@@ -354,4 +445,15 @@ def report(
         attempt=attempt,
         raw=outcome.raw,
         correlation_id=correlation_id,
+        failure_reason=outcome.failure_reason,
+        relay_reply=outcome.relay_reply,
+        next_attempt_at=outcome.next_attempt_at,
+        retry_round=retry_round,
     )
+
+
+def retry_delay(stated: float | None, attempt: int, base: float, rungs: tuple[int, ...]) -> float:
+    """How long until the command comes back: the relay's stated delay or the backoff, on the first retry queue
+    rung at least that long (the broker's retry queues have fixed delays: `topology.SENDER_REPLIES`)."""
+    wanted = stated or backoff_seconds(attempt, base=base)
+    return float(next((rung for rung in rungs if rung >= wanted), rungs[-1]))

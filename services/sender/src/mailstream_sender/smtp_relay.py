@@ -26,6 +26,9 @@ Outcome = Literal["sent", "temporary", "permanent"]
 _QUEUE_ID_PATTERNS = (
     re.compile(r"queued as ([A-Za-z0-9._-]+)", re.IGNORECASE),  # Postfix, smtp-sink, Exim-likes
     re.compile(r"\bid[=:\s]+<?([A-Za-z0-9._@-]+?)>?(?:\s|$)", re.IGNORECASE),  # "Ok id=1abc-..."
+    re.compile(r"\bOK\s+\d{9,11}\s+(\S+)\s+-\s+gsmtp\b", re.IGNORECASE),  # Gmail: time, then its id
+    re.compile(r"\bInternalId=(\d+)"),  # Microsoft 365 / Exchange Online
+    re.compile(r"^(?:2\.\d\.\d+\s+)?Ok\s+([0-9a-f]{16}-[0-9a-f-]{20,})\s*$", re.IGNORECASE),  # Amazon SES
 )
 _RETRY_AFTER = re.compile(
     r"(?:retry|try again)\D{0,30}?(\d{1,6})\s*(s|sec|secs|seconds?|m|min|mins|minutes?)?\b", re.IGNORECASE

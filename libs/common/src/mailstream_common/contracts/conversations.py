@@ -6,6 +6,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from .base import Address, Contract, Event, HeaderField
+from .delivery import DeliveryTimelineEntry
 from .mail import AuthenticationResult
 
 ConversationStatus = Literal["open", "pending", "closed", "snoozed"]
@@ -59,7 +60,8 @@ class ConversationChanged(Event):
 
 
 class MessageDeliveryChanged(Event):
-    """An outbound message's delivery status changed (inbox applied a delivery report); drives live updates."""
+    """An outbound message's delivery changed (inbox applied a delivery report: a new status, or a deferral with
+    its next attempt, or a retry through the API); drives live updates and webhooks."""
 
     event_name: ClassVar[str] = "message.delivery_changed"
 
@@ -68,6 +70,11 @@ class MessageDeliveryChanged(Event):
     message_id: str
     status: Literal["queued", "sent", "failed"]
     detail: str = ""
+    timeline: list[DeliveryTimelineEntry] = Field(
+        default_factory=list,
+        description="The delivery timeline entries this change added (an attempt and its deferral, the sent with "
+        "the relay's queue id, a bounce, a failure with its reason, a retry); the whole timeline is on the message",
+    )
 
 
 class AutoReplyAction(Contract):

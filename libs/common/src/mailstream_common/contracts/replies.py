@@ -1,10 +1,12 @@
 """Outgoing mail: what inbox asks sender to send, and what sender reports back."""
 
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from .base import Address, Contract, Event, RawBytes
+from .delivery import FailureReason
 
 
 class EmailTemplate(Contract):
@@ -49,6 +51,11 @@ class ReplyRequested(Event):
     extra_headers: dict[str, str] = Field(default_factory=dict)
     attachments: list[OutgoingAttachment] = Field(default_factory=list, description="Files to attach")
     requested_by: str = Field(description="'agent:<key id>', 'automation:<rule id>' or 'system'")
+    retry_round: int = Field(
+        default=0,
+        description="0 for the first send; n for the n-th retry of a failed message through the API (the sender "
+        "sends the bytes it kept from the first attempt again: same Message-ID)",
+    )
 
 
 DeliveryStatus = Literal["sent", "deferred", "failed", "bounced"]
@@ -69,3 +76,12 @@ class DeliveryReported(Event):
     recipient: str | None = None
     attempt: int = 1
     raw: RawBytes | None = Field(default=None, description="The exact bytes sent (with DKIM signature), once built")
+    failure_reason: FailureReason | None = Field(
+        default=None, description="failed: suppressed, rejected (a 5xx), expired (gave up retrying) or invalid"
+    )
+    next_attempt_at: datetime | None = Field(default=None, description="deferred: when the sender tries again")
+    relay_reply: str | None = Field(
+        default=None, description="The relay's reply to this attempt ('451 4.3.2 try later', '250 2.0.0 queued as ...')"
+    )
+    dsn_status: str | None = Field(default=None, description="bounced: the DSN's enhanced status code, e.g. 5.1.1")
+    retry_round: int = Field(default=0, description="The `ReplyRequested.retry_round` this attempt belongs to")

@@ -44,6 +44,7 @@ from .routes import (
     imports,
     messages,
     proxy,
+    reply_recipients,
     streams,
     topics,
 )
@@ -66,6 +67,7 @@ ROUTERS = (
     proxy.router,
     imports.router,
     attachments.router,
+    reply_recipients.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):

@@ -3,14 +3,17 @@
 Reports can arrive late, twice, or out of order (a retry's "deferred" after the final "sent"; a bounce days after
 "sent"), so the delivery status only moves forward: queued -> sent -> failed (a bounce turns a sent message into
 failed; nothing turns failed back). A "deferred" keeps the message queued and only updates the detail, and only
-for an attempt at least as recent as the one recorded. `next_delivery` decides that, purely.
+for an attempt at least as recent as the one recorded. `next_delivery` decides that, purely, and adds the report's
+entries to the delivery timeline (`delivery_timeline.py`). A retry through the API (`use_cases/retry_delivery.py`)
+moves failed back to queued in a new round; reports of an earlier round change nothing after that.
 
 Reports for one message can also be handled at the same time (prefetch > 1, several inbox workers). Each change of
 a message's delivery is a version, written by one atomic update guarded by the version it was planned from
 (`messages.write_delivery`): of concurrent reports exactly one writes each version; the others read the message
 again and plan from what is there (a "sent" planned before a bounce was written changes nothing then).
 
-A change of status is announced (`MessageDeliveryChanged`) after it is written, once, and in version order. So the
+A change of status, and a new deferral, is announced (`MessageDeliveryChanged`, with the timeline entries it
+added) after it is written, once, and in version order. So the
 write that changes the status also records `delivery_announcement` (the version, the report, an owner token and
 since when), and no next version is written while it is there: its owner publishes, waits for the broker's confirm
 and removes it (only its own token's). A lease, because the publish is outside the database (the inbox's other
@@ -30,6 +33,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailstream_common.broker import Broker, Delivery, Retry
 from mailstream_common.contracts import DeliveryReported, MessageDeliveryChanged, utcnow
 
+from ..delivery_timeline import attempts_in, extended
+from ..delivery_timeline import entries_of_report as timeline_entries
 from ..repositories import blobs as blobs_repo
 from ..repositories import messages as messages_repo
 
@@ -51,17 +56,29 @@ def next_delivery(current: dict[str, Any] | None, report: DeliveryReported, now:
     current = current or INITIAL_DELIVERY
     status = REPORTED_STATUS[report.status]
     current_status = current.get("status", "queued")
+    current_round = current.get("retry_round", 0)
+    # A retry through the API starts a new round; the sender's reports of an earlier round are history. (A bounce
+    # names no round: it comes from the remote side, about whichever copy was accepted.)
+    if report.status != "bounced" and report.retry_round < current_round:
+        return None
     if RANK[status] < RANK[current_status]:
         return None
-    stale_deferral = report.attempt < current.get("attempt", 0) or report.detail == current.get("detail")
+    recorded_attempt = current.get("attempt", 0)
+    stale_deferral = report.attempt < recorded_attempt or (
+        report.attempt == recorded_attempt and report.detail == current.get("detail")
+    )
     if status == current_status and (status != "queued" or stale_deferral):
         return None
     detail = report.detail
     if report.status == "bounced":
         detail = f"bounced: {report.detail}" if report.detail else "bounced"
+    timeline = current.get("timeline") or []
+    entries = timeline_entries(report, attempts_in(timeline), now)
     return {
         "status": status,
         "detail": detail,
+        "timeline": extended(timeline, entries),
+        "retry_round": current_round,
         "reported": report.status,
         "permanent": report.permanent,
         "smtp_code": report.smtp_code,
@@ -97,12 +114,14 @@ def planned_change(
     if delivery is None:  # only the raw copy changes; still a version, so that no other write overlaps it
         delivery = {**current, "version": current.get("version", 0) + 1, "report_id": report.event_id}
     announcement = None
-    if delivery["status"] != current.get("status", "queued"):
+    added = delivery.get("timeline", [])[len(current.get("timeline") or []) :]
+    if delivery["status"] != current.get("status", "queued") or (report.status == "deferred" and added):
         announcement = {
             "version": delivery["version"],
             "report_id": report.event_id,
             "status": delivery["status"],
             "detail": delivery.get("detail", ""),
+            "timeline": added,
             "correlation_id": report.correlation_id,
             "owner": owner,
             "since": now,
@@ -126,6 +145,7 @@ def changed_event(message: dict[str, Any], announcement: dict[str, Any]) -> Mess
         message_id=message["_id"],
         status=announcement["status"],
         detail=announcement["detail"],
+        timeline=announcement.get("timeline") or [],
         correlation_id=announcement.get("correlation_id"),
     )
 

@@ -226,6 +226,39 @@ async def write_delivery(
     )
 
 
+async def write_retry(
+    db: AsyncDatabase,
+    message_id: str,
+    previous_version: int,
+    delivery: dict[str, Any],
+    announcement: dict[str, Any],
+    request: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any] | None:
+    """A failed message's retry: delivery version `previous_version + 1` (queued again), its announcement, and the
+    new request as the outbox copy, in one update guarded like `write_delivery` and by the failed status; the
+    document after, or None when another write got there first."""
+    return await db[COLLECTION].find_one_and_update(
+        {
+            "_id": message_id,
+            "delivery.version": previous_version,
+            "delivery.status": "failed",
+            "delivery_announcement": None,
+        },
+        {
+            "$set": {
+                "delivery": delivery,
+                "delivery_announcement": announcement,
+                "pending_event": request,
+                "published": False,
+                PENDING_SINCE: now,
+            },
+            "$unset": {"publishing": ""},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+
+
 async def take_announcement(
     db: AsyncDatabase, message_id: str, previous_owner: str, owner: str, now: datetime
 ) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -42,6 +42,7 @@ from ..repositories import conversations as conversations_repo
 from ..repositories import messages as messages_repo
 from ..repositories import streams as streams_repo
 from ..repositories import templates as templates_repo
+from ..suppression_lookup import SuppressionAnswer
 from . import reply_attachments, scheduled_send
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class ReplyRequest:
     reply_all: bool = False  # default recipients: reply-all to the last inbound mail (agents), else the customer
     send_at: datetime | None = None  # in the future: held until then (`scheduled_send`)
     attachment_ids: Sequence[str] = ()  # the agent's uploads (a canned response brings its own files too)
+    on_suppressed: Literal["refuse", "warn"] = "warn"  # a recipient on the suppression list: refuse, or queue + warn
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Refused:
 
     step: str
     reason: str
+    addresses: tuple[str, ...] = ()  # the recipients the refusal is about (suppressed ones)
 
 
 Outcome = Sent | Refused
@@ -154,8 +157,20 @@ STEPS: tuple[tuple[str, Step], ...] = (
 )
 
 
+class CheckSuppressed(Protocol):
+    """Which of the addresses the account has suppressed (`suppression_lookup.SuppressionLookup.check`)."""
+
+    async def __call__(self, account_id: str, addresses: list[str]) -> SuppressionAnswer: ...
+
+
 async def send_reply(
-    db: AsyncDatabase, broker: Broker, conversation: dict[str, Any], request: ReplyRequest, *, inbound_domain: str
+    db: AsyncDatabase,
+    broker: Broker,
+    conversation: dict[str, Any],
+    request: ReplyRequest,
+    *,
+    inbound_domain: str,
+    check_suppressed: CheckSuppressed | None = None,
 ) -> Outcome:
     out = Outgoing(conversation=conversation, request=request)
     for name, step in STEPS:
@@ -172,6 +187,17 @@ async def send_reply(
     recipients, warnings = await choose_recipients(db, conversation, stream, request)
     if not recipients.to:
         return Refused("has_recipients", "a reply needs at least one `to` recipient")
+    if check_suppressed is not None:
+        answer = await check_suppressed(conversation["account_id"], recipients.addresses())
+        if request.on_suppressed == "refuse":
+            if answer.suppressed:
+                listed = "; ".join(f"{a} ({why})" for a, why in answer.suppressed.items())
+                return Refused(
+                    "recipients_not_suppressed", f"on the suppression list: {listed}", tuple(answer.suppressed)
+                )
+            if answer.unknown:  # refusing was asked for: not knowing is no "not suppressed"
+                return Refused("suppressions_checked", "the suppression list could not be checked", answer.unknown)
+        warnings.extend(suppression_warnings(answer))
     token = await conversations_repo.ensure_reply_token(db, conversation["_id"], reply_tokens.new_token())
     context = dataclasses.replace(
         context,
@@ -215,6 +241,15 @@ async def send_reply(
             )
         raise
     return Sent(stored, tuple(warnings))
+
+
+def suppression_warnings(answer: SuppressionAnswer) -> list[str]:
+    """One warning per suppressed recipient (an address that could not be checked is only logged: the sender
+    still refuses it if it is suppressed, and the reply's delivery timeline then says so)."""
+    return [
+        f"{address} is on the suppression list ({why}): the sender will not send this reply"
+        for address, why in answer.suppressed.items()
+    ]
 
 
 async def choose_recipients(

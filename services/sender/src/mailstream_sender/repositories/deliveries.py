@@ -36,6 +36,9 @@ class DeliveryRecord:
     smtp_code: int | None = None
     permanent: bool = False
     raw_kept: bool = False  # the outcome was reported with the mail's bytes, which `Mails` holds
+    failure_reason: str | None = None  # failed: suppressed, rejected, expired, invalid
+    relay_reply: str | None = None  # the relay's reply to the last attempt
+    retry_round: int = 0  # which retry through the API this record's state belongs to
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> "DeliveryRecord":
@@ -50,6 +53,9 @@ class DeliveryRecord:
             smtp_code=doc.get("smtp_code"),
             permanent=doc.get("permanent", False),
             raw_kept=doc.get("raw_kept", False),
+            failure_reason=doc.get("failure_reason"),
+            relay_reply=doc.get("relay_reply"),
+            retry_round=doc.get("retry_round", 0),
         )
 
 
@@ -73,7 +79,7 @@ class Deliveries:
         return doc["account_id"], list(doc.get("recipients", []))
 
     async def begin_attempt(
-        self, message_id: str, account_id: str, recipients: list[str]
+        self, message_id: str, account_id: str, recipients: list[str], retry_round: int = 0
     ) -> tuple[DeliveryRecord, bool]:
         """Mark the send in progress (counting the attempt) unless it is already final; return the record, and
         whether this was the command's first attempt (the record was inserted: no mail can be stored for it yet).
@@ -82,7 +88,27 @@ class Deliveries:
         exactly one inserts). Only when the record exists (a retry, a redelivery, the losers of that race) does the
         conditional update run: `sending` again, attempts + 1, unless it is final."""
         with RECORD_WRITE_SECONDS.labels("begin").time():
-            return await self._begin_attempt(message_id, account_id, recipients)
+            record, first = await self._begin_attempt(message_id, account_id, recipients)
+            if record.state == "failed" and record.retry_round < retry_round:
+                record = await self._begin_retry(record, retry_round)
+            return record, first
+
+    async def _begin_retry(self, record: DeliveryRecord, retry_round: int) -> DeliveryRecord:
+        """A failed record starts the retry round `retry_round` (inbox's retry through the API): `sending` again.
+        One conditional update, so of two commands of the same round exactly one moves it; the other finds it in
+        work (or final again) like any redelivery. The record no longer expires while it is in work."""
+        doc = await with_retries(
+            lambda: self.collection.find_one_and_update(
+                {"_id": record.message_id, "state": "failed", "retry_round": {"$not": {"$gte": retry_round}}},
+                {
+                    "$set": {"state": "sending", "updated_at": utcnow(), "retry_round": retry_round},
+                    "$unset": {"expires_at": ""},
+                    "$inc": {"attempts": 1},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+        ) or await self.collection.find_one({"_id": record.message_id})
+        return record if doc is None else DeliveryRecord.from_document(doc)
 
     async def _begin_attempt(
         self, message_id: str, account_id: str, recipients: list[str]
@@ -136,6 +162,8 @@ class Deliveries:
         permanent: bool = False,
         raw_kept: bool = False,
         expires_at: datetime | None = None,
+        failure_reason: str | None = None,
+        relay_reply: str | None = None,
     ) -> bool:
         """Record an outcome (sent/failed are final, with their `expires_at`; deferred is not) unless the record is
         final already (another worker's outcome came first: it stays). Whether this outcome was recorded.
@@ -149,6 +177,8 @@ class Deliveries:
             "smtp_code": smtp_code,
             "relay_queue_id": relay_queue_id,
             "permanent": permanent,
+            "failure_reason": failure_reason,
+            "relay_reply": relay_reply,
         }
         if raw_kept:
             fields["raw_kept"] = True

@@ -7,7 +7,7 @@ Agents and admins alike may do all of this (it is the inbox work).
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from mailstream_common.contracts import Address, utcnow
@@ -27,6 +27,7 @@ from ...payload_types import EmailAddressStr, HeaderSafeStr
 from ...reply_builder import ReplyContent
 from ...repositories import conversations as conversations_repo
 from ...repositories import messages as messages_repo
+from ...suppression_lookup import SuppressionLookup
 from ...use_cases import conversation_moves
 from ...use_cases.reply_attachments import NO_SUCH_ATTACHMENT
 from ...use_cases.send_reply import Refused, ReplyRequest, send_reply
@@ -205,6 +206,7 @@ class ReplyCreate(BaseModel):
                 },
                 {"text": "Good morning Ann, here is the update.", "send_at": "2026-11-28T08:00:00Z"},
                 {"text": "Your invoice is attached.", "attachment_ids": ["4d3c2b1a09f8e7d6c5b4a3928170f6e5"]},
+                {"text": "Hello Ann, here is the update.", "on_suppressed": "refuse"},
             ]
         },
     )
@@ -223,6 +225,12 @@ class ReplyCreate(BaseModel):
         description="Omitted: reply-all, the other To/Cc of the last inbound mail minus the account's own addresses",
     )
     bcc: list[AddressIn] | None = Field(default=None, max_length=20, description="Omitted: nobody")
+    on_suppressed: Literal["refuse", "warn"] = Field(
+        default="warn",
+        description="A recipient on the account's suppression list: `refuse` answers 422 naming them (nothing is "
+        "sent); `warn` queues the reply with a warning per address (the sender will not send it: it fails as "
+        "`suppressed`)",
+    )
     send_at: AwareDatetime | None = Field(
         default=None,
         description="Hold the reply until then (within a year; listed under .../scheduled-replies and cancellable "
@@ -274,6 +282,16 @@ class ReplyQueued(BaseModel):
                         "bcc": [],
                     },
                     "warnings": ["cc eve@example.org is not a participant of this conversation"],
+                },
+                {
+                    "message_id": "1a6e5d4c3b2a19087f6e5d4c3b2a1908",
+                    "status": "queued",
+                    "send_at": None,
+                    "recipients": {"to": [{"name": "Ann Customer", "address": "ann@example.net"}], "cc": [], "bcc": []},
+                    "warnings": [
+                        "ann@example.net is on the suppression list (asked us to stop): the sender will not send this "
+                        "reply"
+                    ],
                 },
                 {
                     "message_id": "9e7d6c5b4a39281706f5e4d3c2b1a09f",
@@ -394,7 +412,14 @@ async def list_messages(
     responses={
         **NOT_FOUND_RESPONSE,
         409: {"description": "The stream does not allow agents to send (monitoring only), or it was deleted"},
-        503: {"description": "The broker is unavailable: nothing will be sent, try again"},
+        422: {
+            "description": "Invalid body; or, with `on_suppressed: refuse`, recipients on the suppression list (one "
+            "error per address, `loc` [body, recipients], `input` the address)"
+        },
+        503: {
+            "description": "The broker is unavailable, or (`on_suppressed: refuse`) the suppression list could not "
+            "be checked: nothing will be sent, try again"
+        },
     },
     summary="Reply to the customer",
 )
@@ -405,6 +430,7 @@ async def reply(
     db: Db,
     broker: BrokerDep,
     settings: SettingsDep,
+    http_request: Request,
 ) -> ReplyQueued:
     """Queued for sending (202): by default reply-all to the last inbound mail minus the account's own addresses
     (the customer always on To); `to`/`cc`/`bcc` replace the defaults field by field. The response names the
@@ -429,9 +455,17 @@ async def reply(
         agent_name=principal.key_name,
         send_at=body.send_at,
         attachment_ids=tuple(body.attachment_ids),
+        on_suppressed=body.on_suppressed,
     )
-    outcome = await send_reply(db, broker, conversation, request, inbound_domain=settings.inbound_domain)
+    lookup = suppression_lookup(http_request, settings)
+    outcome = await send_reply(
+        db, broker, conversation, request, inbound_domain=settings.inbound_domain, check_suppressed=lookup.check
+    )
     if isinstance(outcome, Refused):
+        if outcome.step == "recipients_not_suppressed":
+            raise suppressed_error(outcome)
+        if outcome.step == "suppressions_checked":
+            raise HTTPException(503, detail=f"{outcome.reason}; nothing was sent, try again")
         if outcome.step == "canned_response_exists":
             raise field_error(["body", "canned_response_id"], outcome.reason)
         if outcome.step == "has_recipients":
@@ -451,3 +485,21 @@ async def reply(
         recipients=ReplyRecipients(to=message.get("to", []), cc=message.get("cc", []), bcc=message.get("bcc", [])),
         warnings=list(outcome.warnings),
     )
+
+
+def suppression_lookup(request: Request, settings) -> SuppressionLookup:
+    return SuppressionLookup(request.app.state.http, settings.sender_url, settings.gateway_token.get_secret_value())
+
+
+def suppressed_error(refused: Refused) -> HTTPException:
+    """422 in FastAPI's validation shape, one error per suppressed address."""
+    detail = [
+        {
+            "type": "suppressed",
+            "loc": ["body", "recipients"],
+            "msg": f"{address} is on the suppression list",
+            "input": address,
+        }
+        for address in refused.addresses
+    ]
+    return HTTPException(422, detail=detail)

@@ -12,11 +12,15 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailstream_common.contracts.delivery import DeliveryTimelineEntry
+
+from ...delivery_timeline import timeline_of
 from ...repositories import blobs as blobs_repo
 from ...repositories import messages as messages_repo
 from ...repositories import uploads as uploads_repo
-from ..deps import CurrentPrincipal, Db
-from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, not_found
+from ...use_cases import retry_delivery
+from ..deps import BrokerDep, CurrentPrincipal, Db
+from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, not_found
 
 router = APIRouter(tags=["messages"], responses=COMMON_RESPONSES)
 
@@ -67,10 +71,54 @@ class ForwardedPublic(BaseModel):
     )
 
 
+_TIMELINE_EXAMPLE = [
+    {"type": "queued", "at": "2026-11-27T09:40:00Z"},
+    {"type": "attempt", "at": "2026-11-27T09:40:01Z", "attempt": 1, "smtp_code": 451, "reply": "451 4.3.2 try later"},
+    {"type": "deferred", "at": "2026-11-27T09:40:01Z", "next_attempt_at": "2026-11-27T09:40:31Z"},
+    {"type": "attempt", "at": "2026-11-27T09:40:31Z", "attempt": 2, "smtp_code": 250, "reply": "250 2.0.0 Ok"},
+    {"type": "sent", "at": "2026-11-27T09:40:31Z", "relay_queue_id": "4F2A1C0123"},
+    {
+        "type": "bounced",
+        "at": "2026-11-27T09:41:10Z",
+        "bounce": {"kind": "hard", "status": "5.1.1", "smtp_code": 550, "diagnostic": "550 5.1.1 User unknown"},
+    },
+]
+
+
 class DeliveryPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "failed",
+                    "detail": "bounced: 550 5.1.1 User unknown",
+                    "updated_at": "2026-11-27T09:41:10Z",
+                    "retry_round": 0,
+                    "timeline": _TIMELINE_EXAMPLE,
+                },
+                {
+                    "status": "failed",
+                    "detail": "not sent: ann@example.net is on the suppression list (3 hard bounces)",
+                    "updated_at": "2026-11-27T09:40:01Z",
+                    "retry_round": 0,
+                    "timeline": [
+                        {"type": "queued", "at": "2026-11-27T09:40:00Z"},
+                        {"type": "failed", "at": "2026-11-27T09:40:01Z", "reason": "suppressed"},
+                    ],
+                },
+            ]
+        }
+    )
     status: Literal["queued", "sent", "failed"]
     detail: str = ""
     updated_at: datetime | None = None
+    retry_round: int = Field(default=0, description="How often it was retried through `POST .../retry`")
+    timeline: list[DeliveryTimelineEntry] = Field(
+        default_factory=list,
+        description="Everything that happened on its way out, oldest first: queued, each attempt with the relay's "
+        "reply, deferred (next attempt), sent (the relay's queue id), bounced (the parsed report), failed (why), "
+        "retried",
+    )
 
 
 class SchedulePublic(BaseModel):
@@ -202,7 +250,7 @@ def _fields(doc: dict) -> dict:
         "references": doc.get("references", []),
         "authentication": doc.get("authentication"),
         "forwarded": doc.get("forwarded"),
-        "delivery": doc.get("delivery"),
+        "delivery": delivery_fields(doc),
         "remote_images_blocked": doc.get("remote_images_blocked", 0),
         "parse_warnings": doc.get("parse_warnings", []),
         "created_at": doc["created_at"],
@@ -211,6 +259,13 @@ def _fields(doc: dict) -> dict:
         "schedule": doc.get("schedule"),
         "imported": bool(doc.get("imported")),
     }
+
+
+def delivery_fields(doc: dict) -> dict | None:
+    delivery = doc.get("delivery")
+    if delivery is None:
+        return None
+    return {**delivery, "timeline": timeline_of(doc)}
 
 
 def message_public(doc: dict) -> MessagePublic:
@@ -283,3 +338,41 @@ async def _download(db: AsyncDatabase, blob_id: str, media_type: str, filename: 
         raise not_found(what)
     headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(filename)}
     return Response(content=data, media_type=media_type, headers=headers)
+
+
+@router.get(
+    "/v1/messages/{message_id}/delivery",
+    response_model=DeliveryPublic,
+    responses={404: {"description": "No such message in this account, or it is an inbound message"}},
+    summary="An outbound message's delivery and its timeline",
+)
+async def get_delivery(message_id: MessageId, principal: CurrentPrincipal, db: Db) -> DeliveryPublic:
+    doc = await messages_repo.get(db, principal.account_id, message_id)
+    if doc is None:
+        raise not_found("message")
+    if doc.get("direction") != "outbound" or doc.get("delivery") is None:
+        raise not_found("delivery (only outbound messages have one)")
+    return DeliveryPublic.model_validate(delivery_fields(doc))
+
+
+@router.post(
+    "/v1/messages/{message_id}/retry",
+    status_code=202,
+    response_model=DeliveryPublic,
+    responses={
+        404: {"description": "No such message in this account"},
+        409: {"description": "The message is not failed (queued, sent, bounced or changing): nothing to retry"},
+    },
+    summary="Send a failed message again",
+)
+async def retry_message(
+    message_id: MessageId, principal: CurrentPrincipal, db: Db, broker: BrokerDep
+) -> DeliveryPublic:
+    """Queued again (202) in a new round: the sender sends the same mail (same Message-ID, the bytes it kept) once
+    more. Two retries at once queue it once; the other gets 409, as does a message that is not failed."""
+    outcome = await retry_delivery.retry(db, broker, principal.account_id, message_id, principal.actor)
+    if outcome is None:
+        raise not_found("message")
+    if isinstance(outcome, str):
+        raise conflict(outcome)
+    return DeliveryPublic.model_validate(delivery_fields(outcome))
