@@ -43,6 +43,12 @@ HEADER_ATTEMPT = "x-attempt"
 HEADER_FIRST_SEEN = "x-first-seen"
 HEADER_ORIGIN_QUEUE = "x-origin-queue"
 HEADER_ERROR = "x-error"
+# Where the message first came from (kept through retries, so a dead letter still names it), when it died, and how
+# often an operator requeued it (the dead-letter keeper tells a new death from a redelivered copy by it).
+HEADER_ORIGIN_EXCHANGE = "x-origin-exchange"
+HEADER_ORIGIN_ROUTING_KEY = "x-origin-routing-key"
+HEADER_DEAD_LETTERED_AT = "x-dead-lettered-at"
+HEADER_REQUEUES = "x-requeues"
 
 
 class PublishError(RuntimeError):
@@ -188,6 +194,40 @@ class Broker:
             raise PublishError(f"{event.event_name} (delayed) not confirmed: {confirmation!r}")
         MESSAGES_PUBLISHED.labels(event.event_name, "confirmed").inc()
         return tier
+
+    async def publish_to_queue(
+        self,
+        queue_name: str,
+        body: bytes,
+        *,
+        headers: dict[str, Any],
+        message_id: str | None,
+        correlation_id: str | None,
+        content_type: str | None = "application/json",
+        timeout: float | None = None,
+    ) -> None:
+        """Put a message, as it is, straight on one named queue (not through the exchange, so no other queue bound
+        to its event gets a copy), persistent and confirmed like `publish`; raise `PublishError` otherwise."""
+        if self._publish_channel is None:
+            raise PublishError("not connected")
+        message = aio_pika.Message(
+            body=body,
+            content_type=content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            app_id=self._service,
+            headers=headers,
+        )
+        try:
+            confirmation = await asyncio.wait_for(
+                self._publish_channel.default_exchange.publish(message, routing_key=queue_name, mandatory=True),
+                timeout or self._confirm_timeout,
+            )
+        except Exception as exc:
+            raise PublishError(f"message to queue {queue_name} not confirmed: {exc!r}") from exc
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise PublishError(f"message to queue {queue_name} not confirmed: {confirmation!r}")
 
     def consume(
         self,
@@ -362,7 +402,12 @@ class _Consumer(Generic[E]):
                 self.channel,
                 self.spec.retry_queue(tier),
                 message,
-                {HEADER_ATTEMPT: attempt + 1, HEADER_FIRST_SEEN: first_seen, HEADER_ERROR: _describe(exc)},
+                {
+                    HEADER_ATTEMPT: attempt + 1,
+                    HEADER_FIRST_SEEN: first_seen,
+                    HEADER_ERROR: _describe(exc),
+                    **_origin_headers(message),
+                },
             )
         except Exception as republish_error:
             log.warning(
@@ -391,7 +436,12 @@ class _Consumer(Generic[E]):
                 self.channel,
                 self.spec.dead_letter_queue,
                 message,
-                {HEADER_ORIGIN_QUEUE: self.spec.name, HEADER_ERROR: _describe(exc)},
+                {
+                    HEADER_ORIGIN_QUEUE: self.spec.name,
+                    HEADER_ERROR: _describe(exc),
+                    HEADER_DEAD_LETTERED_AT: time.time(),
+                    **_origin_headers(message),
+                },
             )
         except Exception as republish_error:
             log.warning(
@@ -406,6 +456,15 @@ class _Consumer(Generic[E]):
 
 class _UnknownContract(Exception):
     pass
+
+
+def _origin_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """The exchange and routing key the message was first published with; a retried copy arrives from its retry
+    tier through the default exchange, so the first failure's record is kept."""
+    headers = message.headers or {}
+    if HEADER_ORIGIN_ROUTING_KEY in headers:
+        return {}
+    return {HEADER_ORIGIN_EXCHANGE: message.exchange or "", HEADER_ORIGIN_ROUTING_KEY: message.routing_key or ""}
 
 
 def _channel_open(message: AbstractIncomingMessage) -> bool:
