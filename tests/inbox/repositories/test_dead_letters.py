@@ -49,8 +49,11 @@ async def test_a_requeued_letter_that_dies_again_is_dead_again_with_its_history(
 
     letter = await repo.get(mongo_db, record["_id"], account_id="a1")
     assert letter["state"] == "dead" and letter["reason"] == "Reject: second" and "expires_at" not in letter
-    assert [h["reason"] for h in letter["history"]] == ["Reject: first"]
-    assert letter["history"][0]["requeued_by"] == "op"
+    assert [(h["event"], h.get("reason"), h.get("by")) for h in letter["history"]] == [
+        ("died", "Reject: first", None),
+        ("requeued", None, "op"),
+        ("died", "Reject: second", None),
+    ]
 
 
 async def test_of_concurrent_requeues_and_discards_exactly_one_wins(mongo_db):

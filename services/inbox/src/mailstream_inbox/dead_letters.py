@@ -149,12 +149,14 @@ def letter_record(
         attempts = max(1, int(headers.get(HEADER_ATTEMPT, 1)))
     except (TypeError, ValueError):
         attempts = 1
+    reason = str(headers.get(HEADER_ERROR) or "no reason recorded")[:REASON_MAX]
+    dead_at = _timestamp(headers.get(HEADER_DEAD_LETTERED_AT), now)
     return {
         "_id": letter_id(queue, message_id, body),
         "queue": queue,
         "origin_queue": str(headers.get(HEADER_ORIGIN_QUEUE) or queue),
         "state": "dead",
-        "reason": str(headers.get(HEADER_ERROR) or "no reason recorded")[:REASON_MAX],
+        "reason": reason,
         "attempts": attempts,
         "event": str(headers.get(HEADER_EVENT) or "") or None,
         "origin_exchange": _plain_header(headers.get(HEADER_ORIGIN_EXCHANGE)),
@@ -165,12 +167,13 @@ def letter_record(
         "account_id": accounts[0] if len(accounts) == 1 else None,
         "account_ids": accounts,
         "first_seen_at": _timestamp(headers.get(HEADER_FIRST_SEEN), now) if HEADER_FIRST_SEEN in headers else None,
-        "dead_at": _timestamp(headers.get(HEADER_DEAD_LETTERED_AT), now),
+        "dead_at": dead_at,
         "kept_at": now,
         "requeues": requeue_count(headers),
         "headers": header_pairs(headers),
         "preview": preview(payload) if payload is not None else None,
         "size": len(body),
+        "history": [{"event": "died", "at": dead_at, "reason": reason, "attempts": attempts}],
     }
 
 

@@ -10,6 +10,11 @@ from mailstream_common.settings import DEV_GATEWAY_TOKEN, CommonSettings, servic
 from .conversation_threading import DEFAULT_SUBJECT_WINDOW
 
 
+def default_dead_letter_queues() -> list[str]:
+    """Every durable work queue of the system (each has a `<queue>.dead`)."""
+    return [spec.name for spec in topology.WORK_QUEUES if not spec.replica_local]
+
+
 class InboxSettings(CommonSettings):
     mongodb_database: str = service_database("inbox")
     http_host: str = Field(default="127.0.0.1", alias="INBOX_HTTP_HOST")
@@ -98,7 +103,7 @@ class InboxSettings(CommonSettings):
         " (and how old such a change must be)",
     )
     dead_letter_queues: list[str] = Field(
-        default_factory=lambda: [spec.name for spec in topology.WORK_QUEUES if not spec.replica_local],
+        default_factory=default_dead_letter_queues,
         alias="INBOX_DEAD_LETTER_QUEUES",
         description="Queues whose `<queue>.dead` the dead-letter keeper of each worker empties into `dead_letters`"
         " (JSON list; default: every durable work queue of the system)",

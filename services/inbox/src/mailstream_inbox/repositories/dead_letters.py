@@ -3,7 +3,8 @@
 States: `dead` -> `requeuing` (claimed by one operator's request, a lease) -> `requeued`; `dead` -> `discarded`.
 Each move is one conditional update of the letter (`find_one_and_update` from the expected state), so two operators
 acting at once cannot both requeue or both discard one letter. A requeued message that dies again comes back with
-its requeue count and turns the same letter `dead` again (the previous death is kept in `history`).
+its requeue count and turns the same letter `dead` again. `history` logs each death, requeue and discard, each
+written by the same update as the change it records.
 Final letters (requeued, discarded) expire after `RETENTION` (TTL index on `expires_at`, bodies too).
 """
 
@@ -68,7 +69,7 @@ async def keep(db: AsyncDatabase, record: dict[str, Any], body: bytes) -> str:
         return "kept"
     except DuplicateKeyError:
         pass
-    previous = await db[LETTERS].find_one_and_update(
+    died = await db[LETTERS].update_one(
         # Only a copy of a later requeue than the letter has seen dead: the same copy again changes nothing.
         {"_id": record["_id"], "state": {"$in": ["requeuing", "requeued"]}, "requeues": record["requeues"]},
         {
@@ -77,30 +78,11 @@ async def keep(db: AsyncDatabase, record: dict[str, Any], body: bytes) -> str:
                 for field in ("state", "reason", "attempts", "dead_at", "kept_at", "headers", "first_seen_at")
             },
             "$unset": {"requeue": "", "expires_at": ""},
+            "$push": {"history": {"$each": record["history"], "$slice": -HISTORY_MAX}},
         },
-        projection={"reason": 1, "attempts": 1, "dead_at": 1, "requeue": 1},
     )
-    if previous is None:
+    if not died.modified_count:
         return "duplicate"
-    await db[LETTERS].update_one(
-        {"_id": record["_id"]},
-        {
-            "$push": {
-                "history": {
-                    "$each": [
-                        {
-                            "reason": previous.get("reason"),
-                            "attempts": previous.get("attempts"),
-                            "dead_at": previous.get("dead_at"),
-                            "requeued_at": (previous.get("requeue") or {}).get("at"),
-                            "requeued_by": (previous.get("requeue") or {}).get("by"),
-                        }
-                    ],
-                    "$slice": -HISTORY_MAX,
-                }
-            }
-        },
-    )
     await db[BODIES].update_many({"letter_id": record["_id"]}, {"$unset": {"expires_at": ""}})
     return "died_again"
 
@@ -142,7 +124,10 @@ async def claim_requeue(
     """Take the letter for one requeue: `dead` (or a requeue whose lease ran out) -> `requeuing`, the requeue count
     incremented. The letter as claimed, or None when it is not there, not in this scope, or not requeueable."""
     now = now or utcnow()
-    claim = {"$set": {"state": "requeuing", "requeue": {"token": uuid.uuid4().hex, "by": by, "at": now}}}
+    claim = {
+        "$set": {"state": "requeuing", "requeue": {"token": uuid.uuid4().hex, "by": by, "at": now}},
+        "$push": {"history": {"$each": [{"event": "requeued", "by": by, "at": now}], "$slice": -HISTORY_MAX}},
+    }
     # A dead letter starts a new requeue (count + 1); a stranded claim is taken over with the count it had, since
     # its copy may already be on the queue. Two plain filters rather than one `$or`, which SecantusDB answers by
     # walking the collection.
@@ -191,7 +176,13 @@ async def discard(
                 "state": "discarded",
                 "discard": {"reason": reason, "by": by, "at": now},
                 "expires_at": now + RETENTION,
-            }
+            },
+            "$push": {
+                "history": {
+                    "$each": [{"event": "discarded", "by": by, "at": now, "reason": reason}],
+                    "$slice": -HISTORY_MAX,
+                }
+            },
         },
         return_document=ReturnDocument.AFTER,
     )

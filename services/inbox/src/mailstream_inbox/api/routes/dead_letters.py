@@ -75,12 +75,12 @@ class HeaderPublic(BaseModel):
     value: Any
 
 
-class DeathPublic(BaseModel):
-    reason: str | None
-    attempts: int | None
-    dead_at: datetime | None
-    requeued_at: datetime | None
-    requeued_by: str | None
+class HistoryEntry(BaseModel):
+    event: Literal["died", "requeued", "discarded"]
+    at: datetime
+    by: str | None = Field(default=None, description="Who requeued or discarded it (`api_key:<id>`, `cli`)")
+    reason: str | None = Field(default=None, description="Why it died, or why it was discarded")
+    attempts: int | None = Field(default=None, description="Deliveries tried before this death")
 
 
 class DiscardPublic(BaseModel):
@@ -105,7 +105,14 @@ class DeadLetterPublic(DeadLetterSummary):
                         "subject": "Where is my parcel?",
                         "raw": "[24560 characters omitted]",
                     },
-                    "history": [],
+                    "history": [
+                        {
+                            "event": "died",
+                            "at": "2026-12-05T02:41:13Z",
+                            "reason": "Reject: stream 8c1f... is not known here at store.py:212",
+                            "attempts": 8,
+                        }
+                    ],
                     "requeued_at": None,
                     "discard": None,
                 }
@@ -118,7 +125,7 @@ class DeadLetterPublic(DeadLetterSummary):
         description="The JSON body, bounded: mail and file bytes replaced by their size, secret-looking fields"
         " redacted, long strings and lists cut; null when the body is not JSON"
     )
-    history: list[DeathPublic] = Field(description="Earlier deaths of this message, each ended by a requeue")
+    history: list[HistoryEntry] = Field(description="Each death, requeue and discard of this letter, oldest first")
     requeued_at: datetime | None
     discard: DiscardPublic | None
 
