@@ -19,8 +19,9 @@ hand (a test fails when this file and the code disagree).
 Every message is JSON on the topic exchange `{exchange}`, published persistent with publisher confirms. The
 routing key is the event name. AMQP headers: `x-event` (the event name), `x-schema-version`, and the AMQP
 `correlation_id` property, which follows one mail or one API request through every queue and log line. Consumers
-add `x-attempt` and `x-first-seen` when they schedule a retry, and `x-origin-queue` and `x-error` when they
-dead-letter. Fields every message has: `event_id` (unique per publication), `occurred_at` (UTC),
+add `x-attempt` and `x-first-seen` when they schedule a retry, `x-origin-exchange` and `x-origin-routing-key`
+(where it was first published) at its first failure, and `x-origin-queue`, `x-error` and `x-dead-lettered-at` when
+they dead-letter; a copy an operator requeued carries `x-requeues`. Fields every message has: `event_id` (unique per publication), `occurred_at` (UTC),
 `correlation_id`. Bytes (`raw`) travel as standard base64.
 
 Queues: each consumer owns a durable quorum queue; failures go to `<queue>.retry.<N>s` (TTL queues that

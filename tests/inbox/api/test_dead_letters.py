@@ -8,6 +8,7 @@ exactly once. Another account and agent keys see nothing.
 """
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from tests.support.inbox_gateway import Gateway
 from tests.support.waiting import wait_for
 
 from ..conftest import PROBE_QUEUE
+from .test_cli_and_keys import run_cli_in_process
 
 
 class ProbeRequested(Event):
@@ -235,3 +237,58 @@ async def _true_if(value, expected: float) -> bool:
 
 async def _true_if_now(condition: bool) -> bool:
     return condition
+
+
+async def test_the_operator_cli_sees_every_account_and_requeues_and_discards(
+    probe, account, other_account, inbox_gateway, backends, monkeypatch, capsys
+):
+    consumer, broker = probe
+    mine = ProbeRequested(account_id=account.account_id, customer="unknown-cli-1")
+    theirs = ProbeRequested(account_id=other_account.account_id, customer="unknown-cli-2")
+    for event in (mine, theirs):
+        await broker.publish(event)
+    mine_item = await dead_letter_of(account.admin, mine.event_id)
+    theirs_item = await dead_letter_of(other_account.admin, theirs.event_id)
+    monkeypatch.setenv("AMQP_URL", backends.amqp_url)
+
+    code, out, _ = await run_cli_in_process(
+        inbox_gateway, monkeypatch, capsys, "dead-letters", "list", "--queue", PROBE_QUEUE
+    )
+    listed = {json.loads(line)["id"]: json.loads(line) for line in out.splitlines()}
+    assert code == 0 and {mine_item["id"], theirs_item["id"]} <= set(listed)
+    assert listed[theirs_item["id"]]["account_id"] == other_account.account_id
+
+    code, out, _ = await run_cli_in_process(
+        inbox_gateway, monkeypatch, capsys, "dead-letters", "show", "--id", mine_item["id"]
+    )
+    shown = json.loads(out)
+    assert code == 0 and shown["preview"]["customer"] == "unknown-cli-1" and shown["history"][0]["event"] == "died"
+
+    code, out, _ = await run_cli_in_process(
+        inbox_gateway,
+        monkeypatch,
+        capsys,
+        "dead-letters",
+        "discard",
+        "--id",
+        theirs_item["id"],
+        "--reason",
+        "spam test",
+    )
+    assert code == 0 and json.loads(out)["state"] == "discarded"
+    discarded = (await other_account.admin.get(f"/v1/dead-letters/{theirs_item['id']}")).json()
+    assert discarded["discard"] == {"reason": "spam test", "by": "cli", "at": discarded["discard"]["at"]}
+
+    consumer.fixed.add("unknown-cli-1")
+    code, out, _ = await run_cli_in_process(
+        inbox_gateway, monkeypatch, capsys, "dead-letters", "requeue", "--id", mine_item["id"]
+    )
+    assert code == 0 and json.loads(out) == {"id": mine_item["id"], "outcome": "requeued"}
+    await wait_for(lambda: _true_if_now(mine.event_id in consumer.processed), timeout=30, what="processed")
+    await wait_for(lambda: queue_is_drained(backends), timeout=30, what="the probe queue drained")
+    assert consumer.processed.count(mine.event_id) == 1 and theirs.event_id not in consumer.processed
+
+    code, _, err = await run_cli_in_process(
+        inbox_gateway, monkeypatch, capsys, "dead-letters", "discard", "--id", mine_item["id"], "--reason", "late"
+    )
+    assert code == 1 and "not dead" in err
