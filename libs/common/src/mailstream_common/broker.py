@@ -165,7 +165,8 @@ class Broker:
         self, event: Event, spec: topology.QueueSpec, delay_seconds: float, *, timeout: float | None = None
     ) -> int:
         """Put `event` on the rung of `spec`'s delay ladder for `delay_seconds` (`delays.ladder_tier`); it reaches
-        `spec`'s queue when that tier's TTL runs out. Confirmed like `publish`; returns the tier used."""
+        `spec`'s queue when that tier's TTL runs out (the shared tiers, `topology.declare_retry_tier`). Confirmed like
+        `publish`; returns the tier used."""
         if self._publish_channel is None:
             raise PublishError("not connected")
         tier = delays.ladder_tier(delay_seconds, spec.retry_delays)
@@ -177,13 +178,16 @@ class Broker:
             message_id=event.event_id,
             correlation_id=cid,
             app_id=self._service,
-            headers={HEADER_EVENT: event.event_name, HEADER_SCHEMA_VERSION: event.schema_version},
+            headers={
+                HEADER_EVENT: event.event_name,
+                HEADER_SCHEMA_VERSION: event.schema_version,
+                topology.HEADER_RETRY_TIER: str(tier),
+            },
         )
+        retry_exchange = await self._publish_channel.get_exchange(topology.RETRY_EXCHANGE, ensure=False)
         try:
             confirmation = await asyncio.wait_for(
-                self._publish_channel.default_exchange.publish(
-                    message, routing_key=spec.retry_queue(tier), mandatory=True
-                ),
+                retry_exchange.publish(message, routing_key=spec.name, mandatory=True),
                 timeout or self._confirm_timeout,
             )
         except Exception as exc:
@@ -258,9 +262,16 @@ class Broker:
             await self._connection.close()
 
     async def _republish_raw(
-        self, channel: AbstractChannel, queue_name: str, message: AbstractIncomingMessage, headers: dict[str, Any]
+        self,
+        channel: AbstractChannel,
+        routing_key: str,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        *,
+        exchange: str = "",
     ) -> None:
-        """Put a copy of `message` on a named queue (retry tier or dead-letter) and wait for the confirm."""
+        """Put a copy of `message` on a named queue (the default exchange: a dead-letter queue) or through a named
+        exchange (the retry tiers, with the work queue's name as routing key), and wait for the confirm."""
         copy = aio_pika.Message(
             body=message.body,
             content_type=message.content_type,
@@ -270,11 +281,12 @@ class Broker:
             app_id=message.app_id,
             headers={**(message.headers or {}), **headers},
         )
+        target = channel.default_exchange if not exchange else await channel.get_exchange(exchange, ensure=False)
         confirmation = await asyncio.wait_for(
-            channel.default_exchange.publish(copy, routing_key=queue_name, mandatory=True), self._confirm_timeout
+            target.publish(copy, routing_key=routing_key, mandatory=True), self._confirm_timeout
         )
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
-            raise PublishError(f"republish to {queue_name} not confirmed: {confirmation!r}")
+            raise PublishError(f"republish to {exchange or 'queue'} {routing_key} not confirmed: {confirmation!r}")
 
 
 class _Consumer(Generic[E]):
@@ -400,14 +412,16 @@ class _Consumer(Generic[E]):
         try:
             await self.broker._republish_raw(
                 self.channel,
-                self.spec.retry_queue(tier),
+                self.spec.name,
                 message,
                 {
                     HEADER_ATTEMPT: attempt + 1,
                     HEADER_FIRST_SEEN: first_seen,
                     HEADER_ERROR: _describe(exc),
+                    topology.HEADER_RETRY_TIER: str(tier),
                     **_origin_headers(message),
                 },
+                exchange=topology.RETRY_EXCHANGE,
             )
         except Exception as republish_error:
             log.warning(

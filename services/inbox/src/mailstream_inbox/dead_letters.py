@@ -21,6 +21,7 @@ from mailstream_common.broker import (
     HEADER_ORIGIN_ROUTING_KEY,
     HEADER_REQUEUES,
 )
+from mailstream_common.topology import HEADER_RETRY_TIER
 
 STATES = ("dead", "requeuing", "requeued", "discarded")
 
@@ -178,7 +179,7 @@ def letter_record(
 
 
 #: Headers a requeued copy drops: it starts its retries afresh, and the keeper's record holds the old ones.
-RESET_ON_REQUEUE = (HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_ERROR, HEADER_DEAD_LETTERED_AT)
+RESET_ON_REQUEUE = (HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_ERROR, HEADER_DEAD_LETTERED_AT, HEADER_RETRY_TIER)
 
 
 def requeue_headers(pairs: list[dict[str, Any]], requeues: int) -> dict[str, Any]:
