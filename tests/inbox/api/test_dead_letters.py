@@ -161,6 +161,9 @@ async def test_a_message_that_exhausts_its_retries_dies_with_its_attempts_and_is
     items = [await dead_letter_of(account.admin, event.event_id) for event in events]
     assert all(item["attempts"] == PROBE.max_attempts for item in items)
     assert all(item["reason"].startswith("RuntimeError: CRM answered 500") for item in items)
+    # Its origin is the first publication's, not the retry tier it came back from.
+    assert all(item["origin_routing_key"] == "tests.probe_requested" for item in items)
+    assert all(item["origin_exchange"] == topology.EVENTS_EXCHANGE for item in items)
 
     consumer.fixed.update({"flaky-0", "flaky-1"})
     result = await account.admin.post("/v1/dead-letters/requeue", json={"queue": PROBE_QUEUE})
