@@ -93,19 +93,20 @@ async def gauge(gateway: Gateway) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def retries() -> float:
+    return MESSAGES_CONSUMED.labels(PROBE_QUEUE, "retry")._value.get()
+
+
 async def queue_is_drained(backends: Backends) -> bool:
     """Nothing ready or unacked on the probe queue (a passive declare counts ready messages; the consumer's acks
-    are counted separately), and nothing on its retry tier."""
+    are counted separately). The retry tiers are shared by every queue: the tests compare `retries()` instead."""
     connection = await aio_pika.connect(backends.amqp_url)
     try:
         channel = await connection.channel()
-        counts = [
-            (await channel.declare_queue(name, passive=True)).declaration_result.message_count
-            for name in (PROBE_QUEUE, PROBE.retry_queue(1))
-        ]
+        queue = await channel.declare_queue(PROBE_QUEUE, passive=True)
     finally:
         await connection.close()
-    return counts == [0, 0]
+    return queue.declaration_result.message_count == 0
 
 
 async def test_a_poison_message_is_listed_requeued_after_the_fix_and_processed_once(
@@ -138,6 +139,7 @@ async def test_a_poison_message_is_listed_requeued_after_the_fix_and_processed_o
     assert (await account.agent.post(f"/v1/dead-letters/{item['id']}/requeue")).status_code == 403
 
     consumer.fixed.add("unknown-1")  # the cause is fixed: the CRM knows the customer now
+    retries_before = retries()
     acked_before = acked()
     requeued = await account.admin.post(f"/v1/dead-letters/{item['id']}/requeue")
     assert requeued.status_code == 200, requeued.text
@@ -146,6 +148,7 @@ async def test_a_poison_message_is_listed_requeued_after_the_fix_and_processed_o
 
     await wait_for(lambda: _true_if_now(acked() >= acked_before + 1), timeout=30, what="the requeued copy acked")
     await wait_for(lambda: queue_is_drained(backends), timeout=30, what="the probe queue drained")
+    assert retries() == retries_before  # no copy of it waits in a retry tier
     assert consumer.processed.count(event.event_id) == 1
     assert event.event_id not in {i["message_id"] for i in await letters(account.admin)}
     await wait_for(lambda: _true_if(gauge(inbox_gateway), dead_before), timeout=30, what="the gauge back")
@@ -166,6 +169,7 @@ async def test_a_message_that_exhausts_its_retries_dies_with_its_attempts_and_is
     assert all(item["origin_exchange"] == topology.EVENTS_EXCHANGE for item in items)
 
     consumer.fixed.update({"flaky-0", "flaky-1"})
+    retries_before = retries()
     result = await account.admin.post("/v1/dead-letters/requeue", json={"queue": PROBE_QUEUE})
     assert result.status_code == 200, result.text
     assert sorted(result.json()["requeued"]) == sorted(item["id"] for item in items)
@@ -174,6 +178,7 @@ async def test_a_message_that_exhausts_its_retries_dies_with_its_attempts_and_is
         lambda: _true_if_now(all(e.event_id in consumer.processed for e in events)), timeout=30, what="both processed"
     )
     await wait_for(lambda: queue_is_drained(backends), timeout=30, what="the probe queue drained")
+    assert retries() == retries_before  # no copy of it waits in a retry tier
     assert [consumer.processed.count(e.event_id) for e in events] == [1, 1]
     requeued = await letters(account.admin, state="requeued")
     assert {i["id"] for i in items} <= {i["id"] for i in requeued}
@@ -225,12 +230,14 @@ async def test_two_operators_requeueing_one_letter_at_once_requeue_it_once(probe
     await broker.publish(event)
     item = await dead_letter_of(account.admin, event.event_id)
     consumer.fixed.add("unknown-raced")
+    retries_before = retries()
     responses = await asyncio.gather(*(account.admin.post(f"/v1/dead-letters/{item['id']}/requeue") for _ in range(4)))
     assert sorted(r.status_code for r in responses) == [200, 409, 409, 409]
     await wait_for(
         lambda: _true_if_now(event.event_id in consumer.processed), timeout=30, what="the requeued copy processed"
     )
     await wait_for(lambda: queue_is_drained(backends), timeout=30, what="the probe queue drained")
+    assert retries() == retries_before  # no copy of it waits in a retry tier
     assert consumer.processed.count(event.event_id) == 1
 
 
@@ -283,12 +290,14 @@ async def test_the_operator_cli_sees_every_account_and_requeues_and_discards(
     assert discarded["discard"] == {"reason": "spam test", "by": "cli", "at": discarded["discard"]["at"]}
 
     consumer.fixed.add("unknown-cli-1")
+    retries_before = retries()
     code, out, _ = await run_cli_in_process(
         inbox_gateway, monkeypatch, capsys, "dead-letters", "requeue", "--id", mine_item["id"]
     )
     assert code == 0 and json.loads(out) == {"id": mine_item["id"], "outcome": "requeued"}
     await wait_for(lambda: _true_if_now(mine.event_id in consumer.processed), timeout=30, what="processed")
     await wait_for(lambda: queue_is_drained(backends), timeout=30, what="the probe queue drained")
+    assert retries() == retries_before  # no copy of it waits in a retry tier
     assert consumer.processed.count(mine.event_id) == 1 and theirs.event_id not in consumer.processed
 
     code, _, err = await run_cli_in_process(
