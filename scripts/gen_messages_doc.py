@@ -20,15 +20,17 @@ hand (a test fails when this file and the code disagree). The same contracts as 
 Every message is JSON on the topic exchange `{exchange}`, published persistent with publisher confirms. The
 routing key is the event name. AMQP headers: `x-event` (the event name), `x-schema-version`, and the AMQP
 `correlation_id` property, which follows one mail or one API request through every queue and log line. Consumers
-add `x-attempt` and `x-first-seen` when they schedule a retry, and `x-origin-queue` and `x-error` when they
-dead-letter. With tracing on, `traceparent` and `tracestate` carry the W3C trace context (docs/operations.md,
-"Following one mail"); retry and dead-letter copies keep it.
+add `x-attempt` and `x-first-seen` when they schedule a retry, `x-origin-exchange` and `x-origin-routing-key`
+(where it was first published) at its first failure, and `x-origin-queue`, `x-error` and `x-dead-lettered-at` when
+they dead-letter; a copy an operator requeued carries `x-requeues`. With tracing on, `traceparent` and `tracestate`
+carry the W3C trace context (docs/operations.md, "Following one mail"); retry and dead-letter copies keep it.
 Fields every message has: `event_id` (unique per publication), `occurred_at` (UTC),
 `correlation_id`. Bytes (`raw`) travel as standard base64.
 
-Queues: each consumer owns a durable quorum queue; failures go to `<queue>.retry.<N>s` (TTL queues that
-dead-letter back into the queue) and, after the attempt cap or at once for a message that can never succeed, to
-`<queue>.dead`. Replica-local queues (`<service>.replica.<id>`) are exclusive and vanish with their process.
+Queues: each consumer owns a durable quorum queue; failures wait in the shared delay tiers `mailstream.retry.<N>s`
+(quorum queues with a TTL that dead-letter at least once back into the queue, through the exchanges
+`mailstream.retry` and `mailstream.retry.due`) and, after the attempt cap or at once for a message that can never
+succeed, go to `<queue>.dead`, which inbox's dead-letter keeper empties into its `dead_letters` collection. Replica-local queues (`<service>.replica.<id>`) are exclusive and vanish with their process.
 
 `stream.changed`, `topic.changed` and `canned_response.changed` carry the entity's whole state (as far as any
 consumer needs it) and its `version`, the revision inbox increments with every write; each consuming service keeps a

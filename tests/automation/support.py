@@ -93,7 +93,7 @@ def automation_process(
 async def delete_queues(broker: Broker, spec: topology.QueueSpec) -> None:
     channel = await broker.connection.channel()
     try:
-        for name in (spec.name, spec.dead_letter_queue, *(spec.retry_queue(d) for d in spec.retry_delays)):
+        for name in (spec.name, spec.dead_letter_queue):  # the retry tiers are shared by every queue
             await channel.queue_delete(name)
     finally:
         await channel.close()

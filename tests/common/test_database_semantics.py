@@ -424,6 +424,34 @@ HOT_QUERIES: dict[str, HotQuery] = {
         {"account_id": "a", "address": {"$in": ["x@y.z"]}, "suppressed": True},
         secantus_scans=True,
     ),
+    # inbox: dead letters, listed by an account's admins and by the operator, and a letter's body
+    "dead letters of an account": HotQuery(
+        "inbox",
+        "dead_letters",
+        {"account_id": "a", "state": "dead"},
+        [("dead_at", DESCENDING), ("_id", DESCENDING)],
+        51,
+        sorted_by_index=True,
+    ),
+    "dead letters of an account's queue": HotQuery(
+        "inbox",
+        "dead_letters",
+        {"account_id": "a", "state": "dead", "queue": "q"},
+        [("dead_at", DESCENDING), ("_id", DESCENDING)],
+        51,
+        sorted_by_index=True,
+    ),
+    "dead letters of a queue (operator)": HotQuery(
+        "inbox",
+        "dead_letters",
+        {"state": "dead", "queue": "q"},
+        [("dead_at", DESCENDING), ("_id", DESCENDING)],
+        51,
+        sorted_by_index=True,
+    ),
+    "a dead letter's body, in order": HotQuery(
+        "inbox", "dead_letter_bodies", {"letter_id": "l"}, [("n", ASCENDING)], sorted_by_index=True
+    ),
 }
 
 

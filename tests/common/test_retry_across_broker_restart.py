@@ -1,11 +1,11 @@
 """A message waiting in a retry queue survives a RabbitMQ restart and comes back to its work queue (found by the
 fault suite's large run, issue 12).
 
-The retry tiers are classic queues whose expired messages are dead-lettered back to the work queue. A classic
-queue dead-letters at most once: a message that expired while the node was down is dead-lettered as the
-node recovers, before the work queue (a quorum queue) has its leader again, and is dropped without a trace. The
-fault suite saw a reply deferred (domains unreachable) just before the restart never sent. Strict xfail until the
-tiers dead-letter at least once (quorum tiers did, but slowed the shared test broker's start-up: see the docs).
+The retry tiers were classic queues whose expired messages were dead-lettered back to the work queue. A classic
+queue dead-letters at most once: a message that expired while the node was down was dead-lettered as the node
+recovered, before the work queue (a quorum queue) had its leader again, and was dropped without a trace. The fault
+suite saw a reply deferred (domains unreachable) just before the restart never sent. The tiers are now shared
+quorum queues that dead-letter at least once (`topology.declare_retry_tier`).
 
 Real RabbitMQ: a private node of this test's own (never the shared one), stopped and started on its storage.
 """
@@ -51,10 +51,6 @@ def _event() -> StreamChanged:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect, not fixed yet: classic retry tiers dead-letter at most once (docs/reliability.md, Faults)",
-)
 async def test_a_message_in_a_retry_queue_during_a_broker_restart_is_retried_after_it(rabbit: PrivateRabbit):
     spec = topology.QueueSpec("test.retry.restart", (StreamChanged,), retry_delays=(5,), max_attempts=5)
     broker = Broker(rabbit.url, service="test-retry-restart")

@@ -17,11 +17,15 @@ from mailstream_common.contracts import MailAnalysed
 from mailstream_common.metrics import MESSAGES_CONSUMED
 from mailstream_inbox.repositories import accounts as accounts_repo
 from mailstream_inbox.repositories import api_keys as api_keys_repo
+from mailstream_inbox.settings import default_dead_letter_queues
 from tests.support.backends import Backends
 from tests.support.inbox_gateway import Gateway, running_gateway
 from tests.support.waiting import wait_for
 
 from .mail import build_mail
+
+#: A queue only tests/inbox/api/test_dead_letters.py consumes (with a consumer that fails for some inputs).
+PROBE_QUEUE = "tests.dead_letter_probe"
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
@@ -34,6 +38,9 @@ async def inbox_gateway(backends: Backends) -> AsyncIterator[Gateway]:
         DOMAINS_URL="http://127.0.0.1:9",
         AUTOMATION_URL="http://127.0.0.1:9",
         SENDER_URL="http://127.0.0.1:9",
+        # The dead-letter tests' own consumer fails on purpose in this queue; the keeper watches it too.
+        INBOX_DEAD_LETTER_QUEUES=[*default_dead_letter_queues(), PROBE_QUEUE],
+        INBOX_DEAD_LETTER_GAUGE_SECONDS=0.2,
     ) as gateway:
         yield gateway
 

@@ -147,6 +147,13 @@ def _stored_message_ids(uri: str, database: str, stream_id: str) -> list[str]:
         return [_bare(doc["message_id_header"]) for doc in cursor]
 
 
+def _dead_letters(uri: str, database: str) -> list[dict]:
+    """What inbox's dead-letter keeper took off the `<queue>.dead` queues (they stay near empty while it runs, so an
+    empty dead-letter queue alone no longer means that nothing died)."""
+    with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+        return list(client[database].dead_letters.find({}, {"queue": 1, "reason": 1, "attempts": 1}))
+
+
 def _queue_depths(amqp_url: str) -> dict[str, int] | None:
     """Messages (ready + unacked) per work queue of the system's vhost (retry and dead-letter queues included, the
     bounded journal nobody consumes left out); None where rabbitmqctl cannot tell."""
@@ -238,6 +245,7 @@ def test_every_mail_that_got_250_is_in_the_inbox_exactly_once_across_a_database_
 
     duplicates = {m: stored.count(m) for m in set(stored) if stored.count(m) > 1}
     assert not duplicates, f"stored more than once: {duplicates}"
+    assert not (dead := _dead_letters(server.uri, database)), f"dead-lettered: {dead}"
     assert set(stored) == accepted, f"stored but never accepted: {set(stored) - accepted}"
     with MongoClient(server.uri) as mongo:
         assert mongo[database].conversations.count_documents({"stream_id": stream["id"]}) == MAILS

@@ -49,7 +49,7 @@ from tests.reliability.fault_support import (
     private_rabbit_unavailable,
     relay_tokens,
 )
-from tests.reliability.test_database_crash import _is_secantus, _stored_message_ids
+from tests.reliability.test_database_crash import _dead_letters, _is_secantus, _stored_message_ids
 from tests.support.backends import Backends
 from tests.support.controllable_relay import ControllableRelay
 from tests.support.secantus import SecantusServer, secantusd_binary
@@ -270,6 +270,8 @@ def test_under_load_every_fault_heals_and_nothing_is_lost_or_duplicated(drill, c
     assert not duplicates, f"stored more than once: {duplicates}"
     refused_but_stored = {m for m in stored if outcome.get(m) in ("4xx", "5xx")}
     assert not refused_but_stored, f"stored although refused with 4xx/5xx: {refused_but_stored}"
+    # The keeper empties the dead-letter queues into the inbox's database: nothing may have died.
+    assert not (dead := _dead_letters(server.uri, system.env["MONGODB_DATABASE"])), f"dead-lettered: {dead}"
     assert set(stored) <= set(outcome), "stored a mail nobody sent"
 
     # Replies: once each at the relay, or twice inside the documented window (a sender kill between the copies).

@@ -188,7 +188,7 @@ async def sender_factory(broker: Broker, mongo_db: AsyncDatabase, relay: Recordi
     channel = await cleanup.connection.channel()
     for harness, _, _ in made:
         spec = harness.spec
-        for name in [spec.name, spec.dead_letter_queue, *(spec.retry_queue(d) for d in spec.retry_delays)]:
+        for name in [spec.name, spec.dead_letter_queue]:  # the retry tiers are shared by every queue
             await channel.queue_delete(name)
     await cleanup.close()
 

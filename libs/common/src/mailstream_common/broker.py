@@ -43,6 +43,12 @@ HEADER_ATTEMPT = "x-attempt"
 HEADER_FIRST_SEEN = "x-first-seen"
 HEADER_ORIGIN_QUEUE = "x-origin-queue"
 HEADER_ERROR = "x-error"
+# Where the message first came from (kept through retries, so a dead letter still names it), when it died, and how
+# often an operator requeued it (the dead-letter keeper tells a new death from a redelivered copy by it).
+HEADER_ORIGIN_EXCHANGE = "x-origin-exchange"
+HEADER_ORIGIN_ROUTING_KEY = "x-origin-routing-key"
+HEADER_DEAD_LETTERED_AT = "x-dead-lettered-at"
+HEADER_REQUEUES = "x-requeues"
 
 
 class PublishError(RuntimeError):
@@ -178,12 +184,17 @@ class Broker:
         self, event: Event, spec: topology.QueueSpec, delay_seconds: float, *, timeout: float | None = None
     ) -> int:
         """Put `event` on the rung of `spec`'s delay ladder for `delay_seconds` (`delays.ladder_tier`); it reaches
-        `spec`'s queue when that tier's TTL runs out. Confirmed like `publish`; returns the tier used."""
+        `spec`'s queue when that tier's TTL runs out (the shared tiers, `topology.declare_retry_tier`). Confirmed like
+        `publish`; returns the tier used."""
         if self._publish_channel is None:
             raise PublishError("not connected")
         tier = delays.ladder_tier(delay_seconds, spec.retry_delays)
-        headers: dict[str, Any] = {HEADER_EVENT: event.event_name, HEADER_SCHEMA_VERSION: event.schema_version}
-        with tracing.publishing(event, "", spec.retry_queue(tier), headers):
+        headers: dict[str, Any] = {
+            HEADER_EVENT: event.event_name,
+            HEADER_SCHEMA_VERSION: event.schema_version,
+            topology.HEADER_RETRY_TIER: str(tier),
+        }
+        with tracing.publishing(event, topology.RETRY_EXCHANGE, spec.name, headers):
             await self._publish_delayed_confirmed(event, spec, tier, headers, timeout)
         return tier
 
@@ -201,11 +212,10 @@ class Broker:
             app_id=self._service,
             headers=headers,
         )
+        retry_exchange = await self._publish_channel.get_exchange(topology.RETRY_EXCHANGE, ensure=False)
         try:
             confirmation = await asyncio.wait_for(
-                self._publish_channel.default_exchange.publish(
-                    message, routing_key=spec.retry_queue(tier), mandatory=True
-                ),
+                retry_exchange.publish(message, routing_key=spec.name, mandatory=True),
                 timeout or self._confirm_timeout,
             )
         except Exception as exc:
@@ -215,6 +225,40 @@ class Broker:
             MESSAGES_PUBLISHED.labels(event.event_name, "failed").inc()
             raise PublishError(f"{event.event_name} (delayed) not confirmed: {confirmation!r}")
         MESSAGES_PUBLISHED.labels(event.event_name, "confirmed").inc()
+
+    async def publish_to_queue(
+        self,
+        queue_name: str,
+        body: bytes,
+        *,
+        headers: dict[str, Any],
+        message_id: str | None,
+        correlation_id: str | None,
+        content_type: str | None = "application/json",
+        timeout: float | None = None,
+    ) -> None:
+        """Put a message, as it is, straight on one named queue (not through the exchange, so no other queue bound
+        to its event gets a copy), persistent and confirmed like `publish`; raise `PublishError` otherwise."""
+        if self._publish_channel is None:
+            raise PublishError("not connected")
+        message = aio_pika.Message(
+            body=body,
+            content_type=content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            app_id=self._service,
+            headers=headers,
+        )
+        try:
+            confirmation = await asyncio.wait_for(
+                self._publish_channel.default_exchange.publish(message, routing_key=queue_name, mandatory=True),
+                timeout or self._confirm_timeout,
+            )
+        except Exception as exc:
+            raise PublishError(f"message to queue {queue_name} not confirmed: {exc!r}") from exc
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise PublishError(f"message to queue {queue_name} not confirmed: {confirmation!r}")
 
     def consume(
         self,
@@ -245,9 +289,16 @@ class Broker:
             await self._connection.close()
 
     async def _republish_raw(
-        self, channel: AbstractChannel, queue_name: str, message: AbstractIncomingMessage, headers: dict[str, Any]
+        self,
+        channel: AbstractChannel,
+        routing_key: str,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        *,
+        exchange: str = "",
     ) -> None:
-        """Put a copy of `message` on a named queue (retry tier or dead-letter) and wait for the confirm.
+        """Put a copy of `message` on a named queue (the default exchange: a dead-letter queue) or through a named
+        exchange (the retry tiers, with the work queue's name as routing key), and wait for the confirm.
 
         Every header survives, the trace context included; with tracing on, the copy's `traceparent` names the
         attempt that failed, so the next attempt (or the dead letter) hangs under it in the same trace."""
@@ -262,11 +313,12 @@ class Broker:
             app_id=message.app_id,
             headers=headers,
         )
+        target = channel.default_exchange if not exchange else await channel.get_exchange(exchange, ensure=False)
         confirmation = await asyncio.wait_for(
-            channel.default_exchange.publish(copy, routing_key=queue_name, mandatory=True), self._confirm_timeout
+            target.publish(copy, routing_key=routing_key, mandatory=True), self._confirm_timeout
         )
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
-            raise PublishError(f"republish to {queue_name} not confirmed: {confirmation!r}")
+            raise PublishError(f"republish to {exchange or 'queue'} {routing_key} not confirmed: {confirmation!r}")
 
 
 class _Consumer(Generic[E]):
@@ -399,9 +451,16 @@ class _Consumer(Generic[E]):
         try:
             await self.broker._republish_raw(
                 self.channel,
-                self.spec.retry_queue(tier),
+                self.spec.name,
                 message,
-                {HEADER_ATTEMPT: attempt + 1, HEADER_FIRST_SEEN: first_seen, HEADER_ERROR: _describe(exc)},
+                {
+                    HEADER_ATTEMPT: attempt + 1,
+                    HEADER_FIRST_SEEN: first_seen,
+                    HEADER_ERROR: _describe(exc),
+                    topology.HEADER_RETRY_TIER: str(tier),
+                    **_origin_headers(message),
+                },
+                exchange=topology.RETRY_EXCHANGE,
             )
         except Exception as republish_error:
             log.warning(
@@ -431,7 +490,12 @@ class _Consumer(Generic[E]):
                 self.channel,
                 self.spec.dead_letter_queue,
                 message,
-                {HEADER_ORIGIN_QUEUE: self.spec.name, HEADER_ERROR: _describe(exc)},
+                {
+                    HEADER_ORIGIN_QUEUE: self.spec.name,
+                    HEADER_ERROR: _describe(exc),
+                    HEADER_DEAD_LETTERED_AT: time.time(),
+                    **_origin_headers(message),
+                },
             )
         except Exception as republish_error:
             log.warning(
@@ -446,6 +510,15 @@ class _Consumer(Generic[E]):
 
 class _UnknownContract(Exception):
     pass
+
+
+def _origin_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """The exchange and routing key the message was first published with; a retried copy arrives from its retry
+    tier through the default exchange, so the first failure's record is kept."""
+    headers = message.headers or {}
+    if HEADER_ORIGIN_ROUTING_KEY in headers:
+        return {}
+    return {HEADER_ORIGIN_EXCHANGE: message.exchange or "", HEADER_ORIGIN_ROUTING_KEY: message.routing_key or ""}
 
 
 def _channel_open(message: AbstractIncomingMessage) -> bool:

@@ -3,8 +3,14 @@
 One durable topic exchange carries every event; its routing key is the event's `event_name`. Each consumer
 owns a durable quorum queue bound to the events it needs, plus:
 
-- `<queue>.retry.<N>s`: classic queues with a message TTL that dead-letter back into `<queue>` (delayed retry);
-  a message goes to the smallest tier that is at least the wanted delay.
+- delayed retry through the shared tiers `mailstream.retry.<N>s`: one quorum queue per delay for the whole system
+  (not per work queue), with a message TTL, dead-lettering **at least once** back to the work queue named by the
+  message's routing key (through `mailstream.retry.due`, to which every work queue is bound by its own name). A
+  message goes to the smallest tier that is at least the wanted delay (`mailstream.retry`, a headers exchange,
+  picks the tier by the `retry-tier` header). At least once: a message that expires while its work queue cannot
+  take it (the node restarting, the queue's leader not elected yet) stays in the tier until it can; classic TTL
+  queues dead-letter at most once and dropped such messages. Quorum queues cost more to create than classic ones,
+  so there are only as many as distinct delays (bench/topology_declare.py).
 - `<queue>.dead`: where a poison message ends after `max_attempts`, or at once when it can never succeed,
   with headers naming its origin and the error.
 
@@ -12,6 +18,7 @@ Replica-local queues (cache invalidation, live-update fan-out) are exclusive and
 their process runs and carry nothing that must survive it.
 """
 
+import weakref
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -39,12 +46,20 @@ from .contracts import (
 )
 
 EVENTS_EXCHANGE = "mailstream.events"
+RETRY_EXCHANGE = "mailstream.retry"  # headers exchange: a retry copy goes to the tier its `retry-tier` names
+RETRY_DUE_EXCHANGE = "mailstream.retry.due"  # direct: an expired copy goes back to the queue its routing key names
+# Not an `x-` name: a headers exchange ignores those when matching.
+HEADER_RETRY_TIER = "retry-tier"
 
 DEFAULT_RETRY_DELAYS: tuple[int, ...] = (1, 5, 30, 120, 600)
 
 
 def routing_key(event: type[Event] | Event) -> str:
     return event.event_name
+
+
+def retry_tier_queue(delay_seconds: int) -> str:
+    return f"mailstream.retry.{delay_seconds}s"
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,8 @@ class QueueSpec:
         return f"{self.name}.dead"
 
     def retry_queue(self, delay_seconds: int) -> str:
-        return f"{self.name}.retry.{delay_seconds}s"
+        """The (shared) tier a retry of this queue waits in for `delay_seconds`."""
+        return retry_tier_queue(delay_seconds)
 
     def retry_tier(self, wanted_seconds: float) -> int:
         """The smallest declared delay that is at least `wanted_seconds` (the largest if none is)."""
@@ -127,6 +143,32 @@ async def declare_exchange(channel: AbstractChannel) -> AbstractExchange:
     return await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
 
 
+# The tiers each channel declared already: declaring the same queue again is only a check, but one spec after another
+# would repeat it for every delay they share.
+_tiers_declared: "weakref.WeakKeyDictionary[AbstractChannel, set[int]]" = weakref.WeakKeyDictionary()
+
+
+async def declare_retry_tier(channel: AbstractChannel, delay_seconds: int) -> None:
+    """One shared delay tier and its binding (idempotent; once per channel)."""
+    declared = _tiers_declared.setdefault(channel, set())
+    if delay_seconds in declared:
+        return
+    exchange = await channel.declare_exchange(RETRY_EXCHANGE, aio_pika.ExchangeType.HEADERS, durable=True)
+    tier = await channel.declare_queue(
+        retry_tier_queue(delay_seconds),
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-message-ttl": delay_seconds * 1000,
+            "x-dead-letter-exchange": RETRY_DUE_EXCHANGE,  # no dead-letter routing key: the message's own names
+            "x-dead-letter-strategy": "at-least-once",  # kept until the work queue confirmed it
+            "x-overflow": "reject-publish",  # required by at-least-once dead-lettering
+        },
+    )
+    await tier.bind(exchange, arguments={"x-match": "all", HEADER_RETRY_TIER: str(delay_seconds)})
+    declared.add(delay_seconds)
+
+
 async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> aio_pika.abc.AbstractQueue:
     """Declare a consumer's queue with its retry tiers and dead-letter queue, and bind it. Idempotent."""
     exchange = await declare_exchange(channel)
@@ -137,16 +179,10 @@ async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> aio_pika.a
             spec.name, durable=True, arguments={"x-queue-type": "quorum", **spec.arguments}
         )
         await channel.declare_queue(spec.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
+        due = await channel.declare_exchange(RETRY_DUE_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+        await queue.bind(due, routing_key=spec.name)
         for delay in spec.retry_delays:
-            await channel.declare_queue(
-                spec.retry_queue(delay),
-                durable=True,
-                arguments={
-                    "x-message-ttl": delay * 1000,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": spec.name,
-                },
-            )
+            await declare_retry_tier(channel, delay)
     for event in spec.events:
         await queue.bind(exchange, routing_key=routing_key(event))
     return queue

@@ -2,7 +2,7 @@
 
 Every command prints JSON on stdout (one object, or one object per line for lists) so it can be piped into jq;
 diagnostics go to stderr. Configuration is the services' own: MONGODB_URI, INBOX_MONGODB_DATABASE (else
-MONGODB_DATABASE), MAILSTREAM_INBOUND_DOMAIN, and AMQP_URL for `projections resync`.
+MONGODB_DATABASE), MAILSTREAM_INBOUND_DOMAIN, and AMQP_URL for `projections resync` and `dead-letters requeue`.
 """
 
 import argparse
@@ -21,13 +21,15 @@ from mailstream_common import mongo, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import ProjectionResyncRequested, utcnow
 
-from . import history_import
+from . import dead_letters, history_import
 from .repositories import accounts as accounts_repo
 from .repositories import api_keys as api_keys_repo
+from .repositories import dead_letters as dead_letters_repo
 from .repositories import ensure_indexes
 from .repositories import streams as streams_repo
 from .repositories import topics as topics_repo
 from .settings import InboxSettings
+from .use_cases import dead_letters as dead_letters_use_case
 
 Command = Callable[[AsyncDatabase, argparse.Namespace, InboxSettings], Awaitable[int]]
 
@@ -197,6 +199,66 @@ async def import_history(db: AsyncDatabase, args: argparse.Namespace, settings: 
     return 0
 
 
+def _letter_summary(doc: dict) -> dict:
+    fields = ("queue", "state", "reason", "attempts", "event", "origin_exchange", "origin_routing_key")
+    more = ("message_id", "correlation_id", "account_id", "dead_at", "requeues", "size")
+    return {"id": doc["_id"], **{name: doc.get(name) for name in (*fields, *more)}}
+
+
+async def dead_letters_list(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    """Every account's letters (the operator's view; an account's admins use /v1/dead-letters)."""
+    letters = await _all_pages(
+        lambda after: dead_letters_repo.list_letters(
+            db, account_id=args.account, state=args.state, queue=args.queue, limit=200, after=after
+        )
+    )
+    for doc in letters:
+        _emit(_letter_summary(doc))
+    return 0
+
+
+async def dead_letters_show(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    doc = await dead_letters_repo.get(db, args.id, account_id=None)
+    if doc is None:
+        raise CliError(f"no dead letter {args.id!r}")
+    shown = {
+        **_letter_summary(doc),
+        "account_ids": doc.get("account_ids", []),
+        "headers": dead_letters.shown_headers(doc.get("headers", [])),
+        "preview": doc.get("preview"),
+        "history": doc.get("history", []),
+    }
+    _emit(shown)
+    return 0
+
+
+async def dead_letters_requeue(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    """Put one letter (`--id`) or every dead letter of a queue (`--queue`) back on its queue."""
+    broker = Broker(settings.amqp_url.get_secret_value(), service="mailstream-cli")
+    await broker.connect()
+    try:
+        if args.id:
+            outcomes = [await dead_letters_use_case.requeue(db, broker, args.id, account_id=None, by="cli")]
+        else:
+            outcomes = await dead_letters_use_case.requeue_queue(db, broker, args.queue, account_id=None, by="cli")
+    finally:
+        await broker.close(grace=1)
+    for outcome in outcomes:
+        _emit({"id": outcome.letter_id, "outcome": outcome.outcome})
+    return 0 if all(o.outcome == "requeued" for o in outcomes) else 1
+
+
+async def dead_letters_discard(db: AsyncDatabase, args: argparse.Namespace, settings: InboxSettings) -> int:
+    reason = args.reason.strip()
+    if not reason or any(c in reason for c in "\r\n\x00"):
+        raise CliError("--reason must be a non-empty single line")
+    result = await dead_letters_use_case.discard(db, args.id, account_id=None, reason=reason, by="cli")
+    if isinstance(result, str):
+        raise CliError(f"dead letter {args.id!r}: {result.replace('_', ' ')}")
+    _emit(_letter_summary(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailstream",
@@ -259,6 +321,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=["stream", "topic", "canned_response"],
     )  # fmt: skip
     resync.set_defaults(run=projections_resync)
+
+    dead = groups.add_parser("dead-letters", help="messages a consumer gave up on: list, show, requeue, discard")
+    dead_cmds = dead.add_subparsers(dest="command", required=True)
+    dead_list = dead_cmds.add_parser("list", help="one JSON object per letter, newest first")
+    dead_list.add_argument("--queue", help="only this queue's letters")
+    dead_list.add_argument("--account", help="only this account's letters")
+    dead_list.add_argument("--state", default="dead", choices=dead_letters.STATES)
+    dead_list.set_defaults(run=dead_letters_list)
+    dead_show = dead_cmds.add_parser("show", help="one letter: headers, a safe preview of the body, its history")
+    dead_show.add_argument("--id", required=True)
+    dead_show.set_defaults(run=dead_letters_show)
+    dead_requeue = dead_cmds.add_parser("requeue", help="put letters back on their queue (needs AMQP_URL)")
+    which = dead_requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", help="one letter")
+    which.add_argument("--queue", help="every dead letter of this queue")
+    dead_requeue.set_defaults(run=dead_letters_requeue)
+    dead_discard = dead_cmds.add_parser("discard", help="drop a letter, recording why")
+    dead_discard.add_argument("--id", required=True)
+    dead_discard.add_argument("--reason", required=True)
+    dead_discard.set_defaults(run=dead_letters_discard)
 
     importer = groups.add_parser(
         "import", help="bring a mailbox's history into a stream, quietly (no automation, no auto-reply)"

@@ -4,9 +4,15 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from mailstream_common import topology
 from mailstream_common.settings import DEV_GATEWAY_TOKEN, CommonSettings, service_database
 
 from .conversation_threading import DEFAULT_SUBJECT_WINDOW
+
+
+def default_dead_letter_queues() -> list[str]:
+    """Every durable work queue of the system (each has a `<queue>.dead`)."""
+    return [spec.name for spec in topology.WORK_QUEUES if not spec.replica_local]
 
 
 class InboxSettings(CommonSettings):
@@ -95,6 +101,18 @@ class InboxSettings(CommonSettings):
         gt=0,
         description="How often a worker republishes stream/topic/canned-response changes the broker did not confirm"
         " (and how old such a change must be)",
+    )
+    dead_letter_queues: list[str] = Field(
+        default_factory=default_dead_letter_queues,
+        alias="INBOX_DEAD_LETTER_QUEUES",
+        description="Queues whose `<queue>.dead` the dead-letter keeper of each worker empties into `dead_letters`"
+        " (JSON list; default: every durable work queue of the system)",
+    )
+    dead_letter_gauge_seconds: float = Field(
+        default=15.0,
+        alias="INBOX_DEAD_LETTER_GAUGE_SECONDS",
+        gt=0,
+        description="How often a worker recounts the dead letters per queue for `mailstream_dead_letters`",
     )
 
     @property

@@ -26,6 +26,7 @@ from mailstream_common.ops import ops_routes
 from mailstream_common.periodic import run_every
 
 from .. import catalogue, consumers, outbox
+from ..consumers.dead_letters import DeadLetterKeeper
 from ..live_hub import LiveHub
 from ..live_journal import LiveJournal
 from ..repositories import ensure_indexes
@@ -39,6 +40,7 @@ from .routes import (
     canned_responses,
     conversation_time,
     conversations,
+    dead_letters,
     email_template,
     events,
     imports,
@@ -68,6 +70,7 @@ ROUTERS = (
     imports.router,
     attachments.router,
     reply_recipients.router,
+    dead_letters.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):
@@ -148,6 +151,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         memory_max=settings.events_memory_max,
         receiving=broker.is_ready,
     )
+    keeper: DeadLetterKeeper | None = None
     journal_task: asyncio.Task[None] | None = None
     relay_tasks: list[asyncio.Task[None]] = []
     relay_stop = asyncio.Event()
@@ -166,6 +170,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             broker.consume(replica_queue, _replica_handler(app), topology.GATEWAY_REPLICA_EVENTS, prefetch=256)
         await broker.start()
         if settings.runs_consumers:
+            keeper = DeadLetterKeeper(app.state.db, broker, settings.dead_letter_queues)
+            await keeper.start()
+            relay_tasks.append(
+                asyncio.create_task(
+                    run_every(settings.dead_letter_gauge_seconds, relay_stop, keeper.refresh_gauge, name="dead letters")
+                )
+            )
             # Outbox relays: what a route stored but could not publish (catalogue.py, outbox.py). Each waits one
             # interval before taking a document, so the route has had its chance.
             relays = (
@@ -193,6 +204,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             journal_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await journal_task
+        if keeper is not None:
+            await keeper.stop()
         await broker.close(settings.shutdown_grace_seconds)
         if journal_task is not None:
             await journal.close()  # after the queue is gone: nothing later is journaled by this replica

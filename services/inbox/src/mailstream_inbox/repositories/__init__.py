@@ -17,6 +17,7 @@ from . import (
     canned_responses,
     conversation_changes,
     conversations,
+    dead_letters,
     live_events,
     messages,
     streams,
@@ -52,6 +53,7 @@ INDEXES = merge(
             timeline,
             conversation_changes,
             uploads,
+            dead_letters,
         )
     )
 )
