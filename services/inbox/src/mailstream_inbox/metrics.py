@@ -1,8 +1,8 @@
-"""Inbox's own Prometheus metrics of stored mail (the gateway's request histogram is in api/middleware.py)."""
+"""Inbox's own Prometheus metrics of stored mail and kept dead letters (the gateway's request histogram is in api/middleware.py)."""
 
 from datetime import UTC, datetime
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECEIVED_TO_STORED_SECONDS = Histogram(
     "mailstream_inbox_received_to_stored_seconds",
@@ -13,6 +13,17 @@ RECEIVED_TO_STORED_SECONDS = Histogram(
 # stream that went quiet (its forwarding broke) from one that never received.
 MAILS_STORED = Counter(
     "mailstream_inbox_mails_stored_total", "Inbound mails newly stored, by stream (not history imports)", ["stream_id"]
+)
+
+DEAD_LETTERS = Gauge(
+    "mailstream_dead_letters",
+    "Dead letters waiting for an operator (state dead), per queue they died in",
+    ["queue"],
+)
+DEAD_LETTERS_KEPT = Counter(
+    "mailstream_dead_letters_kept_total",
+    "Copies the dead-letter keeper took off <queue>.dead, by outcome (kept, died_again, duplicate)",
+    ["queue", "outcome"],
 )
 
 

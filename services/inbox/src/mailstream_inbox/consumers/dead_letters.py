@@ -14,27 +14,16 @@ import logging
 from collections.abc import Sequence
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-from prometheus_client import Counter, Gauge
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import utcnow
 
 from ..dead_letters import letter_record
+from ..metrics import DEAD_LETTERS, DEAD_LETTERS_KEPT
 from ..repositories import dead_letters as letters_repo
 
 log = logging.getLogger(__name__)
-
-DEAD_LETTERS = Gauge(
-    "mailstream_dead_letters",
-    "Dead letters waiting for an operator (state dead), per queue they died in",
-    ["queue"],
-)
-DEAD_LETTERS_KEPT = Counter(
-    "mailstream_dead_letters_kept_total",
-    "Copies the dead-letter keeper took off <queue>.dead, by outcome (kept, died_again, duplicate)",
-    ["queue", "outcome"],
-)
 
 #: How long a copy the database could not take waits before it goes back to its queue (no hot loop while the
 #: database is down).
