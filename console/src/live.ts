@@ -1,0 +1,128 @@
+// The account's live events (GET /v1/events, Server-Sent Events) read with fetch, so that the key travels in the
+// Authorization header rather than in a URL. On a dropped connection it reconnects with `Last-Event-ID`, and the
+// gateway replays what was missed; a `resync` event means "reload from the REST API".
+
+export interface LiveEvent {
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+export type LiveState = "connecting" | "live" | "reconnecting" | "stopped";
+
+export interface LiveOptions {
+  key: () => string | null;
+  onEvent: (event: LiveEvent) => void;
+  onState: (state: LiveState) => void;
+}
+
+/** Splits an SSE byte stream into events (the parser of the HTML standard, minus what the gateway never sends). */
+export class SseParser {
+  private buffer = "";
+  private data: string[] = [];
+  private type = "";
+  lastEventId = "";
+  retry: number | null = null;
+
+  constructor(private readonly emit: (event: LiveEvent) => void) {}
+
+  push(chunk: string): void {
+    this.buffer += chunk;
+    let newline: number;
+    while ((newline = this.buffer.search(/\r\n|\r|\n/)) >= 0) {
+      const line = this.buffer.slice(0, newline);
+      const width = this.buffer.startsWith("\r\n", newline) ? 2 : 1;
+      this.buffer = this.buffer.slice(newline + width);
+      this.line(line);
+    }
+  }
+
+  private line(line: string): void {
+    if (line === "") return this.dispatch();
+    if (line.startsWith(":")) return; // keep-alive comment
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "data") this.data.push(value);
+    else if (field === "event") this.type = value;
+    else if (field === "id" && !value.includes("\0")) this.lastEventId = value;
+    else if (field === "retry" && /^\d+$/.test(value)) this.retry = Number(value);
+  }
+
+  private dispatch(): void {
+    const type = this.type || "message";
+    const data = this.data.join("\n");
+    this.type = "";
+    this.data = [];
+    if (!data) return; // an id-only block: the position is kept, nothing to show
+    let parsed: Record<string, unknown> = {};
+    try {
+      parsed = JSON.parse(data) as Record<string, unknown>;
+    } catch {
+      parsed = { raw: data };
+    }
+    this.emit({ id: this.lastEventId, type, data: parsed });
+  }
+}
+
+export class LiveStream {
+  private controller: AbortController | null = null;
+  private lastEventId = "";
+  private stopped = false;
+  private attempt = 0;
+
+  constructor(private readonly options: LiveOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    void this.run();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.controller?.abort();
+    this.options.onState("stopped");
+  }
+
+  /** Drop the connection now and come back with Last-Event-ID (what a network blip does). */
+  reconnect(): void {
+    this.controller?.abort();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const key = this.options.key();
+      if (!key) return this.stop();
+      this.options.onState(this.attempt === 0 ? "connecting" : "reconnecting");
+      this.controller = new AbortController();
+      let retryMs = 3000;
+      try {
+        const headers: Record<string, string> = { Authorization: `Bearer ${key}`, Accept: "text/event-stream" };
+        if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
+        const response = await fetch("/v1/events", { headers, signal: this.controller.signal, cache: "no-store" });
+        if (response.status === 401 || response.status === 403) return this.stop();
+        if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
+        this.options.onState("live");
+        this.attempt = 0;
+        const parser = new SseParser((event) => this.options.onEvent(event));
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          parser.push(value);
+          if (parser.lastEventId) this.lastEventId = parser.lastEventId;
+          if (parser.retry !== null) retryMs = parser.retry;
+        }
+      } catch {
+        // aborted or network error: reconnect below
+      }
+      if (this.stopped) return;
+      this.attempt += 1;
+      this.options.onState("reconnecting");
+      // Back off with jitter; the server's `retry:` is the floor.
+      const delay = Math.min(30_000, retryMs * 2 ** Math.min(this.attempt - 1, 3)) * (0.5 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, this.attempt === 1 ? 250 : delay));
+    }
+  }
+}
