@@ -71,16 +71,21 @@ export class LiveStream {
   private lastEventId = "";
   private stopped = false;
   private attempt = 0;
+  private wake: (() => void) | null = null;
+  private readonly online = () => this.wake?.(); // back online: retry now rather than after the backoff
 
   constructor(private readonly options: LiveOptions) {}
 
   start(): void {
     this.stopped = false;
+    window.addEventListener("online", this.online);
     void this.run();
   }
 
   stop(): void {
     this.stopped = true;
+    window.removeEventListener("online", this.online);
+    this.wake?.();
     this.controller?.abort();
     this.options.onState("stopped");
   }
@@ -122,7 +127,11 @@ export class LiveStream {
       this.options.onState("reconnecting");
       // Back off with jitter; the server's `retry:` is the floor.
       const delay = Math.min(30_000, retryMs * 2 ** Math.min(this.attempt - 1, 3)) * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, this.attempt === 1 ? 250 : delay));
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, this.attempt === 1 ? 250 : delay);
+      });
+      this.wake = null;
     }
   }
 }

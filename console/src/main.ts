@@ -68,9 +68,11 @@ function shell(content: TemplateResult): TemplateResult {
         <button type="button" class="secondary small" @click=${() => signOut()}>Sign out</button>
       </div>
     </header>
-    ${state.error ? html`<p class="error banner" role="alert">${state.error}</p>` : nothing}
-    <main id="main" tabindex="-1">${content}</main>
-    <p class="status" role="status" aria-live="polite">${state.status}</p>`;
+    <main id="main" tabindex="-1">
+      ${state.error ? html`<p class="error banner" role="alert">${state.error}</p>` : nothing}
+      ${content}
+      <p class="status" role="status" aria-live="polite">${state.status}</p>
+    </main>`;
 }
 
 function page(): TemplateResult {
