@@ -95,6 +95,10 @@ try {
   page.on("pageerror", (error) => problems.push(String(error)));
   const shoot = async (name, viewport) => {
     await page.setViewportSize(viewport);
+    await page.evaluate(() => {
+      window.scrollTo(0, 0);
+      for (const pane of document.querySelectorAll(".list-pane, .detail-pane")) pane.scrollTop = 0;
+    });
     await page.evaluate(() => document.fonts.ready);
     const path = join(SCREENSHOTS, `${name}-${viewport.width}.png`);
     await page.screenshot({ path, fullPage: false });
@@ -185,9 +189,9 @@ try {
   await page.getByLabel("Domain", { exact: true }).fill("acme-console.test");
   await page.getByRole("button", { name: "Add domain" }).click();
   await page.getByRole("heading", { name: "acme-console.test" }).waitFor();
-  const records = page.locator("table.records tbody tr");
+  const records = page.locator("ul.records li.record");
   await records.first().waitFor();
-  const purposes = await records.locator("th").allTextContents();
+  const purposes = await records.locator("h3").allTextContents();
   for (const purpose of ["DKIM", "SPF", "DMARC"]) {
     check(purposes.some((p) => p.includes(purpose)), `the ${purpose} record is listed`);
   }

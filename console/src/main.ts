@@ -8,6 +8,7 @@ import "./styles.css";
 
 const { state, update } = store;
 const root = document.getElementById("app")!;
+root.replaceChildren(); // the "Loading…" placeholder: lit-html renders next to what is there, not over it
 
 setAnnouncer((text) => update({ status: text }));
 whenUnauthorized(() => {

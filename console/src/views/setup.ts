@@ -124,18 +124,24 @@ export function streamsPage(): TemplateResult {
 
 // --- domains ----------------------------------------------------------------------------------------------------
 
-function recordRow(record: DnsRecord): TemplateResult {
+function recordCard(record: DnsRecord): TemplateResult {
   const tone = record.status === "verified" ? "good" : record.status === "invalid" ? "bad" : "neutral";
   const label = `the ${record.purpose.toUpperCase()} record`;
-  return html`<tr>
-    <th scope="row">${record.purpose.toUpperCase()}${record.required ? nothing : html` <span class="muted">(optional)</span>`}</th>
-    <td>${record.type}</td>
-    <td>${copyable(record.host, `the host of ${label}`)}</td>
-    <td class="value">${copyable(record.value, `the value of ${label}`)}</td>
-    <td>${badge(record.status, tone)}
-      ${record.problem || record.detail ? html`<p class="diagnostic">${record.problem ?? record.detail}</p>` : nothing}
-      ${(record.notes ?? []).map((n) => html`<p class="muted">${n}</p>`)}</td>
-  </tr>`;
+  return html`<li class="record">
+    <div class="card-head">
+      <h3>${record.purpose.toUpperCase()} <span class="muted">${record.type}</span></h3>
+      ${badge(record.status, tone)}
+      ${record.required ? nothing : html`<span class="muted">optional</span>`}
+    </div>
+    <dl class="facts">
+      <dt>Host</dt><dd>${copyable(record.host, `the host of ${label}`)}</dd>
+      <dt>Value</dt><dd>${copyable(record.value, `the value of ${label}`)}</dd>
+    </dl>
+    ${record.problem || record.detail
+      ? html`<p class="diagnostic">${record.status === "verified" ? "" : "Check: "}${record.problem ?? record.detail}</p>`
+      : nothing}
+    ${(record.notes ?? []).map((n) => html`<p class="diagnostic">${n}</p>`)}
+  </li>`;
 }
 
 function domainDetail(domain: Domain): TemplateResult {
@@ -148,13 +154,7 @@ function domainDetail(domain: Domain): TemplateResult {
     <p>Publish these records at your DNS provider, then verify. ${domain.checked_at
       ? `Last checked ${when(domain.checked_at)}.`
       : "Not checked yet."}</p>
-    <div class="table-scroll">
-      <table class="records">
-        <caption class="visually-hidden">DNS records for ${domain.name}</caption>
-        <thead><tr><th scope="col">Purpose</th><th scope="col">Type</th><th scope="col">Host</th><th scope="col">Value</th><th scope="col">Status</th></tr></thead>
-        <tbody>${domain.dns_records.map(recordRow)}</tbody>
-      </table>
-    </div>
+    <ul class="records" aria-label="DNS records for ${domain.name}">${domain.dns_records.map(recordCard)}</ul>
     ${isAdmin()
       ? html`<div class="actions">
           <button type="button" @click=${() => verifyDomain(domain.id)}>Verify now</button>

@@ -11,6 +11,7 @@ answers 404 with how to build it.
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -59,11 +60,19 @@ class ConsoleFiles(StaticFiles):
         super().__init__(directory=directory, html=True, check_dir=False)
         self.root = directory
 
+    async def check_config(self) -> None:
+        # A missing build is answered per request (404 with how to build it), never an error at the first request.
+        if self.root.is_dir():
+            await super().check_config()
+
     async def get_response(self, path: str, scope: Scope) -> Response:
         if not (self.root / "index.html").is_file():
             response: Response = PlainTextResponse(NOT_BUILT, status_code=404)
         else:
-            response = await super().get_response(path, scope)
+            try:
+                response = await super().get_response(path, scope)
+            except HTTPException as refused:  # a missing file (404) or a method other than GET/HEAD (405)
+                response = PlainTextResponse(str(refused.detail), refused.status_code, headers=refused.headers)
             if response.status_code < 400:
                 response.headers["Cache-Control"] = cache_control(path)
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
