@@ -10,7 +10,12 @@ const { state, update } = store;
 const root = document.getElementById("app")!;
 root.replaceChildren(); // the "Loading…" placeholder: lit-html renders next to what is there, not over it
 
-setAnnouncer((text) => update({ status: text }));
+let statusTimer: ReturnType<typeof setTimeout> | undefined;
+setAnnouncer((text) => {
+  update({ status: text });
+  clearTimeout(statusTimer);
+  statusTimer = setTimeout(() => update({ status: "" }), 8000); // a toast, not a permanent line
+});
 whenUnauthorized(() => {
   if (state.me) signOut("The API key is no longer valid: sign in again.");
 });

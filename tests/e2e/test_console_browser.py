@@ -160,6 +160,7 @@ def test_the_console_works_in_chromium_against_the_real_stack(system: System) ->
         if tour.proc.poll() is None:
             tour.proc.kill()
     assert code == 0 and result is not None, "the browser tour failed:\n" + tour.output()
+    print(tour.output())  # the steps and each axe-core scan's findings, for `pytest -s`
 
     for path in result["screenshots"]:
         assert Path(path).stat().st_size > 10_000, path

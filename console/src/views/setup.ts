@@ -137,8 +137,8 @@ function recordCard(record: DnsRecord): TemplateResult {
       <dt>Host</dt><dd>${copyable(record.host, `the host of ${label}`)}</dd>
       <dt>Value</dt><dd>${copyable(record.value, `the value of ${label}`)}</dd>
     </dl>
-    ${record.problem || record.detail
-      ? html`<p class="diagnostic">${record.status === "verified" ? "" : "Check: "}${record.problem ?? record.detail}</p>`
+    ${record.detail
+      ? html`<p class="diagnostic">${record.detail}${record.problem ? html` <code>${record.problem}</code>` : nothing}</p>`
       : nothing}
     ${(record.notes ?? []).map((n) => html`<p class="diagnostic">${n}</p>`)}
   </li>`;
@@ -166,8 +166,9 @@ function domainDetail(domain: Domain): TemplateResult {
 
 export function domainsPage(): TemplateResult {
   const submit = (event: Event) => {
+    const form = event.currentTarget as HTMLFormElement;
     const values = formValues(event);
-    void createDomain((values.name ?? "").trim(), values.bits === "1024" ? 1024 : 2048);
+    void createDomain((values.name ?? "").trim(), values.bits === "1024" ? 1024 : 2048).then(() => form.reset());
   };
   const selected = state.route.page === "domains" ? state.route.domainId : null;
   return html`<section class="page" aria-labelledby="domains-title">
