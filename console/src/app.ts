@@ -370,7 +370,9 @@ export async function changeConversation(patch: {
 
 export async function previewReply(text: string): Promise<void> {
   await attempt("Previewing", async () => {
-    const preview = await must(api.POST("/v1/email-template/preview", { body: { text } }));
+    // The conversation's stream may brand its replies with a template of its own: preview with that one.
+    const stream_id = state.current?.conversation.stream_id;
+    const preview = await must(api.POST("/v1/email-template/preview", { body: { text, stream_id } }));
     update({ replyPreview: { html: preview.html, text: preview.text } });
   });
 }

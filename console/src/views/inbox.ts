@@ -45,6 +45,15 @@ function filtersBar(): TemplateResult {
         )}
       </select>
     </label>
+    ${state.topics.length > 1
+      ? html`<label>
+          <span class="visually-hidden">Topic</span>
+          <select name="topic" @change=${(e: Event) => setFilters({ topic_id: (e.target as HTMLSelectElement).value })}>
+            <option value="" ?selected=${!f.topic_id}>All topics</option>
+            ${state.topics.map((t) => html`<option value=${t.id} ?selected=${f.topic_id === t.id}>${t.name}</option>`)}
+          </select>
+        </label>`
+      : nothing}
     <label>
       <span class="visually-hidden">Stream</span>
       <select name="stream" @change=${(e: Event) => setFilters({ stream_id: (e.target as HTMLSelectElement).value })}>

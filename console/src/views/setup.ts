@@ -295,8 +295,8 @@ export function templatePage(): TemplateResult {
     <p class="lead">Wraps every outgoing reply; both parts must contain <code>{{ content }}</code>.</p>
     ${t
       ? html`<form class="stack" aria-label="Email template" @submit=${submit}>
-          <label>HTML <textarea name="html" rows="8" ?readonly=${!isAdmin()}>${t.html}</textarea></label>
-          <label>Text <textarea name="text" rows="5" ?readonly=${!isAdmin()}>${t.text}</textarea></label>
+          <label>HTML <textarea name="html" rows="8" ?readonly=${!isAdmin()} .value=${t.html}></textarea></label>
+          <label>Text <textarea name="text" rows="5" ?readonly=${!isAdmin()} .value=${t.text}></textarea></label>
           <div class="actions">
             <button type="button" class="secondary" @click=${() => previewTemplate("Hello, this is a preview.")}>Preview</button>
             ${isAdmin() ? html`<button type="submit">Save template</button>` : nothing}
