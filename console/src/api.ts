@@ -2,6 +2,9 @@
 // A contract change regenerates schema.d.ts and breaks this build, not the people using the console.
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./api/schema";
+import { ApiError, describeError } from "./errors";
+
+export { ApiError, describeError };
 
 export type Schemas = components["schemas"];
 export type Me = Schemas["Me"];
@@ -32,15 +35,6 @@ export const session = {
   },
 };
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** Called when the server says the key is no longer valid (401): the app signs out. */
 let onUnauthorized: () => void = () => {};
 export function whenUnauthorized(handler: () => void): void {
@@ -61,21 +55,6 @@ const auth: Middleware = {
 
 export const api = createClient<paths>({ baseUrl: location.origin });
 api.use(auth);
-
-/** FastAPI's error bodies in one readable line: `{"detail": "..."}` or a 422's list naming each field. */
-export function describeError(status: number, body: unknown): string {
-  const detail = (body as { detail?: unknown } | undefined)?.detail;
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return detail
-      .map((item: { loc?: unknown[]; msg?: string }) => {
-        const field = (item.loc ?? []).filter((part) => part !== "body").join(".");
-        return field ? `${field}: ${item.msg}` : String(item.msg);
-      })
-      .join("; ");
-  }
-  return `The server answered ${status}.`;
-}
 
 /** The data of an openapi-fetch result, or an ApiError with the server's own explanation. */
 export async function must<T>(

@@ -17,16 +17,11 @@ import {
   type Topic,
 } from "./api";
 import { LiveStream, type LiveEvent, type LiveState } from "./live";
+import { parseRoute, type Route } from "./routes";
+
+export { parseRoute, type Route };
 import { createStore } from "./store";
 import { announce } from "./util";
-
-export type Route =
-  | { page: "inbox"; conversationId: string | null }
-  | { page: "streams" }
-  | { page: "domains"; domainId: string | null }
-  | { page: "rules" }
-  | { page: "template" }
-  | { page: "keys" };
 
 export interface Filters {
   status: string;
@@ -109,24 +104,6 @@ export async function attempt(what: string, action: () => Promise<void>): Promis
 }
 
 // --- routing (the hash: #/inbox/<id>, #/domains/<id>, ...) -----------------------------------------------------
-
-export function parseRoute(hash: string): Route {
-  const [page, id] = hash.replace(/^#\/?/, "").split("/");
-  switch (page) {
-    case "streams":
-      return { page: "streams" };
-    case "domains":
-      return { page: "domains", domainId: id ? decodeURIComponent(id) : null };
-    case "rules":
-      return { page: "rules" };
-    case "template":
-      return { page: "template" };
-    case "keys":
-      return { page: "keys" };
-    default:
-      return { page: "inbox", conversationId: id ? decodeURIComponent(id) : null };
-  }
-}
 
 export function go(hash: string): void {
   if (location.hash === hash) void enter(parseRoute(hash));

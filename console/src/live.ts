@@ -26,12 +26,17 @@ export class SseParser {
 
   constructor(private readonly emit: (event: LiveEvent) => void) {}
 
+  private afterCR = false; // the last chunk ended in CR: an LF opening the next one belongs to that line end
+
   push(chunk: string): void {
+    if (this.afterCR && chunk.startsWith("\n")) chunk = chunk.slice(1);
+    this.afterCR = false;
     this.buffer += chunk;
     let newline: number;
     while ((newline = this.buffer.search(/\r\n|\r|\n/)) >= 0) {
       const line = this.buffer.slice(0, newline);
       const width = this.buffer.startsWith("\r\n", newline) ? 2 : 1;
+      if (width === 1 && this.buffer[newline] === "\r" && newline === this.buffer.length - 1) this.afterCR = true;
       this.buffer = this.buffer.slice(newline + width);
       this.line(line);
     }
