@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the reference console (console/) into console/dist, which the gateway serves at /console.
 # npm ci from console/package-lock.json (the npm registry only; nothing is fetched at run time), the API types
-# generated from console/openapi.json, a type check, the unit tests (vitest), then the Vite build. Skipped when nothing the build reads
-# changed since the last successful build (a hash of those files in console/.build-stamp); --force rebuilds.
+# generated from console/openapi.json, a type check, the unit tests (vitest), then the Vite build. Skipped when
+# nothing the build reads changed since the last successful build (a hash of those files in console/.build-stamp);
+# --force rebuilds.
 # Refresh console/openapi.json after an API change with: uv run --frozen python scripts/console_openapi.py
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
