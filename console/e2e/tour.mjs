@@ -205,7 +205,7 @@ try {
 
   for (const [link, heading] of [
     ["Rules", "Automation rules"],
-    ["Template", "Email template"],
+    ["Template & replies", "Email template"],
     ["API keys", "API keys"],
   ]) {
     await page.getByRole("link", { name: link, exact: true }).click();

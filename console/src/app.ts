@@ -140,6 +140,7 @@ export async function enter(route: Route): Promise<void> {
     case "template":
       return attempt("Loading the template", async () => {
         update({ template: await must(api.GET("/v1/email-template")) });
+        await loadCanned();
       });
     case "keys":
       return attempt("Loading API keys", async () => {
@@ -515,5 +516,23 @@ export async function previewTemplate(text: string): Promise<void> {
   await attempt("Previewing", async () => {
     const preview = await must(api.POST("/v1/email-template/preview", { body: { text } }));
     update({ templatePreview: { html: preview.html, text: preview.text } });
+  });
+}
+
+export async function createCanned(title: string, text: string): Promise<void> {
+  await attempt("Adding the canned response", async () => {
+    await must(api.POST("/v1/canned-responses", { body: { title, text } }));
+    await loadCanned();
+    announce(`Canned response ${title} added.`);
+  });
+}
+
+export async function deleteCanned(canned: Canned): Promise<void> {
+  await attempt("Deleting the canned response", async () => {
+    await must(
+      api.DELETE("/v1/canned-responses/{canned_id}", { params: { path: { canned_id: canned.id } } }),
+    );
+    await loadCanned();
+    announce(`Canned response ${canned.title} deleted.`);
   });
 }

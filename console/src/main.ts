@@ -43,7 +43,7 @@ const NAV: { page: string; label: string; admin?: boolean }[] = [
   { page: "streams", label: "Streams" },
   { page: "domains", label: "Domains" },
   { page: "rules", label: "Rules" },
-  { page: "template", label: "Template" },
+  { page: "template", label: "Template & replies" },
   { page: "keys", label: "API keys", admin: true },
 ];
 

@@ -1,7 +1,9 @@
 import { html, nothing, type TemplateResult } from "lit-html";
 import type { DnsRecord, Domain, Rule, RuleCreate, Stream } from "../api";
 import {
+  createCanned,
   createDomain,
+  deleteCanned,
   createKey,
   createRule,
   createStream,
@@ -307,6 +309,37 @@ export function templatePage(): TemplateResult {
       ? html`<iframe class="mail-frame" sandbox="" title="Template preview"
           srcdoc=${`<!doctype html><meta charset="utf-8">${state.templatePreview.html}`}></iframe>`
       : nothing}
+    ${cannedSection()}
+  </section>`;
+}
+
+function cannedSection(): TemplateResult {
+  const submit = (event: Event) => {
+    const form = event.currentTarget as HTMLFormElement;
+    const values = formValues(event);
+    void createCanned((values.title ?? "").trim(), values.text ?? "").then(() => form.reset());
+  };
+  return html`<section class="topic" aria-labelledby="canned-title">
+    <h2 id="canned-title">Canned responses</h2>
+    <p class="lead">Placeholders such as <code>{{ customer.name }}</code> or <code>{{ stream.address }}</code> are
+      filled in when a reply is sent.</p>
+    ${isAdmin()
+      ? html`<form class="stack card" aria-label="New canned response" @submit=${submit}>
+          <label>Title <input name="title" required placeholder="Order delayed" /></label>
+          <label>Text <textarea name="text" rows="3" required placeholder="Hello {{ customer.name }}, …"></textarea></label>
+          <div class="actions"><button type="submit">Add canned response</button></div>
+        </form>`
+      : nothing}
+    ${state.canned.map(
+      (c) => html`<article class="card" aria-labelledby="canned-${c.id}">
+        <header class="card-head"><h3 id="canned-${c.id}">${c.title}</h3></header>
+        <pre class="text">${c.text}</pre>
+        ${isAdmin()
+          ? html`<div class="actions"><button type="button" class="secondary small" aria-label="Delete ${c.title}"
+              @click=${() => deleteCanned(c)}>Delete</button></div>`
+          : nothing}
+      </article>`,
+    )}
   </section>`;
 }
 
