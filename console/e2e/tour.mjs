@@ -109,7 +109,7 @@ try {
   const response = await page.goto(CONSOLE_URL);
   check(response.ok(), `GET ${CONSOLE_URL} answered ${response.status()}`);
   check(/script-src 'self'/.test(response.headers()["content-security-policy"] ?? ""), "the page has a CSP");
-  await page.getByLabel("API key").fill(API_KEY);
+  await page.getByLabel("API key", { exact: true }).fill(API_KEY);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("navigation", { name: "Main" }).waitFor();
   await page.locator(".account .who", { hasText: ACCOUNT_NAME }).waitFor();
@@ -212,6 +212,27 @@ try {
     await page.getByRole("heading", { name: heading, exact: true }).waitFor();
     result.axe.push(await axeScan(page, link.toLowerCase()));
   }
+
+  step("an agent key made on the keys page sees the inbox but not the admin pages");
+  await page.getByRole("link", { name: "API keys", exact: true }).click();
+  await page.getByLabel("Name", { exact: true }).fill("Agent Aiko");
+  await page.getByLabel("Role").selectOption("agent");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const agentKey = (await page.locator(".note code").textContent()).trim();
+  check(agentKey.length > 20 && agentKey !== API_KEY, "the new key is shown once");
+  await page.locator("tr", { hasText: "Agent Aiko" }).waitFor();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("heading", { name: "Mailstream" }).waitFor();
+  check((await page.evaluate(() => sessionStorage.length)) === 0, "signing out forgets the key");
+  await page.getByLabel("API key", { exact: true }).fill(agentKey);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator('.account .who[data-role="agent"]').waitFor();
+  check((await page.getByRole("link", { name: "API keys", exact: true }).count()) === 0, "agents have no keys page");
+  await page.getByRole("link", { name: "Domains" }).click();
+  await page.getByRole("heading", { name: "Sending domains" }).waitFor();
+  check((await page.getByRole("button", { name: "Add domain" }).count()) === 0, "agents cannot add domains");
+  await page.getByRole("link", { name: /^Inbox/ }).click();
+  await page.locator(`a[data-conversation-id="${first.conversation_id}"]`).waitFor();
 
   step("a reload keeps the session (sessionStorage); the skip link is the first Tab stop");
   await page.reload();
