@@ -1,10 +1,11 @@
 // The console in Debian's Chromium against a real stack (started by tests/e2e/test_console_browser.py, which runs
-// this script and answers its requests). It signs in, sees a mail sent over SMTP appear live, opens it, replies
-// with a canned response and sees the delivery turn `sent`, misses a mail while offline and gets it on reconnect,
-// adds a domain and sees its records; it saves screenshots at 1280 and 360 px and runs axe-core on the main pages.
+// this script and answers its requests). It signs in, sees a mail sent over SMTP appear live, opens it and
+// downloads its attachment, replies with a canned response and sees the delivery turn `sent`, misses a mail while
+// offline and gets it on reconnect, adds a domain and sees its records, signs in with an agent key it made; it
+// saves screenshots at 1280 and 360 px and runs axe-core on the main pages.
 //
-// Input: env CONSOLE_URL, CONSOLE_API_KEY, CONSOLE_ACCOUNT_NAME, SCREENSHOT_DIR, CHROMIUM (default
-// /usr/bin/chromium). Requests to the test go out as `@@ {"request": ...}` lines on stdout; the answer is one JSON
+// Input: env CONSOLE_URL, CONSOLE_API_KEY, CONSOLE_ACCOUNT_NAME, CONSOLE_ATTACHMENT, SCREENSHOT_DIR, CHROMIUM
+// (default /usr/bin/chromium). Requests to the test go out as `@@ {"request": ...}` lines on stdout; the answer is one JSON
 // line on stdin. The last line is `@@ {"result": {...}}`; any failed check exits non-zero with the reason.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -25,6 +26,7 @@ const ACCOUNT_NAME = env("CONSOLE_ACCOUNT_NAME");
 const SCREENSHOTS = env("SCREENSHOT_DIR");
 const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
 const TIMEOUT = Number(env("CONSOLE_STEP_TIMEOUT_MS", "60000"));
+const ATTACHMENT = JSON.parse(env("CONSOLE_ATTACHMENT")); // {filename, text} of the file attached to each mail
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 360, height: 780 };
 
@@ -145,6 +147,12 @@ try {
     check(body.includes("Order 1234") && body.includes("注文番号"), "the mail's HTML body is rendered");
   }
   await page.locator(".message.inbound .auth").waitFor();
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: `Download ${ATTACHMENT.filename}` }).first().click(),
+  ]);
+  check(download.suggestedFilename() === ATTACHMENT.filename, "the attachment downloads under its name");
+  check(readFileSync(await download.path(), "utf8") === ATTACHMENT.text, "the attachment's bytes arrive intact");
   result.axe.push(await axeScan(page, "conversation"));
 
   step("reply with a canned response");

@@ -35,6 +35,8 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 TOUR_TIMEOUT_SECONDS = 600
 SERIOUS = {"serious", "critical"}
 CANNED_TITLE = "Order delayed"
+ATTACHMENT_NAME = "order-1234.txt"
+ATTACHMENT_TEXT = "Order 1234: one teapot (急須)."
 
 
 def _missing_tools() -> list[str]:
@@ -120,6 +122,7 @@ def customer_mail(subject: str, from_name: str, to: str) -> EmailMessage:
         "<script>alert('never runs')</script>",
         subtype="html",
     )
+    mail.add_attachment(ATTACHMENT_TEXT.encode(), maintype="text", subtype="plain", filename=ATTACHMENT_NAME)
     return mail
 
 
@@ -141,6 +144,7 @@ def test_the_console_works_in_chromium_against_the_real_stack(system: System) ->
             "CONSOLE_ACCOUNT_NAME": "Acme Support",
             "SCREENSHOT_DIR": str(SCREENSHOTS),
             "CHROMIUM": CHROMIUM,
+            "CONSOLE_ATTACHMENT": json.dumps({"filename": ATTACHMENT_NAME, "text": ATTACHMENT_TEXT}),
         },
     )
     result = None
