@@ -190,7 +190,9 @@ try {
   await page.getByRole("link", { name: "Streams" }).click();
   await page.getByRole("heading", { name: "Topics and streams" }).waitFor();
   await page.getByRole("button", { name: /^Copy the forwarding address of/ }).first().waitFor();
+  await page.locator("details summary", { hasText: "Outlook" }).first().click(); // the provider steps, opened
   result.axe.push(await axeScan(page, "streams"));
+  await shoot("streams", DESKTOP);
 
   step("add a domain and see its records");
   await page.getByRole("link", { name: "Domains" }).click();
