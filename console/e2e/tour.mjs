@@ -141,11 +141,15 @@ try {
   await title.waitFor();
   check((await title.textContent()).includes("注文が届きません"), "the conversation opened");
   const mailFrame = page.locator(".message.inbound iframe.mail-frame");
-  if (await mailFrame.count()) {
-    check((await mailFrame.getAttribute("sandbox")) === "", "mail HTML is in a frame sandboxed without scripts");
-    const body = await mailFrame.contentFrame().locator("body").textContent();
-    check(body.includes("Order 1234") && body.includes("注文番号"), "the mail's HTML body is rendered");
-  }
+  await mailFrame.waitFor();
+  check((await mailFrame.getAttribute("sandbox")) === "", "mail HTML is in a frame sandboxed without scripts");
+  const body = await mailFrame.contentFrame().locator("body").textContent();
+  check(body.includes("Order 1234") && body.includes("注文番号"), "the mail's HTML body is rendered");
+  const logo = mailFrame.contentFrame().locator("img");
+  await logo.waitFor();
+  check((await logo.getAttribute("src")).startsWith("data:image/png"), "the inline image is embedded");
+  check(await logo.evaluate((img) => img.complete && img.naturalWidth === 4), "the inline image is shown");
+  check((await mailFrame.contentFrame().locator("script").count()) === 0, "the mail's script was removed");
   await page.locator(".message.inbound .auth").waitFor();
   const [download] = await Promise.all([
     page.waitForEvent("download"),

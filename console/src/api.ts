@@ -76,3 +76,16 @@ export async function download(path: string, filename: string): Promise<void> {
   link.click();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
+
+/** An image attachment as a `data:` URL, for the sandboxed mail frame (see inline.ts). */
+export async function imageAsDataUrl(path: string): Promise<string> {
+  const response = await fetch(path, { headers: { Authorization: `Bearer ${session.key ?? ""}` } });
+  if (!response.ok) throw new ApiError(response.status, `Image failed (${response.status}).`);
+  const blob = await response.blob();
+  return await new Promise<string>((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}

@@ -2,6 +2,7 @@
 import {
   ApiError,
   api,
+  imageAsDataUrl,
   must,
   session,
   type ApiKey,
@@ -16,6 +17,7 @@ import {
   type Stream,
   type Topic,
 } from "./api";
+import { embedInlineImages } from "./inline";
 import { LiveStream, type LiveEvent, type LiveState } from "./live";
 import { parseRoute, type Route } from "./routes";
 
@@ -301,7 +303,12 @@ async function fetchConversation(id: string) {
       }),
     ),
   ]);
-  return { conversation, messages: messages.items };
+  const items = await Promise.all(
+    messages.items.map(async (m) =>
+      m.html ? { ...m, html: await embedInlineImages(m.html, m.attachments, imageAsDataUrl) } : m,
+    ),
+  );
+  return { conversation, messages: items };
 }
 
 export async function openConversation(id: string): Promise<void> {

@@ -12,8 +12,10 @@ where it must run: scripts/deps.sh installs Chromium.
 import json
 import os
 import shutil
+import struct
 import subprocess
 import threading
+import zlib
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -110,6 +112,17 @@ class Tour:
         return "\n".join(line for line in self.stderr if line is not None)
 
 
+def tiny_png() -> bytes:
+    """A 4x4 red PNG: the inline image of the test mail."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * 4 for _ in range(4))
+    header = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 def customer_mail(subject: str, from_name: str, to: str) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = f"{from_name} <hanako@example.net>"
@@ -117,11 +130,16 @@ def customer_mail(subject: str, from_name: str, to: str) -> EmailMessage:
     mail["Subject"] = subject
     mail["Message-ID"] = make_msgid(domain="example.net")
     mail.set_content("こんにちは。Order 1234 has not arrived yet. 注文番号 1234 がまだ届いていません。")
+    logo = make_msgid(domain="example.net")
     mail.add_alternative(
         "<p>こんにちは。<b>Order 1234</b> has not arrived yet.</p><p>注文番号 1234 がまだ届いていません。</p>"
+        f'<p><img src="cid:{logo[1:-1]}" alt="the shop\'s logo" width="16" height="16"></p>'
         "<script>alert('never runs')</script>",
         subtype="html",
     )
+    html_part = mail.get_body(preferencelist=("html",))
+    assert html_part is not None
+    html_part.add_related(tiny_png(), maintype="image", subtype="png", cid=logo, filename="logo.png")
     mail.add_attachment(ATTACHMENT_TEXT.encode(), maintype="text", subtype="plain", filename=ATTACHMENT_NAME)
     return mail
 
