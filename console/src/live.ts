@@ -8,6 +8,9 @@ export interface LiveEvent {
   data: Record<string, unknown>;
 }
 
+const SILENCE_LIMIT_MS = 60_000;
+const STABLE_AFTER_MS = 10_000;
+
 export type LiveState = "connecting" | "live" | "reconnecting" | "stopped";
 
 export interface LiveOptions {
@@ -114,15 +117,30 @@ export class LiveStream {
         if (response.status === 401 || response.status === 403) return this.stop();
         if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
         this.options.onState("live");
-        this.attempt = 0;
+        const opened = Date.now();
         const parser = new SseParser((event) => this.options.onEvent(event));
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          parser.push(value);
-          if (parser.lastEventId) this.lastEventId = parser.lastEventId;
-          if (parser.retry !== null) retryMs = parser.retry;
+        // The gateway sends a keep-alive comment every 15 s (by default): a longer silence is a dead connection
+        // that nobody closed (a sleeping laptop, a proxy), so it is dropped and resumed from the last id.
+        const controller = this.controller;
+        let heard = Date.now();
+        const watchdog = setInterval(() => {
+          if (Date.now() - heard > SILENCE_LIMIT_MS) controller.abort();
+          // Only a connection that held for a while resets the backoff: one the server keeps dropping at once
+          // must not be retried four times a second.
+          if (Date.now() - opened > STABLE_AFTER_MS) this.attempt = 0;
+        }, 5000);
+        try {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            heard = Date.now();
+            parser.push(value);
+            if (parser.lastEventId) this.lastEventId = parser.lastEventId;
+            if (parser.retry !== null) retryMs = parser.retry;
+          }
+        } finally {
+          clearInterval(watchdog);
         }
       } catch {
         // aborted or network error: reconnect below
@@ -130,7 +148,7 @@ export class LiveStream {
       if (this.stopped) return;
       this.attempt += 1;
       this.options.onState("reconnecting");
-      // Back off with jitter; the server's `retry:` is the floor.
+      // The first retry is almost immediate (a blip); then back off from the server's `retry:`, with jitter.
       const delay = Math.min(30_000, retryMs * 2 ** Math.min(this.attempt - 1, 3)) * (0.5 + Math.random() / 2);
       await new Promise<void>((resolve) => {
         this.wake = resolve;
