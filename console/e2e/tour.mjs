@@ -217,6 +217,23 @@ try {
   result.axe.push(await axeScan(page, "domain (phone)"));
   await page.setViewportSize(DESKTOP);
 
+  step("an automation rule, and its dry run");
+  await page.getByRole("link", { name: "Rules", exact: true }).click();
+  await page.getByRole("heading", { name: "Automation rules", exact: true }).waitFor();
+  const newRule = page.getByRole("form", { name: "New rule" });
+  await newRule.getByLabel("Name").fill("Tag refunds");
+  await newRule.getByLabel("contains").fill("refund");
+  await newRule.getByLabel("add tags").fill("refund");
+  await newRule.getByRole("button", { name: "Add rule" }).click();
+  const rule = page.locator("article", { has: page.getByRole("heading", { name: "Tag refunds" }) });
+  await rule.locator("summary", { hasText: "Dry run" }).click();
+  await rule.getByLabel("Subject").fill("I would like a refund");
+  await rule.getByRole("button", { name: "Test" }).click();
+  await rule.locator(".note", { hasText: "Would fire" }).waitFor();
+  await rule.getByLabel("Subject").fill("Just saying thanks");
+  await rule.getByRole("button", { name: "Test" }).click();
+  await rule.locator(".note", { hasText: "Would not fire" }).waitFor();
+
   for (const [link, heading] of [
     ["Rules", "Automation rules"],
     ["Template & replies", "Email template"],
