@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure, idempotently, that everything Mailstream needs on this machine is installed and running:
-#   - Debian packages: rabbitmq-server, postfix (smtp-sink/smtp-source), swaks, dnsmasq, DKIM/SPF verifiers
+#   - Debian packages: rabbitmq-server, postfix (smtp-sink/smtp-source), swaks, dnsmasq, DKIM/SPF verifiers,
+#     chromium (the console's browser tests)
 #   - RabbitMQ running on 127.0.0.1:5672          (skipped when AMQP_URL is set)
 #   - SecantusDB on 127.0.0.1:27017               (skipped when MONGODB_URI is set), in its own tool environment
 #   - uv, and the project's Python environment from uv.lock
@@ -33,7 +34,10 @@ ensure_uv() {
   fi
 }
 
-apt_packages=(rabbitmq-server postfix swaks dnsmasq-base opendkim-tools libmail-dkim-perl libmail-spf-perl curl jq openssl)
+# chromium and fonts-noto-cjk: the console's browser test (tests/e2e/test_console_browser.py) drives Debian's
+# Chromium; the CJK fonts render Japanese mail in it.
+apt_packages=(rabbitmq-server postfix swaks dnsmasq-base opendkim-tools libmail-dkim-perl libmail-spf-perl curl jq openssl
+  chromium fonts-noto-cjk)
 apt_packages+=(prometheus)  # for promtool: the chart's alert rules are unit-tested (tests/deploy/test_monitoring.py)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

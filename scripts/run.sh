@@ -11,6 +11,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 eval "$("$ROOT/scripts/deps.sh")"
 cd "$ROOT"
+# The reference console served at /console: rebuilt only when its sources changed. Without it the API runs anyway
+# (and /console says how to build it).
+"$ROOT/scripts/build_console.sh" || echo "run: the console was not built (see above); the API runs without it" >&2
 
 STATE="${MAILSTREAM_RUN_STATE:-$ROOT/.state}"
 mkdir -p "$STATE/logs" "$STATE/outbox"
@@ -57,6 +60,7 @@ fi
 RUN_BANNER="$(cat <<INFO
 Mailstream is running.
   HTTP API gateway   http://$INBOX_HTTP_HOST:$INBOX_HTTP_PORT   (OpenAPI: /openapi.json, docs: /docs)
+  agent console      http://$INBOX_HTTP_HOST:$INBOX_HTTP_PORT/console/
   SMTP ingest        $INGEST_SMTP_HOST:$INGEST_SMTP_PORT   (ops: http://127.0.0.1:$INGEST_OPS_PORT/healthz)
   domains            http://127.0.0.1:$DOMAINS_HTTP_PORT/healthz (internal)
   automation         http://127.0.0.1:$AUTOMATION_HTTP_PORT/healthz (internal)

@@ -115,6 +115,12 @@ class InboxSettings(CommonSettings):
         description="How often a worker recounts the dead letters per queue for `mailstream_dead_letters`",
     )
 
+    console_dir: str | None = Field(
+        default=None,
+        alias="INBOX_CONSOLE_DIR",
+        description="The built reference console served at /console (default: console/dist of this checkout)",
+    )
+
     @property
     def effective_bounce_domain(self) -> str:
         return self.bounce_domain or self.inbound_domain

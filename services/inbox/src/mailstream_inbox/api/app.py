@@ -32,6 +32,7 @@ from ..live_journal import LiveJournal
 from ..repositories import ensure_indexes
 from ..security import KeyCache
 from ..settings import InboxSettings
+from .console import install_console
 from .errors import install_error_handlers
 from .middleware import CorrelationAndMetrics, RequestSizeLimit
 from .routes import (
@@ -266,4 +267,5 @@ def create_app(settings: InboxSettings | None = None) -> FastAPI:
         for router in ROUTERS:
             app.include_router(router)
         _install_openapi(app)
+        install_console(app, settings.console_dir)
     return app
