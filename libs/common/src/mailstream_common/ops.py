@@ -65,6 +65,9 @@ class HttpServer:
         tracing.instrument_app(app)  # server spans, when tracing is on
         config.setdefault("log_config", None)
         config.setdefault("access_log", False)
+        # Longer than the idle timeout of the load balancers and clients in front (60 s is common): a server that
+        # closes an idle keep-alive connection first races the client's next request on it (a reset, or a 502).
+        config.setdefault("timeout_keep_alive", 75)
         self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **config))
         self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
         self._task: asyncio.Task[None] | None = None
