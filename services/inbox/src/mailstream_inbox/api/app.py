@@ -31,6 +31,8 @@ from ..live_journal import LiveJournal
 from ..repositories import ensure_indexes
 from ..security import KeyCache
 from ..settings import InboxSettings
+from ..webhooks import repositories as webhooks_repo
+from ..webhooks.signing import SecretBox
 from .errors import install_error_handlers
 from .middleware import CorrelationAndMetrics, RequestSizeLimit
 from .routes import (
@@ -46,6 +48,7 @@ from .routes import (
     proxy,
     streams,
     topics,
+    webhooks,
 )
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ ROUTERS = (
     proxy.router,
     imports.router,
     attachments.router,
+    webhooks.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):
@@ -80,6 +84,7 @@ BROADCAST_JOURNAL_EVENTS = (
     "message.delivery_changed",
     "api_key.revoked",
     "conversation.timeline_recorded",
+    "webhook.subscription_disabled",
 )
 
 OPENAPI_DESCRIPTION = """Mailstream: email as a stream for customer-service inboxes.
@@ -99,6 +104,7 @@ async def _declare_published_queues(broker: Broker) -> None:
         topology.INBOX_STORE,
         topology.INBOX_DELIVERY,
         topology.INBOX_TIMERS,  # the delay ladder the API puts snoozes and scheduled replies on
+        topology.WEBHOOKS_ATTEMPTS,  # replays of webhook deliveries
     )
     channel = await broker.connection.channel()
     try:
@@ -151,6 +157,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     relay_stop = asyncio.Event()
     try:
         await ensure_indexes(app.state.db)
+        await mongo.ensure_indexes(app.state.db, webhooks_repo.INDEXES)
         await broker.connect()
         # While the connection is down the replica queue is gone: events published then never reach this replica.
         broker.connection.close_callbacks.add(lambda *_: journal.receiving_interrupted())
@@ -236,6 +243,10 @@ def create_app(settings: InboxSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.live = LiveHub(settings.sse_client_queue_size, settings.sse_max_clients_per_account)
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+    key = settings.webhooks_secret_encryption_key
+    app.state.webhook_secrets = SecretBox(
+        key.get_secret_value() if key else None, settings.webhooks_secret_encryption_key_file
+    )
     app.state.started = False
     install_error_handlers(app)
     install_allow_header(app)
