@@ -46,13 +46,21 @@ INDEXES = {
     ],
     DELIVERIES: [
         IndexModel(
-            [("subscription_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+            [
+                ("subscription_id", ASCENDING),
+                ("account_id", ASCENDING),
+                ("created_at", DESCENDING),
+                ("_id", DESCENDING),
+            ],
             name="webhook_deliveries_list",
         ),
         IndexModel([("expires_at", ASCENDING)], name="webhook_deliveries_ttl", expireAfterSeconds=0),
     ],
     ATTEMPTS: [
-        IndexModel([("delivery_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)], name="webhook_attempts_list"),
+        IndexModel(
+            [("delivery_id", ASCENDING), ("account_id", ASCENDING), ("at", ASCENDING), ("_id", ASCENDING)],
+            name="webhook_attempts_list",
+        ),
         IndexModel([("expires_at", ASCENDING)], name="webhook_attempts_ttl", expireAfterSeconds=0),
     ],
     STREAM_STATES: [],
