@@ -1,6 +1,6 @@
 """The webhook dispatcher's configuration (and the secret key the gateway's webhook routes share with it)."""
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 
 from mailstream_common.settings import CommonSettings, service_database
 
@@ -10,7 +10,14 @@ from .schedule import DEFAULT_DELAYS, parse_delays
 class WebhookSettings(CommonSettings):
     # The webhook collections live beside inbox's (inbox owns accounts and serves the routes).
     mongodb_database: str = service_database("inbox")
-    ops_port: int = Field(default=8105, alias="WEBHOOKS_OPS_PORT", ge=0, le=65535)
+    ops_port: int = Field(
+        default=8105,
+        validation_alias=AliasChoices("WEBHOOKS_OPS_PORT", "INBOX_HTTP_PORT", "ops_port"),
+        ge=0,
+        le=65535,
+        description="/healthz, /readyz, /metrics; else INBOX_HTTP_PORT (the chart's inbox pods: the port its probes"
+        " use), else 8105. On one host beside the gateway (scripts/run.sh) set it",
+    )
     secret_encryption_key: SecretStr | None = Field(
         default=None,
         alias="WEBHOOKS_SECRET_ENCRYPTION_KEY",
