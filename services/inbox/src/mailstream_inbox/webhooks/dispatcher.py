@@ -34,6 +34,7 @@ from .signing import SecretBox, signed_headers
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN_SECONDS = 10.0
+EARLY_TOLERANCE = timedelta(seconds=0.5)  # a command this close to its time is not sent down the ladder again
 
 
 def _now() -> datetime:
@@ -89,7 +90,7 @@ class Dispatcher:
         return payloads.stream_status_event(event, previous) if saved else None
 
     async def _create_and_schedule(self, subscription: dict[str, Any], webhook_event: payloads.WebhookEvent) -> None:
-        stored, _created = await repo.create_delivery(
+        stored, created = await repo.create_delivery(
             self.db,
             subscription=subscription,
             event_type=webhook_event.type,
@@ -97,10 +98,12 @@ class Dispatcher:
             body=webhook_event.body(),
             now=_now(),
         )
-        if stored.get("schedule_pending"):
-            await self._publish_schedule(stored)
+        if created or (stored["state"] == "pending" and stored["sequence"] == 1 and stored.get("attempts", 0) == 0):
+            # New, or this fact came again before its first attempt (perhaps the process that created it died
+            # before publishing): a duplicate command is harmless, a missing one would strand the delivery.
+            await self._publish_schedule(stored, mark=False)
 
-    async def _publish_schedule(self, delivery: dict[str, Any]) -> None:
+    async def _publish_schedule(self, delivery: dict[str, Any], *, mark: bool = True) -> None:
         """Publish the command for the delivery's current sequence, then mark it published (an outbox: if this
         process dies in between, the redelivered message that led here publishes it again)."""
         due_at = delivery["next_attempt_at"]
@@ -110,11 +113,33 @@ class Dispatcher:
             await self.broker.publish_delayed(command, topology.WEBHOOKS_ATTEMPTS, remaining)
         else:
             await self.broker.publish(command)
-        await repo.schedule_published(self.db, delivery["_id"], delivery["sequence"])
+        if mark:
+            await repo.schedule_published(self.db, delivery["_id"], delivery["sequence"])
 
     # --- attempts -------------------------------------------------------------------------------------------------
 
     async def on_attempt_due(self, command: WebhookAttemptDue, delivery: Delivery) -> None:
+        now = _now()
+        lease_seconds = self.settings.attempt_timeout_seconds + LEASE_MARGIN_SECONDS
+        # The common case in one write: the delivery is pending at this step, due, and nobody holds it.
+        claimed = await repo.claim(
+            self.db, command.delivery_id, command.sequence, now, lease_seconds, due_by=now + EARLY_TOLERANCE
+        )
+        if claimed is None:
+            await self._not_claimed(command, now, lease_seconds)
+            return
+        subscription = await repo.get_subscription_for_sending(self.db, claimed["subscription_id"])
+        if subscription is None or not subscription.get("enabled"):
+            reason = "subscription deleted" if subscription is None else "subscription disabled"
+            await repo.fail_without_attempt(self.db, claimed["_id"], claimed["sequence"], reason)
+            if subscription is not None:
+                await self._announce_disabled(subscription)
+            return
+        await self._attempt(claimed, subscription)
+
+    async def _not_claimed(self, command: WebhookAttemptDue, now: datetime, lease_seconds: float) -> None:
+        """Why the claim missed, and what follows: done or stale (nothing), early (down the ladder again), or held
+        by another dispatcher (look again when its lease has run out)."""
         current = await repo.get_delivery(self.db, command.delivery_id)
         if current is None or current["state"] != "pending":
             return
@@ -122,28 +147,11 @@ class Dispatcher:
             if current["sequence"] > command.sequence and current.get("schedule_pending"):
                 await self._publish_schedule(current)  # the step after this one was never announced
             return
-        if current.get("schedule_pending"):
-            await repo.schedule_published(self.db, current["_id"], current["sequence"])
-        remaining = (current["next_attempt_at"] - _now()).total_seconds()
-        if remaining > 0.5:
+        remaining = (current["next_attempt_at"] - now).total_seconds()
+        if remaining > EARLY_TOLERANCE.total_seconds():
             await self.broker.publish_delayed(command, topology.WEBHOOKS_ATTEMPTS, remaining)
             return
-        subscription = await repo.get_subscription_for_sending(self.db, current["subscription_id"])
-        if subscription is None or not subscription.get("enabled"):
-            reason = "subscription deleted" if subscription is None else "subscription disabled"
-            await repo.fail_without_attempt(self.db, current["_id"], current["sequence"], reason)
-            if subscription is not None:
-                await self._announce_disabled(subscription)
-            return
-        lease_seconds = self.settings.attempt_timeout_seconds + LEASE_MARGIN_SECONDS
-        claimed = await repo.claim(self.db, current["_id"], command.sequence, _now(), lease_seconds)
-        if claimed is None:
-            held = await repo.get_delivery(self.db, command.delivery_id)
-            if held is not None and held["state"] == "pending" and held["sequence"] == command.sequence:
-                # Another dispatcher holds it (or held it and died): look again once its lease has run out.
-                raise Retry("delivery leased by another dispatcher", delay=lease_seconds)
-            return
-        await self._attempt(claimed, subscription)
+        raise Retry("delivery leased by another dispatcher", delay=lease_seconds)
 
     async def _attempt(self, delivery: dict[str, Any], subscription: dict[str, Any]) -> None:
         body = delivery["body"].encode()
@@ -171,7 +179,8 @@ class Dispatcher:
         now = _now()
         if result.succeeded:
             await repo.finish_delivered(self.db, delivery, result.status or 200, now)
-            await repo.record_success(self.db, subscription["_id"])
+            if subscription.get("failing_since") is not None:
+                await repo.record_success(self.db, subscription["_id"])
             return
         failed_in_run = delivery.get("attempts", 0) + 1 - delivery.get("replay_base", 0)
         delay = retry_delay(failed_in_run, self.delays)

@@ -6,7 +6,8 @@
 - `webhook_deliveries`: one per (subscription, fact): _id (`msg_...`, also the `webhook-id` header, derived from
   both, so a fact seen twice is one delivery), account_id, subscription_id, event_type, fact_key, body, state
   (pending -> delivered | failed), sequence (the scheduled attempt; +1 per schedule), attempts, next_attempt_at,
-  schedule_pending (the attempt's command is not confirmed by the broker yet), lease_token/lease_until (one
+  schedule_pending (a retry's or replay's command is not confirmed by the broker yet; a first attempt's command is
+  published again whenever its fact comes again before that attempt), lease_token/lease_until (one
   dispatcher holds the delivery while its HTTP request runs), last_status, last_error, created_at, expires_at (TTL).
 - `webhook_attempts`: one per HTTP request made: status code, latency, a snippet of the response, the error.
 - `webhook_stream_states`: the last stream status seen per stream (to tell a status change from other changes).
@@ -217,7 +218,6 @@ async def create_delivery(
         "sequence": 1,
         "attempts": 0,
         "next_attempt_at": now,
-        "schedule_pending": True,
         "created_at": now,
         "expires_at": now + RETENTION,
     }
@@ -255,12 +255,18 @@ async def schedule_published(db: AsyncDatabase, delivery_id_: str, sequence: int
 
 
 async def claim(
-    db: AsyncDatabase, delivery_id_: str, sequence: int, now: datetime, lease_seconds: float
+    db: AsyncDatabase, delivery_id_: str, sequence: int, now: datetime, lease_seconds: float, *, due_by: datetime
 ) -> dict[str, Any] | None:
-    """Take the pending delivery at `sequence` for one HTTP attempt, unless another dispatcher holds it; the
-    delivery with this claim's `lease_token`, or None."""
+    """Take the pending delivery at `sequence`, due by `due_by`, for one HTTP attempt, unless another dispatcher
+    holds it; the delivery with this claim's `lease_token`, or None."""
     return await db[DELIVERIES].find_one_and_update(
-        {"_id": delivery_id_, "state": "pending", "sequence": sequence, "lease_until": {"$not": {"$gt": now}}},
+        {
+            "_id": delivery_id_,
+            "state": "pending",
+            "sequence": sequence,
+            "next_attempt_at": {"$lte": due_by},
+            "lease_until": {"$not": {"$gt": now}},
+        },
         {"$set": {"lease_token": uuid.uuid4().hex, "lease_until": now + timedelta(seconds=lease_seconds)}},
         return_document=ReturnDocument.AFTER,
     )
