@@ -6,6 +6,7 @@ from mailstream_inbox.webhooks.destinations import (
     DestinationRefused,
     check_url,
     display_url,
+    pinned,
     refusal_of_address,
     refusal_of_addresses,
 )
@@ -75,3 +76,24 @@ def test_refused_urls_say_why(url, why):
 
 def test_the_display_url_drops_the_query_that_may_hold_a_token():
     assert display_url("https://crm.example.com/hook?token=s3cret") == "https://crm.example.com/hook"
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "expected"),
+    [
+        (
+            "https://crm.example.com/hook?t=1",
+            "93.184.215.14",
+            ("https://93.184.215.14:443/hook?t=1", "crm.example.com", "crm.example.com"),
+        ),
+        ("http://crm.example.com:8080", "10.0.0.5", ("http://10.0.0.5:8080/", "crm.example.com:8080", None)),
+        (
+            "https://crm.example.com/h",
+            "2606:4700::1111",
+            ("https://[2606:4700::1111]:443/h", "crm.example.com", "crm.example.com"),
+        ),
+        ("http://[::1]:9000/h", "::1", ("http://[::1]:9000/h", "[::1]:9000", None)),
+    ],
+)
+def test_the_connection_is_pinned_to_the_checked_address_with_the_hosts_name_kept(url, address, expected):
+    assert pinned(url, address) == expected

@@ -9,7 +9,7 @@ so a name with one public and one private address is refused. The operator may a
 """
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 ALLOWED_SCHEMES = ("https", "http")
 MAX_URL_LENGTH = 2048
@@ -80,3 +80,18 @@ def display_url(url: str) -> str:
     """The URL without its query string (which may hold the receiver's token), for logs and events."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def pinned(url: str, address: str) -> tuple[str, str, str | None]:
+    """(URL to connect to, Host header, TLS server name) for sending to `url` at the checked `address`: the
+    connection goes to the address that passed the check, never to a second DNS answer (DNS rebinding), while the
+    Host header and the certificate check (SNI) still name the URL's host."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    literal = f"[{address}]" if ":" in address else address
+    target = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    host = parts.hostname or ""
+    host_header = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        host_header = f"{host_header}:{parts.port}"
+    return target, host_header, host if parts.scheme == "https" else None

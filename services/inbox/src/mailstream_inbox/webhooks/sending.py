@@ -1,10 +1,12 @@
 """One HTTP attempt: resolve, refuse private destinations, POST the signed body, and describe what came back.
 
 No redirect is followed (a 3xx is a failed attempt: the receiver must give its final URL), the whole attempt has
-one timeout, and only the first KiB of the response is read and kept.
+one timeout, and only the first KiB of the response is read and kept. The connection goes to the address that was checked
+(`destinations.pinned`), so a second DNS answer cannot point it elsewhere.
 """
 
 import asyncio
+import contextlib
 import socket
 import time
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .destinations import refusal_of_addresses
+from .destinations import pinned, refusal_of_addresses
 
 SNIPPET_BYTES = 1024
 USER_AGENT = "Mailstream-Webhooks/1.0"
@@ -70,13 +72,17 @@ async def attempt(
 
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    refusal = refusal_of_addresses(await resolve(parts.hostname or "", port), allow_private=allow_private)
+    addresses = await resolve(parts.hostname or "", port)
+    refusal = refusal_of_addresses(addresses, allow_private=allow_private)
     if refusal is not None:
         return AttemptResult(None, elapsed(), "", f"destination refused: {refusal}")
-    request_headers = {**headers, "content-type": "application/json", "user-agent": USER_AGENT}
+    target, host_header, server_name = pinned(url, addresses[0])
+    request_headers = {**headers, "host": host_header, "content-type": "application/json", "user-agent": USER_AGENT}
+    extensions = {"sni_hostname": server_name} if server_name else {}
     try:
         async with asyncio.timeout(timeout):
-            async with client.stream("POST", url, content=body, headers=request_headers) as response:
+            request = client.build_request("POST", target, content=body, headers=request_headers, extensions=extensions)
+            async with contextlib.aclosing(await client.send(request, stream=True)) as response:
                 snippet = b""
                 async for chunk in response.aiter_bytes():
                     snippet += chunk
