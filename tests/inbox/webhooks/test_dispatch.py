@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import pytest_asyncio
 
-from mailstream_common.contracts import MessageStored
+from mailstream_common.contracts import DomainChanged, MessageDeliveryChanged, MessageStored
 from tests.inbox.conftest import create_stream
 from tests.inbox.live_support import streaming
 from tests.support.waiting import wait_for
@@ -233,3 +233,48 @@ async def _cleanup_subscriptions(account):
     with contextlib.suppress(Exception):
         for hook in (await account.admin.get("/v1/webhooks")).json()["items"]:
             await account.admin.delete(f"/v1/webhooks/{hook['id']}")
+
+
+async def test_stream_status_domain_verification_and_delivery_changes_arrive(
+    account, receiver, start_dispatcher, deliver, test_broker
+):
+    await start_dispatcher()
+    types = ["stream.status_changed", "domain.verification_changed", "message.delivery_changed"]
+    await subscribe(account, receiver, "/facts", types)
+    target = await create_stream(account, "facts@acme.test")
+    await deliver(target)  # the first mail: awaiting_mail -> receiving (published by the catalogue relay)
+    await test_broker.publish(
+        DomainChanged(
+            change="status_changed", account_id=account.account_id, domain_id="d1", name="acme.test", status="verified"
+        )
+    )
+    await test_broker.publish(  # not a verification change: no webhook
+        DomainChanged(
+            change="key_rotated", account_id=account.account_id, domain_id="d1", name="acme.test", status="verified"
+        )
+    )
+    await test_broker.publish(
+        MessageDeliveryChanged(
+            account_id=account.account_id, conversation_id="c1", message_id="m1", status="sent", detail="250 ok"
+        )
+    )
+
+    def of(kind: str) -> list[dict]:
+        return [r.payload["data"] for r in receiver.at("/facts") if r.payload["type"] == kind]
+
+    async def all_arrived() -> bool:
+        statuses = [d["status"] for d in of("stream.status_changed") if d["stream_id"] == target.stream_id]
+        return (
+            statuses == ["awaiting_mail", "receiving"]
+            and of("domain.verification_changed")
+            and of("message.delivery_changed")
+        )
+
+    await wait_for(all_arrived, timeout=90, interval=0.2, what="stream, domain and delivery webhooks")
+    receiving = next(d for d in of("stream.status_changed") if d["status"] == "receiving")
+    assert receiving["previous_status"] == "awaiting_mail" and receiving["address"] == "facts@acme.test"
+    assert of("domain.verification_changed") == [
+        {"account_id": account.account_id, "domain_id": "d1", "name": "acme.test", "status": "verified"}
+    ]
+    assert of("message.delivery_changed")[0]["status"] == "sent"
+    assert all(r.verified for r in receiver.at("/facts"))
