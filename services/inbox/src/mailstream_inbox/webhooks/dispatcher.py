@@ -24,7 +24,7 @@ from mailstream_common import topology
 from mailstream_common.broker import Broker, Delivery, Retry
 from mailstream_common.contracts import Event, StreamChanged, WebhookAttemptDue, WebhookSubscriptionDisabled
 
-from . import payloads, sending
+from . import metrics, payloads, sending
 from . import repositories as repo
 from .destinations import display_url
 from .schedule import retry_delay
@@ -132,6 +132,7 @@ class Dispatcher:
         if subscription is None or not subscription.get("enabled"):
             reason = "subscription deleted" if subscription is None else "subscription disabled"
             await repo.fail_without_attempt(self.db, claimed["_id"], claimed["sequence"], reason)
+            metrics.DELIVERIES.labels("failed").inc()
             if subscription is not None:
                 await self._announce_disabled(subscription)
             return
@@ -166,6 +167,9 @@ class Dispatcher:
             allow_private=self.settings.allow_private_destinations,
         )
         await repo.record_attempt(self.db, delivery, result.as_record(), started_at)
+        metrics.ATTEMPTS.labels(_attempt_outcome(result)).inc()
+        if not (result.error or "").startswith("destination refused"):
+            metrics.ATTEMPT_SECONDS.observe(result.latency_ms / 1000)
         log.info(
             "webhook attempt",
             extra={
@@ -178,7 +182,8 @@ class Dispatcher:
         )
         now = _now()
         if result.succeeded:
-            await repo.finish_delivered(self.db, delivery, result.status or 200, now)
+            if await repo.finish_delivered(self.db, delivery, result.status or 200, now):
+                metrics.DELIVERIES.labels("delivered").inc()
             if subscription.get("failing_since") is not None:
                 await repo.record_success(self.db, subscription["_id"])
             return
@@ -188,6 +193,8 @@ class Dispatcher:
         after = await repo.finish_failed_attempt(
             self.db, delivery, status=result.status, error=result.reason, next_attempt_at=next_at
         )
+        if after is not None and after["state"] == "failed":
+            metrics.DELIVERIES.labels("failed").inc()
         await self._note_failure(subscription, result.reason, now)
         if after is not None and after["state"] == "pending":
             await self._publish_schedule(after)
@@ -199,6 +206,7 @@ class Dispatcher:
         limit = now - timedelta(seconds=self.settings.disable_after_seconds)
         disabled = await repo.disable_failing(self.db, subscription["_id"], limit, reason)
         if disabled is not None:
+            metrics.SUBSCRIPTIONS_DISABLED.inc()
             log.warning(
                 "webhook subscription disabled after failing for too long",
                 extra={"subscription_id": disabled["_id"], "account_id": disabled["account_id"]},
@@ -218,3 +226,11 @@ class Dispatcher:
             )
         )
         await repo.mark_disabled_announced(self.db, subscription["_id"])
+
+
+def _attempt_outcome(result: sending.AttemptResult) -> str:
+    if result.succeeded:
+        return "succeeded"
+    if result.status is not None:
+        return "failed"
+    return "refused" if (result.error or "").startswith("destination refused") else "error"
