@@ -32,8 +32,12 @@ async def test_update_rotate_and_delete(account, inbox_gateway):
     assert changed.json()["event_types"] == ["conversation.created", "conversation.updated"]
     rotated = await account.admin.post(f"/v1/webhooks/{hook['id']}/secret/rotate")
     assert rotated.status_code == 200 and rotated.json()["secret"] != hook["secret"]
+    assert "previous_secret_valid_until" in rotated.json()
     stored = await webhooks_repo.get_subscription_for_sending(inbox_gateway.db, hook["id"])
-    assert inbox_gateway.app.state.webhook_secrets.open(stored["secret_sealed"]) == rotated.json()["secret"]
+    box = inbox_gateway.app.state.webhook_secrets
+    assert box.open(stored["secret_sealed"]) == rotated.json()["secret"]
+    assert box.open(stored["previous_secret_sealed"]) == hook["secret"]  # still signs during the grace period
+    assert "previous_secret_sealed" not in (await account.admin.get(f"/v1/webhooks/{hook['id']}")).text
     assert (await account.admin.delete(f"/v1/webhooks/{hook['id']}")).status_code == 204
     assert (await account.admin.get(f"/v1/webhooks/{hook['id']}")).status_code == 404
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
+from standardwebhooks.webhooks import Webhook
 
 from mailstream_common.contracts import DomainChanged, MessageDeliveryChanged, MessageStored
 from tests.inbox.conftest import create_stream
@@ -102,7 +103,9 @@ async def test_conversation_events_and_a_replay_by_hand(account, receiver, start
     assert updated["data"]["conversation_id"] == conversation_id
     assert updated["data"]["changed_by"].startswith("agent:")
 
-    # A replay by hand sends the same delivery again, with the same webhook-id.
+    # A replay by hand sends the same delivery again, with the same webhook-id; after a rotation it is signed with
+    # both secrets, so the receiver (still holding the old one) and one that switched both verify it.
+    rotated = (await account.admin.post(f"/v1/webhooks/{hook['id']}/secret/rotate")).json()
     replay = await account.admin.post(f"/v1/webhooks/{hook['id']}/deliveries/{created['id']}/replay")
     assert replay.status_code == 202, replay.text
     await wait_for(
@@ -113,6 +116,8 @@ async def test_conversation_events_and_a_replay_by_hand(account, receiver, start
     )
     assert [a["outcome"] for a in detail["attempt_log"]] == ["succeeded", "succeeded"]
     assert all(r.verified for r in receiver.at("/conv"))
+    replayed = [r for r in receiver.at("/conv") if r.webhook_id == created["id"]][-1]
+    Webhook(rotated["secret"]).verify(replayed.body, replayed.headers)
 
 
 async def test_a_fact_published_twice_is_one_delivery(account, receiver, start_dispatcher, test_broker):

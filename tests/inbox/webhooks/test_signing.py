@@ -61,3 +61,14 @@ def test_the_box_seals_and_opens_and_a_changed_key_says_so():
     with pytest.raises(ValueError, match="Fernet key"):
         SecretBox("not-a-key")
     assert SecretBox().is_dev_default and not box.is_dev_default
+
+
+def test_during_a_rotation_both_secrets_sign_and_either_verifies():
+    old, new = new_secret(), new_secret()
+    body = b'{"type":"conversation.updated"}'
+    headers = signed_headers([new, old], "msg_2", datetime.now(UTC), body)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(old).verify(body, headers) == {"type": "conversation.updated"}
+    assert Webhook(new).verify(body, headers) == {"type": "conversation.updated"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(body, headers)

@@ -157,7 +157,7 @@ class Dispatcher:
     async def _attempt(self, delivery: dict[str, Any], subscription: dict[str, Any]) -> None:
         body = delivery["body"].encode()
         started_at = _now()
-        headers = signed_headers(self.box.open(subscription["secret_sealed"]), delivery["_id"], started_at, body)
+        headers = signed_headers(self._secrets(subscription, started_at), delivery["_id"], started_at, body)
         result = await sending.attempt(
             self.client,
             subscription["url"],
@@ -198,6 +198,14 @@ class Dispatcher:
         await self._note_failure(subscription, result.reason, now)
         if after is not None and after["state"] == "pending":
             await self._publish_schedule(after)
+
+    def _secrets(self, subscription: dict[str, Any], now: datetime) -> list[str]:
+        """The current secret, and the one a rotation replaced while its grace period lasts."""
+        secrets = [self.box.open(subscription["secret_sealed"])]
+        previous, until = subscription.get("previous_secret_sealed"), subscription.get("previous_secret_until")
+        if previous and until is not None and until > now:
+            secrets.append(self.box.open(previous))
+        return secrets
 
     async def _note_failure(self, subscription: dict[str, Any], reason: str, now: datetime) -> None:
         current = await repo.record_failure(self.db, subscription["_id"], now)

@@ -1,7 +1,8 @@
 """The webhook collections (owned by this package; nothing else reads them) and every query on them.
 
 - `webhook_subscriptions`: _id (`wh_...`), account_id, url, event_types, enabled, description, secret_sealed
-  (Fernet token of the `whsec_` secret), created_at, updated_at, revision; failing_since (first failure of the
+  (Fernet token of the `whsec_` secret), previous_secret_sealed/previous_secret_until (the secret a rotation
+  replaced, still signing beside the new one until then), created_at, updated_at, revision; failing_since (first failure of the
   current run of failures, unset by a success), disabled_at, disabled_reason, disabled_announced.
 - `webhook_deliveries`: one per (subscription, fact): _id (`msg_...`, also the `webhook-id` header, derived from
   both, so a fact seen twice is one delivery), account_id, subscription_id, event_type, fact_key, body, state
@@ -67,7 +68,7 @@ INDEXES = {
     STREAM_STATES: [],
 }
 
-_NO_SECRET = {"secret_sealed": 0}
+_NO_SECRET = {"secret_sealed": 0, "previous_secret_sealed": 0}
 
 
 # --- subscriptions ------------------------------------------------------------------------------------------------
@@ -134,12 +135,33 @@ async def update_subscription(
     )
 
 
-async def replace_secret(db: AsyncDatabase, account_id: str, subscription_id: str, secret_sealed: str) -> bool:
-    result = await db[SUBSCRIPTIONS].update_one(
-        {"_id": subscription_id, "account_id": account_id},
-        {"$set": {"secret_sealed": secret_sealed, "updated_at": utcnow()}, "$inc": {"revision": 1}},
-    )
-    return result.matched_count == 1
+async def replace_secret(
+    db: AsyncDatabase, account_id: str, subscription_id: str, secret_sealed: str, *, grace: timedelta
+) -> dict[str, Any] | None:
+    """Put a new secret in place; the one it replaces still signs (beside the new one) for `grace`, so receivers
+    can switch without refusing a request. The subscription after it, or None if there is no such subscription."""
+    for _ in range(5):  # guarded on the secret read: a concurrent rotation makes this one read again
+        current = await db[SUBSCRIPTIONS].find_one({"_id": subscription_id, "account_id": account_id})
+        if current is None:
+            return None
+        now = utcnow()
+        updated = await db[SUBSCRIPTIONS].find_one_and_update(
+            {"_id": subscription_id, "account_id": account_id, "secret_sealed": current["secret_sealed"]},
+            {
+                "$set": {
+                    "secret_sealed": secret_sealed,
+                    "previous_secret_sealed": current["secret_sealed"],
+                    "previous_secret_until": now + grace,
+                    "updated_at": now,
+                },
+                "$inc": {"revision": 1},
+            },
+            projection=_NO_SECRET,
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is not None:
+            return updated
+    raise RuntimeError("the secret changed under five rotations in a row")
 
 
 async def delete_subscription(db: AsyncDatabase, account_id: str, subscription_id: str) -> bool:

@@ -28,15 +28,19 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
-def signed_headers(secret: str, webhook_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers for one attempt (`timestamp` is the attempt's, not the event's)."""
+def signed_headers(secrets: str | list[str], webhook_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers for one attempt (`timestamp` is the attempt's, not the event's). With
+    several secrets (a rotation's grace period) the signature header holds one signature per secret,
+    space-separated, and a receiver holding either secret verifies it."""
     if timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=UTC)
-    signature = Webhook(secret).sign(msg_id=webhook_id, timestamp=timestamp, data=body)
+    if isinstance(secrets, str):
+        secrets = [secrets]
+    signatures = [Webhook(secret).sign(msg_id=webhook_id, timestamp=timestamp, data=body) for secret in secrets]
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(signatures),
     }
 
 

@@ -8,7 +8,7 @@ sending; these routes only write subscriptions and ask it, by a broker command, 
 
 import ipaddress
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -33,6 +33,9 @@ from ..deps import AdminPrincipal, BrokerDep, Db, SettingsDep
 from ..errors import COMMON_RESPONSES, NOT_FOUND_RESPONSE, conflict, field_error, not_found
 
 router = APIRouter(tags=["webhooks"], responses=COMMON_RESPONSES)
+
+#: How long the secret a rotation replaced still signs beside the new one.
+ROTATION_GRACE = timedelta(hours=24)
 
 WebhookId = Annotated[str, Path(max_length=64)]
 DeliveryId = Annotated[str, Path(max_length=64)]
@@ -129,10 +132,21 @@ class WebhookWithSecret(WebhookPublic):
 
 class SecretRotated(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"id": SUBSCRIPTION_EXAMPLE["id"], "secret": SECRET_EXAMPLE}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": SUBSCRIPTION_EXAMPLE["id"],
+                    "secret": SECRET_EXAMPLE,
+                    "previous_secret_valid_until": "2026-12-06T09:00:00Z",
+                }
+            ]
+        }
     )
     id: str
     secret: str = Field(description="The new signing secret, in use from the next attempt on; shown only now")
+    previous_secret_valid_until: datetime = Field(
+        description="Until then each request is signed with the old secret too (two signatures in webhook-signature)"
+    )
 
 
 class AttemptPublic(BaseModel):
@@ -322,13 +336,16 @@ async def delete_webhook(webhook_id: WebhookId, principal: AdminPrincipal, db: D
     "/v1/webhooks/{webhook_id}/secret/rotate",
     response_model=SecretRotated,
     responses=NOT_FOUND_RESPONSE,
-    summary="Replace the signing secret (shown once)",
+    summary="Replace the signing secret (shown once; the old one also signs for 24 hours)",
 )
 async def rotate_secret(webhook_id: WebhookId, principal: AdminPrincipal, db: Db, request: Request) -> SecretRotated:
     secret = new_secret()
-    if not await webhooks_repo.replace_secret(db, principal.account_id, webhook_id, _box(request).seal(secret)):
+    updated = await webhooks_repo.replace_secret(
+        db, principal.account_id, webhook_id, _box(request).seal(secret), grace=ROTATION_GRACE
+    )
+    if updated is None:
         raise not_found("webhook")
-    return SecretRotated(id=webhook_id, secret=secret)
+    return SecretRotated(id=webhook_id, secret=secret, previous_secret_valid_until=updated["previous_secret_until"])
 
 
 @router.get("/v1/webhooks/{webhook_id}/deliveries", response_model=Page[DeliveryPublic], responses=NOT_FOUND_RESPONSE)
