@@ -157,15 +157,22 @@ class Dispatcher:
     async def _attempt(self, delivery: dict[str, Any], subscription: dict[str, Any]) -> None:
         body = delivery["body"].encode()
         started_at = _now()
-        headers = signed_headers(self._secrets(subscription, started_at), delivery["_id"], started_at, body)
-        result = await sending.attempt(
-            self.client,
-            subscription["url"],
-            headers,
-            body,
-            timeout=self.settings.attempt_timeout_seconds,
-            allow_private=self.settings.allow_private_destinations,
-        )
+        try:
+            secrets = self._secrets(subscription, started_at)
+        except ValueError as exc:
+            # The operator's key changed: a failed attempt, retried on schedule (the key may come back), so the
+            # delivery never hangs under a lease.
+            log.error("webhook secret cannot be decrypted", extra={"subscription_id": subscription["_id"]})
+            result = sending.AttemptResult(None, 0, "", str(exc))
+        else:
+            result = await sending.attempt(
+                self.client,
+                subscription["url"],
+                signed_headers(secrets, delivery["_id"], started_at, body),
+                body,
+                timeout=self.settings.attempt_timeout_seconds,
+                allow_private=self.settings.allow_private_destinations,
+            )
         await repo.record_attempt(self.db, delivery, result.as_record(), started_at)
         metrics.ATTEMPTS.labels(_attempt_outcome(result)).inc()
         if not (result.error or "").startswith("destination refused"):

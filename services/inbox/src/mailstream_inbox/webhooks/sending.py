@@ -92,6 +92,8 @@ async def attempt(
         return AttemptResult(None, elapsed(), "", f"timeout after {timeout:g} s")
     except httpx.HTTPError as exc:
         return AttemptResult(None, elapsed(), "", f"{type(exc).__name__}: {exc}"[:300])
+    except (OSError, ValueError, UnicodeError) as exc:  # a malformed answer or URL the client could not handle
+        return AttemptResult(None, elapsed(), "", f"{type(exc).__name__}: {exc}"[:300])
     text = snippet[:SNIPPET_BYTES].decode("utf-8", errors="replace")
     error = None
     if 300 <= response.status_code < 400:
