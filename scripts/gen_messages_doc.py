@@ -53,6 +53,8 @@ PRODUCERS = {
     " resync`",
     "domain.changed": "domains",
     "api_key.revoked": "inbox (API key revoked)",
+    "webhook.attempt_due": "webhook dispatcher (a new delivery, a retry), inbox (a replay by hand)",
+    "webhook.subscription_disabled": "webhook dispatcher (a subscription failing for too long)",
 }
 
 REPLICA_CONSUMERS = {
