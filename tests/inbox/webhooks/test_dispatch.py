@@ -283,3 +283,17 @@ async def test_stream_status_domain_verification_and_delivery_changes_arrive(
     ]
     assert of("message.delivery_changed")[0]["status"] == "sent"
     assert all(r.verified for r in receiver.at("/facts"))
+
+
+async def test_the_dispatcher_refuses_a_private_destination_unless_the_operator_allows_it(
+    account, receiver, start_dispatcher, deliver
+):
+    await start_dispatcher(WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS="false", WEBHOOKS_RETRY_DELAYS="0.5")
+    hook = await subscribe(account, receiver, "/private", ["message.received"])
+    target = await create_stream(account, "private@acme.test")
+    await deliver(target)
+    [failed] = await settled(account, hook, 1, state="failed")
+    assert receiver.at("/private") == []  # no request ever left
+    detail = (await account.admin.get(f"/v1/webhooks/{hook['id']}/deliveries/{failed['id']}")).json()
+    assert [a["error"] for a in detail["attempt_log"]] == ["destination refused: 127.0.0.1 is a loopback address"] * 2
+    assert all(a["status_code"] is None for a in detail["attempt_log"])
