@@ -194,6 +194,8 @@ async def test_a_subscription_failing_too_long_is_disabled_and_the_live_stream_s
     # Its pending delivery ends as failed instead of being tried for days against a disabled endpoint.
     [delivery] = await settled(account, hook, 1, state="failed")
     assert delivery["last_error"] in ("subscription disabled", "HTTP 503")
+    refused = await account.admin.post(f"/v1/webhooks/{hook['id']}/deliveries/{delivery['id']}/replay")
+    assert refused.status_code == 409 and "disabled" in refused.json()["detail"]
     # Enabling it again clears the record of failures.
     enabled = (await account.admin.patch(f"/v1/webhooks/{hook['id']}", json={"enabled": True})).json()
     assert enabled["enabled"] is True and enabled["failing_since"] is None and enabled["disabled_reason"] is None

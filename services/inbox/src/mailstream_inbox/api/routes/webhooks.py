@@ -384,15 +384,21 @@ async def get_delivery(
     "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
     status_code=202,
     response_model=DeliveryPublic,
-    responses={**NOT_FOUND_RESPONSE, 409: {"description": "The delivery is still being attempted"}},
+    responses={
+        **NOT_FOUND_RESPONSE,
+        409: {"description": "The delivery is still being attempted, or the webhook is disabled"},
+    },
     summary="Send a delivered or failed delivery again (same webhook-id, a fresh retry schedule)",
 )
 async def replay_delivery(
     webhook_id: WebhookId, delivery_id: DeliveryId, principal: AdminPrincipal, db: Db, broker: BrokerDep
 ) -> DeliveryPublic:
+    subscription = await webhooks_repo.get_subscription(db, principal.account_id, webhook_id)
     doc = await webhooks_repo.get_account_delivery(db, principal.account_id, webhook_id, delivery_id)
-    if doc is None:
+    if subscription is None or doc is None:
         raise not_found("delivery")
+    if not subscription["enabled"]:
+        raise conflict("the webhook is disabled; enable it first (PATCH enabled: true)")
     if doc["state"] == "pending" and not doc.get("schedule_pending"):
         raise conflict("the delivery is still being attempted")
     if doc["state"] != "pending":
