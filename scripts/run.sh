@@ -45,6 +45,7 @@ export INBOX_HTTP_HOST="${INBOX_HTTP_HOST:-127.0.0.1}" INBOX_HTTP_PORT="${INBOX_
 export INGEST_SMTP_HOST="${INGEST_SMTP_HOST:-127.0.0.1}" INGEST_SMTP_PORT="${INGEST_SMTP_PORT:-2525}"
 export INGEST_OPS_PORT="${INGEST_OPS_PORT:-8101}" DOMAINS_HTTP_PORT="${DOMAINS_HTTP_PORT:-8102}"
 export AUTOMATION_HTTP_PORT="${AUTOMATION_HTTP_PORT:-8103}" SENDER_HTTP_PORT="${SENDER_HTTP_PORT:-8104}"
+export WEBHOOKS_OPS_PORT="${WEBHOOKS_OPS_PORT:-8105}"
 export DOMAINS_URL="${DOMAINS_URL:-http://127.0.0.1:$DOMAINS_HTTP_PORT}"
 export AUTOMATION_URL="${AUTOMATION_URL:-http://127.0.0.1:$AUTOMATION_HTTP_PORT}"
 export SENDER_URL="${SENDER_URL:-http://127.0.0.1:$SENDER_HTTP_PORT}"
@@ -65,6 +66,7 @@ Mailstream is running.
   domains            http://127.0.0.1:$DOMAINS_HTTP_PORT/healthz (internal)
   automation         http://127.0.0.1:$AUTOMATION_HTTP_PORT/healthz (internal)
   sender             http://127.0.0.1:$SENDER_HTTP_PORT/healthz (internal)
+  webhook dispatcher http://127.0.0.1:$WEBHOOKS_OPS_PORT/healthz (internal)
   outbound relay     $SENDER_SMTP_HOST:$SENDER_SMTP_PORT ($relay_note)
   RabbitMQ           $AMQP_URL
   MongoDB protocol   $MONGODB_URI
@@ -108,6 +110,12 @@ for name, port in ops_ports.items():
         "command": [sys.executable, "-m", f"mailstream_{name}"],
         "ready": {"http": f"http://{host}:{port}/readyz"},
     })
+# The webhook dispatcher: a separate process of the inbox package (any number of replicas in production).
+services.append({
+    "name": "webhooks",
+    "command": [sys.executable, "-m", "mailstream_inbox.webhooks"],
+    "ready": {"http": f"http://127.0.0.1:{env['WEBHOOKS_OPS_PORT']}/readyz"},
+})
 grace = float(env.get("SHUTDOWN_GRACE_SECONDS", "20")) + 5  # the services' own drain, and a margin to exit
 json.dump({"log_dir": f"{state}/logs", "grace_seconds": grace, "banner": banner, "services": services}, sys.stdout)
 PY

@@ -315,6 +315,7 @@ SERVICE_INDEXES = {
     "domains": _module_indexes("mailstream_domains.repositories"),
     "sender": _module_indexes("mailstream_sender.repositories"),
     "ingest": _module_indexes("mailstream_ingest.repositories"),
+    "webhooks": _module_indexes("mailstream_inbox.webhooks.repositories"),
 }
 
 NEWEST_FIRST = [("last_message_at", DESCENDING), ("_id", DESCENDING)]
@@ -451,6 +452,29 @@ HOT_QUERIES: dict[str, HotQuery] = {
     ),
     "a dead letter's body, in order": HotQuery(
         "inbox", "dead_letter_bodies", {"letter_id": "l"}, [("n", ASCENDING)], sorted_by_index=True
+    ),
+    # webhooks: the dispatcher's lookup for every fact, and the subscription, delivery and attempt lists
+    "webhook subscriptions matching an event": HotQuery(
+        "webhooks", "webhook_subscriptions", {"account_id": "a", "event_types": "message.received", "enabled": True}
+    ),
+    "webhook subscriptions of an account": HotQuery(
+        "webhooks", "webhook_subscriptions", {"account_id": "a"}, OLDEST_FIRST, 51, sorted_by_index=True
+    ),
+    "webhook deliveries of a subscription": HotQuery(
+        "webhooks",
+        "webhook_deliveries",
+        {"subscription_id": "w", "account_id": "a"},
+        [("created_at", DESCENDING), ("_id", DESCENDING)],
+        51,
+        sorted_by_index=True,
+    ),
+    "webhook attempts of a delivery": HotQuery(
+        "webhooks",
+        "webhook_attempts",
+        {"delivery_id": "d", "account_id": "a"},
+        [("at", ASCENDING), ("_id", ASCENDING)],
+        100,
+        sorted_by_index=True,
     ),
 }
 

@@ -46,3 +46,23 @@ async def test_live_hub_delivers_per_account_and_drops_a_client_that_cannot_keep
             while True:
                 await slow.next(timeout=0.1)
     assert hub.client_count() == 0
+
+
+def test_a_disabled_webhook_subscription_reaches_its_accounts_live_stream():
+    from mailstream_common.contracts import WebhookSubscriptionDisabled
+
+    event = WebhookSubscriptionDisabled(
+        account_id="acc",
+        subscription_id="wh_1",
+        url="https://crm.example.com/hook",
+        failing_since=datetime(2026, 12, 1, tzinfo=UTC),
+        reason="HTTP 503",
+    )
+    account_id, live = to_live_event(event)
+    assert account_id == "acc" and live.name == "webhook.subscription_disabled"
+    assert live.data == {
+        "subscription_id": "wh_1",
+        "url": "https://crm.example.com/hook",
+        "failing_since": "2026-12-01T00:00:00+00:00",
+        "reason": "HTTP 503",
+    }

@@ -32,7 +32,10 @@ INBOUND_DOMAIN = "in.mailstream.test"
 
 @pytest.fixture
 def run_sh(backends: Backends, tmp_path: Path) -> Iterator[tuple[SupervisorRun, dict[str, str], dict[str, int]]]:
-    ports = {name: free_port() for name in ("smtp", "relay", "inbox", "ingest", "domains", "automation", "sender")}
+    ports = {
+        name: free_port()
+        for name in ("smtp", "relay", "inbox", "ingest", "domains", "automation", "sender", "webhooks")
+    }
     with isolated_vhost(backends.amqp_url) as amqp_url:
         env = {
             **os.environ,
@@ -47,6 +50,7 @@ def run_sh(backends: Backends, tmp_path: Path) -> Iterator[tuple[SupervisorRun, 
             "DOMAINS_HTTP_PORT": str(ports["domains"]),
             "AUTOMATION_HTTP_PORT": str(ports["automation"]),
             "SENDER_HTTP_PORT": str(ports["sender"]),
+            "WEBHOOKS_OPS_PORT": str(ports["webhooks"]),
             "SENDER_SMTP_PORT": str(ports["relay"]),
             "DNS_NAMESERVERS": "127.0.0.1:1",  # nothing answers: a fast temperror instead of the machine's resolver
             "SHUTDOWN_GRACE_SECONDS": "5",
@@ -130,6 +134,6 @@ def test_run_sh_restarts_a_killed_inbox_and_the_system_takes_mail_again(run_sh):
     run.interrupt()
     assert run.wait(timeout=90) == 0
     output = run.output()
-    for service in ("relay", "domains", "automation", "inbox", "sender", "ingest"):
+    for service in ("relay", "domains", "automation", "inbox", "sender", "ingest", "webhooks"):
         assert f"run: {service} stopped" in output
     assert all(pid_gone(pid) for name in ("inbox", "ingest", "relay") for pid in run.pids(name))

@@ -110,6 +110,7 @@ The Deployments to run: one per service, plus the optional second half of a spli
 - ingest.analyse.enabled: "ingest" runs the SMTP front door only (INGEST_ROLE=smtp) and "ingest-analyse" the
   analysis workers (INGEST_ROLE=analyse), each scaled on its own.
 - inbox.worker.enabled: "inbox" serves the API only (INBOX_ROLE=api) and "inbox-worker" runs the consumers.
+- inbox.webhooks.enabled: "inbox-webhooks" runs the webhook dispatcher (`python -m mailstream_inbox.webhooks`).
 Each entry: name (object suffix and component label), service (image, settings, ports), part (the values block
 inside the service's that overrides its sizing and scaling; empty for the main one) and role.
 */}}
@@ -125,6 +126,9 @@ workloads:
   - {name: inbox, service: inbox, part: "", role: {{ ternary "api" $.Values.inbox.role $.Values.inbox.worker.enabled | quote }}}
   {{- if $.Values.inbox.worker.enabled }}
   - {name: inbox-worker, service: inbox, part: worker, role: worker}
+  {{- end }}
+  {{- if $.Values.inbox.webhooks.enabled }}
+  - {name: inbox-webhooks, service: inbox, part: webhooks, role: ""}
   {{- end }}
 {{- else }}
   - {name: {{ $service }}, service: {{ $service }}, part: "", role: ""}
@@ -247,6 +251,9 @@ of that service (tests/deploy/test_deploy_files.py checks them against the servi
   value: {{ include "mailstream.internalUrl" (list . "sender") | quote }}
 {{- include "mailstream.bounceDomainEnv" . }}
 {{- include "mailstream.secretEnv" (list . "MAILSTREAM_GATEWAY_TOKEN" .Values.secrets.gatewayTokenKey) }}
+{{- include "mailstream.secretEnv" (list . "WEBHOOKS_SECRET_ENCRYPTION_KEY" .Values.secrets.webhookSecretEncryptionKeyKey) }}
+- name: WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS
+  value: {{ .Values.inbox.webhooks.allowPrivateDestinations | quote }}
 {{- end }}
 
 {{- define "mailstream.env.automation" -}}

@@ -49,6 +49,11 @@ PUBLISHERS: dict[str, tuple[tuple[str, str], ...]] = {
     "conversation.snooze_due": (("inbox", "a conversation snoozed: the wake-up, down the timer ladder"),),
     "reply.scheduled_due": (("inbox", "a reply scheduled for later: the send time, down the timer ladder"),),
     "conversation.timeline_recorded": (("inbox", "a note or other timeline entry recorded"),),
+    "webhook.attempt_due": (
+        ("webhooks", "the webhook dispatcher: a new delivery, or a retry down the timer ladder"),
+        ("inbox", "a delivery replayed by hand through the API"),
+    ),
+    "webhook.subscription_disabled": (("webhooks", "the webhook dispatcher: a subscription failing for too long"),),
 }
 
 #: Replica-local queues (exclusive, auto-delete, one per process): the service and the events it binds.

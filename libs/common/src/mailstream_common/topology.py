@@ -43,6 +43,8 @@ from .contracts import (
     SnoozeDue,
     StreamChanged,
     TopicChanged,
+    WebhookAttemptDue,
+    WebhookSubscriptionDisabled,
 )
 
 EVENTS_EXCHANGE = "mailstream.events"
@@ -125,6 +127,22 @@ WORK_QUEUES: tuple[QueueSpec, ...] = (
     *PROJECTION_QUEUES,
 )
 
+# Outgoing webhooks (mailstream_inbox.webhooks): one durable queue of the facts subscribers may receive, shared by
+# every dispatcher replica, and the attempts queue whose TTL tiers are the delay ladder of the retry schedule.
+WEBHOOKS_EVENTS = QueueSpec(
+    "webhooks.events",
+    (
+        MessageStored,
+        ConversationChanged,
+        ConversationTimelineRecorded,
+        MessageDeliveryChanged,
+        StreamChanged,
+        DomainChanged,
+    ),
+)
+WEBHOOKS_ATTEMPTS = QueueSpec("webhooks.attempts", (WebhookAttemptDue,), retry_delays=TIMER_LADDER, max_attempts=12)
+WORK_QUEUES = (*WORK_QUEUES, WEBHOOKS_EVENTS, WEBHOOKS_ATTEMPTS)
+
 
 def replica_queue(service: str, replica_id: str, events: tuple[type[Event], ...]) -> QueueSpec:
     """A queue that only this process reads and that vanishes with it (caches, live updates)."""
@@ -135,6 +153,7 @@ INGEST_STREAM_EVENTS = (StreamChanged,)
 SENDER_DOMAIN_EVENTS = (DomainChanged,)
 SENDER_REPLICA_EVENTS = (DomainChanged, StreamChanged)  # signing-key and stream caches: one replica queue
 GATEWAY_LIVE_EVENTS = (MessageStored, ConversationChanged, MessageDeliveryChanged, ConversationTimelineRecorded)
+GATEWAY_LIVE_EVENTS = (*GATEWAY_LIVE_EVENTS, WebhookSubscriptionDisabled)
 GATEWAY_KEY_EVENTS = (ApiKeyRevoked,)  # key-cache invalidation, on the same replica queue as the live events
 GATEWAY_REPLICA_EVENTS = GATEWAY_LIVE_EVENTS + GATEWAY_KEY_EVENTS
 

@@ -23,6 +23,7 @@ from mailstream_common.contracts import (
     Event,
     MessageDeliveryChanged,
     MessageStored,
+    WebhookSubscriptionDisabled,
 )
 
 if TYPE_CHECKING:
@@ -101,6 +102,14 @@ def to_live_event(event: Event) -> tuple[str, LiveEvent] | None:
             "details": event.details,
         }
         return event.account_id, LiveEvent("conversation.timeline", event.event_id, data, event.event_id)
+    if isinstance(event, WebhookSubscriptionDisabled):
+        data = {
+            "subscription_id": event.subscription_id,
+            "url": event.url,
+            "failing_since": event.failing_since.isoformat(),
+            "reason": event.reason,
+        }
+        return event.account_id, LiveEvent("webhook.subscription_disabled", event.event_id, data, event.event_id)
     return None
 
 

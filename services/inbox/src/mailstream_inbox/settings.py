@@ -121,6 +121,21 @@ class InboxSettings(CommonSettings):
         description="The built reference console served at /console (default: console/dist of this checkout)",
     )
 
+    # Webhook subscriptions (`/v1/webhooks`): the same key and rule as the dispatcher's (webhooks/settings.py).
+    webhooks_secret_encryption_key: SecretStr | None = Field(
+        default=None,
+        alias="WEBHOOKS_SECRET_ENCRYPTION_KEY",
+        description="Fernet key that encrypts webhook signing secrets at rest (the dispatcher needs the same one)",
+    )
+    webhooks_secret_encryption_key_file: str | None = Field(
+        default=None, alias="WEBHOOKS_SECRET_ENCRYPTION_KEY_FILE", description="A mounted file holding that key"
+    )
+    webhooks_allow_private_destinations: bool = Field(
+        default=False,
+        alias="WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS",
+        description="Accept webhook URLs on loopback, private and link-local addresses",
+    )
+
     @property
     def effective_bounce_domain(self) -> str:
         return self.bounce_domain or self.inbound_domain

@@ -17,6 +17,7 @@ from .mail import MailAnalysed, MailReceived
 from .replies import DeliveryReported, EmailTemplate, ReplyRequested
 from .streams import CannedResponseChanged, ProjectionResyncRequested, StreamChanged, TopicChanged
 from .timers import ConversationTimelineRecorded, ScheduledReplyDue, SnoozeDue
+from .webhooks import WebhookAttemptDue, WebhookSubscriptionDisabled
 
 ALL_EVENTS: tuple[type[Event], ...] = (
     MailReceived,
@@ -36,6 +37,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SnoozeDue,
     ScheduledReplyDue,
     ConversationTimelineRecorded,
+    WebhookAttemptDue,
+    WebhookSubscriptionDisabled,
 )
 
 __all__ = [
@@ -64,5 +67,7 @@ __all__ = [
     "SnoozeDue",
     "StreamChanged",
     "TopicChanged",
+    "WebhookAttemptDue",
+    "WebhookSubscriptionDisabled",
     "utcnow",
 ]

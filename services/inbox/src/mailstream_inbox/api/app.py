@@ -32,6 +32,8 @@ from ..live_journal import LiveJournal
 from ..repositories import ensure_indexes
 from ..security import KeyCache
 from ..settings import InboxSettings
+from ..webhooks import repositories as webhooks_repo
+from ..webhooks.signing import SecretBox
 from .console import install_console
 from .errors import install_error_handlers
 from .middleware import CorrelationAndMetrics, RequestSizeLimit
@@ -50,6 +52,7 @@ from .routes import (
     reply_recipients,
     streams,
     topics,
+    webhooks,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ ROUTERS = (
     attachments.router,
     reply_recipients.router,
     dead_letters.router,
+    webhooks.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):
@@ -86,6 +90,7 @@ BROADCAST_JOURNAL_EVENTS = (
     "message.delivery_changed",
     "api_key.revoked",
     "conversation.timeline_recorded",
+    "webhook.subscription_disabled",
 )
 
 OPENAPI_DESCRIPTION = """Mailstream: email as a stream for customer-service inboxes.
@@ -105,6 +110,7 @@ async def _declare_published_queues(broker: Broker) -> None:
         topology.INBOX_STORE,
         topology.INBOX_DELIVERY,
         topology.INBOX_TIMERS,  # the delay ladder the API puts snoozes and scheduled replies on
+        topology.WEBHOOKS_ATTEMPTS,  # replays of webhook deliveries
     )
     channel = await broker.connection.channel()
     try:
@@ -158,6 +164,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     relay_stop = asyncio.Event()
     try:
         await ensure_indexes(app.state.db)
+        await mongo.ensure_indexes(app.state.db, webhooks_repo.INDEXES)
         await broker.connect()
         # While the connection is down the replica queue is gone: events published then never reach this replica.
         broker.connection.close_callbacks.add(lambda *_: journal.receiving_interrupted())
@@ -257,6 +264,10 @@ def create_app(settings: InboxSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.live = LiveHub(settings.sse_client_queue_size, settings.sse_max_clients_per_account)
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+    key = settings.webhooks_secret_encryption_key
+    app.state.webhook_secrets = SecretBox(
+        key.get_secret_value() if key else None, settings.webhooks_secret_encryption_key_file
+    )
     app.state.started = False
     install_error_handlers(app)
     install_allow_header(app)
