@@ -23,6 +23,8 @@ from .contracts import (
     ConversationActionsRequested,
     ConversationChanged,
     ConversationTimelineRecorded,
+    DataErasurePartDone,
+    DataErasureRequested,
     DeliveryReported,
     DomainChanged,
     Event,
@@ -96,6 +98,23 @@ SENDER_STREAM_SETTINGS = QueueSpec("sender.stream_settings", (StreamChanged,))
 AUTOMATION_REFERENCES = QueueSpec("automation.references", (TopicChanged, StreamChanged, CannedResponseChanged))
 PROJECTION_QUEUES: tuple[QueueSpec, ...] = (INGEST_STREAM_ROUTES, SENDER_STREAM_SETTINGS, AUTOMATION_REFERENCES)
 
+# Data protection (contracts/data_protection.py): every service erases its part from a durable queue of its own and
+# reports to inbox, which tracks the request. Erasing is re-runnable, so the ordinary retry policy applies.
+INGEST_DATA_ERASURE = QueueSpec("ingest.data_erasure", (DataErasureRequested,))
+INBOX_DATA_ERASURE = QueueSpec("inbox.data_erasure", (DataErasureRequested,))
+AUTOMATION_DATA_ERASURE = QueueSpec("automation.data_erasure", (DataErasureRequested,))
+SENDER_DATA_ERASURE = QueueSpec("sender.data_erasure", (DataErasureRequested,))
+DOMAINS_DATA_ERASURE = QueueSpec("domains.data_erasure", (DataErasureRequested,))
+INBOX_DATA_REQUESTS = QueueSpec("inbox.data_requests", (DataErasurePartDone,))
+DATA_ERASURE_QUEUES: dict[str, QueueSpec] = {
+    "ingest": INGEST_DATA_ERASURE,
+    "inbox": INBOX_DATA_ERASURE,
+    "automation": AUTOMATION_DATA_ERASURE,
+    "sender": SENDER_DATA_ERASURE,
+    "domains": DOMAINS_DATA_ERASURE,
+}
+DATA_PROTECTION_QUEUES: tuple[QueueSpec, ...] = (*DATA_ERASURE_QUEUES.values(), INBOX_DATA_REQUESTS)
+
 WORK_QUEUES: tuple[QueueSpec, ...] = (
     INGEST_ANALYSE,
     INBOX_STORE,
@@ -107,6 +126,7 @@ WORK_QUEUES: tuple[QueueSpec, ...] = (
     INBOX_TIMERS,
     INBOX_RESYNC,
     *PROJECTION_QUEUES,
+    *DATA_PROTECTION_QUEUES,
 )
 
 

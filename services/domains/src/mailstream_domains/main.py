@@ -4,8 +4,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from mailstream_common import mongo, service
+from mailstream_common import mongo, service, topology
 from mailstream_common.broker import Broker
+from mailstream_common.contracts import DataErasureRequested
+from mailstream_common.erasure import erasure_handler, nothing_kept
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
@@ -63,6 +65,11 @@ async def main(stop: asyncio.Event, settings: DomainsSettings | None = None) -> 
     )
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()
+    # Domains keeps company data only (domain names, keys, DNS verdicts): its part of an erasure is to report so.
+    broker.consume(
+        topology.DOMAINS_DATA_ERASURE, erasure_handler(NAME, broker, nothing_kept), DataErasureRequested, prefetch=1
+    )
+    await broker.start()
     verifier = BackgroundVerifier(manager, poll_seconds=settings.verifier_poll_seconds)
     verifier.start()
     log.info("listening", extra={"host": settings.http_host, "port": settings.http_port})

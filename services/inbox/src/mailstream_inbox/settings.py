@@ -96,6 +96,18 @@ class InboxSettings(CommonSettings):
         description="How often a worker republishes stream/topic/canned-response changes the broker did not confirm"
         " (and how old such a change must be)",
     )
+    data_request_relay_seconds: float = Field(
+        default=10.0,
+        alias="INBOX_DATA_REQUEST_RELAY_SECONDS",
+        gt=0,
+        description="How often a worker publishes data requests the broker did not confirm (and how old they must be)",
+    )
+    retention_run_seconds: float = Field(
+        default=3600.0,
+        alias="INBOX_RETENTION_RUN_SECONDS",
+        gt=0,
+        description="How often a worker looks for conversations older than their account's retention window",
+    )
 
     @property
     def effective_bounce_domain(self) -> str:

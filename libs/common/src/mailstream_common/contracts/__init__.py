@@ -11,6 +11,7 @@ from .conversations import (
     MessageStored,
     RuleAction,
 )
+from .data_protection import ERASING_SERVICES, DataErasurePartDone, DataErasureRequested
 from .domains import DomainChanged
 from .keys import ApiKeyRevoked
 from .mail import MailAnalysed, MailReceived
@@ -36,10 +37,13 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     SnoozeDue,
     ScheduledReplyDue,
     ConversationTimelineRecorded,
+    DataErasureRequested,
+    DataErasurePartDone,
 )
 
 __all__ = [
     "ALL_EVENTS",
+    "ERASING_SERVICES",
     "Address",
     "ApiKeyRevoked",
     "CannedResponseChanged",
@@ -47,6 +51,8 @@ __all__ = [
     "ConversationActionsRequested",
     "ConversationChanged",
     "ConversationTimelineRecorded",
+    "DataErasurePartDone",
+    "DataErasureRequested",
     "DeliveryReported",
     "DomainChanged",
     "EmailTemplate",

@@ -31,6 +31,7 @@ from ..live_journal import LiveJournal
 from ..repositories import ensure_indexes
 from ..security import KeyCache
 from ..settings import InboxSettings
+from ..use_cases import data_requests as data_requests_use_case
 from .errors import install_error_handlers
 from .middleware import CorrelationAndMetrics, RequestSizeLimit
 from .routes import (
@@ -39,6 +40,7 @@ from .routes import (
     canned_responses,
     conversation_time,
     conversations,
+    data_requests,
     email_template,
     events,
     imports,
@@ -66,6 +68,7 @@ ROUTERS = (
     proxy.router,
     imports.router,
     attachments.router,
+    data_requests.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):
@@ -169,10 +172,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             relays = (
                 ("catalogue relay", settings.catalogue_relay_seconds, catalogue.relay_pending),
                 ("reply relay", settings.reply_relay_seconds, outbox.relay_stranded_replies),
+                ("data request relay", settings.data_request_relay_seconds, data_requests_use_case.relay_unpublished),
             )
             for name, seconds, relay in relays:
                 chore = functools.partial(relay, app.state.db, broker, older_than_seconds=seconds)
                 relay_tasks.append(asyncio.create_task(run_every(seconds, relay_stop, chore, name=name)))
+            retention = functools.partial(data_requests_use_case.run_retention, app.state.db, broker)
+            relay_tasks.append(
+                asyncio.create_task(run_every(settings.retention_run_seconds, relay_stop, retention, name="retention"))
+            )
         if settings.serves_http:
             await journal.open()  # the live queue is bound: from now on this replica journals every live event
             journal_task = asyncio.create_task(journal.run())

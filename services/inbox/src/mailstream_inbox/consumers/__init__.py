@@ -7,15 +7,19 @@ from mailstream_common import topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import (
     ConversationActionsRequested,
+    DataErasurePartDone,
+    DataErasureRequested,
     DeliveryReported,
     MailAnalysed,
     ProjectionResyncRequested,
     ScheduledReplyDue,
     SnoozeDue,
 )
+from mailstream_common.erasure import erasure_handler
 
 from .. import catalogue
 from ..settings import InboxSettings
+from ..use_cases import data_requests
 from . import actions, delivery, store, timers
 
 
@@ -36,3 +40,16 @@ def register(broker: Broker, db: AsyncDatabase, settings: InboxSettings) -> None
     broker.consume(
         topology.INBOX_TIMERS, timers.make_handler(db, broker), (SnoozeDue, ScheduledReplyDue), prefetch=prefetch
     )
+    # Data protection: inbox's own part of an erasure, and every service's report of its part.
+    broker.consume(
+        topology.INBOX_DATA_ERASURE,
+        erasure_handler("inbox", broker, lambda request: data_requests.erase_inbox_part(db, request)),
+        DataErasureRequested,
+        prefetch=1,
+    )
+    secret = data_requests.hash_secret(settings)
+
+    async def record_part(report: DataErasurePartDone, delivery) -> None:
+        await data_requests.record_part(db, report, secret=secret)
+
+    broker.consume(topology.INBOX_DATA_REQUESTS, record_part, DataErasurePartDone, prefetch=prefetch)

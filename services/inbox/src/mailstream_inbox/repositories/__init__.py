@@ -17,6 +17,8 @@ from . import (
     canned_responses,
     conversation_changes,
     conversations,
+    data_erasure,
+    data_requests,
     live_events,
     messages,
     streams,
@@ -52,6 +54,8 @@ INDEXES = merge(
             timeline,
             conversation_changes,
             uploads,
+            data_erasure,
+            data_requests,
         )
     )
 )

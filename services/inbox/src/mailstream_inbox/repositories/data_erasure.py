@@ -1,0 +1,155 @@
+"""Inbox's part of a data erasure (issue 17): the queries; what goes and what stays is `data_erasure.py` (pure).
+
+Where the address is found: the conversations it took part in (`participants`: the customer and To/Cc of inbound
+mail, and `terms`: every address in a subject or the start of a text), then their messages, tested one by one.
+
+Order, so that a crash anywhere leaves work a re-run finds and finishes: per conversation, the blobs of the
+messages to erase (unless a kept message shares them), their timeline entries, the messages, and last the
+conversation's own update or deletion (until then the address still finds it). The live-event journal is swept
+after all conversations.
+"""
+
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .. import data_erasure as plan
+from . import blobs as blobs_repo
+from . import conversations as conversations_repo
+from . import live_events as live_events_repo
+from . import messages as messages_repo
+from . import timeline as timeline_repo
+
+INDEXES = {
+    conversations_repo.COLLECTION: [
+        IndexModel([("account_id", ASCENDING), ("participants", ASCENDING)], name="conversations_by_participant")
+    ],
+    # Is a blob still needed by a message that stays? (blobs are shared by digest)
+    messages_repo.COLLECTION: [
+        IndexModel([("raw_blob_id", ASCENDING)], name="messages_by_raw_blob"),
+        IndexModel([("attachments.sha256", ASCENDING)], name="messages_by_attachment_blob"),
+    ],
+}
+
+
+async def conversations_naming(db: AsyncDatabase, account_id: str, address: str) -> list[str]:
+    """Ids of the account's conversations the address took part in or is a search term of."""
+    found: dict[str, None] = {}
+    for query in ({"participants": address}, {"terms": address}, {"customer_key": address}):
+        cursor = db[conversations_repo.COLLECTION].find({"account_id": account_id, **query}, {"_id": 1})
+        async for doc in cursor:
+            found.setdefault(doc["_id"], None)
+    return list(found)
+
+
+async def _messages_of(db: AsyncDatabase, conversation_id: str) -> list[dict[str, Any]]:
+    cursor = (
+        db[messages_repo.COLLECTION]
+        .find({"conversation_id": conversation_id})
+        .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+    )
+    return await cursor.to_list(None)
+
+
+async def find_targets(db: AsyncDatabase, account_id: str, address: str) -> tuple[list[str], list[str]]:
+    """(conversation ids, message ids) an erasure of `address` would touch now: what the other services are told."""
+    conversation_ids, message_ids = [], []
+    for conversation_id in await conversations_naming(db, account_id, address):
+        named = [m["_id"] for m in await _messages_of(db, conversation_id) if plan.names_address(m, address)]
+        conversation_ids.append(conversation_id)
+        message_ids += named
+    return conversation_ids, message_ids
+
+
+async def erase(
+    db: AsyncDatabase,
+    account_id: str,
+    *,
+    address: str | None,
+    conversation_ids: list[str],
+    older_than=None,
+) -> dict[str, int]:
+    """Erase the address from the account (or, address None, the listed conversations whole); re-runnable."""
+    counts = {"messages": 0, "conversations_deleted": 0, "conversations_kept": 0, "blobs": 0, "timeline": 0}
+    candidates = list(dict.fromkeys(conversation_ids))
+    if address is not None:
+        candidates = list(dict.fromkeys([*candidates, *await conversations_naming(db, account_id, address)]))
+    erased_ids: set[str] = set()
+    deleted_conversations: set[str] = set()
+    for conversation_id in candidates:
+        conversation = await db[conversations_repo.COLLECTION].find_one(
+            {"_id": conversation_id, "account_id": account_id}
+        )
+        if conversation is None:
+            continue
+        messages = await _messages_of(db, conversation_id)
+        decided = plan.plan_conversation(conversation, messages, address, older_than=older_than)
+        if decided is None:
+            continue
+        going = [m for m in messages if m["_id"] in set(decided.erase_message_ids)]
+        counts["blobs"] += await _drop_blobs(db, going)
+        counts["timeline"] += await _drop_timeline(db, decided, address)
+        if going:
+            result = await db[messages_repo.COLLECTION].delete_many(
+                {"_id": {"$in": [m["_id"] for m in going]}, "account_id": account_id}
+            )
+            counts["messages"] += result.deleted_count
+        erased_ids.update(m["_id"] for m in going)
+        if decided.delete_conversation:
+            await db[conversations_repo.COLLECTION].delete_one({"_id": conversation_id, "account_id": account_id})
+            deleted_conversations.add(conversation_id)
+            counts["conversations_deleted"] += 1
+        else:
+            await db[conversations_repo.COLLECTION].update_one(
+                {"_id": conversation_id, "account_id": account_id}, {"$set": decided.update}
+            )
+            counts["conversations_kept"] += 1
+    counts["live_events"] = await _drop_live_events(db, account_id, address, erased_ids | deleted_conversations)
+    return counts
+
+
+async def _drop_blobs(db: AsyncDatabase, going: list[dict[str, Any]]) -> int:
+    """Delete the blobs only these messages use (another message, kept or of another account, may share one)."""
+    going_ids = [m["_id"] for m in going]
+    removed = 0
+    for sha256 in plan.blob_ids(going):
+        shared = await db[messages_repo.COLLECTION].find_one(
+            {"_id": {"$nin": going_ids}, "$or": [{"raw_blob_id": sha256}, {"attachments.sha256": sha256}]},
+            {"_id": 1},
+        )
+        if shared is None:
+            removed += (await db[blobs_repo.COLLECTION].delete_many({"sha256": sha256})).deleted_count
+    return removed
+
+
+async def _drop_timeline(db: AsyncDatabase, decided: plan.ConversationPlan, address: str | None) -> int:
+    collection = db[timeline_repo.COLLECTION]
+    if decided.delete_conversation:
+        return (await collection.delete_many({"conversation_id": decided.conversation_id})).deleted_count
+    needles = [*decided.erase_message_ids, *([address] if address else [])]
+    doomed = [
+        entry["_id"]
+        async for entry in collection.find({"conversation_id": decided.conversation_id})
+        if plan.mentions(entry, needles)
+    ]
+    if not doomed:
+        return 0
+    return (await collection.delete_many({"_id": {"$in": doomed}})).deleted_count
+
+
+async def _drop_live_events(db: AsyncDatabase, account_id: str, address: str | None, ids: set[str]) -> int:
+    """The account's journal is short-lived (a TTL of hours): read it through, drop what names the address or an
+    erased message or conversation."""
+    needles = [*ids, *([address] if address else [])]
+    if not needles:
+        return 0
+    collection = db[live_events_repo.LIVE_EVENTS]
+    doomed = [
+        entry["_id"]
+        async for entry in collection.find({"account_id": account_id}, {"_id": 1, "data": 1})
+        if plan.mentions(entry.get("data"), needles)
+    ]
+    if not doomed:
+        return 0
+    return (await collection.delete_many({"_id": {"$in": doomed}})).deleted_count
