@@ -7,10 +7,15 @@
   shows each service's counts; another account's request id is 404; asking again while nothing is left finishes.
 - An erasure requested while sender is dead (kill -9) waits for sender's part and finishes after its restart.
 - Retention erases the conversations past the account's window, and only those.
+- An export holds exactly the person's messages (mbox) and records (JSON), and is downloaded once.
 """
 
+import io
+import json
+import mailbox
 import re
 import smtplib
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -279,3 +284,49 @@ def test_retention_erases_only_conversations_past_the_window(system: System):
     assert documents_naming(system, recent_sender) != []
     metrics = httpx.get(f"{system.gateway}/metrics").text
     assert 'mailstream_inbox_retention_removed_total{kind="messages",service="inbox"} 1.0' in metrics
+
+
+def test_an_export_holds_exactly_the_persons_messages_and_records_and_is_downloaded_once(system: System, tmp_path):
+    _, api = new_account(system, "Privacy export")
+    stream = new_stream(api, "export@privacy-shop.test")
+    eve, frank = "eve.export@privacy-e2e.example", "frank.other@privacy-e2e.example"
+    first = mail(eve, "Export one", "First of Eve.")
+    first.add_attachment(b"Eve's file", maintype="application", subtype="octet-stream", filename="eve.bin")
+    smtp_send(system, first, mail_from=eve, rcpt=stream["forwarding_address"])
+    smtp_send(system, mail(frank, "Frank's own", "Not Eve."), mail_from=frank, rcpt=stream["forwarding_address"])
+    second = mail(eve, "Export two", "Plain.")
+    # As raw bytes: a body line starting with "From " exactly as sent (a generator would quote it itself).
+    raw_second = second.as_bytes().replace(b"Plain.", b"From the start of a line.")
+    smtp_send(system, raw_second, mail_from=eve, rcpt=stream["forwarding_address"])
+    conversation = wait_for_conversation(api, stream["id"], "Export one")
+    wait_for_conversation(api, stream["id"], "Export two")
+    wait_for_conversation(api, stream["id"], "Frank's own")
+    sent = reply(api, conversation["id"], "Here is your answer, Eve.")
+
+    created = api.post("/v1/data-requests", json={"type": "export", "address": eve.upper()})
+    assert created.status_code == 201, created.text
+    request_id = created.json()["id"]
+    done = wait_done(api, request_id)
+    assert done["type"] == "export" and done["archive"]["state"] == "ready"
+    _, other_api = new_account(system, "Export stranger")
+    assert other_api.get(f"/v1/data-requests/{request_id}/archive").status_code == 404
+
+    download = api.get(done["archive"]["download_url"])
+    assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+    assert api.get(done["archive"]["download_url"]).status_code == 410  # once only
+    assert api.get(f"/v1/data-requests/{request_id}").json()["archive"]["state"] == "downloaded"
+
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        (tmp_path / "messages.mbox").write_bytes(archive.read("messages.mbox"))
+        records = json.loads(archive.read("records.json"))["records"]
+    box = mailbox.mbox(tmp_path / "messages.mbox")
+    ids = sorted(message["Message-ID"] for message in box)
+    assert ids == sorted([first["Message-ID"], second["Message-ID"], sent["message_id_header"]])
+    body = next(m for m in box if m["Message-ID"] == second["Message-ID"]).get_payload(decode=True)
+    assert body.startswith(b">From the start of a line.")  # mboxrd quoting: a reader that knows it undoes it
+    exported = {m["_id"] for m in records["inbox"]["messages"]}
+    assert len(exported) == 3
+    assert [d["_id"] for d in records["sender"]["deliveries"]] == [sent["id"]]
+    assert frank not in json.dumps(records)
+    assert documents_naming(system, eve) != []  # an export erases nothing
+    assert [c["_id"] for c in records["inbox"]["conversations"]] != []

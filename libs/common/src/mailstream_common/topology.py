@@ -25,6 +25,7 @@ from .contracts import (
     ConversationTimelineRecorded,
     DataErasurePartDone,
     DataErasureRequested,
+    DataExportRequested,
     DeliveryReported,
     DomainChanged,
     Event,
@@ -98,22 +99,24 @@ SENDER_STREAM_SETTINGS = QueueSpec("sender.stream_settings", (StreamChanged,))
 AUTOMATION_REFERENCES = QueueSpec("automation.references", (TopicChanged, StreamChanged, CannedResponseChanged))
 PROJECTION_QUEUES: tuple[QueueSpec, ...] = (INGEST_STREAM_ROUTES, SENDER_STREAM_SETTINGS, AUTOMATION_REFERENCES)
 
-# Data protection (contracts/data_protection.py): every service erases its part from a durable queue of its own and
-# reports to inbox, which tracks the request. Erasing is re-runnable, so the ordinary retry policy applies.
-INGEST_DATA_ERASURE = QueueSpec("ingest.data_erasure", (DataErasureRequested,))
-INBOX_DATA_ERASURE = QueueSpec("inbox.data_erasure", (DataErasureRequested,))
-AUTOMATION_DATA_ERASURE = QueueSpec("automation.data_erasure", (DataErasureRequested,))
-SENDER_DATA_ERASURE = QueueSpec("sender.data_erasure", (DataErasureRequested,))
-DOMAINS_DATA_ERASURE = QueueSpec("domains.data_erasure", (DataErasureRequested,))
-INBOX_DATA_REQUESTS = QueueSpec("inbox.data_requests", (DataErasurePartDone,))
-DATA_ERASURE_QUEUES: dict[str, QueueSpec] = {
-    "ingest": INGEST_DATA_ERASURE,
-    "inbox": INBOX_DATA_ERASURE,
-    "automation": AUTOMATION_DATA_ERASURE,
-    "sender": SENDER_DATA_ERASURE,
-    "domains": DOMAINS_DATA_ERASURE,
+# Data protection (contracts/data_protection.py): every service does its part of an erasure or export from a durable
+# queue of its own and reports to inbox, which tracks the request. The parts are re-runnable, so the ordinary retry
+# policy applies.
+DATA_REQUEST_EVENTS = (DataErasureRequested, DataExportRequested)
+INGEST_DATA_REQUESTS = QueueSpec("ingest.data_requests", DATA_REQUEST_EVENTS)
+INBOX_DATA_REQUESTS = QueueSpec("inbox.data_requests", DATA_REQUEST_EVENTS)
+AUTOMATION_DATA_REQUESTS = QueueSpec("automation.data_requests", DATA_REQUEST_EVENTS)
+SENDER_DATA_REQUESTS = QueueSpec("sender.data_requests", DATA_REQUEST_EVENTS)
+DOMAINS_DATA_REQUESTS = QueueSpec("domains.data_requests", DATA_REQUEST_EVENTS)
+INBOX_DATA_REQUEST_PARTS = QueueSpec("inbox.data_request_parts", (DataErasurePartDone,))
+DATA_REQUEST_QUEUES: dict[str, QueueSpec] = {
+    "ingest": INGEST_DATA_REQUESTS,
+    "inbox": INBOX_DATA_REQUESTS,
+    "automation": AUTOMATION_DATA_REQUESTS,
+    "sender": SENDER_DATA_REQUESTS,
+    "domains": DOMAINS_DATA_REQUESTS,
 }
-DATA_PROTECTION_QUEUES: tuple[QueueSpec, ...] = (*DATA_ERASURE_QUEUES.values(), INBOX_DATA_REQUESTS)
+DATA_PROTECTION_QUEUES: tuple[QueueSpec, ...] = (*DATA_REQUEST_QUEUES.values(), INBOX_DATA_REQUEST_PARTS)
 
 WORK_QUEUES: tuple[QueueSpec, ...] = (
     INGEST_ANALYSE,

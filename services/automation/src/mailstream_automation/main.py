@@ -7,12 +7,11 @@ from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import (
     CannedResponseChanged,
-    DataErasureRequested,
     MessageStored,
     StreamChanged,
     TopicChanged,
 )
-from mailstream_common.erasure import erasure_handler
+from mailstream_common.erasure import consume_data_requests
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
@@ -57,11 +56,11 @@ async def main(stop: asyncio.Event) -> None:
             (TopicChanged, StreamChanged, CannedResponseChanged),
             prefetch=settings.consumer_prefetch,
         )
-        broker.consume(
-            topology.AUTOMATION_DATA_ERASURE,
-            erasure_handler(SERVICE, broker, lambda request: erasure_repo.erase(db, request)),
-            DataErasureRequested,
-            prefetch=1,
+        consume_data_requests(
+            broker,
+            SERVICE,
+            erase=lambda request: erasure_repo.erase(db, request),
+            export=lambda request: erasure_repo.export(db, request),
         )
         resync = await projection.is_empty(known.collection)  # judged before any queued event is consumed
         await broker.start()

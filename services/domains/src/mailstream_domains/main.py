@@ -4,10 +4,9 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from mailstream_common import mongo, service, topology
+from mailstream_common import mongo, service
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import DataErasureRequested
-from mailstream_common.erasure import erasure_handler, nothing_kept
+from mailstream_common.erasure import consume_data_requests, nothing_kept
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
@@ -65,10 +64,9 @@ async def main(stop: asyncio.Event, settings: DomainsSettings | None = None) -> 
     )
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()
-    # Domains keeps company data only (domain names, keys, DNS verdicts): its part of an erasure is to report so.
-    broker.consume(
-        topology.DOMAINS_DATA_ERASURE, erasure_handler(NAME, broker, nothing_kept), DataErasureRequested, prefetch=1
-    )
+    # Domains keeps company data only (domain names, keys, DNS verdicts): its part of an erasure or an export is
+    # to report so.
+    consume_data_requests(broker, NAME, erase=nothing_kept)
     await broker.start()
     verifier = BackgroundVerifier(manager, poll_seconds=settings.verifier_poll_seconds)
     verifier.start()

@@ -102,6 +102,12 @@ class InboxSettings(CommonSettings):
         gt=0,
         description="How often a worker publishes data requests the broker did not confirm (and how old they must be)",
     )
+    export_ttl_hours: float = Field(
+        default=24.0,
+        alias="INBOX_EXPORT_TTL_HOURS",
+        gt=0,
+        description="How long a data export's archive waits for its one download before it is deleted",
+    )
     retention_run_seconds: float = Field(
         default=3600.0,
         alias="INBOX_RETENTION_RUN_SECONDS",

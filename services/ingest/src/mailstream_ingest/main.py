@@ -6,8 +6,8 @@ import uuid
 
 from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import DataErasureRequested, MailReceived, StreamChanged
-from mailstream_common.erasure import erasure_handler, nothing_kept
+from mailstream_common.contracts import MailReceived, StreamChanged
+from mailstream_common.erasure import consume_data_requests, nothing_kept
 from mailstream_common.ops import OpsServer
 
 from . import repositories
@@ -103,10 +103,8 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
         broker.consume(topology.INGEST_ANALYSE, analyse.handle, MailReceived, prefetch=settings.consumer_prefetch)
 
     # Ingest keeps no mail: it passes each one on (mail.received, acknowledged by the broker) and holds only the
-    # stream routes, which are the company's. Its part of an erasure is to report so.
-    broker.consume(
-        topology.INGEST_DATA_ERASURE, erasure_handler("ingest", broker, nothing_kept), DataErasureRequested, prefetch=1
-    )
+    # stream routes, which are the company's. Its part of an erasure or an export is to report so.
+    consume_data_requests(broker, "ingest", erase=nothing_kept)
 
     # A projection created after streams existed catches up (see repositories/stream_routes.py); empty is judged
     # before any queued event is consumed.

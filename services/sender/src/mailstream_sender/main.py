@@ -16,7 +16,7 @@ from mailstream_common.contracts import (
     ReplyRequested,
     StreamChanged,
 )
-from mailstream_common.erasure import erasure_handler
+from mailstream_common.erasure import consume_data_requests
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
@@ -113,9 +113,7 @@ async def main(stop: asyncio.Event) -> None:
         suppressions.on_change_for(request.account_id)  # this replica's guard forgets the account's list
         return counts
 
-    broker.consume(
-        topology.SENDER_DATA_ERASURE, erasure_handler("sender", broker, erase), DataErasureRequested, prefetch=1
-    )
+    consume_data_requests(broker, "sender", erase=erase, export=lambda request: erasure_repo.export(db, request))
 
     async def database_ready() -> bool:
         return await mongo.ping(client)

@@ -11,7 +11,7 @@ from .conversations import (
     MessageStored,
     RuleAction,
 )
-from .data_protection import ERASING_SERVICES, DataErasurePartDone, DataErasureRequested
+from .data_protection import ERASING_SERVICES, DataErasurePartDone, DataErasureRequested, DataExportRequested
 from .domains import DomainChanged
 from .keys import ApiKeyRevoked
 from .mail import MailAnalysed, MailReceived
@@ -39,6 +39,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ConversationTimelineRecorded,
     DataErasureRequested,
     DataErasurePartDone,
+    DataExportRequested,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "ConversationTimelineRecorded",
     "DataErasurePartDone",
     "DataErasureRequested",
+    "DataExportRequested",
     "DeliveryReported",
     "DomainChanged",
     "EmailTemplate",

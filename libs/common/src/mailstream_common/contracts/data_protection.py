@@ -7,7 +7,7 @@ less to remove; a part reported twice is recorded once.
 """
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -40,8 +40,22 @@ class DataErasureRequested(Event):
     )
 
 
+class DataExportRequested(Event):
+    """Collect, in every service, the records that name `address` (GDPR Art. 20): each answers with them in its
+    `DataErasurePartDone.records`, and inbox puts them with the person's mail into one archive."""
+
+    event_name: ClassVar[str] = "data_request.export_requested"
+
+    request_id: str
+    account_id: str
+    address: str = Field(description="Lower-case address whose records are wanted")
+    conversation_ids: list[str] = Field(default_factory=list, description="Conversations inbox found naming it")
+    message_ids: list[str] = Field(default_factory=list, description="Messages (inbound and outbound) naming it")
+
+
 class DataErasurePartDone(Event):
-    """One service finished its part of an erasure; `counts` says how many of what it removed."""
+    """One service finished its part of a data request (an erasure or an export); `counts` says how many of what
+    it removed (or found), `records` what an export found, by kind."""
 
     event_name: ClassVar[str] = "data_request.part_done"
 
@@ -49,3 +63,6 @@ class DataErasurePartDone(Event):
     account_id: str
     service: Literal["ingest", "inbox", "automation", "sender", "domains"]
     counts: dict[str, int] = Field(default_factory=dict, description="Documents removed or changed, by kind")
+    records: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="Export only: the service's records that name the person, by kind"
+    )

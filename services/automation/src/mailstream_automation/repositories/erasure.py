@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailstream_common.contracts import DataErasureRequested
+from mailstream_common.contracts import DataErasureRequested, DataExportRequested
 
 from .auto_replies import AUTO_REPLIES
 from .rules import RULES
@@ -38,3 +38,15 @@ async def erase(db: AsyncDatabase, request: DataErasureRequested) -> dict[str, i
     runs = sum([(await db[RUNS].delete_many(query)).deleted_count for query in runs_query])
     replies = sum([(await db[AUTO_REPLIES].delete_many(query)).deleted_count for query in replies_query])
     return {"runs": runs, "auto_reply_records": replies}
+
+
+async def export(db: AsyncDatabase, request: DataExportRequested) -> dict[str, list[dict[str, Any]]]:
+    """The runs about the person's messages or with them as the customer."""
+    found: dict[str, dict[str, Any]] = {}
+    queries = [{"account_id": request.account_id, "customer": request.address}]
+    if request.message_ids:
+        queries.append({"account_id": request.account_id, "message_id": {"$in": request.message_ids}})
+    for query in queries:
+        async for doc in db[RUNS].find(query):
+            found[doc["_id"]] = doc
+    return {"runs": list(found.values())}

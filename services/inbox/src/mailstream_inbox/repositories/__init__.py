@@ -18,6 +18,7 @@ from . import (
     conversation_changes,
     conversations,
     data_erasure,
+    data_exports,
     data_requests,
     live_events,
     messages,
@@ -56,6 +57,7 @@ INDEXES = merge(
             uploads,
             data_erasure,
             data_requests,
+            data_exports,
         )
     )
 )

@@ -88,6 +88,8 @@ async def erase(
         if decided is None:
             continue
         going = [m for m in messages if m["_id"] in set(decided.erase_message_ids)]
+        if not going and not decided.delete_conversation and not plan.mentions(conversation, [address or ""]):
+            continue  # erased by an earlier run: nothing names the address any more
         counts["blobs"] += await _drop_blobs(db, going)
         counts["timeline"] += await _drop_timeline(db, decided, address)
         if going:
@@ -153,3 +155,39 @@ async def _drop_live_events(db: AsyncDatabase, account_id: str, address: str | N
     if not doomed:
         return 0
     return (await collection.delete_many({"_id": {"$in": doomed}})).deleted_count
+
+
+# --- export ---
+
+_INTERNAL_FIELDS = ("message_ids", "pending_event", "publishing", "delivery_announcement", "pending_since")
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in _INTERNAL_FIELDS}
+
+
+async def export_records(
+    db: AsyncDatabase, account_id: str, conversation_ids: list[str], message_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The conversations and messages (as stored, less bookkeeping) an export found naming the person."""
+    conversations = db[conversations_repo.COLLECTION].find({"_id": {"$in": conversation_ids}, "account_id": account_id})
+    messages = db[messages_repo.COLLECTION].find({"_id": {"$in": message_ids}, "account_id": account_id})
+    return {
+        "conversations": [_public(doc) async for doc in conversations],
+        "messages": [_public(doc) async for doc in messages.sort([("created_at", ASCENDING), ("_id", ASCENDING)])],
+    }
+
+
+async def raw_mail(db: AsyncDatabase, account_id: str, message_ids: list[str]) -> list[tuple[Any, bytes]]:
+    """(received at, raw bytes) of those messages that kept their raw mail, oldest first."""
+    cursor = (
+        db[messages_repo.COLLECTION]
+        .find({"_id": {"$in": message_ids}, "account_id": account_id}, {"created_at": 1, "raw_blob_id": 1})
+        .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+    )
+    found = []
+    async for doc in cursor:
+        raw = await blobs_repo.get(db, doc["raw_blob_id"]) if doc.get("raw_blob_id") else None
+        if raw is not None:
+            found.append((doc["created_at"], raw))
+    return found

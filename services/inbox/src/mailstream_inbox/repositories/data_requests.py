@@ -2,11 +2,13 @@
 progress of every service's part. Inbox is the only writer.
 
 A request document:
-    _id, account_id, type erase|retention, status running|done, created_at, finished_at,
+    _id, account_id, type erase|export|retention, status running|done, created_at, finished_at,
     address (only while running: the services are told it; afterwards only) address_hash, address_domain,
     keep_suppression, conversation_ids / message_ids (what inbox found when it was made; dropped when done),
     older_than (retention), published (the broker confirmed `DataErasureRequested`),
-    parts {<service>: {status done, counts {...}, at}}, active_key (while running), expires_at (retention only).
+    parts {<service>: {status done, counts {...}, at, records (an export's, until its archive is built)}},
+    archive {state ready|downloaded, size, expires_at, downloaded_at} (export), active_key (while running),
+    expires_at (retention only).
 
 Idempotent: `active_key` (the type and the keyed hash of the address, or the conversation) is unique among running
 requests (a partial unique index), so asking again while one runs answers the running one. A service's report is
@@ -88,24 +90,55 @@ async def page(
     return await keyset_page(db[COLLECTION], {"account_id": account_id}, limit=limit, after=after, descending=True)
 
 
+async def get_internal(db: AsyncDatabase, request_id: str) -> dict[str, Any] | None:
+    return await db[COLLECTION].find_one({"_id": request_id})
+
+
 async def record_part(
-    db: AsyncDatabase, request_id: str, service: str, counts: dict[str, int]
+    db: AsyncDatabase,
+    request_id: str,
+    service: str,
+    counts: dict[str, int],
+    records: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any] | None:
-    """Record one service's report unless it was recorded already; the request after, or None if a duplicate."""
+    """Record one service's report unless it was recorded already; the request after, or None if a duplicate.
+    An export's records wait here until the archive is built."""
+    part: dict[str, Any] = {"status": "done", "counts": counts, "at": utcnow()}
+    if records:
+        part["records"] = records
     return await db[COLLECTION].find_one_and_update(
-        {"_id": request_id, f"parts.{service}.status": {"$ne": "done"}},
-        {"$set": {f"parts.{service}": {"status": "done", "counts": counts, "at": utcnow()}}},
+        {"_id": request_id, "status": "running", f"parts.{service}.status": {"$ne": "done"}},
+        {"$set": {f"parts.{service}": part}},
         return_document=ReturnDocument.AFTER,
     )
 
 
-async def finish_if_complete(db: AsyncDatabase, request_id: str, *, address_hash: str | None) -> dict[str, Any] | None:
-    """Mark the request done if every service reported (one winner); then it keeps no address, only its hash."""
+def every_part_done(doc: dict[str, Any]) -> bool:
+    parts = doc.get("parts") or {}
+    return all(parts.get(service, {}).get("status") == "done" for service in ERASING_SERVICES)
+
+
+async def claim_archive(db: AsyncDatabase, account_id: str, request_id: str, *, now: datetime) -> dict[str, Any] | None:
+    """Take the right to download the archive: once, and only before it expires."""
+    return await db[COLLECTION].find_one_and_update(
+        {"_id": request_id, "account_id": account_id, "archive.state": "ready", "archive.expires_at": {"$gt": now}},
+        {"$set": {"archive.state": "downloaded", "archive.downloaded_at": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def finish_if_complete(
+    db: AsyncDatabase, request_id: str, *, address_hash: str | None, archive: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Mark the request done if every service reported (one winner); then it keeps no address, only its hash, and
+    an export no records (they are in its archive)."""
     now = utcnow()
     every_part = {f"parts.{service}.status": "done" for service in ERASING_SERVICES}
     done: dict[str, Any] = {"status": "done", "finished_at": now}
     if address_hash is not None:
         done["address_hash"] = address_hash
+    if archive is not None:
+        done["archive"] = archive
     current = await db[COLLECTION].find_one({"_id": request_id}, {"type": 1})
     if current is not None and current.get("type") == "retention":
         done["expires_at"] = now + RETENTION_REQUEST_KEEP
@@ -113,7 +146,13 @@ async def finish_if_complete(db: AsyncDatabase, request_id: str, *, address_hash
         {"_id": request_id, "status": "running", **every_part},
         {
             "$set": done,
-            "$unset": {"address": "", "active_key": "", "conversation_ids": "", "message_ids": ""},
+            "$unset": {
+                "address": "",
+                "active_key": "",
+                "conversation_ids": "",
+                "message_ids": "",
+                **{f"parts.{service}.records": "" for service in ERASING_SERVICES},
+            },
         },
         return_document=ReturnDocument.AFTER,
     )

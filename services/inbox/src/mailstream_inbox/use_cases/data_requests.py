@@ -17,11 +17,13 @@ from prometheus_client import Counter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Broker, PublishError
-from mailstream_common.contracts import DataErasurePartDone, DataErasureRequested, utcnow
+from mailstream_common.contracts import DataErasurePartDone, DataErasureRequested, DataExportRequested, Event, utcnow
 
+from .. import data_export
 from ..data_erasure import normalise_address
 from ..repositories import conversations as conversations_repo
 from ..repositories import data_erasure as erasure_repo
+from ..repositories import data_exports as exports_repo
 from ..repositories import data_requests as requests_repo
 from ..settings import InboxSettings
 
@@ -44,7 +46,16 @@ def address_hash(secret: bytes, address: str) -> str:
     return "hmac-sha256:" + hmac.new(secret, normalise_address(address).encode(), hashlib.sha256).hexdigest()
 
 
-def erasure_event(doc: dict[str, Any]) -> DataErasureRequested:
+def request_event(doc: dict[str, Any]) -> Event:
+    if doc["type"] == "export":
+        return DataExportRequested(
+            request_id=doc["_id"],
+            account_id=doc["account_id"],
+            address=doc["address"],
+            conversation_ids=doc.get("conversation_ids", []),
+            message_ids=doc.get("message_ids", []),
+            correlation_id=doc["_id"],
+        )
     return DataErasureRequested(
         request_id=doc["_id"],
         account_id=doc["account_id"],
@@ -61,7 +72,7 @@ def erasure_event(doc: dict[str, Any]) -> DataErasureRequested:
 async def publish(db: AsyncDatabase, broker: Broker, doc: dict[str, Any]) -> bool:
     """Publish the request's event; whether the broker confirmed it (if not, the relay tries again)."""
     try:
-        await broker.publish(erasure_event(doc), correlation_id=doc["_id"])
+        await broker.publish(request_event(doc), correlation_id=doc["_id"])
     except (PublishError, ConnectionError, TimeoutError):
         log.warning("data request not published yet; the relay retries", extra={"request_id": doc["_id"]})
         return False
@@ -69,23 +80,31 @@ async def publish(db: AsyncDatabase, broker: Broker, doc: dict[str, Any]) -> boo
     return True
 
 
-async def start_erasure(
-    db: AsyncDatabase, broker: Broker, account_id: str, address: str, *, keep_suppression: bool, secret: bytes
+async def start_request(
+    db: AsyncDatabase,
+    broker: Broker,
+    account_id: str,
+    kind: str,
+    address: str,
+    *,
+    keep_suppression: bool = False,
+    secret: bytes,
 ) -> tuple[dict[str, Any], bool]:
-    """The running erasure of `address` in the account (a new one unless one is running); (request, created)."""
+    """The running erasure or export of `address` in the account (a new one unless one is running);
+    (request, created)."""
     address = normalise_address(address)
     conversation_ids, message_ids = await erasure_repo.find_targets(db, account_id, address)
     doc, created = await requests_repo.create_once(
         db,
         {
             "account_id": account_id,
-            "type": "erase",
+            "type": kind,
             "address": address,
             "address_domain": address.rpartition("@")[2],
-            "keep_suppression": keep_suppression,
+            "keep_suppression": keep_suppression and kind == "erase",
             "conversation_ids": conversation_ids,
             "message_ids": message_ids,
-            "active_key": "erase:" + address_hash(secret, address),
+            "active_key": f"{kind}:" + address_hash(secret, address),
         },
     )
     if created:
@@ -98,19 +117,60 @@ async def relay_unpublished(db: AsyncDatabase, broker: Broker, *, older_than_sec
         await publish(db, broker, doc)
 
 
-async def record_part(db: AsyncDatabase, report: DataErasurePartDone, *, secret: bytes) -> None:
-    recorded = await requests_repo.record_part(db, report.request_id, report.service, report.counts)
+async def record_part(
+    db: AsyncDatabase, report: DataErasurePartDone, *, secret: bytes, export_ttl: timedelta = timedelta(hours=24)
+) -> None:
+    """Record a service's report once; the last one finishes the request (an export's archive is stored first).
+
+    A redelivered report is recorded once but still tries to finish: the first delivery may have died between
+    recording and finishing."""
+    recorded = await requests_repo.record_part(db, report.request_id, report.service, report.counts, report.records)
     if recorded is None:
-        return  # a duplicate report (or an unknown request): recorded already
-    if recorded.get("type") == "retention":
+        recorded = await requests_repo.get_internal(db, report.request_id)
+        if recorded is None or recorded.get("status") != "running":
+            return  # unknown, or finished already
+    elif recorded.get("type") == "retention":
         for kind, count in report.counts.items():
             RETENTION_REMOVED.labels(report.service, kind).inc(count)
+    if not requests_repo.every_part_done(recorded):
+        return
+    archive: dict[str, Any] | None = None
+    if recorded.get("type") == "export":
+        archive = await _store_archive(db, recorded, export_ttl)
     address = recorded.get("address")
     finished = await requests_repo.finish_if_complete(
-        db, report.request_id, address_hash=address_hash(secret, address) if address else None
+        db, report.request_id, address_hash=address_hash(secret, address) if address else None, archive=archive
     )
     if finished is not None:
         log.info("data request done", extra={"request_id": report.request_id, "type": finished.get("type")})
+
+
+async def _store_archive(db: AsyncDatabase, request: dict[str, Any], ttl: timedelta) -> dict[str, Any]:
+    """Build the export's archive (the mbox from inbox's messages, the records every service sent) and store it."""
+    mbox = data_export.mbox_of(await erasure_repo.raw_mail(db, request["account_id"], request.get("message_ids", [])))
+    parts = request.get("parts", {})
+    records = {service: part.get("records", {}) for service, part in parts.items()}
+    # Dated by the last report, not the clock: whoever builds it (two last reports at once) builds the same bytes.
+    made_at = max(part["at"] for part in parts.values())
+    data = data_export.archive_of(mbox, records, made_at=made_at)
+    expires_at = made_at + ttl
+    await exports_repo.put(db, request["_id"], data, expires_at=expires_at)
+    return {"state": "ready", "size": len(data), "expires_at": expires_at}
+
+
+async def take_archive(db: AsyncDatabase, account_id: str, request_id: str) -> tuple[str, bytes | None]:
+    """("ok", bytes) the first time an admin downloads a ready archive; ("gone", None) after that or once it
+    expired; ("missing", None) for no such export in the account."""
+    claimed = await requests_repo.claim_archive(db, account_id, request_id, now=utcnow())
+    if claimed is None:
+        doc = await requests_repo.get(db, account_id, request_id)
+        return ("gone" if doc is not None and doc.get("archive") else "missing"), None
+    data = await exports_repo.take(db, request_id)
+    return ("ok", data) if data is not None else ("gone", None)
+
+
+async def export_inbox_part(db: AsyncDatabase, request: DataExportRequested) -> dict[str, list[dict[str, Any]]]:
+    return await erasure_repo.export_records(db, request.account_id, request.conversation_ids, request.message_ids)
 
 
 async def erase_inbox_part(db: AsyncDatabase, request: DataErasureRequested) -> dict[str, int]:

@@ -12,7 +12,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from mailstream_common.contracts import DataErasureRequested
+from mailstream_common.contracts import DataErasureRequested, DataExportRequested
 from mailstream_common.erasure import address_key
 
 from .deliveries import DELIVERIES
@@ -62,3 +62,19 @@ async def _erase_suppression(collection, request: DataErasureRequested, secret: 
         return {"suppressions": result.deleted_count}
     removed = (await collection.delete_many(query)).deleted_count  # counted bounces that never suppressed it
     return {"suppressions_hashed": result.modified_count, "suppressions": removed}
+
+
+async def export(db: AsyncDatabase, request: DataExportRequested) -> dict[str, list[dict[str, Any]]]:
+    """The records that name the address: delivery records (the mail's bytes are in inbox's mbox) and the
+    suppression entry."""
+    query: dict[str, Any] = {"account_id": request.account_id}
+    clauses = [
+        {"recipients": request.address},
+        *([{"_id": {"$in": request.message_ids}}] if request.message_ids else []),
+    ]
+    deliveries: dict[str, dict[str, Any]] = {}
+    for clause in clauses:
+        async for doc in db[DELIVERIES].find({**query, **clause}):
+            deliveries[doc["_id"]] = doc
+    suppressions = [doc async for doc in db[SUPPRESSIONS].find({**query, "address": request.address}, {"_id": 0})]
+    return {"deliveries": list(deliveries.values()), "suppressions": suppressions}

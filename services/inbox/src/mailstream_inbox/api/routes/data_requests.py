@@ -1,12 +1,12 @@
-"""Data requests (GDPR Art. 17 erasure, issue 17) and the account's retention window. Admin only.
+"""Data requests (GDPR Art. 17 erasure and Art. 20 export, issue 17) and the account's retention window. Admin only.
 
 The rules live in `use_cases/data_requests.py`; these routes translate between HTTP and it.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailstream_common.contracts import ERASING_SERVICES
@@ -38,16 +38,26 @@ class DataRequestCreate(BaseModel):
             "examples": [
                 {"type": "erase", "address": "ann@example.org"},
                 {"type": "erase", "address": "ann@example.org", "keep_suppression": True},
+                {"type": "export", "address": "ann@example.org"},
             ]
         },
     )
 
-    type: Literal["erase"] = Field(description="`erase`: remove everything every service keeps about the address")
+    type: Literal["erase", "export"] = Field(
+        description="`erase`: remove everything every service keeps about the address; `export`: one archive of it"
+    )
     address: EmailAddressStr = Field(description="The person's address (compared case-insensitively)")
     keep_suppression: bool = Field(
         default=False,
-        description="Keep the address on the suppression list, as a keyed hash only, so it still receives nothing",
+        description="Erase only: keep the address on the suppression list as a keyed hash, so it still gets no mail",
     )
+
+
+class ArchivePublic(BaseModel):
+    state: Literal["ready", "downloaded", "expired"]
+    size: int = Field(description="Bytes of the zip file (messages.mbox + records.json)")
+    expires_at: datetime
+    download_url: str | None = Field(default=None, description="While ready: GET it once (admin) to download")
 
 
 class ServiceProgress(BaseModel):
@@ -97,13 +107,28 @@ class DataRequestPublic(BaseModel):
     )
 
     id: str
-    type: Literal["erase", "retention"]
+    type: Literal["erase", "export", "retention"]
     status: Literal["running", "done"]
     address_domain: str | None = Field(default=None, description="Only the domain: a request never shows the address")
     keep_suppression: bool = False
     services: list[ServiceProgress] = Field(description="Each service's part: pending until it reports")
+    archive: ArchivePublic | None = Field(default=None, description="Export only, once it is done")
     created_at: datetime
     finished_at: datetime | None = None
+
+
+def archive_of(doc: dict[str, Any]) -> ArchivePublic | None:
+    archive = doc.get("archive")
+    if not archive:
+        return None
+    expires_at = archive["expires_at"]
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    state = archive["state"]
+    if state == "ready" and expires_at <= datetime.now(UTC):
+        state = "expired"
+    url = f"/v1/data-requests/{doc['_id']}/archive" if state == "ready" else None
+    return ArchivePublic(state=state, size=archive["size"], expires_at=expires_at, download_url=url)
 
 
 def to_public(doc: dict[str, Any]) -> DataRequestPublic:
@@ -123,6 +148,7 @@ def to_public(doc: dict[str, Any]) -> DataRequestPublic:
             )
             for service in ERASING_SERVICES
         ],
+        archive=archive_of(doc),
         created_at=doc["created_at"],
         finished_at=doc.get("finished_at"),
     )
@@ -145,10 +171,11 @@ async def create_data_request(
     settings: SettingsDep,
     response: Response,
 ) -> DataRequestPublic:
-    doc, created = await data_requests.start_erasure(
+    doc, created = await data_requests.start_request(
         db,
         broker,
         principal.account_id,
+        body.type,
         body.address,
         keep_suppression=body.keep_suppression,
         secret=data_requests.hash_secret(settings),
@@ -174,6 +201,29 @@ async def get_data_request(request_id: RequestId, principal: AdminPrincipal, db:
     if doc is None:
         raise not_found("data request")
     return to_public(doc)
+
+
+@router.get(
+    "/v1/data-requests/{request_id}/archive",
+    summary="Download an export's archive, once (admin)",
+    response_class=Response,
+    responses={
+        **NOT_FOUND_RESPONSE,
+        200: {"content": {"application/zip": {}}, "description": "messages.mbox and records.json"},
+        410: {"description": "Downloaded already, or expired"},
+    },
+)
+async def download_archive(request_id: RequestId, principal: AdminPrincipal, db: Db) -> Response:
+    outcome, data = await data_requests.take_archive(db, principal.account_id, request_id)
+    if outcome == "missing":
+        raise not_found("export")
+    if data is None:
+        raise HTTPException(410, detail="this archive was downloaded already or has expired")
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="data-request-{request_id}.zip"'},
+    )
 
 
 class Retention(BaseModel):
