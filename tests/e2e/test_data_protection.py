@@ -245,6 +245,26 @@ def test_an_erasure_waits_for_a_killed_service_and_finishes_after_its_restart(sy
     assert documents_naming(system, dana) == []
 
 
+def test_an_erasure_survives_a_kill_of_the_tracking_inbox_right_after_the_request(system: System):
+    """Inbox is killed (-9) the moment it answered: wherever its own part and its recording of the reports were,
+    after the restart the broker redelivers what it had not acknowledged and the request finishes clean."""
+    _, api = new_account(system, "Privacy inbox crash")
+    stream = new_stream(api, "inbox-crash@privacy-shop.test")
+    gil = "gil.crash@privacy-e2e.example"
+    for n in range(3):
+        smtp_send(system, mail(gil, f"Gil {n}", "Hi."), mail_from=gil, rcpt=stream["forwarding_address"])
+        wait_for_conversation(api, stream["id"], f"Gil {n}")
+    created = api.post("/v1/data-requests", json={"type": "erase", "address": gil})
+    assert created.status_code == 201, created.text
+    inbox = system.processes["inbox"]
+    inbox.kill()
+    inbox.start(timeout=120)
+    done = wait_done(api, created.json()["id"])
+    assert all(p["status"] == "done" for p in done["services"])
+    assert api.get(f"/v1/conversations?stream_id={stream['id']}").json()["items"] == []
+    assert documents_naming(system, gil) == []
+
+
 def imported(api, stream_id: str, sender: str, subject: str, when: datetime) -> None:
     message = mail(sender, subject, "From the archive.")
     message.replace_header("To", "retention@privacy-shop.test")
