@@ -160,11 +160,13 @@ async def _store_archive(db: AsyncDatabase, request: dict[str, Any], ttl: timede
 
 async def take_archive(db: AsyncDatabase, account_id: str, request_id: str) -> tuple[str, bytes | None]:
     """("ok", bytes) the first time an admin downloads a ready archive; ("gone", None) after that or once it
-    expired; ("missing", None) for no such export in the account."""
+    expired; ("not_ready", None) while the export runs; ("missing", None) for no such export in the account."""
     claimed = await requests_repo.claim_archive(db, account_id, request_id, now=utcnow())
     if claimed is None:
         doc = await requests_repo.get(db, account_id, request_id)
-        return ("gone" if doc is not None and doc.get("archive") else "missing"), None
+        if doc is None or doc.get("type") != "export":
+            return "missing", None
+        return ("gone" if doc.get("archive") else "not_ready"), None
     data = await exports_repo.take(db, request_id)
     return ("ok", data) if data is not None else ("gone", None)
 

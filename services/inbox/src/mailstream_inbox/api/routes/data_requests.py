@@ -210,6 +210,7 @@ async def get_data_request(request_id: RequestId, principal: AdminPrincipal, db:
     responses={
         **NOT_FOUND_RESPONSE,
         200: {"content": {"application/zip": {}}, "description": "messages.mbox and records.json"},
+        409: {"description": "The export is still running"},
         410: {"description": "Downloaded already, or expired"},
     },
 )
@@ -217,6 +218,8 @@ async def download_archive(request_id: RequestId, principal: AdminPrincipal, db:
     outcome, data = await data_requests.take_archive(db, principal.account_id, request_id)
     if outcome == "missing":
         raise not_found("export")
+    if outcome == "not_ready":
+        raise HTTPException(409, detail="the export is still running: its archive is not ready yet")
     if data is None:
         raise HTTPException(410, detail="this archive was downloaded already or has expired")
     return Response(
