@@ -9,6 +9,7 @@ conversation's own update or deletion (until then the address still finds it). T
 after all conversations.
 """
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -68,7 +69,7 @@ async def erase(
     *,
     address: str | None,
     conversation_ids: list[str],
-    older_than=None,
+    older_than: datetime | None = None,
 ) -> dict[str, int]:
     """Erase the address from the account (or, address None, the listed conversations whole); re-runnable."""
     counts = {"messages": 0, "conversations_deleted": 0, "conversations_kept": 0, "blobs": 0, "timeline": 0}
@@ -112,7 +113,8 @@ async def erase(
 
 
 async def _drop_blobs(db: AsyncDatabase, going: list[dict[str, Any]]) -> int:
-    """Delete the blobs only these messages use (another message, kept or of another account, may share one)."""
+    """Delete the blobs only these messages use (another message, kept or of another account, may share one);
+    how many blobs (not chunks) went."""
     going_ids = [m["_id"] for m in going]
     removed = 0
     for sha256 in plan.blob_ids(going):
@@ -120,8 +122,8 @@ async def _drop_blobs(db: AsyncDatabase, going: list[dict[str, Any]]) -> int:
             {"_id": {"$nin": going_ids}, "$or": [{"raw_blob_id": sha256}, {"attachments.sha256": sha256}]},
             {"_id": 1},
         )
-        if shared is None:
-            removed += (await db[blobs_repo.COLLECTION].delete_many({"sha256": sha256})).deleted_count
+        if shared is None and (await db[blobs_repo.COLLECTION].delete_many({"sha256": sha256})).deleted_count:
+            removed += 1
     return removed
 
 

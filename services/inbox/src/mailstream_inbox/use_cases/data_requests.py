@@ -1,16 +1,17 @@
-"""Data requests (issue 17): start an erasure, tell every service, record each service's report, finish; and the
-retention job that erases old conversations the same way. Routes and consumers call these; they hold no rules.
+"""Data requests (issue 17): start an erasure or export, tell every service, record each service's report, finish
+(an export by storing its archive); and the retention job that erases old conversations the same way. Routes and
+consumers call these; they hold no rules.
 
-The flow: the request is stored (with what inbox finds naming the address now), then `DataErasureRequested` is
-published; every service (inbox included, from its own queue) erases its part and publishes `DataErasurePartDone`;
-`record_part` stores each report once and the last one finishes the request. A request whose publish the broker did
+The flow: the request is stored (with what inbox finds naming the address now), then `DataErasureRequested` (or
+`DataExportRequested`) is published; every service (inbox included, from its own queue) does its part and publishes
+`DataErasurePartDone`; `record_part` stores each report once and the last one finishes the request. A request whose publish the broker did
 not confirm (the process died, the broker was away) stays `published: false`, and the relay publishes it again.
 """
 
 import hashlib
 import hmac
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -152,6 +153,7 @@ async def _store_archive(db: AsyncDatabase, request: dict[str, Any], ttl: timede
     records = {service: part.get("records", {}) for service, part in parts.items()}
     # Dated by the last report, not the clock: whoever builds it (two last reports at once) builds the same bytes.
     made_at = max(part["at"] for part in parts.values())
+    made_at = made_at if made_at.tzinfo else made_at.replace(tzinfo=UTC)  # a client without tz_aware reads naive UTC
     data = data_export.archive_of(mbox, records, made_at=made_at)
     expires_at = made_at + ttl
     await exports_repo.put(db, request["_id"], data, expires_at=expires_at)
