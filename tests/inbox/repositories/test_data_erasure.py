@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from mailstream_common.contracts import DataErasurePartDone
 from mailstream_inbox.repositories import blobs, ensure_indexes
+from mailstream_inbox.repositories import conversations as conversations_repo
 from mailstream_inbox.repositories import data_erasure as erasure
 from mailstream_inbox.repositories import data_requests as requests_repo
 from mailstream_inbox.repositories.conversations import COLLECTION as CONVERSATIONS
@@ -201,3 +202,39 @@ async def test_a_request_is_created_once_while_it_runs_and_finishes_once_when_ev
     # Done: the same address may be asked again, as a new request.
     third, created_third = await requests_repo.create_once(mongo_db, dict(doc))
     assert created_third and third["_id"] != first["_id"]
+
+
+async def test_a_message_folded_in_during_the_erasure_is_kept_and_counted(mongo_db, monkeypatch):
+    """The store consumer folds a new message into Bob's conversation while the erasure works on it: the guarded
+    last write misses, the conversation is planned again, and the new message stays counted."""
+    await seed(mongo_db)
+    original = erasure._drop_timeline
+    folded = []
+
+    async def timeline_then_a_concurrent_store(db, decided, address):
+        removed = await original(db, decided, address)
+        if decided.conversation_id == "acc1-bob" and not folded:
+            folded.append(True)
+            await db[MESSAGES].insert_one(
+                {
+                    "_id": "acc1-m6",
+                    "account_id": "acc1",
+                    "stream_id": "acc1-stream",
+                    "dedup_key": "m6",
+                    "conversation_id": "acc1-bob",
+                    "direction": "inbound",
+                    "from": {"name": "", "address": "dora@example.net"},
+                    "created_at": T0 + timedelta(minutes=30),
+                }
+            )
+            await conversations_repo.record_message(
+                db, "acc1-bob", message_id="acc1-m6", message_at=T0 + timedelta(minutes=30), terms=[], inbound=True
+            )
+        return removed
+
+    monkeypatch.setattr(erasure, "_drop_timeline", timeline_then_a_concurrent_store)
+    counts = await erasure.erase(mongo_db, "acc1", address=ANN, conversation_ids=[])
+    assert folded and counts["conversations_kept"] == 1
+    bob = await mongo_db[CONVERSATIONS].find_one({"_id": "acc1-bob"})
+    assert bob["message_ids"] == ["acc1-m3", "acc1-m6"] and bob["message_count"] == 2
+    assert bob["participants"] == ["bob@example.net"]

@@ -79,18 +79,41 @@ async def erase(
     erased_ids: set[str] = set()
     deleted_conversations: set[str] = set()
     for conversation_id in candidates:
-        conversation = await db[conversations_repo.COLLECTION].find_one(
-            {"_id": conversation_id, "account_id": account_id}
+        await _erase_conversation(
+            db, account_id, conversation_id, address, older_than, counts, erased_ids, deleted_conversations
         )
+    counts["live_events"] = await _drop_live_events(db, account_id, address, erased_ids | deleted_conversations)
+    return counts
+
+
+MAX_PLAN_ATTEMPTS = 5
+
+
+async def _erase_conversation(
+    db: AsyncDatabase,
+    account_id: str,
+    conversation_id: str,
+    address: str | None,
+    older_than: datetime | None,
+    counts: dict[str, int],
+    erased_ids: set[str],
+    deleted_conversations: set[str],
+) -> None:
+    """One conversation: its plan, then the writes. The conversation's last write is guarded by the messages it
+    was planned from (`message_ids` unchanged): a message folded in meanwhile makes it miss, and the conversation is
+    planned again with that message, so a new message is never lost to a stale count or deletion."""
+    conversations = db[conversations_repo.COLLECTION]
+    for _ in range(MAX_PLAN_ATTEMPTS):
+        conversation = await conversations.find_one({"_id": conversation_id, "account_id": account_id})
         if conversation is None:
-            continue
+            return
         messages = await _messages_of(db, conversation_id)
         decided = plan.plan_conversation(conversation, messages, address, older_than=older_than)
         if decided is None:
-            continue
+            return
         going = [m for m in messages if m["_id"] in set(decided.erase_message_ids)]
         if not going and not decided.delete_conversation and not plan.mentions(conversation, [address or ""]):
-            continue  # erased by an earlier run: nothing names the address any more
+            return  # erased by an earlier run: nothing names the address any more
         counts["blobs"] += await _drop_blobs(db, going)
         counts["timeline"] += await _drop_timeline(db, decided, address)
         if going:
@@ -99,17 +122,20 @@ async def erase(
             )
             counts["messages"] += result.deleted_count
         erased_ids.update(m["_id"] for m in going)
+        unchanged = {
+            "_id": conversation_id,
+            "account_id": account_id,
+            "message_ids": conversation.get("message_ids", {"$exists": False}),
+        }
         if decided.delete_conversation:
-            await db[conversations_repo.COLLECTION].delete_one({"_id": conversation_id, "account_id": account_id})
-            deleted_conversations.add(conversation_id)
-            counts["conversations_deleted"] += 1
-        else:
-            await db[conversations_repo.COLLECTION].update_one(
-                {"_id": conversation_id, "account_id": account_id}, {"$set": decided.update}
-            )
+            if (await conversations.delete_one(unchanged)).deleted_count:
+                deleted_conversations.add(conversation_id)
+                counts["conversations_deleted"] += 1
+                return
+        elif (await conversations.update_one(unchanged, {"$set": decided.update})).matched_count:
             counts["conversations_kept"] += 1
-    counts["live_events"] = await _drop_live_events(db, account_id, address, erased_ids | deleted_conversations)
-    return counts
+            return
+    raise RuntimeError(f"conversation {conversation_id} kept changing during its erasure; the broker retries")
 
 
 async def _drop_blobs(db: AsyncDatabase, going: list[dict[str, Any]]) -> int:
