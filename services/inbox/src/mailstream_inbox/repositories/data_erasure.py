@@ -37,7 +37,8 @@ INDEXES = {
 async def conversations_naming(db: AsyncDatabase, account_id: str, address: str) -> list[str]:
     """Ids of the account's conversations the address took part in or is a search term of."""
     found: dict[str, None] = {}
-    for query in ({"participants": address}, {"terms": address}, {"customer_key": address}):
+    # `participants` holds the customer too; each query is one index's prefix (account, value).
+    for query in ({"participants": address}, {"terms": address}):
         cursor = db[conversations_repo.COLLECTION].find({"account_id": account_id, **query}, {"_id": 1})
         async for doc in cursor:
             found.setdefault(doc["_id"], None)
@@ -141,16 +142,26 @@ async def _erase_conversation(
 async def _drop_blobs(db: AsyncDatabase, going: list[dict[str, Any]]) -> int:
     """Delete the blobs only these messages use (another message, kept or of another account, may share one);
     how many blobs (not chunks) went."""
-    going_ids = [m["_id"] for m in going]
+    going_ids = {m["_id"] for m in going}
     removed = 0
     for sha256 in plan.blob_ids(going):
-        shared = await db[messages_repo.COLLECTION].find_one(
-            {"_id": {"$nin": going_ids}, "$or": [{"raw_blob_id": sha256}, {"attachments.sha256": sha256}]},
-            {"_id": 1},
-        )
-        if shared is None and (await db[blobs_repo.COLLECTION].delete_many({"sha256": sha256})).deleted_count:
+        if (
+            not await _used_elsewhere(db, sha256, going_ids)
+            and (await db[blobs_repo.COLLECTION].delete_many({"sha256": sha256})).deleted_count
+        ):
             removed += 1
     return removed
+
+
+async def _used_elsewhere(db: AsyncDatabase, sha256: str, going_ids: set[str]) -> bool:
+    """Whether a message other than those going refers to the blob. One equality read per field, each its index's
+    whole filter (an `$or`, or a `$nin` next to it, made SecantusDB walk the collection); at most one more message
+    than those going is read."""
+    for field in ("raw_blob_id", "attachments.sha256"):
+        cursor = db[messages_repo.COLLECTION].find({field: sha256}, {"_id": 1}).limit(len(going_ids) + 1)
+        if any(doc["_id"] not in going_ids for doc in await cursor.to_list(None)):
+            return True
+    return False
 
 
 async def _drop_timeline(db: AsyncDatabase, decided: plan.ConversationPlan, address: str | None) -> int:
