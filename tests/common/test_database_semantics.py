@@ -476,6 +476,20 @@ HOT_QUERIES: dict[str, HotQuery] = {
         100,
         sorted_by_index=True,
     ),
+    # data protection (issue 17): how each service finds what names a person; rare, but over a whole account
+    "conversations a person took part in": HotQuery(
+        "inbox", "conversations", {"account_id": "a", "participants": "x@y.z"}
+    ),
+    "conversations with a person as search term": HotQuery(
+        "inbox", "conversations", {"account_id": "a", "terms": "x@y.z"}
+    ),
+    "messages still using a blob": HotQuery("inbox", "messages", {"raw_blob_id": "0" * 64}),
+    "messages still using an attachment blob": HotQuery("inbox", "messages", {"attachments.sha256": "0" * 64}),
+    "data requests of an account": HotQuery(
+        "inbox", "data_requests", {"account_id": "a"}, [("created_at", DESCENDING), ("_id", DESCENDING)], 51
+    ),
+    "deliveries to a person": HotQuery("sender", "sender_deliveries", {"account_id": "a", "recipients": "x@y.z"}),
+    "runs about a person": HotQuery("automation", "automation_runs", {"account_id": "a", "customer": "x@y.z"}),
 }
 
 

@@ -54,6 +54,17 @@ PUBLISHERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("inbox", "a delivery replayed by hand through the API"),
     ),
     "webhook.subscription_disabled": (("webhooks", "the webhook dispatcher: a subscription failing for too long"),),
+    "data_request.erase_requested": (
+        ("inbox", "an admin's erasure request, a retention sweep, or the relay of one the broker did not confirm"),
+    ),
+    "data_request.export_requested": (("inbox", "an admin's export request, or its relay"),),
+    "data_request.part_done": (
+        ("ingest", "its part of a data request done"),
+        ("inbox", "its part of a data request done"),
+        ("automation", "its part of a data request done"),
+        ("domains", "its part of a data request done"),
+        ("sender", "its part of a data request done"),
+    ),
 }
 
 #: Replica-local queues (exclusive, auto-delete, one per process): the service and the events it binds.

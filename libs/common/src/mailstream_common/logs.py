@@ -2,6 +2,7 @@
 
 import contextvars
 import logging
+import re
 import sys
 import uuid
 
@@ -30,12 +31,29 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+# A mail address anywhere in a finished line (message, extra fields, a traceback): only its domain is kept, so that
+# logs hold no personal data and never need erasing (issue 17). Also catches addresses in quoted or escaped JSON.
+_ADDRESS = re.compile(r"[\w.!#$%'*+^`{|}~-]+@((?:[\w-]+\.)+[\w-]+)")  # not `/?&=`: a URL path stays
+
+
+def redact_addresses(text: str) -> str:
+    """`ann@example.org` -> `***@example.org`, everywhere in `text`."""
+    return _ADDRESS.sub(r"***@\1", text)
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """The JSON line, with every mail address reduced to its domain."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_addresses(super().format(record))
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """One JSON object per line on stderr: what log shippers in Kubernetes expect."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ContextFilter(service))
     handler.setFormatter(
-        JsonFormatter(
+        RedactingJsonFormatter(
             "{asctime}{levelname}{name}{message}{service}{correlation_id}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},

@@ -30,6 +30,9 @@ from .contracts import (
     ConversationActionsRequested,
     ConversationChanged,
     ConversationTimelineRecorded,
+    DataErasurePartDone,
+    DataErasureRequested,
+    DataExportRequested,
     DeliveryReported,
     DomainChanged,
     Event,
@@ -114,6 +117,25 @@ SENDER_STREAM_SETTINGS = QueueSpec("sender.stream_settings", (StreamChanged,))
 AUTOMATION_REFERENCES = QueueSpec("automation.references", (TopicChanged, StreamChanged, CannedResponseChanged))
 PROJECTION_QUEUES: tuple[QueueSpec, ...] = (INGEST_STREAM_ROUTES, SENDER_STREAM_SETTINGS, AUTOMATION_REFERENCES)
 
+# Data protection (contracts/data_protection.py): every service does its part of an erasure or export from a durable
+# queue of its own and reports to inbox, which tracks the request. The parts are re-runnable, so the ordinary retry
+# policy applies.
+DATA_REQUEST_EVENTS = (DataErasureRequested, DataExportRequested)
+INGEST_DATA_REQUESTS = QueueSpec("ingest.data_requests", DATA_REQUEST_EVENTS)
+INBOX_DATA_REQUESTS = QueueSpec("inbox.data_requests", DATA_REQUEST_EVENTS)
+AUTOMATION_DATA_REQUESTS = QueueSpec("automation.data_requests", DATA_REQUEST_EVENTS)
+SENDER_DATA_REQUESTS = QueueSpec("sender.data_requests", DATA_REQUEST_EVENTS)
+DOMAINS_DATA_REQUESTS = QueueSpec("domains.data_requests", DATA_REQUEST_EVENTS)
+INBOX_DATA_REQUEST_PARTS = QueueSpec("inbox.data_request_parts", (DataErasurePartDone,))
+DATA_REQUEST_QUEUES: dict[str, QueueSpec] = {
+    "ingest": INGEST_DATA_REQUESTS,
+    "inbox": INBOX_DATA_REQUESTS,
+    "automation": AUTOMATION_DATA_REQUESTS,
+    "sender": SENDER_DATA_REQUESTS,
+    "domains": DOMAINS_DATA_REQUESTS,
+}
+DATA_PROTECTION_QUEUES: tuple[QueueSpec, ...] = (*DATA_REQUEST_QUEUES.values(), INBOX_DATA_REQUEST_PARTS)
+
 WORK_QUEUES: tuple[QueueSpec, ...] = (
     INGEST_ANALYSE,
     INBOX_STORE,
@@ -125,6 +147,7 @@ WORK_QUEUES: tuple[QueueSpec, ...] = (
     INBOX_TIMERS,
     INBOX_RESYNC,
     *PROJECTION_QUEUES,
+    *DATA_PROTECTION_QUEUES,
 )
 
 # Outgoing webhooks (mailstream_inbox.webhooks): one durable queue of the facts subscribers may receive, shared by

@@ -5,7 +5,13 @@ import logging
 
 from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import CannedResponseChanged, MessageStored, StreamChanged, TopicChanged
+from mailstream_common.contracts import (
+    CannedResponseChanged,
+    MessageStored,
+    StreamChanged,
+    TopicChanged,
+)
+from mailstream_common.erasure import consume_data_requests
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
@@ -19,6 +25,7 @@ from .repositories import (
     RunsRepository,
     ensure_indexes,
 )
+from .repositories import erasure as erasure_repo
 from .settings import AutomationSettings
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,12 @@ async def main(stop: asyncio.Event) -> None:
             ReferencesConsumer(known).handle,
             (TopicChanged, StreamChanged, CannedResponseChanged),
             prefetch=settings.consumer_prefetch,
+        )
+        consume_data_requests(
+            broker,
+            SERVICE,
+            erase=lambda request: erasure_repo.erase(db, request),
+            export=lambda request: erasure_repo.export(db, request),
         )
         resync = await projection.is_empty(known.collection)  # judged before any queued event is consumed
         await broker.start()

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from mailstream_common import mongo, service
 from mailstream_common.broker import Broker
+from mailstream_common.erasure import consume_data_requests, nothing_kept
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
@@ -63,6 +64,10 @@ async def main(stop: asyncio.Event, settings: DomainsSettings | None = None) -> 
     )
     server = HttpServer(app, settings.http_host, settings.http_port)
     await server.start()
+    # Domains keeps company data only (domain names, keys, DNS verdicts): its part of an erasure or an export is
+    # to report so.
+    consume_data_requests(broker, NAME, erase=nothing_kept)
+    await broker.start()
     verifier = BackgroundVerifier(manager, poll_seconds=settings.verifier_poll_seconds)
     verifier.start()
     log.info("listening", extra={"host": settings.http_host, "port": settings.http_port})

@@ -136,6 +136,25 @@ class InboxSettings(CommonSettings):
         description="Accept webhook URLs on loopback, private and link-local addresses",
     )
 
+    data_request_relay_seconds: float = Field(
+        default=10.0,
+        alias="INBOX_DATA_REQUEST_RELAY_SECONDS",
+        gt=0,
+        description="How often a worker publishes data requests the broker did not confirm (and how old they must be)",
+    )
+    export_ttl_hours: float = Field(
+        default=24.0,
+        alias="INBOX_EXPORT_TTL_HOURS",
+        gt=0,
+        description="How long a data export's archive waits for its one download before it is deleted",
+    )
+    retention_run_seconds: float = Field(
+        default=3600.0,
+        alias="INBOX_RETENTION_RUN_SECONDS",
+        gt=0,
+        description="How often a worker looks for conversations older than their account's retention window",
+    )
+
     @property
     def effective_bounce_domain(self) -> str:
         return self.bounce_domain or self.inbound_domain

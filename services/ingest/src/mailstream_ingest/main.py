@@ -7,6 +7,7 @@ import uuid
 from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import MailReceived, StreamChanged
+from mailstream_common.erasure import consume_data_requests, nothing_kept
 from mailstream_common.ops import OpsServer
 
 from . import repositories
@@ -111,6 +112,10 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
             )
         analyse = AnalyseConsumer(broker, authenticator)
         broker.consume(topology.INGEST_ANALYSE, analyse.handle, MailReceived, prefetch=settings.consumer_prefetch)
+
+    # Ingest keeps no mail: it passes each one on (mail.received, acknowledged by the broker) and holds only the
+    # stream routes, which are the company's. Its part of an erasure or an export is to report so.
+    consume_data_requests(broker, "ingest", erase=nothing_kept)
 
     # A projection created after streams existed catches up (see repositories/stream_routes.py); empty is judged
     # before any queued event is consumed.

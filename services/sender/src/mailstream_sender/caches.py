@@ -14,6 +14,8 @@ Both (and the signing-key cache) are `read_through.ReadThroughCache`s.
 
 from collections.abc import Mapping
 
+from mailstream_common.erasure import address_key
+
 from .read_through import ReadThroughCache
 from .repositories.stream_settings import StreamRecord, StreamSettings
 from .repositories.suppressions import Suppression, Suppressions
@@ -57,7 +59,12 @@ class SuppressionCache:
         known = await self.cache.get(account_id)
         if known is None:
             return await self.suppressions.find(account_id, addresses)
-        return suppressed_among(known, addresses)
+        found = suppressed_among(known, addresses)
+        secret = self.suppressions.hash_secret
+        if secret is not None and len(found) < len(addresses):  # an address kept only as its hash after an erasure
+            hashed = (address_key(secret, a) for a in addresses)
+            found += [known[h] for h in dict.fromkeys(hashed) if h in known]
+        return found
 
 
 def suppressed_among(known: Mapping[str, Suppression], addresses: list[str]) -> list[Suppression]:

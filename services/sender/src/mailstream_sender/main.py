@@ -9,7 +9,14 @@ import httpx
 
 from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
-from mailstream_common.contracts import DeliveryReported, DomainChanged, ReplyRequested, StreamChanged
+from mailstream_common.contracts import (
+    DataErasureRequested,
+    DeliveryReported,
+    DomainChanged,
+    ReplyRequested,
+    StreamChanged,
+)
+from mailstream_common.erasure import consume_data_requests
 from mailstream_common.ops import HttpServer
 
 from .api.app import create_app
@@ -19,6 +26,7 @@ from .consumers.replica_events import ReplicaEvents
 from .consumers.replies import RepliesConsumer
 from .consumers.stream_settings import StreamSettingsConsumer
 from .repositories import INDEXES
+from .repositories import erasure as erasure_repo
 from .repositories.deliveries import Deliveries
 from .repositories.mails import Mails
 from .repositories.stream_settings import StreamSettings
@@ -66,6 +74,7 @@ async def main(stop: asyncio.Event) -> None:
     relay = SmtpRelay(relay_config(settings))
     spec = topology.SENDER_REPLIES
     deliveries, suppressions = Deliveries(db), Suppressions(db)
+    suppressions.hash_secret = settings.verp_secret.get_secret_value().encode()
     stream_settings = StreamSettings(db)  # the projection of inbox's streams the cache reads
     streams = stream_cache(stream_settings, ttl_seconds=settings.stream_cache_seconds)
     # One Suppressions object for the API, the bounce consumer and the guard's cache: its writes drop the cache.
@@ -99,6 +108,13 @@ async def main(stop: asyncio.Event) -> None:
         StreamChanged,
         prefetch=settings.consumer_prefetch,
     )
+
+    async def erase(request: DataErasureRequested) -> dict[str, int]:
+        counts = await erasure_repo.erase(db, request, hash_secret=suppressions.hash_secret or b"")
+        suppressions.on_change_for(request.account_id)  # this replica's guard forgets the account's list
+        return counts
+
+    consume_data_requests(broker, "sender", erase=erase, export=lambda request: erasure_repo.export(db, request))
 
     async def database_ready() -> bool:
         return await mongo.ping(client)

@@ -11,6 +11,7 @@ from .conversations import (
     MessageStored,
     RuleAction,
 )
+from .data_protection import ERASING_SERVICES, DataErasurePartDone, DataErasureRequested, DataExportRequested
 from .domains import DomainChanged
 from .keys import ApiKeyRevoked
 from .mail import MailAnalysed, MailReceived
@@ -39,10 +40,14 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ConversationTimelineRecorded,
     WebhookAttemptDue,
     WebhookSubscriptionDisabled,
+    DataErasureRequested,
+    DataErasurePartDone,
+    DataExportRequested,
 )
 
 __all__ = [
     "ALL_EVENTS",
+    "ERASING_SERVICES",
     "Address",
     "ApiKeyRevoked",
     "CannedResponseChanged",
@@ -50,6 +55,9 @@ __all__ = [
     "ConversationActionsRequested",
     "ConversationChanged",
     "ConversationTimelineRecorded",
+    "DataErasurePartDone",
+    "DataErasureRequested",
+    "DataExportRequested",
     "DeliveryReported",
     "DomainChanged",
     "EmailTemplate",

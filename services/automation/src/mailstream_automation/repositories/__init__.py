@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common import mongo
 
+from . import erasure
 from .auto_replies import AUTO_REPLIES, AutoRepliesRepository
 from .known_references import KNOWN_REFERENCES, KnownReferencesRepository
 from .rules import RULE_REVISIONS, RULES, CachedRules, RulesRepository
@@ -34,6 +35,8 @@ INDEXES = {
     ],
     RULE_REVISIONS: [],  # keyed by _id = account id
 }
+for _collection, _models in erasure.INDEXES.items():
+    INDEXES[_collection] = [*INDEXES[_collection], *_models]
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:

@@ -32,6 +32,7 @@ from ..live_journal import LiveJournal
 from ..repositories import ensure_indexes
 from ..security import KeyCache
 from ..settings import InboxSettings
+from ..use_cases import data_requests as data_requests_use_case
 from ..webhooks import repositories as webhooks_repo
 from ..webhooks.signing import SecretBox
 from .console import install_console
@@ -43,6 +44,7 @@ from .routes import (
     canned_responses,
     conversation_time,
     conversations,
+    data_requests,
     dead_letters,
     email_template,
     events,
@@ -76,6 +78,7 @@ ROUTERS = (
     reply_recipients.router,
     dead_letters.router,
     webhooks.router,
+    data_requests.router,
 )
 
 # Broadcast events whose only consumers are replica-local queues (ingest's RCPT cache, gateways' live updates):
@@ -190,10 +193,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             relays = (
                 ("catalogue relay", settings.catalogue_relay_seconds, catalogue.relay_pending),
                 ("reply relay", settings.reply_relay_seconds, outbox.relay_stranded_replies),
+                ("data request relay", settings.data_request_relay_seconds, data_requests_use_case.relay_unpublished),
             )
             for name, seconds, relay in relays:
                 chore = functools.partial(relay, app.state.db, broker, older_than_seconds=seconds)
                 relay_tasks.append(asyncio.create_task(run_every(seconds, relay_stop, chore, name=name)))
+            retention = functools.partial(data_requests_use_case.run_retention, app.state.db, broker)
+            relay_tasks.append(
+                asyncio.create_task(run_every(settings.retention_run_seconds, relay_stop, retention, name="retention"))
+            )
         if settings.serves_http:
             await journal.open()  # the live queue is bound: from now on this replica journals every live event
             journal_task = asyncio.create_task(journal.run())

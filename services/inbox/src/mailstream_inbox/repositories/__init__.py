@@ -17,6 +17,9 @@ from . import (
     canned_responses,
     conversation_changes,
     conversations,
+    data_erasure,
+    data_exports,
+    data_requests,
     dead_letters,
     live_events,
     messages,
@@ -54,6 +57,9 @@ INDEXES = merge(
             conversation_changes,
             uploads,
             dead_letters,
+            data_erasure,
+            data_requests,
+            data_exports,
         )
     )
 )

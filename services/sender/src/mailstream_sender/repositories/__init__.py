@@ -6,6 +6,7 @@ later state change is a conditional update. Retention is a TTL index on `expires
 
 from pymongo import ASCENDING, IndexModel
 
+from . import erasure
 from .deliveries import DELIVERIES
 from .mails import MAILS
 from .stream_settings import COLLECTION as STREAM_SETTINGS
@@ -25,5 +26,7 @@ INDEXES = {
     MAILS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="mails_expiry")],
     SUPPRESSIONS: [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)], unique=True)],
 }
+for _collection, _models in erasure.INDEXES.items():
+    INDEXES[_collection] = [*INDEXES[_collection], *_models]
 
 __all__ = ["DELIVERIES", "INDEXES", "MAILS", "STREAM_SETTINGS", "SUPPRESSIONS"]

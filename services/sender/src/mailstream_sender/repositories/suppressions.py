@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mailstream_common.contracts import utcnow
+from mailstream_common.erasure import address_key
 
 from .retries import with_retries
 
@@ -45,6 +46,12 @@ class Suppressions:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db[SUPPRESSIONS]
         self.on_change: list[Callable[[str], None]] = []
+        # Set by main: an address kept after an erasure is stored as its keyed hash, which `find` also looks for.
+        self.hash_secret: bytes | None = None
+
+    def on_change_for(self, account_id: str) -> None:
+        """Tell the callbacks that the account's list changed behind this object (an erasure)."""
+        self._changed(account_id)
 
     def _changed(self, account_id: str) -> None:
         for callback in self.on_change:
@@ -123,9 +130,10 @@ class Suppressions:
         return Suppression.from_document(doc)
 
     async def find(self, account_id: str, addresses: list[str]) -> list[Suppression]:
-        cursor = self.collection.find(
-            {"account_id": account_id, "address": {"$in": [a.lower() for a in addresses]}, "suppressed": True}
-        )
+        wanted = [a.lower() for a in addresses]
+        if self.hash_secret is not None:
+            wanted += [address_key(self.hash_secret, a) for a in wanted]
+        cursor = self.collection.find({"account_id": account_id, "address": {"$in": wanted}, "suppressed": True})
         return [Suppression.from_document(doc) async for doc in cursor]
 
     async def all_suppressed(self, account_id: str, *, limit: int) -> list[Suppression]:
