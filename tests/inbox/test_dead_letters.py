@@ -121,3 +121,18 @@ def test_bodies_split_into_chunks_and_back():
     chunks = dead_letters.split_chunks(body, 1000)
     assert [len(c) for c in chunks] == [1000, 1000, 560] and b"".join(chunks) == body
     assert dead_letters.split_chunks(b"", 1000) == [b""]
+
+
+def test_a_body_names_a_needle_in_its_text_or_inside_a_base64_string():
+    import base64
+    import json
+
+    from mailstream_inbox.dead_letters import names_any
+
+    raw = base64.b64encode(b"From: Ann <ANN@example.org>\r\nSubject: hi\r\n\r\nbody").decode()
+    mail = json.dumps({"mail_id": "m1", "raw": raw}).encode()
+    assert names_any(mail, ["ann@example.org"])  # only inside the base64 raw bytes, another case
+    assert names_any(b'{"message_id": "msg-7"}', ["msg-7"])
+    assert not names_any(mail, ["bob@example.org"])
+    assert not names_any(b"\xff not json", ["ann@example.org"])
+    assert not names_any(mail, [""])

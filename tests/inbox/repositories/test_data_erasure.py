@@ -238,3 +238,70 @@ async def test_a_message_folded_in_during_the_erasure_is_kept_and_counted(mongo_
     bob = await mongo_db[CONVERSATIONS].find_one({"_id": "acc1-bob"})
     assert bob["message_ids"] == ["acc1-m3", "acc1-m6"] and bob["message_count"] == 2
     assert bob["participants"] == ["bob@example.net"]
+
+
+async def test_webhook_deliveries_naming_the_person_go_with_their_attempts_and_others_stay(mongo_db):
+    """The payloads a webhook subscription was sent are kept for days: those naming the address (or an erased
+    message) go, with the attempts (a receiver's reply may echo the body); another person's, and another account's
+    delivery naming the same address, stay."""
+    from mailstream_common.contracts import DataErasureRequested
+    from mailstream_inbox.webhooks import repositories as webhooks
+
+    await seed(mongo_db)
+    await ensure_indexes(mongo_db)
+    for account in ("acc1", "acc2"):
+        subscription = await webhooks.create_subscription(
+            mongo_db, account, url="https://hooks.example/x", event_types=["message.received"], enabled=True,
+            description="", secret_sealed="sealed",
+        )  # fmt: skip
+        for fact, body in (
+            ("ann-mail", f'{{"type": "message.received", "data": {{"from": "Ann <{ANN.upper()}>"}}}}'),
+            ("ann-reply", '{"type": "message.sent", "data": {"message_id": "acc1-m-reply"}}'),
+            ("bob-mail", '{"type": "message.received", "data": {"from": "bob@example.net"}}'),
+        ):
+            delivery, _ = await webhooks.create_delivery(
+                mongo_db, subscription=subscription, event_type="message.received", fact_key=f"{account}-{fact}",
+                body=body.encode(), now=T0,
+            )  # fmt: skip
+            await webhooks.record_attempt(
+                mongo_db, {**delivery, "lease_token": "t1"}, {"status": 500, "response": body[:40]}, T0
+            )
+
+    request = DataErasureRequested(
+        request_id="r1", account_id="acc1", address=ANN, conversation_ids=["acc1-ann"], message_ids=["acc1-m-reply"]
+    )
+    counts = await data_requests.erase_inbox_part(mongo_db, request)
+    assert counts["webhook_deliveries"] == 2 and counts["webhook_attempts"] == 2
+
+    left = {d["fact_key"] async for d in mongo_db[webhooks.DELIVERIES].find({})}
+    assert left == {"acc1-bob-mail", "acc2-ann-mail", "acc2-ann-reply", "acc2-bob-mail"}
+    assert await mongo_db[webhooks.ATTEMPTS].count_documents({"account_id": "acc1"}) == 1
+    again = await data_requests.erase_inbox_part(mongo_db, request)  # redelivered: nothing more, no error
+    assert again["webhook_deliveries"] == 0
+
+
+async def test_dead_letters_naming_the_person_go_with_their_bodies(mongo_db):
+    import base64
+    import json
+
+    from mailstream_common.contracts import DataErasureRequested
+    from mailstream_inbox.repositories import dead_letters
+
+    await seed(mongo_db)
+    raw = base64.b64encode(f"From: {ANN}\r\n\r\nstuck".encode()).decode()
+    letters = {
+        "ann": ("acc1", json.dumps({"account_id": "acc1", "raw": raw})),
+        "bob": ("acc1", json.dumps({"account_id": "acc1", "raw": base64.b64encode(b"From: bob@x.net").decode()})),
+        "other-account": ("acc2", json.dumps({"account_id": "acc2", "raw": raw})),
+    }
+    for name, (account, body) in letters.items():
+        await mongo_db[dead_letters.LETTERS].insert_one(
+            {"_id": name, "account_id": account, "account_ids": [account], "state": "dead", "dead_at": T0}
+        )
+        await mongo_db[dead_letters.BODIES].insert_one({"letter_id": name, "n": 0, "data": body.encode()})
+
+    request = DataErasureRequested(request_id="r1", account_id="acc1", address=ANN, conversation_ids=["acc1-ann"])
+    counts = await data_requests.erase_inbox_part(mongo_db, request)
+    assert counts["dead_letters"] == 1
+    assert {d["_id"] async for d in mongo_db[dead_letters.LETTERS].find({})} == {"bob", "other-account"}
+    assert {d["letter_id"] async for d in mongo_db[dead_letters.BODIES].find({})} == {"bob", "other-account"}

@@ -5,6 +5,8 @@ and the CLI show `preview` (never the raw body: mail bytes are omitted and field
 redacted); a requeue republishes the body with `requeue_headers`. Nothing here touches the broker or the database.
 """
 
+import base64
+import binascii
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -191,3 +193,32 @@ def requeue_headers(pairs: list[dict[str, Any]], requeues: int) -> dict[str, Any
 
 def split_chunks(body: bytes, size: int) -> list[bytes]:
     return [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+
+
+def names_any(body: bytes, needles: list[str]) -> bool:
+    """Whether a dead letter's body names any needle (an address, a message or conversation id), case-insensitively:
+    in the JSON text itself, or inside a base64 string of it (a mail's raw bytes travel base64-encoded)."""
+    lowered = [needle.lower().encode() for needle in needles if needle]
+    if not lowered:
+        return False
+    if any(needle in body.lower() for needle in lowered):
+        return True
+    return any(any(needle in decoded.lower() for needle in lowered) for decoded in _base64_strings(decode_body(body)))
+
+
+def _base64_strings(payload: Any) -> list[bytes]:
+    """The decoded bytes of every string in the payload that is valid base64 of some length."""
+    found: list[bytes] = []
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and len(item) >= 16:
+            try:
+                found.append(base64.b64decode(item, validate=True))
+            except (binascii.Error, ValueError):
+                continue
+    return found

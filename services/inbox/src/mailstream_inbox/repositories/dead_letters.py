@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from mailstream_common.contracts import utcnow
 
-from ..dead_letters import split_chunks
+from ..dead_letters import names_any, split_chunks
 from .pages import keyset_page
 
 LETTERS = "dead_letters"
@@ -201,3 +201,14 @@ async def count_dead_by_queue(db: AsyncDatabase) -> dict[str, int]:
     """How many letters wait in each queue (state `dead`), for the gauge."""
     pipeline = [{"$match": {"state": "dead"}}, {"$group": {"_id": "$queue", "count": {"$sum": 1}}}]
     return {doc["_id"]: doc["count"] async for doc in await db[LETTERS].aggregate(pipeline)}
+
+
+async def erase_naming(db: AsyncDatabase, account_id: str, needles: list[str]) -> int:
+    """Data erasure (issue 17): drop the account's letters whose body names a needle, in any state, with their body
+    chunks. Letters are few (an operator's backlog), so reading the account's through is cheap; re-runnable."""
+    erased = 0
+    async for letter in db[LETTERS].find({"account_ids": account_id}, {"_id": 1}):
+        if names_any(await body_of(db, letter["_id"]), needles):
+            await db[BODIES].delete_many({"letter_id": letter["_id"]})
+            erased += (await db[LETTERS].delete_one({"_id": letter["_id"]})).deleted_count
+    return erased

@@ -26,7 +26,9 @@ from ..repositories import conversations as conversations_repo
 from ..repositories import data_erasure as erasure_repo
 from ..repositories import data_exports as exports_repo
 from ..repositories import data_requests as requests_repo
+from ..repositories import dead_letters as dead_letters_repo
 from ..settings import InboxSettings
+from ..webhooks import repositories as webhooks_repo
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +180,24 @@ async def export_inbox_part(db: AsyncDatabase, request: DataExportRequested) -> 
 
 
 async def erase_inbox_part(db: AsyncDatabase, request: DataErasureRequested) -> dict[str, int]:
-    return await erasure_repo.erase(
+    counts = await erasure_repo.erase(
         db,
         request.account_id,
         address=request.address,
         conversation_ids=request.conversation_ids,
         older_than=request.older_than,
     )
+    # The webhook deliveries (this service's webhooks package) keep the payloads they sent for a few days: those
+    # naming the person, or (a whole conversation erased, as retention does) the erased conversations and messages.
+    needles = (
+        [request.address, *request.message_ids]
+        if request.address
+        else [*request.conversation_ids, *request.message_ids]
+    )
+    counts.update(await webhooks_repo.erase_deliveries_naming(db, request.account_id, needles))
+    # Dead letters (messages a consumer gave up on, kept for an operator) may carry the person's mail.
+    counts["dead_letters"] = await dead_letters_repo.erase_naming(db, request.account_id, needles)
+    return counts
 
 
 # --- retention ---------------------------------------------------------------------------------------------------

@@ -429,3 +429,27 @@ async def save_stream_state(
     except DuplicateKeyError:
         return False
     return True
+
+
+async def erase_deliveries_naming(db: AsyncDatabase, account_id: str, needles: list[str]) -> dict[str, int]:
+    """Data erasure (issue 17): drop the account's deliveries whose body names any of `needles` (an address, or the
+    ids of erased messages and conversations), with their attempts (a receiver's response may echo the body).
+    Re-runnable; read through each subscription's deliveries (the list index), deliveries expire in days anyway."""
+    lowered = [needle.lower() for needle in needles if needle]
+    if not lowered:
+        return {"webhook_deliveries": 0, "webhook_attempts": 0}
+    doomed: list[str] = []
+    async for subscription in db[SUBSCRIPTIONS].find({"account_id": account_id}, {"_id": 1}):
+        async for delivery in db[DELIVERIES].find(
+            {"subscription_id": subscription["_id"], "account_id": account_id}, {"_id": 1, "body": 1}
+        ):
+            body = str(delivery.get("body", "")).lower()
+            if any(needle in body for needle in lowered):
+                doomed.append(delivery["_id"])
+    attempts = 0
+    for delivery_id_ in doomed:
+        attempts += (
+            await db[ATTEMPTS].delete_many({"delivery_id": delivery_id_, "account_id": account_id})
+        ).deleted_count
+    deliveries = (await db[DELIVERIES].delete_many({"_id": {"$in": doomed}})).deleted_count if doomed else 0
+    return {"webhook_deliveries": deliveries, "webhook_attempts": attempts}
