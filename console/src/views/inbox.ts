@@ -1,4 +1,4 @@
-import { html, nothing, type TemplateResult } from "lit-html";
+import { html, nothing, svg, type TemplateResult } from "lit-html";
 import { live as liveValue } from "lit-html/directives/live.js";
 import { download, type Conversation, type Message } from "../api";
 import {
@@ -13,6 +13,11 @@ import {
   store,
 } from "../app";
 import { badge, bytes, checked, formValues, person, when } from "../util";
+
+// Drawn, not an emoji: an emoji glyph needs a colour-emoji font the machine may not have (it showed as a box).
+const paperclip = html`<svg class="icon" aria-hidden="true" viewBox="0 0 24 24" width="14" height="14">${svg`<path
+  d="M21 11.5 12.5 20a5 5 0 0 1-7-7l9-9a3.5 3.5 0 0 1 5 5l-9 9a2 2 0 0 1-3-3l8.5-8.5" fill="none"
+  stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>`}</svg>`;
 
 const { state } = store;
 
@@ -156,7 +161,7 @@ function messageCard(m: Message): TemplateResult {
           ${m.attachments.map(
             (a) => html`<li><button type="button" class="link" aria-label="Download ${a.filename}"
               @click=${() => attempt("Downloading", () => download(`/v1/attachments/${encodeURIComponent(a.id)}`, a.filename))}>
-              📎 ${a.filename}</button> <span class="muted">${a.content_type}, ${bytes(a.size)}</span></li>`,
+              ${paperclip} ${a.filename}</button> <span class="muted">${a.content_type}, ${bytes(a.size)}</span></li>`,
           )}
         </ul>`
       : nothing}
