@@ -5,16 +5,16 @@ events, logs, the public API) they exist only as Fernet tokens or not at all.
 """
 
 import base64
-import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from mailstream_common.sealing import fernet_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -79,24 +79,9 @@ class KeyVault:
     """Encrypts private keys at rest with a Fernet key (AES-128-CBC + HMAC-SHA256) from the environment."""
 
     def __init__(self, key: str | None = None, key_file: str | None = None) -> None:
-        if not key and key_file:
-            key = Path(key_file).read_text().strip()
-        if key:
-            try:
-                self._fernet = Fernet(key.encode("ascii"))
-            except (ValueError, TypeError):
-                raise ValueError(
-                    "DOMAINS_KEY_ENCRYPTION_KEY must be a Fernet key: urlsafe base64 of 32 random bytes "
-                    "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
-                ) from None
-            self.is_dev_default = False
-        else:
-            log.warning(
-                "DOMAINS_KEY_ENCRYPTION_KEY is not set: DKIM private keys are encrypted with a built-in development "
-                "key; set a secret key in production"
-            )
-            self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(_DEV_SECRET).digest()))
-            self.is_dev_default = True
+        self._fernet, self.is_dev_default = fernet_from_settings(
+            key, key_file, setting="DOMAINS_KEY_ENCRYPTION_KEY", protects="DKIM private keys", dev_seed=_DEV_SECRET
+        )
 
     def encrypt(self, private_pem: bytes) -> str:
         return self._fernet.encrypt(private_pem).decode("ascii")

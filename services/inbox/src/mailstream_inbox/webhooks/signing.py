@@ -7,14 +7,14 @@ library computes it, so a receiver that uses any of the spec's libraries verifie
 """
 
 import base64
-import hashlib
 import logging
 import secrets
 from datetime import UTC, datetime
-from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from standardwebhooks.webhooks import Webhook
+
+from mailstream_common.sealing import fernet_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +52,13 @@ class SecretBox:
     """
 
     def __init__(self, key: str | None = None, key_file: str | None = None) -> None:
-        if not key and key_file:
-            key = Path(key_file).read_text().strip()
-        if key:
-            try:
-                self._fernet = Fernet(key.encode("ascii"))
-            except (ValueError, TypeError):
-                raise ValueError(
-                    "WEBHOOKS_SECRET_ENCRYPTION_KEY must be a Fernet key: urlsafe base64 of 32 random bytes "
-                    "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
-                ) from None
-            self.is_dev_default = False
-        else:
-            log.warning(
-                "WEBHOOKS_SECRET_ENCRYPTION_KEY is not set: webhook secrets are encrypted with a built-in development "
-                "key; set a secret key in production"
-            )
-            self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(_DEV_KEY_SEED).digest()))
-            self.is_dev_default = True
+        self._fernet, self.is_dev_default = fernet_from_settings(
+            key,
+            key_file,
+            setting="WEBHOOKS_SECRET_ENCRYPTION_KEY",
+            protects="webhook secrets",
+            dev_seed=_DEV_KEY_SEED,
+        )
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode("ascii")).decode("ascii")
