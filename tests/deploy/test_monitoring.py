@@ -32,6 +32,7 @@ METRICS_MODULES = (
     "mailstream_ingest.metrics",
     "mailstream_inbox.metrics",
     "mailstream_inbox.api.middleware",
+    "mailstream_inbox.webhooks.metrics",
     "mailstream_automation.metrics",
     "mailstream_domains.metrics",
     "mailstream_sender.metrics",

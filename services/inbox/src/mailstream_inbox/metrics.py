@@ -26,6 +26,12 @@ DEAD_LETTERS_KEPT = Counter(
     ["queue", "outcome"],
 )
 
+RETENTION_REMOVED = Counter(
+    "mailstream_inbox_retention_removed_total",
+    "What retention erased, by the service that removed it and the kind of record",
+    ["service", "kind"],
+)
+
 
 def seconds_since(received_at: datetime, now: datetime) -> float:
     """Elapsed seconds, never negative (clocks of two hosts may disagree a little); a naive time is UTC."""

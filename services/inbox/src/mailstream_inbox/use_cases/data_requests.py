@@ -14,7 +14,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailstream_common.broker import Broker, PublishError
@@ -22,6 +21,7 @@ from mailstream_common.contracts import DataErasurePartDone, DataErasureRequeste
 
 from .. import data_export
 from ..data_erasure import normalise_address
+from ..metrics import RETENTION_REMOVED
 from ..repositories import conversations as conversations_repo
 from ..repositories import data_erasure as erasure_repo
 from ..repositories import data_exports as exports_repo
@@ -32,11 +32,6 @@ from ..webhooks import repositories as webhooks_repo
 
 log = logging.getLogger(__name__)
 
-RETENTION_REMOVED = Counter(
-    "mailstream_inbox_retention_removed_total",
-    "What retention erased, by the service that removed it and the kind of record",
-    ["service", "kind"],
-)
 RETENTION_BATCH = 200  # conversations per account and run: the rest waits for the next run
 
 
