@@ -115,7 +115,8 @@ class Record:
     lock: threading.Lock = field(default_factory=threading.Lock)
     mails: dict[int, Mail] = field(default_factory=dict)
     replies: dict[int, Reply] = field(default_factory=dict)
-    refused_at: list[float] = field(default_factory=list)  # every 4xx or dropped connection
+    refused_at: list[float] = field(default_factory=list)  # every 4xx or dropped connection (an attempt)
+    refused_mail: list[int] = field(default_factory=list)  # the mail of each attempt: retries count once per mail
     samples: list[dict] = field(default_factory=list)
     phases: list[tuple[str, float, float]] = field(default_factory=list)  # (name, start, rate)
     errors: list[str] = field(default_factory=list)
@@ -201,6 +202,7 @@ class SmtpLoad:
                 with self.record.lock:
                     mail.refusals += 1
                     self.record.refused_at.append(time.time())
+                    self.record.refused_mail.append(mail.n)
                     if permanent:
                         self.record.errors.append(f"mail {mail.n}: permanent refusal {exc!r}")
                 _quit(smtp)
@@ -393,11 +395,15 @@ class RelayWatcher:
 
 
 class Sampler:
-    """Every `interval` s: RSS and established TCP connections of each service, ready messages per queue."""
+    """Every `interval` s: RSS, CPU and established TCP connections of each service, the database server's RSS
+    and CPU when it runs on this machine, the 1-minute load average, and ready messages per queue."""
 
     def __init__(self, record: Record, system: System, interval: float) -> None:
         self.record, self.system, self.interval = record, system, interval
         self.processes = {name: psutil.Process(system.processes[name].proc.pid) for name in SERVICES}
+        database = local_listener(urlsplit(system.env["MONGODB_URI"]).port or 27017)
+        if database is not None:  # a remote or containerised database: its CPU is not ours to see
+            self.processes["database"] = database
         self.amqp_url = system.env["AMQP_URL"]
         self.vhost = unquote(urlsplit(self.amqp_url).path[1:]) or "/"
         self.stop = threading.Event()
@@ -429,15 +435,16 @@ class Sampler:
                 if tick and tick % 30 == 0:  # retry queues appear when first needed
                     with contextlib.suppress(Exception):
                         names = await asyncio.to_thread(self.queue_names)
-                sample: dict = {"t": time.time()}
+                sample: dict = {"t": time.time(), "load_average_1m": os.getloadavg()[0]}
                 for name, process in self.processes.items():
                     try:
                         sample[f"rss_mb_{name}"] = process.memory_info().rss / 2**20
+                        sample[f"cpu_pct_{name}"] = process.cpu_percent()  # since the previous sample
                         sample[f"connections_{name}"] = sum(
                             1 for c in process.net_connections(kind="tcp") if c.status == psutil.CONN_ESTABLISHED
                         )
                     except psutil.Error:
-                        sample[f"rss_mb_{name}"] = sample[f"connections_{name}"] = None
+                        sample[f"rss_mb_{name}"] = sample[f"connections_{name}"] = sample[f"cpu_pct_{name}"] = None
                 try:  # a busy broker must cost this sample its queue depths, not end the sampling
                     await asyncio.wait_for(self._depths(connection, names, sample), timeout=max(self.interval, 10))
                 except Exception as exc:
@@ -551,6 +558,14 @@ def main() -> None:
     sys.exit(1 if summary["invariants_failed"] else 0)
 
 
+def machine_note(record: Record) -> str:
+    """Cores and the load average the samples saw: how shared the machine was during this run."""
+    loads = [s["load_average_1m"] for s in record.samples if s.get("load_average_1m") is not None]
+    if not loads:
+        return f"{os.cpu_count()} cores"
+    return f"{os.cpu_count()} cores, load average {min(loads):.1f}-{max(loads):.1f} during the run"
+
+
 def soak(system: System, backend: str, record: Record, options: argparse.Namespace) -> dict:
     account, _ = new_account(system, "Soak")
     # A longer timeout than the e2e client's 10 s: set-up on a loaded shared machine can take longer than that.
@@ -653,11 +668,12 @@ def summarise(
     replies = [r for r in record.replies.values() if r.posted_at is not None]
     summary: dict = {
         "backend": backend,
-        "machine": f"{os.cpu_count()} cores, shared with other test runs",
+        "machine": machine_note(record),
         "capacity_mails_per_s": round(capacity, 2),
         "reply_every": options.reply_every,
         "accepted": len(accepted),
-        "refusals_4xx_or_dropped": len(record.refused_at),
+        "refusals_4xx_or_dropped": len(record.refused_at),  # attempts: a mail retried 10 times counts 10
+        "mails_refused_at_least_once": len(set(record.refused_mail)),
         "replies_posted": len(replies),
         "drained": drained,
         "errors": record.errors[:20],
@@ -671,12 +687,13 @@ def summarise(
         in_phase = [m for m in accepted if start <= m.accepted_at < end]
         latencies = [m.readable_at - m.accepted_at for m in in_phase if m.readable_at]
         reply_latencies = [r.relayed_at - r.posted_at for r in replies if r.relayed_at and start <= r.posted_at < end]
-        refused = sum(1 for t in record.refused_at if start <= t < end)
+        refused = [n for t, n in zip(record.refused_at, record.refused_mail, strict=True) if start <= t < end]
         summary["phases"][name] = {
             "seconds": round(end - start, 1),
             "offered_per_s": round(next(rate for n, s, rate in record.phases if n == name), 2),
             "accepted_per_s": round(len(in_phase) / (end - start), 2),
-            "refused_4xx": refused,
+            "refused_4xx": len(refused),  # attempts
+            "mails_refused": len(set(refused)),
             "readable_p50_s": _round(percentile(latencies, 50)),
             "readable_p99_s": _round(percentile(latencies, 99)),
             "reply_to_relay_p50_s": _round(percentile(reply_latencies, 50)),
@@ -779,12 +796,24 @@ def _rel(t: float | None, began: float) -> str:
     return "" if t is None else f"{t - began:.3f}"
 
 
+def local_listener(port: int) -> psutil.Process | None:
+    """The process listening on this TCP port of this machine, if it is visible (root sees every process)."""
+    with contextlib.suppress(psutil.Error):
+        for connection in psutil.net_connections(kind="tcp"):
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+                return psutil.Process(connection.pid)
+    return None
+
+
 def write_series(record: Record, path: Path, began: float, interval: float) -> None:
     """One row per sample: rates and latency percentiles over the interval ending at the sample, and the sample."""
     queue_columns = sorted({k for s in record.samples for k in s if k.startswith("queue_")})
     columns = ["t_s", "phase", "offered_per_s", "accepted_per_s", "refused_4xx_per_s", "readable_per_s"]
     columns += ["relayed_per_s", "readable_p50_s", "readable_p99_s", "reply_relay_p50_s", "reply_relay_p99_s"]
-    columns += [f"rss_mb_{n}" for n in SERVICES] + [f"connections_{n}" for n in SERVICES] + queue_columns
+    columns += [f"rss_mb_{n}" for n in SERVICES] + [f"connections_{n}" for n in SERVICES]
+    columns += ["load_average_1m"] + [f"cpu_pct_{n}" for n in (*SERVICES, "database")]
+    columns += ["rss_mb_database", "connections_database"]
+    columns += queue_columns
     mails = list(record.mails.values())
     replies = list(record.replies.values())
     with path.open("w", newline="") as handle:

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 
 SERVICES = ("ingest", "inbox", "automation", "sender", "domains")
 PHASE_COLOURS = {"ramp": "#eeeeee", "soak": "#e8f3e8", "burst": "#fbe3e3", "recovery": "#e6eefa", "drain": "#f4f0e0"}
-CHARTS = ("throughput.png", "latency.png", "rss.png", "connections.png", "queues.png")
+CHARTS = ("throughput.png", "latency.png", "rss.png", "cpu.png", "connections.png", "queues.png")
 
 
 def read_series(path: Path) -> list[dict]:
@@ -63,7 +63,7 @@ def render(out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for name, label in (("offered_per_s", "offered"), ("accepted_per_s", "accepted (250)"),
                         ("readable_per_s", "readable via gateway"), ("relayed_per_s", "replies at relay"),
-                        ("refused_4xx_per_s", "4xx / dropped at SMTP")):  # fmt: skip
+                        ("refused_4xx_per_s", "4xx / dropped at SMTP (attempts)")):  # fmt: skip
         ax.plot(minutes, column(rows, name), label=label, lw=1)
     ax.set_ylabel("mails per second")
     finish(fig, [ax], "throughput.png", f"Throughput (capacity {summary['capacity_mails_per_s']} mails/s)")
@@ -93,6 +93,20 @@ def render(out: Path) -> list[Path]:
                     color=line.get_color(), ls="--", lw=1)  # fmt: skip
     ax.set_ylabel("RSS (MB)")
     finish(fig, [ax], "rss.png", "Resident memory per service (dashed: least-squares fit over the soak)")
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for name in (*SERVICES, "database"):
+        values = column(rows, f"cpu_pct_{name}")
+        if any(v is not None for v in values):  # runs before CPU was sampled have no such column
+            ax.plot(minutes, values, label=name if name != "database" else "database server", lw=1)
+    ax.set_ylabel("CPU % (100 = one core)")
+    if rows and rows[0].get("load_average_1m") not in (None, ""):  # on its own axis: a count, not a percentage
+        load = ax.twinx()
+        load.plot(minutes, column(rows, "load_average_1m"), label="load average (right)", lw=1, ls=":", color="#777")
+        load.set_ylabel("1-minute load average")
+        load.set_ylim(bottom=0)
+        load.legend(fontsize=8, loc="upper right")
+    finish(fig, [ax], "cpu.png", "CPU per process, and the machine's load average")
 
     fig, ax = plt.subplots(figsize=(10, 4))
     for name in SERVICES:

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(900)
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "inbox", "automation", "sender", "domains")
-CHARTS = ("throughput.png", "latency.png", "rss.png", "connections.png", "queues.png")
+CHARTS = ("throughput.png", "latency.png", "rss.png", "cpu.png", "connections.png", "queues.png")
 # A Python service holds on to what its heap grew to during the burst; 50 MB is far above the ~5 MB seen on a
 # quiet run, and far below what keeping every mail (or every reply) in memory would take.
 RSS_GROWTH_BOUND_MB = 50
@@ -60,6 +60,14 @@ def test_the_run_finishes_drained_and_says_every_invariant_held(soak_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["drained"] is True
     assert summary["invariants_failed"] is False, summary["invariants"]
+
+
+def test_refusals_count_attempts_and_mails_apart(soak_run):
+    out, _, _ = soak_run
+    summary = json.loads((out / "summary.json").read_text())
+    mails = rows(out / "mails.csv")
+    assert summary["mails_refused_at_least_once"] == sum(1 for m in mails if int(m["refusals"]) > 0)
+    assert summary["refusals_4xx_or_dropped"] == sum(int(m["refusals"]) for m in mails)
 
 
 def test_every_mail_that_got_250_is_stored_exactly_once(soak_run):
@@ -107,8 +115,12 @@ def test_the_series_and_the_charts_are_written(soak_run):
     needed = ["offered_per_s", "accepted_per_s", "refused_4xx_per_s", "readable_per_s", "relayed_per_s"]
     needed += ["readable_p50_s", "readable_p99_s", "reply_relay_p50_s", "reply_relay_p99_s"]
     needed += [f"rss_mb_{s}" for s in SERVICES] + [f"connections_{s}" for s in SERVICES]
+    needed += [f"cpu_pct_{s}" for s in SERVICES] + ["load_average_1m", "cpu_pct_database"]
     assert [c for c in needed if c not in series[0]] == []
     assert all(float(r["rss_mb_inbox"]) > 10 for r in series)
+    # Every service works during the soak, so each one's CPU shows; the first sample has no interval yet.
+    busy = {s: max(float(r[f"cpu_pct_{s}"] or 0) for r in series) for s in ("ingest", "inbox", "sender")}
+    assert all(peak > 0 for peak in busy.values()), busy
     for chart in CHARTS:
         data = (out / chart).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000, chart
