@@ -2,8 +2,8 @@
 
     eval "$(scripts/deps.sh)" && uv run --frozen python bench/inbox_store_growth.py [--mails 3000] [--block 500]
 
-One run, on a private database (removed at the end) and a private RabbitMQ vhost's exchange (the published
-`MessageStored` events go nowhere: no queue is bound). MAILS unique mails, shaped like the soak's (one customer and
+One run, on a private database (removed at the end) and the broker's exchange (the published `MessageStored`
+events go to one exclusive queue that keeps only the newest). MAILS unique mails, shaped like the soak's (one customer and
 subject each, 1 KB), go through the store consumer's own `store_for_stream`, one after the other. A pymongo command
 listener adds up the server time of every command per (command, collection), so a query whose cost grows with the
 collection shows by name. Prints, per block of BLOCK mails: ms per mail, and the three costliest commands; then
@@ -22,10 +22,12 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aio_pika
 from pymongo import AsyncMongoClient, monitoring
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mailstream_common import topology
 from mailstream_common.broker import Broker
 from mailstream_common.contracts import Address, MailAnalysed
 from mailstream_common.contracts.mail import Envelope, StreamTarget
@@ -89,8 +91,15 @@ async def main() -> None:
         settings.mongodb_uri.get_secret_value(), event_listeners=[times], appname="bench-store-growth", tz_aware=True
     )
     db = client[f"bench_store_growth_{uuid.uuid4().hex[:8]}"]
-    broker = Broker(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), service="bench")
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    broker = Broker(amqp_url, service="bench")
     await broker.connect()
+    # The broker publishes `mandatory`: an event no queue takes comes back as an error. One exclusive queue that
+    # keeps only the newest event takes them all, so the store path is measured, not a consumer.
+    sink_connection = await aio_pika.connect(amqp_url)
+    sink_channel = await sink_connection.channel()
+    sink = await sink_channel.declare_queue(exclusive=True, arguments={"x-max-length": 1})
+    await sink.bind(topology.EVENTS_EXCHANGE, routing_key="#")
     try:
         await ensure_indexes(db)
         account_id, stream_id = "a" * 32, "s" * 32
@@ -130,6 +139,7 @@ async def main() -> None:
         await client.drop_database(db.name)
         await client.close()
         await broker.close()
+        await sink_connection.close()
 
 
 if __name__ == "__main__":
