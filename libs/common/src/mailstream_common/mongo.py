@@ -21,11 +21,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel, WriteConcern
+from pymongo import AsyncMongoClient, IndexModel, WriteConcern, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from . import metrics
 from .settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,41 @@ def write_concern(settings: CommonSettings) -> WriteConcern:
     if isinstance(w, str) and w.isdigit():
         w = int(w)  # "1" is a node count; "majority" (or a tag set name) stays a string
     return WriteConcern(w=w, j=settings.mongodb_write_concern_j)
+
+
+def command_collection(command_name: str, command: Mapping[str, Any]) -> str | None:
+    """The collection a command works on (`{"find": "messages"}`, `{"getMore": id, "collection": "messages"}`),
+    or None for a command about the server or a session (hello, ping, endSessions ...)."""
+    target = command.get("collection") if command_name == "getMore" else command.get(command_name)
+    return target if isinstance(target, str) and target else None
+
+
+class CommandTimer(monitoring.CommandListener):
+    """Times every collection command the client sends (`mailstream_database_command_seconds`): which query grew
+    slow is then one PromQL away, in any service. pymongo calls it on the event loop's thread; a dict keyed by
+    the connection and request id carries the labels from the start event to the end event."""
+
+    def __init__(self) -> None:
+        self._labels: dict[tuple[Any, int], tuple[str, str]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        collection = command_collection(event.command_name, event.command)
+        if collection is not None:
+            self._labels[(event.connection_id, event.request_id)] = (event.command_name, collection)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        labels = self._labels.pop((event.connection_id, event.request_id), None)
+        if labels is not None:
+            metrics.DATABASE_COMMAND_SECONDS.labels(*labels).observe(event.duration_micros / 1e6)
+            # A write the server refused (a duplicate key) comes back as ok: 1 with writeErrors, not as a failure.
+            if event.reply.get("writeErrors") or event.reply.get("writeConcernError"):
+                metrics.DATABASE_COMMAND_FAILURES.labels(*labels).inc()
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        labels = self._labels.pop((event.connection_id, event.request_id), None)
+        if labels is not None:
+            metrics.DATABASE_COMMAND_SECONDS.labels(*labels).observe(event.duration_micros / 1e6)
+            metrics.DATABASE_COMMAND_FAILURES.labels(*labels).inc()
 
 
 def create_client(uri: str, *, app_name: str, settings: CommonSettings | None = None) -> AsyncMongoClient:
@@ -55,6 +91,7 @@ def create_client(uri: str, *, app_name: str, settings: CommonSettings | None = 
         maxIdleTimeMS=int(settings.mongodb_max_idle_seconds * 1000),
         w=concern.document["w"],
         journal=concern.document["j"],
+        event_listeners=[CommandTimer()],
     )
 
 
