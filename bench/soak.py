@@ -50,6 +50,7 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,7 @@ from tests.e2e.scenarios_support import new_account, new_stream  # noqa: E402
 from tests.support.backends import provide  # noqa: E402
 
 SERVICES = ("ingest", "inbox", "automation", "sender", "domains")
+DATABASE_EVERY_TICKS = 6  # each service's database command times, every 6th sample (30 s by default)
 SUBJECT = re.compile(rb"^Subject: Re: soak (\d+)\r?$", re.MULTILINE)
 RETRY_AFTER_S = 2.0
 SMTP_THREADS = 8
@@ -118,6 +120,8 @@ class Record:
     refused_at: list[float] = field(default_factory=list)  # every 4xx or dropped connection (an attempt)
     refused_mail: list[int] = field(default_factory=list)  # the mail of each attempt: retries count once per mail
     samples: list[dict] = field(default_factory=list)
+    # (time, service, command, collection, calls, seconds): cumulative, from each service's /metrics
+    database_times: list[tuple[float, str, str, str, float, float]] = field(default_factory=list)
     phases: list[tuple[str, float, float]] = field(default_factory=list)  # (name, start, rate)
     errors: list[str] = field(default_factory=list)
 
@@ -401,6 +405,7 @@ class Sampler:
     def __init__(self, record: Record, system: System, interval: float) -> None:
         self.record, self.system, self.interval = record, system, interval
         self.processes = {name: psutil.Process(system.processes[name].proc.pid) for name in SERVICES}
+        self.ops_urls = {name: system.processes[name].ops_url for name in SERVICES}
         database = local_listener(urlsplit(system.env["MONGODB_URI"]).port or 27017)
         if database is not None:  # a remote or containerised database: its CPU is not ours to see
             self.processes["database"] = database
@@ -452,8 +457,32 @@ class Sampler:
                         self.record.errors.append(f"queue depths at {sample['t']:.0f}: {exc!r}")
                 with self.record.lock:
                     self.record.samples.append(sample)
+                if tick % DATABASE_EVERY_TICKS == 0:
+                    await asyncio.to_thread(self._database_times, sample["t"])
                 if await asyncio.to_thread(self.stop.wait, self.interval):
                     return
+
+    def _database_times(self, at: float) -> None:
+        """Each service's `mailstream_database_command_seconds` so far: which command got slower, and whose."""
+        rows = []
+        for name, url in self.ops_urls.items():
+            try:
+                text = httpx.get(f"{url}/metrics", timeout=10).text
+            except httpx.HTTPError:
+                continue  # a busy service costs this sample its line, not the run
+            totals: dict[tuple[str, str], list[float]] = {}
+            for family in text_string_to_metric_families(text):
+                if family.name != "mailstream_database_command_seconds":
+                    continue
+                for sample in family.samples:
+                    key = (sample.labels["command"], sample.labels["collection"])
+                    if sample.name.endswith("_count"):
+                        totals.setdefault(key, [0.0, 0.0])[0] = sample.value
+                    elif sample.name.endswith("_sum"):
+                        totals.setdefault(key, [0.0, 0.0])[1] = sample.value
+            rows += [(at, name, command, collection, calls, seconds) for (command, collection), (calls, seconds) in totals.items()]  # fmt: skip
+        with self.record.lock:
+            self.record.database_times.extend(rows)
 
     async def _depths(self, connection: aio_pika.abc.AbstractRobustConnection, names: list[str], sample: dict) -> None:
         channel = await connection.channel()
@@ -790,6 +819,11 @@ def write_outputs(
                 [r.n, r.message_id, _rel(r.posted_at, began), _rel(r.relayed_at, began), relay.counts.get(r.n, 0)]
             )
     write_series(record, out / "series.csv", began, options.sample_seconds)
+    with (out / "database.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["t_s", "service", "command", "collection", "calls", "seconds"])
+        for at, service, command, collection, calls, seconds in record.database_times:
+            writer.writerow([_rel(at, began), service, command, collection, int(calls), f"{seconds:.6f}"])
 
 
 def _rel(t: float | None, began: float) -> str:

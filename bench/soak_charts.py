@@ -123,7 +123,74 @@ def render(out: Path) -> list[Path]:
         ax.plot(minutes, [0] * len(minutes), label="every queue (always 0)", lw=1)
     ax.set_ylabel("ready messages")
     finish(fig, [ax], "queues.png", "Queue depths (queues that ever held a message)")
+
+    if (out / "database.csv").exists():  # runs before the services timed their database commands have none
+        paths += database_chart(out, rows, title_note)
     return paths
+
+
+def database_intervals(out: Path) -> dict[tuple[str, str, str], list[tuple[float, float, float]]]:
+    """Per (service, command, collection): (minute, calls, seconds) between consecutive scrapes."""
+    with (out / "database.csv").open(newline="") as handle:
+        scraped = list(csv.DictReader(handle))
+    series: dict[tuple[str, str, str], list[tuple[float, float, float]]] = {}
+    previous: dict[tuple[str, str, str], tuple[float, float]] = {}
+    for row in scraped:
+        key = (row["service"], row["command"], row["collection"])
+        calls, seconds = float(row["calls"]), float(row["seconds"])
+        before_calls, before_seconds = previous.get(key, (0.0, 0.0))
+        if calls < before_calls:  # the service restarted: its counters began again
+            before_calls = before_seconds = 0.0
+        series.setdefault(key, []).append((float(row["t_s"]) / 60, calls - before_calls, seconds - before_seconds))
+        previous[key] = (calls, seconds)
+    return series
+
+
+def database_chart(out: Path, rows: list[dict], title_note: str, top: int = 8) -> list[Path]:
+    """The costliest database commands of the soak: mean ms per call over time, and how each changed from the
+    soak's first five minutes to its last five (database_growth.md)."""
+    series = database_intervals(out)
+    soak_minutes = [float(r["t_s"]) / 60 for r in rows if r["phase"] == "soak"]
+    if not series or not soak_minutes:
+        return []
+    start, end = soak_minutes[0], soak_minutes[-1]
+
+    def in_window(points, low, high):
+        calls = sum(c for m, c, _ in points if low < m <= high)
+        seconds = sum(t for m, _, t in points if low < m <= high)
+        return calls, seconds
+
+    busiest = sorted(series, key=lambda k: -in_window(series[k], start, end)[1])[:top]
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for key in busiest:
+        points = [(m, 1000 * t / c) for m, c, t in series[key] if c > 0]
+        ax.plot([m for m, _ in points], [v for _, v in points], label=" ".join(key), lw=1)
+    ax.set_ylabel("mean ms per command")
+    ax.set_yscale("log")
+    ax.set_xlabel("minutes since start")
+    shade_phases(ax, rows, [float(r["t_s"]) / 60 for r in rows])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(
+        f"The {top} database commands with the most time during the soak (all services)\n{title_note}", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(out / "database.png", dpi=110)
+    plt.close(fig)
+
+    lines = ["| service | command | collection | first 5 soak min: calls/s, ms | last 5 soak min: calls/s, ms | ms ratio |",
+             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    first_window, last_window = (start, min(start + 5, end)), (max(end - 5, start), end)
+    for key in busiest:
+        cells, means = [], []
+        for low, high in (first_window, last_window):
+            calls, seconds = in_window(series[key], low, high)
+            means.append(1000 * seconds / calls if calls else None)
+            cells.append(f"{calls / max((high - low) * 60, 1e-9):.2f}, {means[-1]:.1f}" if calls else "-")
+        ratio = f"{means[1] / means[0]:.2f}" if means[0] and means[1] else "-"
+        lines.append(f"| {' | '.join(key)} | {cells[0]} | {cells[1]} | {ratio} |")
+    (out / "database_growth.md").write_text("\n".join(lines) + "\n")
+    return [out / "database.png"]
 
 
 if __name__ == "__main__":

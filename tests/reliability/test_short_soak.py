@@ -124,3 +124,16 @@ def test_the_series_and_the_charts_are_written(soak_run):
     for chart in CHARTS:
         data = (out / chart).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000, chart
+
+
+def test_each_services_database_commands_are_timed_and_charted(soak_run):
+    out, _, _ = soak_run
+    timed = {(r["service"], r["command"], r["collection"]) for r in rows(out / "database.csv") if int(r["calls"]) > 0}
+    # The store writes the message; automation records its run; the sender its delivery: each through its own client.
+    collections = {(service, collection) for service, _, collection in timed}
+    assert {("inbox", "messages"), ("automation", "automation_runs")} <= collections, sorted(timed)
+    assert any(service == "sender" for service, _ in collections), sorted(timed)
+    data = (out / "database.png").read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+    growth = (out / "database_growth.md").read_text().splitlines()
+    assert growth[0].startswith("| service | command | collection |") and len(growth) >= 3
