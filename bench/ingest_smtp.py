@@ -13,7 +13,8 @@ Targets:
   minimal event: the same, publishing ingest's `MailReceived` through `mailstream_common.broker.Broker`.
 - ingest xN: the real ingest (`python -m mailstream_ingest`, INGEST_ROLE=smtp: RCPT lookup through its stream
   cache, MailReceived published persistent and confirmed by RabbitMQ before each 250), N processes on one port
-  with SO_REUSEPORT. `--ingest x1,x2` picks the variants.
+  with SO_REUSEPORT. `--ingest x1,x2` picks the variants. Ingest runs on uvloop (its default);
+  `--asyncio-loop` adds "ingest x1 asyncio", the same on asyncio's own loop.
 
     eval "$(scripts/deps.sh)" && uv run python bench/ingest_smtp.py [--rounds 3] [--small 1000] [--large 300]
 
@@ -150,6 +151,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000, help="mails per 1 KB run")
     parser.add_argument("--large", type=int, default=300, help="mails per 50 KB run")
     parser.add_argument("--ingest", default="x1,x2", help="ingest variants: xN (N processes), comma separated")
+    parser.add_argument(
+        "--asyncio-loop", action="store_true", help="also 'ingest x1 asyncio': ingest on asyncio's loop, not uvloop"
+    )
     parser.add_argument("--before", metavar="SRC", help="also 'ingest before': mailstream_ingest from this source tree")
     parser.add_argument("--minimal", action="store_true", help="also the minimal publish-with-confirm handlers")
     parser.add_argument("--no-baselines", action="store_true", help="only Postfix and ingest (quicker runs)")
@@ -218,6 +222,8 @@ def main() -> None:
 
             profiled: subprocess.Popen | None = None
             variants = [(f"ingest {v}", int(v.removeprefix("x")), {}) for v in options.ingest.split(",")]
+            if options.asyncio_loop:
+                variants.append(("ingest x1 asyncio", 1, {"INGEST_EVENT_LOOP": "asyncio"}))
             if options.before:
                 variants.append(("ingest before x1", 1, {"PYTHONPATH": options.before}))
             for number, (name, count, env_extra) in enumerate(variants):

@@ -11,8 +11,16 @@ from .tracing import configure_tracing
 log = logging.getLogger(__name__)
 
 
-def run(name: str, main: Callable[[asyncio.Event], Awaitable[None]], *, log_level: str = "INFO") -> None:
-    """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop`, and `main` then drains and returns."""
+def run(
+    name: str,
+    main: Callable[[asyncio.Event], Awaitable[None]],
+    *,
+    log_level: str = "INFO",
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> None:
+    """Run `main(stop)` until it returns; SIGTERM or SIGINT sets `stop`, and `main` then drains and returns.
+
+    `loop_factory` picks another event loop implementation (ingest runs on uvloop); None is asyncio's own."""
     configure_logging(name, log_level)
     configure_tracing(name)  # off unless the standard OTEL_* variables ask for it
 
@@ -25,4 +33,5 @@ def run(name: str, main: Callable[[asyncio.Event], Awaitable[None]], *, log_leve
         await main(stop)
         log.info("stopped")
 
-    asyncio.run(_runner())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_runner())

@@ -3,6 +3,9 @@
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
+
+import uvloop
 
 from mailstream_common import mongo, projection, service, topology
 from mailstream_common.broker import Broker
@@ -127,7 +130,14 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
         await front_door.start()
     ops = OpsServer(settings.ops_host, settings.ops_port, checks)
     await ops.start()
-    log.info("ingest ready", extra={"role": settings.role, "smtp_port": front_door.port if front_door else None})
+    log.info(
+        "ingest ready",
+        extra={
+            "role": settings.role,
+            "smtp_port": front_door.port if front_door else None,
+            "event_loop": type(asyncio.get_running_loop()).__module__,  # "uvloop" or "asyncio.unix_events"
+        },
+    )
 
     await stop.wait()
     log.info("shutting down")
@@ -142,6 +152,18 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
     await ops.stop()
 
 
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop ingest runs on: uvloop by default (less CPU per SMTP session), asyncio's own on request."""
+    if choice == "uvloop":
+        return uvloop.new_event_loop
+    return None
+
+
 def cli() -> None:
     settings = IngestSettings()
-    service.run("ingest", lambda stop: main(stop, settings), log_level=settings.log_level)
+    service.run(
+        "ingest",
+        lambda stop: main(stop, settings),
+        log_level=settings.log_level,
+        loop_factory=event_loop_factory(settings.event_loop),
+    )
