@@ -59,12 +59,19 @@ Records = Mapping[str, Sequence[RecordValue]]
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-    with socket.socket() as tcp:  # dnsmasq binds the port for TCP as well
-        tcp.bind(("127.0.0.1", port))
-    return port
+    """A port free for both UDP and TCP (dnsmasq binds both). A free UDP port can be taken for TCP, e.g. by a
+    connection in TIME_WAIT after a load test's many short connections: then try another one."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+        with socket.socket() as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise OSError("no port free for both UDP and TCP in 100 tries")
 
 
 def _quote(text: str) -> str:
