@@ -14,7 +14,7 @@ from mailstream_common.erasure import consume_data_requests, nothing_kept
 from mailstream_common.ops import OpsServer
 
 from . import repositories
-from .backlog import BacklogGate, watch_backlog
+from .backlog import BacklogGate, QueueDepths, watch_backlog
 from .consumers.analyse import AnalyseConsumer
 from .consumers.stream_events import StreamEventsConsumer
 from .consumers.stream_routes import StreamRoutesConsumer
@@ -86,7 +86,13 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
             watched = (topology.INGEST_ANALYSE.name, topology.INBOX_STORE.name)
             background.append(
                 asyncio.create_task(
-                    watch_backlog(backlog, watched, broker.queue_depth, stop, interval=settings.backlog_check_seconds)
+                    watch_backlog(
+                        backlog,
+                        watched,
+                        QueueDepths(broker.connection).read,  # one channel for all reads (see QueueDepths)
+                        stop,
+                        interval=settings.backlog_check_seconds,
+                    )
                 )
             )
         front_door = SmtpFrontDoor(
