@@ -24,9 +24,10 @@ commit before the fix: `git archive <commit> services/ingest/src | tar -x -C /tm
 The slopes (least squares over the samples after the first `--warmup-seconds`) are given in MB per 100,000
 connections and in MB per hour. `--tracemalloc` starts ingest under this file's `--child` wrapper, which traces Python
 allocations and, on SIGUSR1, writes the top growth since the first snapshot and the live object counts by type
-to `<out>/<mode>-tracemalloc.txt` (diagnosis only: tracing slows ingest down several times).
+to `<logs>/<mode>-<variant>-tracemalloc.txt` (diagnosis only: tracing slows ingest down several times).
 `--malloc-trim` makes the child call glibc's malloc_trim(0) on SIGUSR2, to tell freed-but-kept heap from live
-objects. Writes `<out>/series.csv`, `<out>/rss.png` and prints a summary table.
+objects. Writes `<out>/series<tag>.csv`, `<out>/rss<tag>.png` and prints a summary table; ingest's log and its
+last /metrics of each run go to `--logs`.
 
 Needs RabbitMQ (a private vhost is made and deleted) and MongoDB (a private database, dropped at the end).
 """
@@ -140,7 +141,7 @@ class Load:
             thread.join()
 
 
-def run_mode(mode: str, variant: str, options: argparse.Namespace, amqp_url: str, mongodb_uri: str, out: Path) -> Run:
+def run_mode(mode: str, variant: str, options: argparse.Namespace, amqp_url: str, mongodb_uri: str, logs: Path) -> Run:
     import httpx
     from ingest_smtp import stopping, vhost, wait_port, wait_ready
     from pymongo import MongoClient
@@ -173,12 +174,12 @@ def run_mode(mode: str, variant: str, options: argparse.Namespace, amqp_url: str
             if options.malloc_arena_max:
                 env["MALLOC_ARENA_MAX"] = str(options.malloc_arena_max)
             if options.tracemalloc or options.malloc_trim:
-                command = [sys.executable, __file__, "--child", str(out / f"{mode}-{variant}-tracemalloc.txt")]
+                command = [sys.executable, __file__, "--child", str(logs / f"{mode}-{variant}-tracemalloc.txt")]
                 if options.tracemalloc:
                     env["REFUSAL_BENCH_TRACEMALLOC"] = "1"
             else:
                 command = [sys.executable, "-m", "mailstream_ingest"]
-            log_path = out / f"{mode}-{variant}-ingest.log"
+            log_path = logs / f"{mode}-{variant}-ingest.log"
             with log_path.open("wb") as log_file:
                 proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
             procs.append(proc)
@@ -224,7 +225,7 @@ def run_mode(mode: str, variant: str, options: argparse.Namespace, amqp_url: str
                 run.trimmed = (before, rss_mb(proc.pid))
             with contextlib.suppress(httpx.HTTPError):
                 metrics = httpx.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=5).text
-                (out / f"{mode}-{variant}-metrics.txt").write_text(metrics)
+                (logs / f"{mode}-{variant}-metrics.txt").write_text(metrics)
     finally:
         mongo.drop_database(database)
         mongo.close()
@@ -315,17 +316,19 @@ def main() -> None:
     parser.add_argument("--malloc-trim", action="store_true", help="diagnosis: malloc_trim(0) at the end")
     parser.add_argument("--malloc-arena-max", type=int, help="diagnosis: MALLOC_ARENA_MAX for ingest")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability" / "ingest-refusal-memory")
+    parser.add_argument("--logs", type=Path, default=Path("/tmp/ingest-refusal-memory"), help="ingest's logs")
     parser.add_argument("--tag", default="", help="suffix of the CSV and chart names")
     options = parser.parse_args()
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     mongodb_uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/")
     options.out.mkdir(parents=True, exist_ok=True)
+    options.logs.mkdir(parents=True, exist_ok=True)
 
     runs = []
     variants = ["before", "after"] if options.before else ["after"]
     for mode in options.modes.split(","):
         for variant in variants:
-            run = run_mode(mode, variant, options, amqp_url, mongodb_uri, options.out)
+            run = run_mode(mode, variant, options, amqp_url, mongodb_uri, options.logs)
             runs.append(run)
             first, last = run.samples[0], run.samples[-1]
             print(
