@@ -1,25 +1,33 @@
 """Ingest's memory under many short SMTP sessions: refused at MAIL FROM (back-pressure gate shut) against controls.
 
-Issue 12: in the 30-minute soak ingest's RSS grew from the moment the back-pressure gate started refusing (about
-423,000 refused transactions, each on a fresh connection). This runs the real ingest (`python -m mailstream_ingest`,
-INGEST_ROLE=smtp, own RabbitMQ vhost and database per run) once per mode and drives it with a threaded smtplib
-client shaped like the soak's (`bench/soak.py` SmtpLoad: connect, EHLO, one mail; on a 4xx smtplib sends RSET, the
-client QUITs and reconnects), sampling ingest's RSS from /proc every `--sample-every` connections:
+Issue 12: in the 30-minute soak ingest's RSS grew by 27.7 MB/h, and the growth was taken to start when the
+back-pressure gate started refusing (about 423,000 refused transactions, each on a fresh connection). This runs the
+real ingest (`python -m mailstream_ingest`, INGEST_ROLE=smtp, own RabbitMQ vhost and database per run) once per mode
+for `--seconds` and drives it with a threaded smtplib client shaped like the soak's (`bench/soak.py` SmtpLoad:
+connect, EHLO, one mail; on a 4xx smtplib sends RSET, the client QUITs and reconnects), sampling ingest's RSS from
+/proc every `--sample-seconds`. In every mode the backlog watch runs, every `--check-seconds`:
 
 - refused: the gate shut (INGEST_BACKLOG_LIMIT=1 and nothing consumes `ingest.analyse`, which a few accepted mails
   fill first), so every MAIL FROM gets `451 4.3.2`;
-- accepted: the gate off, every mail accepted (published persistent and confirmed, 250);
-- quit: connect, EHLO, QUIT; no transaction.
+- accepted: the gate open (a limit never reached), every mail accepted (published persistent and confirmed);
+- quit: the gate open; connect, EHLO, QUIT, no transaction;
+- idle: the gate open, no SMTP connection at all.
+
+`--before SRC` also runs every mode with `mailstream_ingest` taken from another source tree (PYTHONPATH), e.g. the
+commit before the fix: `git archive <commit> services/ingest/src | tar -x -C /tmp/before` and
+`--before /tmp/before/services/ingest/src`.
 
     eval "$(scripts/deps.sh)" && uv run --frozen python bench/ingest_refusal_memory.py \
-        [--connections 100000] [--modes refused,accepted,quit] [--out docs/reliability/ingest-refusal-memory]
+        [--seconds 180] [--modes refused,accepted,quit,idle] [--check-seconds 0.25] [--before SRC] \
+        [--out docs/reliability/ingest-refusal-memory]
 
-The slopes (least squares, MB of RSS per 100,000 connections) are fitted over the run after the first
-`--warmup` connections. `--tracemalloc` starts ingest under this file's `--child` wrapper, which traces Python
+The slopes (least squares over the samples after the first `--warmup-seconds`) are given in MB per 100,000
+connections and in MB per hour. `--tracemalloc` starts ingest under this file's `--child` wrapper, which traces Python
 allocations and, on SIGUSR1, writes the top growth since the first snapshot and the live object counts by type
-to `<out>/<mode>-tracemalloc.txt` (diagnosis only: tracing slows ingest down several times).
+to `<logs>/<mode>-<variant>-tracemalloc.txt` (diagnosis only: tracing slows ingest down several times).
 `--malloc-trim` makes the child call glibc's malloc_trim(0) on SIGUSR2, to tell freed-but-kept heap from live
-objects. Writes `<out>/series.csv`, `<out>/rss.png` and prints a summary table.
+objects. Writes `<out>/series<tag>.csv`, `<out>/rss<tag>.png` and prints a summary table; ingest's log and its
+last /metrics of each run go to `--logs`.
 
 Needs RabbitMQ (a private vhost is made and deleted) and MongoDB (a private database, dropped at the end).
 """
@@ -63,20 +71,27 @@ def rss_mb(pid: int) -> float:
 @dataclass
 class Run:
     mode: str
+    variant: str = "after"
     samples: list[tuple[int, float, float, float]] = field(default_factory=list)  # (connections, s, RSS MB, load)
     replies: Counter = field(default_factory=Counter)
     trimmed: tuple[float, float] | None = None  # RSS before and after malloc_trim, when asked
 
-    def slope(self, warmup: int) -> float:
-        """MB per 100,000 connections, least squares over the samples after `warmup` connections."""
-        points = [(n, mb) for n, _, mb, _ in self.samples if n >= warmup]
+    @property
+    def label(self) -> str:
+        return self.mode if self.variant == "after" else f"{self.mode} ({self.variant})"
+
+    def slope(self, warmup: float, *, per: str) -> float:
+        """Least squares over the samples after `warmup` seconds: MB per 100,000 connections, or MB per hour."""
+        points = [(n if per == "connections" else s, mb) for n, s, mb, _ in self.samples if s >= warmup]
         if len(points) < 2:
             return float("nan")
-        mean_n = sum(n for n, _ in points) / len(points)
+        mean_x = sum(x for x, _ in points) / len(points)
         mean_mb = sum(mb for _, mb in points) / len(points)
-        cov = sum((n - mean_n) * (mb - mean_mb) for n, mb in points)
-        var = sum((n - mean_n) ** 2 for n, _ in points)
-        return cov / var * 100_000
+        cov = sum((x - mean_x) * (mb - mean_mb) for x, mb in points)
+        var = sum((x - mean_x) ** 2 for x, _ in points)
+        if var == 0:
+            return float("nan")
+        return cov / var * (100_000 if per == "connections" else 3600)
 
 
 class Load:
@@ -104,12 +119,12 @@ class Load:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 smtp.quit()
 
-    def run(self, total: int) -> None:
+    def run(self, until: float) -> None:
+        """Sessions one after the other on each thread until the monotonic clock reaches `until`."""
+
         def worker() -> None:
-            while True:
+            while time.monotonic() < until:
                 with self.lock:
-                    if self.started >= total:
-                        return
                     self.started += 1
                 try:
                     reply = self.session()
@@ -126,7 +141,7 @@ class Load:
             thread.join()
 
 
-def run_mode(mode: str, options: argparse.Namespace, amqp_url: str, mongodb_uri: str, out: Path) -> Run:
+def run_mode(mode: str, variant: str, options: argparse.Namespace, amqp_url: str, mongodb_uri: str, logs: Path) -> Run:
     import httpx
     from ingest_smtp import stopping, vhost, wait_port, wait_ready
     from pymongo import MongoClient
@@ -140,7 +155,7 @@ def run_mode(mode: str, options: argparse.Namespace, amqp_url: str, mongodb_uri:
         {"_id": uuid.uuid4().hex, "account_id": "a", "stream_address": "support@acme.example",
          "forwarding_address": forwarding, "live": True, "version": 1}
     )  # fmt: skip
-    run = Run(mode)
+    run = Run(mode, variant)
     procs: list[subprocess.Popen] = []
     try:
         with vhost(amqp_url) as bench_amqp, stopping(procs):
@@ -149,18 +164,22 @@ def run_mode(mode: str, options: argparse.Namespace, amqp_url: str, mongodb_uri:
                 **os.environ, "AMQP_URL": bench_amqp, "MONGODB_URI": mongodb_uri, "MONGODB_DATABASE": database,
                 "MAILSTREAM_INBOUND_DOMAIN": DOMAIN, "INGEST_ROLE": "smtp", "INGEST_SMTP_PORT": str(port),
                 "INGEST_OPS_PORT": str(ops_port), "LOG_LEVEL": "INFO", "INGEST_MAX_SESSIONS": "1000",
-                # refused: shut as soon as anything waits in ingest.analyse (nobody consumes it here)
-                "INGEST_BACKLOG_LIMIT": "1" if mode == "refused" else "0", "INGEST_BACKLOG_CHECK_SECONDS": "0.2",
+                # refused: shut as soon as anything waits in ingest.analyse (nobody consumes it here); else a limit
+                # that the run never reaches, so that the backlog watch runs in every mode but never shuts the gate
+                "INGEST_BACKLOG_LIMIT": "1" if mode == "refused" else "1000000000",
+                "INGEST_BACKLOG_CHECK_SECONDS": str(options.check_seconds),
             }  # fmt: skip
+            if variant != "after":
+                env["PYTHONPATH"] = options.before
             if options.malloc_arena_max:
                 env["MALLOC_ARENA_MAX"] = str(options.malloc_arena_max)
             if options.tracemalloc or options.malloc_trim:
-                command = [sys.executable, __file__, "--child", str(out / f"{mode}-tracemalloc.txt")]
+                command = [sys.executable, __file__, "--child", str(logs / f"{mode}-{variant}-tracemalloc.txt")]
                 if options.tracemalloc:
                     env["REFUSAL_BENCH_TRACEMALLOC"] = "1"
             else:
                 command = [sys.executable, "-m", "mailstream_ingest"]
-            log_path = out / f"{mode}-ingest.log"
+            log_path = logs / f"{mode}-{variant}-ingest.log"
             with log_path.open("wb") as log_file:
                 proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
             procs.append(proc)
@@ -175,25 +194,30 @@ def run_mode(mode: str, options: argparse.Namespace, amqp_url: str, mongodb_uri:
                     if time.monotonic() > deadline:
                         raise RuntimeError("the gate did not shut")
                     time.sleep(0.2)  # the gate is read every 0.2 s; polled until it answers 451
-            print(f"{mode}: ingest pid {proc.pid}, port {port}", file=sys.stderr, flush=True)
+            print(f"{run.label}: ingest pid {proc.pid}, port {port}", file=sys.stderr, flush=True)
             started = time.monotonic()
-            driver = threading.Thread(target=load.run, args=(options.connections,), daemon=True)
-            driver.start()
-            next_sample = 0
+            until = started + options.seconds
+            driver = threading.Thread(target=load.run, args=(until,), daemon=True)
+            if mode != "idle":
+                driver.start()
+            next_sample = started
+            baseline_taken = False
             while True:
-                done = load.done
-                if done >= next_sample or not driver.is_alive():
-                    run.samples.append((done, time.monotonic() - started, rss_mb(proc.pid), os.getloadavg()[0]))
-                    next_sample = done + options.sample_every
-                    if options.tracemalloc and len(run.samples) == 2:
+                now = time.monotonic()
+                if now >= next_sample or now >= until:
+                    run.samples.append((load.done, now - started, rss_mb(proc.pid), os.getloadavg()[0]))
+                    next_sample += options.sample_seconds
+                    if options.tracemalloc and not baseline_taken and now - started >= options.warmup_seconds:
                         proc.send_signal(signal.SIGUSR1)  # the baseline snapshot, after warm-up
-                if not driver.is_alive():
+                        baseline_taken = True
+                if now >= until and not driver.is_alive():
                     break
-                time.sleep(0.05)  # sampling cadence of the RSS probe
+                time.sleep(min(0.5, options.sample_seconds / 4))  # sampling cadence of the RSS probe
+            run.samples.append((load.done, time.monotonic() - started, rss_mb(proc.pid), os.getloadavg()[0]))
             run.replies = load.replies
             if options.tracemalloc:
                 proc.send_signal(signal.SIGUSR1)  # the final snapshot, diffed against the baseline
-                time.sleep(max(5.0, options.connections / 20_000))  # the child writes the diff
+                time.sleep(10)  # the child writes the diff
             if options.malloc_trim:
                 before = rss_mb(proc.pid)
                 proc.send_signal(signal.SIGUSR2)
@@ -201,7 +225,7 @@ def run_mode(mode: str, options: argparse.Namespace, amqp_url: str, mongodb_uri:
                 run.trimmed = (before, rss_mb(proc.pid))
             with contextlib.suppress(httpx.HTTPError):
                 metrics = httpx.get(f"http://127.0.0.1:{ops_port}/metrics", timeout=5).text
-                (out / f"{mode}-metrics.txt").write_text(metrics)
+                (logs / f"{mode}-{variant}-metrics.txt").write_text(metrics)
     finally:
         mongo.drop_database(database)
         mongo.close()
@@ -255,14 +279,23 @@ def chart(runs: list[Run], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, (by_connections, by_time) = plt.subplots(1, 2, figsize=(13, 5))
+    colours = {"refused": "tab:red", "accepted": "tab:green", "quit": "tab:blue", "idle": "tab:grey"}
     for run in runs:
-        ax.plot([n / 1000 for n, *_ in run.samples], [mb for _, _, mb, _ in run.samples], label=run.mode)
-    ax.set_xlabel("SMTP connections handled (thousands)")
-    ax.set_ylabel("ingest RSS (MB)")
-    ax.set_title("ingest RSS against connections: refused at MAIL FROM vs controls")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        style = {"color": colours.get(run.mode), "linestyle": "--" if run.variant != "after" else "-"}
+        rss = [mb for _, _, mb, _ in run.samples]
+        if run.mode != "idle":
+            by_connections.plot([n / 1000 for n, *_ in run.samples], rss, label=run.label, **style)
+        by_time.plot([s / 60 for _, s, _, _ in run.samples], rss, label=run.label, **style)
+    by_connections.set_xlabel("SMTP connections handled (thousands)")
+    by_connections.set_title("RSS against connections")
+    by_time.set_xlabel("minutes")
+    by_time.set_title("RSS against time")
+    for ax in (by_connections, by_time):
+        ax.set_ylabel("ingest RSS (MB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("ingest under refused (451 at MAIL FROM), accepted, connect-QUIT and no SMTP load")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -272,48 +305,58 @@ def main() -> None:
         child(Path(sys.argv[2]))
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--connections", type=int, default=100_000, help="SMTP sessions per mode")
-    parser.add_argument("--modes", default="refused,accepted,quit")
+    parser.add_argument("--seconds", type=float, default=180, help="length of each mode's run")
+    parser.add_argument("--modes", default="refused,accepted,quit,idle")
     parser.add_argument("--threads", type=int, default=8, help="client threads (the soak's SmtpLoad has 8)")
-    parser.add_argument("--sample-every", type=int, default=2000, help="connections between RSS samples")
-    parser.add_argument("--warmup", type=int, default=10_000, help="connections left out of the slope")
+    parser.add_argument("--check-seconds", type=float, default=0.25, help="INGEST_BACKLOG_CHECK_SECONDS (default 1)")
+    parser.add_argument("--before", metavar="SRC", help="also run each mode with mailstream_ingest from SRC")
+    parser.add_argument("--sample-seconds", type=float, default=5, help="seconds between RSS samples")
+    parser.add_argument("--warmup-seconds", type=float, default=20, help="seconds left out of the slopes")
     parser.add_argument("--tracemalloc", action="store_true", help="diagnosis: trace ingest's allocations")
     parser.add_argument("--malloc-trim", action="store_true", help="diagnosis: malloc_trim(0) at the end")
     parser.add_argument("--malloc-arena-max", type=int, help="diagnosis: MALLOC_ARENA_MAX for ingest")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability" / "ingest-refusal-memory")
+    parser.add_argument("--logs", type=Path, default=Path("/tmp/ingest-refusal-memory"), help="ingest's logs")
     parser.add_argument("--tag", default="", help="suffix of the CSV and chart names")
     options = parser.parse_args()
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     mongodb_uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/")
     options.out.mkdir(parents=True, exist_ok=True)
+    options.logs.mkdir(parents=True, exist_ok=True)
 
     runs = []
+    variants = ["before", "after"] if options.before else ["after"]
     for mode in options.modes.split(","):
-        run = run_mode(mode, options, amqp_url, mongodb_uri, options.out)
-        runs.append(run)
-        first, last = run.samples[0], run.samples[-1]
-        print(
-            f"{mode}: {last[0]} connections in {last[1]:.0f} s ({last[0] / last[1]:.0f}/s), RSS {first[2]:.1f} → "
-            f"{last[2]:.1f} MB, slope {run.slope(options.warmup):+.2f} MB per 100k, replies {dict(run.replies)}"
-            + (f", malloc_trim {run.trimmed[0]:.1f} → {run.trimmed[1]:.1f} MB" if run.trimmed else ""),
-            flush=True,
-        )
+        for variant in variants:
+            run = run_mode(mode, variant, options, amqp_url, mongodb_uri, options.logs)
+            runs.append(run)
+            first, last = run.samples[0], run.samples[-1]
+            print(
+                f"{run.label}: {last[0]} connections in {last[1]:.0f} s, RSS {first[2]:.1f} → {last[2]:.1f} MB, "
+                f"{run.slope(options.warmup_seconds, per='connections'):+.2f} MB/100k connections, "
+                f"{run.slope(options.warmup_seconds, per='hour'):+.1f} MB/h, replies {dict(run.replies)}"
+                + (f", malloc_trim {run.trimmed[0]:.1f} → {run.trimmed[1]:.1f} MB" if run.trimmed else ""),
+                flush=True,
+            )
 
     with (options.out / f"series{options.tag}.csv").open("w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["mode", "connections", "seconds", "rss_mb", "load1"])
+        writer.writerow(["mode", "variant", "connections", "seconds", "rss_mb", "load1"])
         for run in runs:
             for n, seconds, mb, load in run.samples:
-                writer.writerow([run.mode, n, f"{seconds:.1f}", f"{mb:.2f}", f"{load:.2f}"])
+                writer.writerow([run.mode, run.variant, n, f"{seconds:.1f}", f"{mb:.2f}", f"{load:.2f}"])
     chart(runs, options.out / f"rss{options.tag}.png")
 
-    print(f"\n| mode | connections | conn/s | RSS start → end (MB) | slope after {options.warmup:,} (MB/100k) |")
-    print("|---|---|---|---|---|")
+    print(f"\nslopes after the first {options.warmup_seconds:.0f} s; backlog read every {options.check_seconds} s")
+    print("| run | connections | conn/s | RSS start → end (MB) | MB per 100k connections | MB per hour |")
+    print("|---|---|---|---|---|---|")
     for run in runs:
         first, last = run.samples[0], run.samples[-1]
+        per_connections = run.slope(options.warmup_seconds, per="connections")
         print(
-            f"| {run.mode} | {last[0]:,} | {last[0] / last[1]:.0f} | {first[2]:.1f} → {last[2]:.1f} | "
-            f"{run.slope(options.warmup):+.2f} |"
+            f"| {run.label} | {last[0]:,} | {last[0] / last[1]:.0f} | {first[2]:.1f} → {last[2]:.1f} | "
+            + ("–" if run.mode == "idle" else f"{per_connections:+.2f}")
+            + f" | {run.slope(options.warmup_seconds, per='hour'):+.1f} |"
         )
     loads = [load for run in runs for *_, load in run.samples]
     print(f"load average (1 min) during the runs: {min(loads):.2f}-{max(loads):.2f}")

@@ -58,10 +58,10 @@ ReadDepth = Callable[[str], Awaitable[int]]
 class QueueDepths:
     """Reads queue depths (a passive declare) on one channel kept open for it, reopened only when it was closed.
 
-    Not a channel per read: with aio-pika 10.2 on aiormq 7.2 every channel opened and closed leaves about 4 KB on
+    Not a channel per read: with aio-pika 10.2 on aiormq 7.2 every channel opened and closed leaves about 3.5 KB on
     the connection for good (aio-pika removes its close callback from a new observer of the connection's `closing`,
     which aiormq makes afresh on each access, not from the one it was added to). At two reads a second that was
-    ingest's steady ~28 MB/h in the 30-minute soak (issue 12; docs/reliability/ingest-refusal-memory/).
+    ingest's steady +27.7 MB/h in the 30-minute soak (issue 12; docs/reliability/ingest-refusal-memory/).
     The declare goes to the broker every time: aio-pika's own passive `declare_queue` on a robust channel answers
     a name it has seen from its cache, with the old count.
     """

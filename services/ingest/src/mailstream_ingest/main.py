@@ -84,15 +84,10 @@ async def main(stop: asyncio.Event, settings: IngestSettings | None = None) -> N
         backlog = BacklogGate(limit=settings.backlog_limit)
         if settings.backlog_limit > 0:
             watched = (topology.INGEST_ANALYSE.name, topology.INBOX_STORE.name)
+            depths = QueueDepths(broker.connection)  # one channel for every read: a channel per read leaked (issue 12)
             background.append(
                 asyncio.create_task(
-                    watch_backlog(
-                        backlog,
-                        watched,
-                        QueueDepths(broker.connection).read,  # one channel for all reads (see QueueDepths)
-                        stop,
-                        interval=settings.backlog_check_seconds,
-                    )
+                    watch_backlog(backlog, watched, depths.read, stop, interval=settings.backlog_check_seconds)
                 )
             )
         front_door = SmtpFrontDoor(
