@@ -49,16 +49,7 @@ def render(out: Path) -> list[Path]:
     paths = []
 
     def finish(fig, ax_list, name: str, title: str) -> None:
-        for ax in ax_list:
-            shade_phases(ax, rows, minutes)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8, loc="upper left")
-        ax_list[-1].set_xlabel("minutes since start")
-        fig.suptitle(f"{title}\n{title_note}", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        paths.append(out / name)
+        paths.append(save_chart(fig, ax_list, rows, out / name, f"{title}\n{title_note}"))
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for name, label in (("offered_per_s", "offered"), ("accepted_per_s", "accepted (250)"),
@@ -129,6 +120,21 @@ def render(out: Path) -> list[Path]:
     return paths
 
 
+def save_chart(fig, ax_list, rows: list[dict], path: Path, title: str) -> Path:
+    """Every chart's finish: the phases shaded, a grid, the legend, the title, one PNG."""
+    minutes = [float(r["t_s"]) / 60 for r in rows]
+    for ax in ax_list:
+        shade_phases(ax, rows, minutes)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    ax_list[-1].set_xlabel("minutes since start")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def database_intervals(out: Path) -> dict[tuple[str, str, str], list[tuple[float, float, float]]]:
     """Per (service, command, collection): (minute, calls, seconds) between consecutive scrapes."""
     with (out / "database.csv").open(newline="") as handle:
@@ -167,16 +173,8 @@ def database_chart(out: Path, rows: list[dict], title_note: str, top: int = 8) -
         ax.plot([m for m, _ in points], [v for _, v in points], label=" ".join(key), lw=1)
     ax.set_ylabel("mean ms per command")
     ax.set_yscale("log")
-    ax.set_xlabel("minutes since start")
-    shade_phases(ax, rows, [float(r["t_s"]) / 60 for r in rows])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(
-        f"The {top} database commands with the most time during the soak (all services)\n{title_note}", fontsize=10
-    )
-    fig.tight_layout()
-    fig.savefig(out / "database.png", dpi=110)
-    plt.close(fig)
+    title = f"The {top} database commands with the most time during the soak (all services)\n{title_note}"
+    chart = save_chart(fig, [ax], rows, out / "database.png", title)
 
     lines = ["| service | command | collection | first 5 soak min: calls/s, ms | last 5 soak min: calls/s, ms | ms ratio |",
              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
@@ -190,7 +188,7 @@ def database_chart(out: Path, rows: list[dict], title_note: str, top: int = 8) -
         ratio = f"{means[1] / means[0]:.2f}" if means[0] and means[1] else "-"
         lines.append(f"| {' | '.join(key)} | {cells[0]} | {cells[1]} | {ratio} |")
     (out / "database_growth.md").write_text("\n".join(lines) + "\n")
-    return [out / "database.png"]
+    return [chart]
 
 
 if __name__ == "__main__":
