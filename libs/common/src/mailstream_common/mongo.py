@@ -61,17 +61,18 @@ class CommandTimer(monitoring.CommandListener):
             self._labels[(event.connection_id, event.request_id)] = (event.command_name, collection)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        labels = self._labels.pop((event.connection_id, event.request_id), None)
-        if labels is not None:
-            metrics.DATABASE_COMMAND_SECONDS.labels(*labels).observe(event.duration_micros / 1e6)
-            # A write the server refused (a duplicate key) comes back as ok: 1 with writeErrors, not as a failure.
-            if event.reply.get("writeErrors") or event.reply.get("writeConcernError"):
-                metrics.DATABASE_COMMAND_FAILURES.labels(*labels).inc()
+        # A write the server refused (a duplicate key) comes back as ok: 1 with writeErrors, not as a failure.
+        self._finish(event, failed=bool(event.reply.get("writeErrors") or event.reply.get("writeConcernError")))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._finish(event, failed=True)
+
+    def _finish(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent, *, failed: bool) -> None:
         labels = self._labels.pop((event.connection_id, event.request_id), None)
-        if labels is not None:
-            metrics.DATABASE_COMMAND_SECONDS.labels(*labels).observe(event.duration_micros / 1e6)
+        if labels is None:  # a command about the server, not timed
+            return
+        metrics.DATABASE_COMMAND_SECONDS.labels(*labels).observe(event.duration_micros / 1e6)
+        if failed:
             metrics.DATABASE_COMMAND_FAILURES.labels(*labels).inc()
 
 
